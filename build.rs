@@ -1,0 +1,30 @@
+//! Compiles `proto/` into Rust with protox (no system `protoc` needed) and writes the
+//! encoded descriptor set that server reflection serves.
+
+use std::{env, fs, path::PathBuf};
+
+const PROTOS: &[&str] = &[
+    "proto/rapport/v1/common.proto",
+    "proto/rapport/v1/survey_service.proto",
+    "proto/rapport/v1/follow_up_service.proto",
+];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    println!("cargo:rerun-if-changed=proto");
+    let out = PathBuf::from(env::var("OUT_DIR")?);
+
+    let mut compiler = protox::Compiler::new(["proto"])?;
+    compiler.include_imports(true).include_source_info(true);
+    compiler.open_files(PROTOS)?;
+    // `encode_file_descriptor_set` keeps custom options that `compile()` drops.
+    fs::write(
+        out.join("rapport_descriptor.bin"),
+        compiler.encode_file_descriptor_set(),
+    )?;
+
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .compile_fds(compiler.file_descriptor_set())?;
+    Ok(())
+}

@@ -1,0 +1,17 @@
+//! Database migrations for rapport: one schema that runs unchanged on SQLite and
+//! PostgreSQL. Times are stored as BIGINT microseconds since the Unix epoch (portable,
+//! totally ordered, cheap to compare); free-form maps as JSON text.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261123_000001_survey_core;
+
+/// Applies the migrations in order.
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261123_000001_survey_core::Migration)]
+    }
+}

@@ -1,0 +1,8 @@
+//! `rapport bench`: a load generator (filled in below).
+
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {}
+
+pub async fn run(_args: BenchArgs) -> anyhow::Result<()> {
+    anyhow::bail!("not implemented")
+}

@@ -1,0 +1,18 @@
+//! Pure rules of the product: scales and buckets, the statistics behind every number,
+//! eligibility, follow-up transitions, and the parsing of every input. No I/O, no
+//! tonic, no sea-orm: everything here is a function tests can call directly.
+
+pub mod eligibility;
+pub mod follow_up;
+pub mod ids;
+pub mod input;
+pub mod model;
+pub mod secrets;
+pub mod stats;
+pub mod survey;
+pub mod time;
+
+pub use eligibility::{Eligibility, EligibilityRule, History, Policy};
+pub use follow_up::{FollowUpAction, FollowUpStatus, Priority};
+pub use ids::*;
+pub use survey::{Bucket, Scale, Score, SurveyKind};

@@ -1,0 +1,360 @@
+//! The records the use-cases hand back to the transports: plain data, no I/O types.
+
+use std::collections::BTreeMap;
+
+use super::eligibility::{Eligibility, EligibilityRule, PolicyOverrides};
+use super::follow_up::{FollowUpStatus, Priority};
+use super::ids::*;
+use super::stats::Summary;
+use super::survey::{Bucket, Scale};
+use super::time::Timestamp;
+
+/// Free-form string properties.
+pub type Properties = BTreeMap<String, String>;
+
+/// When a low score opens a follow-up.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FollowUpRule {
+    pub threshold: Option<i32>,
+    pub customer_condition: Properties,
+    pub sla_hours: Option<i32>,
+    pub disabled: bool,
+}
+
+impl FollowUpRule {
+    /// Default SLA: 48 hours from opening.
+    pub const DEFAULT_SLA_HOURS: i32 = 48;
+
+    /// Whether a score on `scale` from a customer with `props` opens a follow-up.
+    pub fn opens(&self, scale: Scale, score: i32, props: &Properties) -> bool {
+        !self.disabled && self.at_or_under(scale, score) && super::input::matches(&self.customer_condition, props)
+    }
+
+    /// Whether `score` is at or under the threshold (the survey's, else the default).
+    pub fn at_or_under(&self, scale: Scale, score: i32) -> bool {
+        score <= self.threshold.unwrap_or_else(|| scale.default_follow_up_threshold())
+    }
+
+    pub fn sla(&self) -> chrono::Duration {
+        chrono::Duration::hours(self.sla_hours.unwrap_or(Self::DEFAULT_SLA_HOURS) as i64)
+    }
+}
+
+/// A survey as configured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Survey {
+    pub id: SurveyId,
+    pub scale: Scale,
+    pub name: String,
+    pub question: String,
+    pub low_label: String,
+    pub high_label: String,
+    pub policy: PolicyOverrides,
+    pub follow_up: FollowUpRule,
+    pub in_app: bool,
+    pub archived_at: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// How an invitation reaches the customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Email,
+    Sms,
+    Link,
+    InApp,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Sms => "sms",
+            Channel::Link => "link",
+            Channel::InApp => "in_app",
+        }
+    }
+    pub fn from_db(s: &str) -> Self {
+        match s {
+            "email" => Channel::Email,
+            "sms" => Channel::Sms,
+            "in_app" => Channel::InApp,
+            _ => Channel::Link,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvitationStatus {
+    Pending,
+    Answered,
+    Expired,
+}
+
+/// An issued invitation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invitation {
+    pub id: InvitationId,
+    pub survey_id: SurveyId,
+    pub customer: CustomerRef,
+    pub channel: Channel,
+    pub forced: bool,
+    pub issued_at: Timestamp,
+    pub expires_at: Timestamp,
+    pub response_id: Option<ResponseId>,
+}
+
+impl Invitation {
+    pub fn status(&self, now: Timestamp) -> InvitationStatus {
+        if self.response_id.is_some() {
+            InvitationStatus::Answered
+        } else if now >= self.expires_at {
+            InvitationStatus::Expired
+        } else {
+            InvitationStatus::Pending
+        }
+    }
+}
+
+/// What `IssueSurvey` did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IssueOutcome {
+    Issued { invitation: Invitation, token: String, eligibility: Eligibility },
+    Suppressed { suppression_id: InvitationId, eligibility: Eligibility },
+}
+
+/// A recorded response.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Response {
+    pub id: ResponseId,
+    pub survey_id: SurveyId,
+    pub customer: CustomerRef,
+    pub invitation_id: Option<InvitationId>,
+    pub scale: Scale,
+    pub score: i32,
+    pub bucket: Bucket,
+    pub comment: String,
+    pub properties: Properties,
+    pub recorded_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub follow_up_id: Option<FollowUpId>,
+}
+
+/// One line of a follow-up's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowUpEntry {
+    pub kind: EntryKind,
+    pub at: Timestamp,
+    pub author: String,
+    pub body: String,
+    pub from_status: Option<FollowUpStatus>,
+    pub to_status: Option<FollowUpStatus>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryKind {
+    Note,
+    StatusChange,
+    Assignment,
+    Priority,
+    System,
+}
+
+impl EntryKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Note => "note",
+            EntryKind::StatusChange => "status",
+            EntryKind::Assignment => "assignment",
+            EntryKind::Priority => "priority",
+            EntryKind::System => "system",
+        }
+    }
+    pub fn from_db(s: &str) -> Self {
+        match s {
+            "note" => EntryKind::Note,
+            "status" => EntryKind::StatusChange,
+            "assignment" => EntryKind::Assignment,
+            "priority" => EntryKind::Priority,
+            _ => EntryKind::System,
+        }
+    }
+}
+
+/// A follow-up with the answer it is about, as that answer is now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FollowUp {
+    pub id: FollowUpId,
+    pub response: Response,
+    pub status: FollowUpStatus,
+    pub priority: Priority,
+    pub assignee: String,
+    pub due_at: Timestamp,
+    pub overdue_at: Option<Timestamp>,
+    pub resolution: String,
+    pub at_or_under_threshold: bool,
+    pub opened_at: Timestamp,
+    pub acknowledged_at: Option<Timestamp>,
+    pub resolved_at: Option<Timestamp>,
+    pub dismissed_at: Option<Timestamp>,
+    pub reopened_at: Option<Timestamp>,
+    pub updated_at: Timestamp,
+    pub entries: Vec<FollowUpEntry>,
+}
+
+/// The invitation funnel of a window.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Funnel {
+    pub issued: i64,
+    pub suppressed_by_rule: BTreeMap<EligibilityRule, i64>,
+    pub expired: i64,
+    pub answered: i64,
+    pub pending: i64,
+}
+
+impl Funnel {
+    pub fn suppressed(&self) -> i64 {
+        self.suppressed_by_rule.values().sum()
+    }
+    /// answered / issued, or `None` when nothing was issued.
+    pub fn response_rate(&self) -> Option<f64> {
+        (self.issued > 0).then(|| self.answered as f64 / self.issued as f64)
+    }
+}
+
+/// Everything `GetSurveyMetrics` returns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SurveyMetrics {
+    pub scale: Scale,
+    pub summary: Summary,
+    pub series: Vec<(Timestamp, Timestamp, Summary)>,
+    pub funnel: Funnel,
+    pub start: Timestamp,
+    pub end: Timestamp,
+}
+
+/// A page of results and the token for the next one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next_page_token: String,
+}
+
+/// What kind of credential a caller holds (DESIGN §2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// `rk_secret_…`: full access to the tenant.
+    Secret,
+    /// `rk_pub_…`: in-app answering only.
+    Publishable,
+}
+
+impl KeyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Secret => "secret",
+            KeyKind::Publishable => "publishable",
+        }
+    }
+    pub fn prefix(self) -> &'static str {
+        match self {
+            KeyKind::Secret => "rk_secret_",
+            KeyKind::Publishable => "rk_pub_",
+        }
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub tenant: TenantId,
+    pub key_id: KeyId,
+    pub kind: KeyKind,
+}
+
+/// A key as shown once at creation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedKey {
+    pub id: KeyId,
+    pub tenant: TenantId,
+    pub kind: KeyKind,
+    /// The plaintext. Only its hash is stored.
+    pub secret: String,
+}
+
+/// A new survey, checked field by field.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SurveyDraft {
+    pub scale: Scale,
+    pub name: String,
+    pub question: String,
+    pub low_label: String,
+    pub high_label: String,
+    pub policy: PolicyOverrides,
+    pub follow_up: FollowUpRule,
+    pub in_app: bool,
+}
+
+/// The fields an `UpdateSurvey` changes; `None` leaves a field as it is.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct SurveyPatch {
+    pub name: Option<String>,
+    pub question: Option<String>,
+    pub low_label: Option<String>,
+    pub high_label: Option<String>,
+    pub in_app: Option<bool>,
+    pub days_after_invitation_this_survey: Option<Option<i32>>,
+    pub days_after_invitation_any_survey: Option<Option<i32>>,
+    pub days_after_response_this_survey: Option<Option<i32>>,
+    pub days_after_response_any_survey: Option<Option<i32>>,
+    pub invitation_expiry_days: Option<Option<i32>>,
+    pub follow_up_threshold: Option<Option<i32>>,
+    pub follow_up_condition: Option<Properties>,
+    pub follow_up_sla_hours: Option<Option<i32>>,
+    pub follow_up_disabled: Option<bool>,
+}
+
+impl SurveyPatch {
+    /// `survey` with the patch applied, checked again as a whole.
+    pub fn apply(self, mut s: Survey) -> crate::error::Result<Survey> {
+        fn set<T>(slot: &mut T, v: Option<T>) {
+            if let Some(v) = v {
+                *slot = v;
+            }
+        }
+        set(&mut s.name, self.name);
+        set(&mut s.question, self.question);
+        set(&mut s.low_label, self.low_label);
+        set(&mut s.high_label, self.high_label);
+        set(&mut s.in_app, self.in_app);
+        set(&mut s.policy.days_after_invitation_this_survey, self.days_after_invitation_this_survey);
+        set(&mut s.policy.days_after_invitation_any_survey, self.days_after_invitation_any_survey);
+        set(&mut s.policy.days_after_response_this_survey, self.days_after_response_this_survey);
+        set(&mut s.policy.days_after_response_any_survey, self.days_after_response_any_survey);
+        set(&mut s.policy.invitation_expiry_days, self.invitation_expiry_days);
+        set(&mut s.follow_up.threshold, self.follow_up_threshold);
+        set(&mut s.follow_up.customer_condition, self.follow_up_condition);
+        set(&mut s.follow_up.sla_hours, self.follow_up_sla_hours);
+        set(&mut s.follow_up.disabled, self.follow_up_disabled);
+        s.policy = s.policy.validate()?;
+        s.follow_up.validate(s.scale)?;
+        Ok(s)
+    }
+}
+
+impl FollowUpRule {
+    /// Checks the threshold against the scale and the SLA (1 hour to 365 days).
+    pub fn validate(&self, scale: Scale) -> crate::error::Result<()> {
+        scale.parse_threshold(self.threshold)?;
+        if let Some(h) = self.sla_hours
+            && !(1..=8760).contains(&h)
+        {
+            return Err(crate::error::AppError::invalid(
+                "follow_up.sla_hours",
+                format!("must be from 1 to 8760 hours; got {h}"),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,233 @@
+//! The numbers behind every metric: headline scores, means and their 95 % confidence
+//! intervals (DESIGN §3), and the time-series intervals.
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
+use statrs::distribution::{ContinuousCDF, StudentsT};
+
+use super::survey::{Bucket, Scale, SurveyKind};
+use super::time::Timestamp;
+
+/// The 97.5th percentile of the standard normal distribution.
+pub const Z_95: f64 = 1.959_963_984_540_054;
+
+/// A confidence interval at 95 %.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Interval {
+    pub lower: f64,
+    pub upper: f64,
+}
+
+/// The numbers for one set of scores.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Summary {
+    pub n: i64,
+    pub bucket_counts: BTreeMap<Bucket, i64>,
+    pub headline: Option<f64>,
+    pub headline_interval: Option<Interval>,
+    pub mean: Option<f64>,
+    pub mean_interval: Option<Interval>,
+}
+
+/// Summarises scores on one scale. Every bucket of the scale appears in the counts.
+pub fn summarize(scale: Scale, scores: &[i32]) -> Summary {
+    let n = scores.len() as i64;
+    let mut bucket_counts: BTreeMap<Bucket, i64> =
+        scale.bucket_ranges().iter().map(|r| (r.bucket, 0)).collect();
+    for &s in scores {
+        *bucket_counts.entry(scale.bucket(s)).or_default() += 1;
+    }
+    if n == 0 {
+        return Summary { n, bucket_counts, ..Summary::default() };
+    }
+    let (headline, headline_interval) = match scale.kind {
+        SurveyKind::Nps => {
+            let p = bucket_counts[&Bucket::Promoter];
+            let d = bucket_counts[&Bucket::Detractor];
+            let (score, ci) = nps(p, d, n);
+            (score, ci)
+        }
+        SurveyKind::Csat | SurveyKind::Ces => {
+            let good = bucket_counts[&scale.good_bucket()];
+            (100.0 * good as f64 / n as f64, wilson(good, n))
+        }
+    };
+    let (mean, mean_interval) = mean_t(scores);
+    Summary {
+        n,
+        bucket_counts,
+        headline: Some(headline),
+        headline_interval: Some(headline_interval),
+        mean: Some(mean),
+        mean_interval,
+    }
+}
+
+/// NPS = 100 (p − d) with the normal-approximation interval
+/// 100 ((p − d) ± z sqrt((p + d − (p − d)²) / n)), clamped to [−100, 100].
+pub fn nps(promoters: i64, detractors: i64, n: i64) -> (f64, Interval) {
+    let nf = n as f64;
+    let p = promoters as f64 / nf;
+    let d = detractors as f64 / nf;
+    let diff = p - d;
+    let var = (p + d - diff * diff) / nf;
+    let half = Z_95 * var.max(0.0).sqrt();
+    (
+        100.0 * diff,
+        Interval {
+            lower: (100.0 * (diff - half)).max(-100.0),
+            upper: (100.0 * (diff + half)).min(100.0),
+        },
+    )
+}
+
+/// Wilson score interval for `k` successes in `n`, in percent.
+pub fn wilson(k: i64, n: i64) -> Interval {
+    let nf = n as f64;
+    let phat = k as f64 / nf;
+    let z2 = Z_95 * Z_95;
+    let denom = 1.0 + z2 / nf;
+    let centre = (phat + z2 / (2.0 * nf)) / denom;
+    let half = Z_95 * (phat * (1.0 - phat) / nf + z2 / (4.0 * nf * nf)).sqrt() / denom;
+    Interval {
+        lower: 100.0 * (centre - half).max(0.0),
+        upper: 100.0 * (centre + half).min(1.0),
+    }
+}
+
+/// Mean and its Student-t interval (none for fewer than two scores).
+pub fn mean_t(scores: &[i32]) -> (f64, Option<Interval>) {
+    let n = scores.len() as f64;
+    let mean = scores.iter().map(|&s| s as f64).sum::<f64>() / n;
+    if scores.len() < 2 {
+        return (mean, None);
+    }
+    let var = scores.iter().map(|&s| (s as f64 - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    let t = t_975(n - 1.0);
+    let half = t * (var / n).sqrt();
+    (mean, Some(Interval { lower: mean - half, upper: mean + half }))
+}
+
+/// The 97.5th percentile of Student's t with `df` degrees of freedom.
+pub fn t_975(df: f64) -> f64 {
+    match StudentsT::new(0.0, 1.0, df) {
+        Ok(t) => t.inverse_cdf(0.975),
+        Err(_) => Z_95,
+    }
+}
+
+/// Calendar grain of a time series (UTC).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grain {
+    Day,
+    /// ISO weeks, Monday first.
+    Week,
+    Month,
+}
+
+/// The start of the period of `grain` that contains `t`.
+pub fn period_start(grain: Grain, t: Timestamp) -> Timestamp {
+    let date = t.date_naive();
+    let start = match grain {
+        Grain::Day => date,
+        Grain::Week => date - Duration::days(date.weekday().num_days_from_monday() as i64),
+        Grain::Month => NaiveDate::from_ymd_opt(date.year(), date.month(), 1).unwrap_or(date),
+    };
+    Utc.from_utc_datetime(&start.and_hms_opt(0, 0, 0).unwrap_or_default())
+}
+
+/// The start of the period after the one starting at `start`.
+pub fn next_period(grain: Grain, start: Timestamp) -> Timestamp {
+    match grain {
+        Grain::Day => start + Duration::days(1),
+        Grain::Week => start + Duration::days(7),
+        Grain::Month => {
+            let d = start.date_naive();
+            let (y, m) = if d.month() == 12 { (d.year() + 1, 1) } else { (d.year(), d.month() + 1) };
+            let next = NaiveDate::from_ymd_opt(y, m, 1).unwrap_or(d);
+            Utc.from_utc_datetime(&next.and_hms_opt(0, 0, 0).unwrap_or_default())
+        }
+    }
+}
+
+/// The periods covering [start, end): each is [from, to) clipped to the window.
+pub fn periods(grain: Grain, start: Timestamp, end: Timestamp) -> Vec<(Timestamp, Timestamp)> {
+    let mut out = Vec::new();
+    let mut from = period_start(grain, start);
+    while from < end {
+        let to = next_period(grain, from);
+        out.push((from.max(start), to.min(end)));
+        from = to;
+    }
+    out
+}
+
+/// Time series may not have more points than this.
+pub const MAX_SERIES_POINTS: usize = 1_000;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn close(a: f64, b: f64) {
+        assert!((a - b).abs() < 1e-6, "{a} != {b}");
+    }
+
+    #[test]
+    fn nps_of_a_known_sample() {
+        // 5 promoters, 3 passives, 2 detractors: p = .5, d = .2, NPS = 30.
+        let scale = Scale::parse(SurveyKind::Nps, None).unwrap();
+        let s = summarize(scale, &[10, 9, 9, 10, 9, 7, 8, 8, 3, 6]);
+        close(s.headline.unwrap(), 30.0);
+        let half = 1.959963984540054 * ((0.5 + 0.2 - 0.09_f64) / 10.0).sqrt() * 100.0;
+        let ci = s.headline_interval.unwrap();
+        close(ci.lower, 30.0 - half);
+        close(ci.upper, 30.0 + half);
+    }
+
+    #[test]
+    fn nps_interval_is_clamped() {
+        let (score, ci) = nps(3, 0, 3);
+        close(score, 100.0);
+        close(ci.upper, 100.0);
+        close(ci.lower, 100.0);
+    }
+
+    #[test]
+    fn wilson_matches_the_textbook_example() {
+        // 8 of 10 satisfied → Wilson 95 % ≈ [49.016, 94.332] %.
+        let ci = wilson(8, 10);
+        assert!((ci.lower - 49.016).abs() < 0.01, "{}", ci.lower);
+        assert!((ci.upper - 94.332).abs() < 0.01, "{}", ci.upper);
+    }
+
+    #[test]
+    fn t_quantiles_match_tables() {
+        assert!((t_975(1.0) - 12.706).abs() < 1e-3);
+        assert!((t_975(4.0) - 2.776).abs() < 1e-3);
+        assert!((t_975(29.0) - 2.045).abs() < 1e-3);
+    }
+
+    #[test]
+    fn mean_interval_needs_two_scores() {
+        assert!(mean_t(&[4]).1.is_none());
+        let (m, ci) = mean_t(&[1, 2, 3, 4, 5]);
+        close(m, 3.0);
+        let half = 2.776445105 * (2.5_f64 / 5.0).sqrt();
+        let ci = ci.unwrap();
+        assert!((ci.lower - (3.0 - half)).abs() < 1e-6);
+    }
+
+    #[test]
+    fn weeks_start_on_monday_and_months_on_the_first() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 19, 15, 0, 0).unwrap(); // a Thursday
+        assert_eq!(period_start(Grain::Week, t), Utc.with_ymd_and_hms(2026, 11, 16, 0, 0, 0).unwrap());
+        assert_eq!(period_start(Grain::Month, t), Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap());
+        let dec = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
+        assert_eq!(next_period(Grain::Month, dec), Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap());
+        let ps = periods(Grain::Day, t, t + Duration::days(2));
+        assert_eq!(ps.len(), 3);
+        assert_eq!(ps[0].0, t);
+    }
+}

@@ -1,0 +1,24 @@
+//! rapport: a customer-engagement service. It issues and records NPS, CSAT and CES
+//! surveys, opens follow-ups for low scores, and serves the numbers with their
+//! definitions and confidence intervals, over gRPC.
+//!
+//! # Layout
+//! A request flows one way: [`grpc`] (decode, authenticate, convert) → [`service`]
+//! (the use-case, in one transaction) → [`domain`] (rules) and [`store`] (SQL) → back
+//! out through one error mapping ([`grpc::status`]).
+//!
+//! - [`config`]: flags and environment.
+//! - [`telemetry`]: logs and optional OpenTelemetry export.
+//! - [`app`]: the server: services, health, reflection, graceful shutdown.
+//! - [`error`]: [`error::AppError`], the one error type.
+//! - [`bench`]: the load generator behind `rapport bench`.
+
+pub mod app;
+pub mod bench;
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod service;
+pub mod store;
+pub mod telemetry;

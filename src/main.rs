@@ -1,0 +1,70 @@
+//! The `rapport` binary: parse the command line, set up telemetry, run a sub-command.
+
+use clap::Parser;
+
+use rapport::app::{Application, shutdown_signal};
+use rapport::config::{Cli, Command, KeyCommand, TenantCommand};
+use rapport::domain::model::KeyKind;
+use rapport::service::{Clock, Services};
+use rapport::store::Db;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let mut cli = Cli::parse();
+    if cli.command.is_none() {
+        // No sub-command means `serve`, with its flags from the environment.
+        cli = Cli::parse_from(std::env::args().chain(std::iter::once("serve".to_owned())));
+    }
+    let _telemetry = rapport::telemetry::init(cli.common.log_format, &cli.common.log_level)?;
+    let db_settings = cli.common.db();
+    match cli.command.unwrap_or(Command::Migrate) {
+        Command::Serve(args) => {
+            let bootstrap = args.bootstrap_tenant;
+            let app = Application::build(&db_settings, args, Clock::default()).await?;
+            if bootstrap {
+                match app.services().bootstrap().await {
+                    Ok(Some(key)) => println!(
+                        "Created tenant `default`. Its secret key, shown only this once:\n\n    {}\n",
+                        key.secret
+                    ),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not create the default tenant"),
+                }
+            }
+            tracing::info!(addr = %app.local_addr(), "rapport serving gRPC");
+            app.run_until_stopped(shutdown_signal()).await
+        }
+        Command::Migrate => {
+            let db = Db::connect(&db_settings).await?;
+            db.migrate().await?;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::Tenant(TenantCommand::Create { name }) => {
+            let svc = admin_services(&db_settings).await?;
+            let key = svc.create_tenant(&name).await?;
+            println!("tenant {name} created (id {})\nsecret key (shown once): {}", key.tenant, key.secret);
+            Ok(())
+        }
+        Command::Key(KeyCommand::Create { tenant, publishable }) => {
+            let svc = admin_services(&db_settings).await?;
+            let kind = if publishable { KeyKind::Publishable } else { KeyKind::Secret };
+            let key = svc.create_key(&tenant, kind).await?;
+            println!("key id {}\n{} key (shown once): {}", key.id, kind.as_str(), key.secret);
+            Ok(())
+        }
+        Command::Key(KeyCommand::Revoke { key_id }) => {
+            let svc = admin_services(&db_settings).await?;
+            svc.revoke_key(&key_id).await?;
+            println!("key {key_id} revoked");
+            Ok(())
+        }
+        Command::Bench(args) => rapport::bench::run(args).await,
+    }
+}
+
+async fn admin_services(db: &rapport::store::DbSettings) -> anyhow::Result<Services> {
+    let db = Db::connect(db).await?;
+    db.migrate().await?;
+    Ok(Services { db, clock: Clock::default() })
+}

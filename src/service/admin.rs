@@ -1,0 +1,34 @@
+//! Tenants and keys, for the admin sub-commands and the first start.
+
+use super::Services;
+use crate::domain::input;
+use crate::domain::model::{IssuedKey, KeyKind};
+use crate::error::Result;
+use crate::store::tenants;
+
+impl Services {
+    /// Creates a tenant and its first secret key.
+    pub async fn create_tenant(&self, name: &str) -> Result<IssuedKey> {
+        let name = input::text("name", name, 200, true)?;
+        tenants::create_tenant(&self.db, &name, self.clock.now()).await
+    }
+
+    /// Creates a key for a tenant named by name or id.
+    pub async fn create_key(&self, tenant: &str, kind: KeyKind) -> Result<IssuedKey> {
+        let t = tenants::find_tenant(&self.db, tenant).await?;
+        tenants::create_key(&self.db, &t, kind, self.clock.now()).await
+    }
+
+    /// Revokes a key by id.
+    pub async fn revoke_key(&self, key_id: &str) -> Result<()> {
+        tenants::revoke_key(&self.db, key_id, self.clock.now()).await
+    }
+
+    /// On an empty database, creates the tenant `default` and returns its key.
+    pub async fn bootstrap(&self) -> Result<Option<IssuedKey>> {
+        if tenants::is_empty(&self.db).await? {
+            return self.create_tenant("default").await.map(Some);
+        }
+        Ok(None)
+    }
+}

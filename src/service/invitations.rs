@@ -1,0 +1,231 @@
+//! Eligibility, issuing invitations, reading them by token, and opt-outs (DESIGN §4).
+
+use super::{Services, require_secret};
+use crate::domain::eligibility::{self, Eligibility};
+use crate::domain::model::{Channel, Invitation, IssueOutcome, Principal, Properties, Survey};
+use crate::domain::time::{Timestamp, days};
+use crate::domain::{CustomerRef, InvitationId, SurveyId, TenantId, secrets, time};
+use crate::error::{AppError, Result};
+use crate::store::{self, customers, invitations, surveys, tenants};
+
+/// Length of the random part of an invitation token (≈ 190 bits).
+const TOKEN_CHARS: usize = 32;
+const TOKEN_PREFIX: &str = "inv_";
+
+/// An `IssueSurvey` request, parsed.
+#[derive(Debug, Clone)]
+pub struct IssueRequest {
+    pub survey: SurveyId,
+    pub customer: CustomerRef,
+    pub channel: Channel,
+    pub properties: Properties,
+    pub idempotency_key: Option<String>,
+    pub force: bool,
+}
+
+impl IssueRequest {
+    fn fingerprint(&self) -> String {
+        secrets::fingerprint(&[
+            self.survey.as_str(),
+            self.customer.as_str(),
+            self.channel.as_str(),
+            &store::props_to_json(&self.properties),
+            if self.force { "force" } else { "" },
+        ])
+    }
+}
+
+/// An invitation found by its token, with its tenant and survey.
+pub struct TokenInvitation {
+    pub tenant: TenantId,
+    pub row: invitations::Row,
+    pub invitation: Invitation,
+    pub survey: Survey,
+}
+
+impl Services {
+    /// Eligibility of a customer for a survey now, without issuing anything.
+    pub async fn check_eligibility(&self, p: &Principal, survey: &SurveyId, customer: &CustomerRef) -> Result<Eligibility> {
+        require_secret(p)?;
+        let conn = self.db.conn();
+        let s = surveys::get(conn, &p.tenant, survey).await?;
+        let policy = s.policy.over(tenants::default_policy(conn, &p.tenant).await?);
+        let history = match customers::find(conn, &p.tenant, customer).await? {
+            Some(c) => {
+                invitations::history(conn, &p.tenant, survey, &c.id, c.unsubscribed_at.is_some(), c.erased_at.is_some())
+                    .await?
+            }
+            None => Default::default(),
+        };
+        Ok(eligibility::evaluate(policy, history, self.clock.now(), false))
+    }
+
+    /// Issues an invitation or records a suppression. Idempotent by key.
+    #[tracing::instrument(skip_all, fields(tenant = %p.tenant, survey = %req.survey))]
+    pub async fn issue_survey(&self, p: &Principal, req: IssueRequest) -> Result<IssueOutcome> {
+        require_secret(p)?;
+        let fingerprint = req.fingerprint();
+        if let Some(key) = &req.idempotency_key
+            && let Some(existing) = invitations::by_idempotency_key(self.db.conn(), &p.tenant, key).await?
+        {
+            return self.replay_issue(&p.tenant, existing, &fingerprint).await;
+        }
+        match self.issue_once(p, &req, &fingerprint).await {
+            Err(IssueError::Db(e)) if store::is_unique_violation(&e) && req.idempotency_key.is_some() => {
+                // A concurrent first attempt with the same key won the race: answer as it did.
+                let key = req.idempotency_key.as_deref().unwrap_or_default();
+                let existing = invitations::by_idempotency_key(self.db.conn(), &p.tenant, key)
+                    .await?
+                    .ok_or_else(|| AppError::Internal(anyhow::anyhow!("idempotency row vanished")))?;
+                self.replay_issue(&p.tenant, existing, &fingerprint).await
+            }
+            Err(IssueError::Db(e)) => Err(e.into()),
+            Err(IssueError::App(e)) => Err(e),
+            Ok(outcome) => Ok(outcome),
+        }
+    }
+
+    async fn issue_once(&self, p: &Principal, req: &IssueRequest, fingerprint: &str) -> Result<IssueOutcome, IssueError> {
+        let now = self.clock.now();
+        let txn = self.db.begin_write().await?;
+        let survey = surveys::get(&txn, &p.tenant, &req.survey).await?;
+        if survey.archived_at.is_some() {
+            return Err(AppError::FailedPrecondition(format!("survey {} is archived", survey.id)).into());
+        }
+        let customer = customers::upsert(&txn, &p.tenant, &req.customer, &req.properties, now).await?;
+        let policy = survey.policy.over(tenants::default_policy(&txn, &p.tenant).await?);
+        let history = invitations::history(
+            &txn,
+            &p.tenant,
+            &survey.id,
+            &customer.id,
+            customer.unsubscribed_at.is_some(),
+            customer.erased_at.is_some(),
+        )
+        .await?;
+        let decision = eligibility::evaluate(policy, history, now, req.force);
+        let id = InvitationId::generate();
+        let token = decision.eligible.then(|| secrets::generate(TOKEN_PREFIX, TOKEN_CHARS));
+        let row = invitations::Row {
+            id: id.0.clone(),
+            tenant_id: p.tenant.0.clone(),
+            survey_id: survey.id.0.clone(),
+            customer_id: customer.id.0.clone(),
+            channel: req.channel.as_str().into(),
+            outcome: if decision.eligible { invitations::ISSUED } else { invitations::SUPPRESSED }.into(),
+            rule: decision.rule.map(|r| r.as_str().to_owned()),
+            next_eligible_at: decision.next_eligible_at.map(time::to_micros),
+            token_hash: token.as_deref().map(secrets::hash),
+            forced: decision.forced,
+            idempotency_key: req.idempotency_key.clone(),
+            request_hash: Some(fingerprint.to_owned()),
+            created_at: time::to_micros(now),
+            expires_at: decision
+                .eligible
+                .then(|| time::to_micros(now + days(policy.invitation_expiry_days as i64))),
+            answered_at: None,
+            response_id: None,
+        };
+        invitations::insert(&txn, row.clone()).await?;
+        txn.commit().await?;
+        Ok(match token {
+            Some(token) => IssueOutcome::Issued {
+                invitation: invitations::to_domain(&row, &req.customer),
+                token,
+                eligibility: decision,
+            },
+            None => IssueOutcome::Suppressed { suppression_id: id, eligibility: decision },
+        })
+    }
+
+    /// The answer to a retried `IssueSurvey`: the same invitation (with a fresh token,
+    /// as only hashes are kept) or the same suppression.
+    async fn replay_issue(&self, tenant: &TenantId, row: invitations::Row, fingerprint: &str) -> Result<IssueOutcome> {
+        if row.request_hash.as_deref() != Some(fingerprint) {
+            return Err(AppError::AlreadyExists(
+                "idempotency_key was already used for a different IssueSurvey request".into(),
+            ));
+        }
+        let customer = customer_ref(&self.db, tenant, &row.customer_id).await?;
+        let eligibility = Eligibility {
+            eligible: row.outcome == invitations::ISSUED,
+            rule: row.rule.as_deref().map(eligibility::EligibilityRule::from_db).transpose()?,
+            blocking: match (&row.rule, row.next_eligible_at) {
+                (Some(r), until) => vec![(eligibility::EligibilityRule::from_db(r)?, until.map(time::from_micros))],
+                (None, _) => Vec::new(),
+            },
+            next_eligible_at: row.next_eligible_at.map(time::from_micros),
+            forced: row.forced,
+        };
+        if row.outcome != invitations::ISSUED {
+            return Ok(IssueOutcome::Suppressed { suppression_id: InvitationId(row.id), eligibility });
+        }
+        let invitation = invitations::to_domain(&row, &customer);
+        let token = if invitation.response_id.is_none() {
+            let token = secrets::generate(TOKEN_PREFIX, TOKEN_CHARS);
+            invitations::set_token_hash(self.db.conn(), &invitation.id, &secrets::hash(&token)).await?;
+            token
+        } else {
+            String::new()
+        };
+        Ok(IssueOutcome::Issued { invitation, token, eligibility })
+    }
+
+    /// The invitation a token stands for, or `NOT_FOUND`.
+    pub async fn invitation_by_token(&self, token: &str) -> Result<TokenInvitation> {
+        let not_found = || AppError::NotFound("invitation (unknown token)".into());
+        if !token.starts_with(TOKEN_PREFIX) || token.len() > 100 {
+            return Err(not_found());
+        }
+        let conn = self.db.conn();
+        let row = invitations::by_token_hash(conn, &secrets::hash(token)).await?.ok_or_else(not_found)?;
+        let tenant = TenantId(row.tenant_id.clone());
+        let customer = customer_ref(&self.db, &tenant, &row.customer_id).await?;
+        let survey = surveys::get(conn, &tenant, &SurveyId(row.survey_id.clone())).await?;
+        Ok(TokenInvitation { invitation: invitations::to_domain(&row, &customer), tenant, row, survey })
+    }
+
+    /// Sets or clears a customer's opt-out; creates the customer if new.
+    pub async fn set_subscription(
+        &self,
+        p: &Principal,
+        customer: &CustomerRef,
+        unsubscribed: bool,
+    ) -> Result<Option<Timestamp>> {
+        require_secret(p)?;
+        let now = self.clock.now();
+        let txn = self.db.begin_write().await?;
+        let c = customers::upsert(&txn, &p.tenant, customer, &Properties::new(), now).await?;
+        let at = match (unsubscribed, c.unsubscribed_at) {
+            (true, Some(since)) => Some(since),
+            (true, None) => Some(now),
+            (false, _) => None,
+        };
+        customers::set_unsubscribed(&txn, &c.id, at, now).await?;
+        txn.commit().await?;
+        Ok(at)
+    }
+}
+
+/// The CRM id of a customer row.
+pub(crate) async fn customer_ref(db: &crate::store::Db, tenant: &TenantId, row_id: &str) -> Result<CustomerRef> {
+    customers::external_id(db.conn(), tenant, row_id).await
+}
+
+/// A use-case error that keeps the database error, to spot a unique violation.
+pub(crate) enum IssueError {
+    Db(sea_orm::DbErr),
+    App(AppError),
+}
+
+impl From<sea_orm::DbErr> for IssueError {
+    fn from(e: sea_orm::DbErr) -> Self {
+        IssueError::Db(e)
+    }
+}
+
+impl From<AppError> for IssueError {
+    fn from(e: AppError) -> Self {
+        IssueError::App(e)
+    }
+}

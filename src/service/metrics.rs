@@ -1,0 +1,99 @@
+//! Survey metrics: headline, counts, mean and intervals, a time series, and the
+//! invitation funnel (DESIGN §3).
+
+use super::{Services, require_secret};
+use crate::domain::model::{Principal, Properties, SurveyMetrics};
+use crate::domain::stats::{self, Grain, MAX_SERIES_POINTS};
+use crate::domain::time::Timestamp;
+use crate::domain::{Scale, SurveyId, SurveyKind, input};
+use crate::error::{AppError, Result};
+use crate::store::{metrics, surveys};
+
+/// Which responses a metric covers.
+#[derive(Debug, Clone)]
+pub enum MetricScope {
+    Survey(SurveyId),
+    Kind(SurveyKind),
+}
+
+/// A `GetSurveyMetrics` request, parsed.
+#[derive(Debug, Clone)]
+pub struct MetricsRequest {
+    pub scope: MetricScope,
+    pub start: Option<Timestamp>,
+    pub end: Option<Timestamp>,
+    pub filter: Properties,
+    pub grain: Option<Grain>,
+}
+
+/// Default window: the 30 days before the end.
+const DEFAULT_WINDOW_DAYS: i64 = 30;
+
+impl Services {
+    #[tracing::instrument(skip_all, fields(tenant = %p.tenant))]
+    pub async fn survey_metrics(&self, p: &Principal, req: MetricsRequest) -> Result<SurveyMetrics> {
+        require_secret(p)?;
+        let now = self.clock.now();
+        let end = req.end.unwrap_or(now);
+        let start = req.start.unwrap_or(end - chrono::Duration::days(DEFAULT_WINDOW_DAYS));
+        if start >= end {
+            return Err(AppError::invalid("start_time", "must be before end_time"));
+        }
+        if let Some(grain) = req.grain
+            && stats::periods(grain, start, end).len() > MAX_SERIES_POINTS
+        {
+            return Err(AppError::invalid(
+                "interval",
+                format!("the window would have more than {MAX_SERIES_POINTS} points; choose a coarser interval"),
+            ));
+        }
+        let conn = self.db.conn();
+        let (ids, scale) = match &req.scope {
+            MetricScope::Survey(id) => {
+                let s = surveys::get(conn, &p.tenant, id).await?;
+                (vec![s.id], s.scale)
+            }
+            MetricScope::Kind(kind) => {
+                let all = surveys::of_kind(conn, &p.tenant, *kind).await?;
+                let mut scales: Vec<i32> = all.iter().map(|s| s.scale.max).collect();
+                scales.sort_unstable();
+                scales.dedup();
+                let scale = match scales.as_slice() {
+                    [] => Scale::parse(*kind, None)?,
+                    [max] => Scale { kind: *kind, max: *max },
+                    many => {
+                        return Err(AppError::FailedPrecondition(format!(
+                            "the {} surveys use different scales (1–{}); ask for one survey at a time",
+                            kind.as_str().to_uppercase(),
+                            many.iter().map(i32::to_string).collect::<Vec<_>>().join(", 1–")
+                        )));
+                    }
+                };
+                (all.into_iter().map(|s| s.id).collect(), scale)
+            }
+        };
+        let rows = metrics::scores(conn, &p.tenant, &ids, start, end, !req.filter.is_empty()).await?;
+        let rows: Vec<_> = rows.into_iter().filter(|r| input::matches(&req.filter, &r.properties)).collect();
+        let all: Vec<i32> = rows.iter().map(|r| r.score).collect();
+        let summary = stats::summarize(scale, &all);
+        let series = match req.grain {
+            None => Vec::new(),
+            Some(grain) => {
+                // One pass over the rows, then one summary per period.
+                let mut by_period: std::collections::BTreeMap<Timestamp, Vec<i32>> = Default::default();
+                for r in &rows {
+                    by_period.entry(stats::period_start(grain, r.recorded_at)).or_default().push(r.score);
+                }
+                stats::periods(grain, start, end)
+                    .into_iter()
+                    .map(|(from, to)| {
+                        let scores = by_period.remove(&stats::period_start(grain, from)).unwrap_or_default();
+                        (from, to, stats::summarize(scale, &scores))
+                    })
+                    .collect()
+            }
+        };
+        let funnel = metrics::funnel(conn, &p.tenant, &ids, start, end, now).await?;
+        Ok(SurveyMetrics { scale, summary, series, funnel, start, end })
+    }
+}

@@ -1,0 +1,115 @@
+//! Customers, keyed by the CRM's id within a tenant.
+
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+
+use super::entities::{Scoped, customer};
+use super::{props_from_json, props_to_json};
+use crate::domain::input;
+use crate::domain::model::Properties;
+use crate::domain::time::Timestamp;
+use crate::domain::{CustomerRef, CustomerRowId, TenantId, time};
+use crate::error::{AppError, Result};
+
+/// A customer row as the survey rules need it.
+#[derive(Debug, Clone)]
+pub struct Customer {
+    pub id: CustomerRowId,
+    pub external: CustomerRef,
+    pub properties: Properties,
+    pub unsubscribed_at: Option<Timestamp>,
+    pub erased_at: Option<Timestamp>,
+}
+
+fn to_domain(m: customer::Model) -> Customer {
+    Customer {
+        id: CustomerRowId(m.id),
+        external: CustomerRef(m.external_id),
+        properties: props_from_json(&m.properties),
+        unsubscribed_at: m.unsubscribed_at.map(time::from_micros),
+        erased_at: m.erased_at.map(time::from_micros),
+    }
+}
+
+/// The customer, or `None`.
+pub async fn find(conn: &impl ConnectionTrait, tenant: &TenantId, external: &CustomerRef) -> Result<Option<Customer>> {
+    Ok(customer::Entity::scoped(tenant)
+        .filter(customer::Column::ExternalId.eq(external.as_str()))
+        .one(conn)
+        .await?
+        .map(to_domain))
+}
+
+/// The customer, or `NOT_FOUND`.
+pub async fn get(conn: &impl ConnectionTrait, tenant: &TenantId, external: &CustomerRef) -> Result<Customer> {
+    find(conn, tenant, external)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("customer {:?}", external.as_str())))
+}
+
+/// Creates the customer if new (race-free: INSERT … ON CONFLICT DO NOTHING) and
+/// merges `props` into its properties.
+pub async fn upsert(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    external: &CustomerRef,
+    props: &Properties,
+    now: Timestamp,
+) -> Result<Customer> {
+    let us = time::to_micros(now);
+    customer::Entity::insert(customer::ActiveModel {
+        id: Set(CustomerRowId::generate().0),
+        tenant_id: Set(tenant.0.clone()),
+        external_id: Set(external.0.clone()),
+        properties: Set(props_to_json(props)),
+        unsubscribed_at: Set(None),
+        erased_at: Set(None),
+        created_at: Set(us),
+        updated_at: Set(us),
+    })
+    .on_conflict(
+        OnConflict::columns([customer::Column::TenantId, customer::Column::ExternalId])
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    let mut c = get(conn, tenant, external).await?;
+    let merged = input::merge(&c.properties, props);
+    if merged != c.properties {
+        customer::Entity::update_many()
+            .col_expr(customer::Column::Properties, sea_orm::sea_query::Expr::value(props_to_json(&merged)))
+            .col_expr(customer::Column::UpdatedAt, sea_orm::sea_query::Expr::value(us))
+            .filter(customer::Column::Id.eq(c.id.as_str()))
+            .exec(conn)
+            .await?;
+        c.properties = merged;
+    }
+    Ok(c)
+}
+
+/// Sets or clears the customer's opt-out.
+pub async fn set_unsubscribed(
+    conn: &impl ConnectionTrait,
+    customer: &CustomerRowId,
+    at: Option<Timestamp>,
+    now: Timestamp,
+) -> Result<()> {
+    customer::Entity::update_many()
+        .col_expr(customer::Column::UnsubscribedAt, sea_orm::sea_query::Expr::value(at.map(time::to_micros)))
+        .col_expr(customer::Column::UpdatedAt, sea_orm::sea_query::Expr::value(time::to_micros(now)))
+        .filter(customer::Column::Id.eq(customer.as_str()))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// The CRM id of a customer row.
+pub async fn external_id(conn: &impl ConnectionTrait, tenant: &TenantId, row_id: &str) -> Result<CustomerRef> {
+    customer::Entity::scoped(tenant)
+        .filter(customer::Column::Id.eq(row_id))
+        .one(conn)
+        .await?
+        .map(|c| CustomerRef(c.external_id))
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("customer row {row_id} vanished")))
+}

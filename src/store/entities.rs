@@ -1,0 +1,165 @@
+//! sea-orm entities, one per table of `migrations/`. Times are microseconds since
+//! the epoch; property maps are JSON text.
+
+macro_rules! entity {
+    ($module:ident, $table:literal, { $($field:ident : $ty:ty),* $(,)? }) => {
+        pub mod $module {
+            use sea_orm::entity::prelude::*;
+
+            #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+            #[sea_orm(table_name = $table)]
+            pub struct Model {
+                #[sea_orm(primary_key, auto_increment = false)]
+                pub id: String,
+                $(pub $field: $ty,)*
+            }
+
+            #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+            pub enum Relation {}
+
+            impl ActiveModelBehavior for ActiveModel {}
+        }
+    };
+}
+
+entity!(tenant, "tenants", {
+    name: String,
+    time_zone: String,
+    days_after_invitation_this_survey: i32,
+    days_after_invitation_any_survey: i32,
+    days_after_response_this_survey: i32,
+    days_after_response_any_survey: i32,
+    invitation_expiry_days: i32,
+    created_at: i64,
+});
+
+entity!(api_key, "api_keys", {
+    tenant_id: String,
+    kind: String,
+    key_hash: String,
+    prefix: String,
+    created_at: i64,
+    revoked_at: Option<i64>,
+});
+
+entity!(survey, "surveys", {
+    tenant_id: String,
+    kind: String,
+    name: String,
+    question: String,
+    scale_max: i32,
+    low_label: String,
+    high_label: String,
+    days_after_invitation_this_survey: Option<i32>,
+    days_after_invitation_any_survey: Option<i32>,
+    days_after_response_this_survey: Option<i32>,
+    days_after_response_any_survey: Option<i32>,
+    invitation_expiry_days: Option<i32>,
+    follow_up_threshold: Option<i32>,
+    follow_up_condition: String,
+    follow_up_sla_hours: Option<i32>,
+    follow_up_disabled: bool,
+    in_app: bool,
+    archived_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+});
+
+entity!(customer, "customers", {
+    tenant_id: String,
+    external_id: String,
+    properties: String,
+    unsubscribed_at: Option<i64>,
+    erased_at: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+});
+
+entity!(invitation, "invitations", {
+    tenant_id: String,
+    survey_id: String,
+    customer_id: String,
+    channel: String,
+    outcome: String,
+    rule: Option<String>,
+    next_eligible_at: Option<i64>,
+    token_hash: Option<String>,
+    forced: bool,
+    idempotency_key: Option<String>,
+    request_hash: Option<String>,
+    created_at: i64,
+    expires_at: Option<i64>,
+    answered_at: Option<i64>,
+    response_id: Option<String>,
+});
+
+entity!(response, "responses", {
+    tenant_id: String,
+    survey_id: String,
+    customer_id: String,
+    invitation_id: Option<String>,
+    kind: String,
+    score: i32,
+    bucket: String,
+    scale_max: i32,
+    comment: String,
+    properties: String,
+    idempotency_key: Option<String>,
+    request_hash: Option<String>,
+    recorded_at: i64,
+    updated_at: i64,
+});
+
+entity!(follow_up, "follow_ups", {
+    tenant_id: String,
+    response_id: String,
+    survey_id: String,
+    customer_id: String,
+    status: String,
+    priority: String,
+    assignee: String,
+    due_at: i64,
+    overdue_at: Option<i64>,
+    resolution: String,
+    at_or_under_threshold: bool,
+    opened_at: i64,
+    acknowledged_at: Option<i64>,
+    resolved_at: Option<i64>,
+    dismissed_at: Option<i64>,
+    reopened_at: Option<i64>,
+    updated_at: i64,
+});
+
+entity!(follow_up_entry, "follow_up_entries", {
+    tenant_id: String,
+    follow_up_id: String,
+    kind: String,
+    author: String,
+    body: String,
+    from_status: Option<String>,
+    to_status: Option<String>,
+    created_at: i64,
+});
+
+/// Entities whose rows belong to a tenant. Every query on them starts from
+/// [`Scoped::scoped`], so there is no way to forget the tenant filter.
+pub trait Scoped: sea_orm::EntityTrait {
+    fn tenant_column() -> Self::Column;
+
+    /// `SELECT … WHERE tenant_id = ?`.
+    fn scoped(tenant: &crate::domain::TenantId) -> sea_orm::Select<Self> {
+        use sea_orm::{ColumnTrait, QueryFilter};
+        Self::find().filter(Self::tenant_column().eq(tenant.as_str()))
+    }
+}
+
+macro_rules! scoped {
+    ($($m:ident),*) => {$(
+        impl Scoped for $m::Entity {
+            fn tenant_column() -> Self::Column {
+                $m::Column::TenantId
+            }
+        }
+    )*};
+}
+scoped!(api_key, survey, customer, invitation, response, follow_up, follow_up_entry);

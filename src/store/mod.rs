@@ -1,0 +1,193 @@
+//! Storage: the only module that knows SQL. sea-orm entities, tenant-scoped queries,
+//! connection set-up for SQLite and PostgreSQL, and the classification of database
+//! errors into [`AppError`]s at this boundary.
+
+pub mod customers;
+pub mod entities;
+pub mod follow_ups;
+pub mod invitations;
+pub mod metrics;
+pub mod responses;
+pub mod surveys;
+pub mod tenants;
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use sea_orm::sqlx;
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
+    RuntimeErr, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+
+use crate::domain::model::Properties;
+use crate::error::{AppError, Result};
+
+/// A pool of connections to the service's database.
+#[derive(Clone, Debug)]
+pub struct Db {
+    conn: DatabaseConnection,
+}
+
+/// How to reach the database.
+#[derive(Clone, Debug)]
+pub struct DbSettings {
+    pub url: String,
+    pub max_connections: u32,
+    /// How long a call waits for a free (or new) connection before `UNAVAILABLE`.
+    pub acquire_timeout: Duration,
+}
+
+impl Db {
+    /// Opens the pool. SQLite files are created if missing and run in WAL mode with a
+    /// busy timeout; `sqlite::memory:` uses one shared connection.
+    pub async fn connect(settings: &DbSettings) -> Result<Self, DbErr> {
+        let mut opts = ConnectOptions::new(settings.url.clone());
+        let memory = settings.url.contains(":memory:") || settings.url.contains("mode=memory");
+        opts.max_connections(if memory { 1 } else { settings.max_connections })
+            .min_connections(if memory { 1 } else { 0 })
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_timeout(settings.acquire_timeout)
+            .idle_timeout(if memory { None } else { Some(Duration::from_secs(300)) })
+            .max_lifetime(if memory { None } else { Some(Duration::from_secs(1800)) })
+            .test_before_acquire(true)
+            .sqlx_logging(false)
+            .map_sqlx_sqlite_opts(|o| {
+                o.create_if_missing(true)
+                    .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+                    .synchronous(sqlx::sqlite::SqliteSynchronous::Normal)
+                    .busy_timeout(Duration::from_secs(10))
+                    .foreign_keys(true)
+            });
+        Ok(Db { conn: Database::connect(opts).await? })
+    }
+
+    /// The pool, for reads.
+    pub fn conn(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    pub fn backend(&self) -> DbBackend {
+        self.conn.get_database_backend()
+    }
+
+    /// Starts a write transaction. On SQLite it begins IMMEDIATE, taking the write
+    /// lock at once: a deferred one can fail with SQLITE_BUSY when it upgrades.
+    pub async fn begin_write(&self) -> Result<DatabaseTransaction> {
+        let sqlite_mode = (self.backend() == DbBackend::Sqlite).then_some(SqliteTransactionMode::Immediate);
+        Ok(self
+            .conn
+            .begin_with_options(TransactionOptions { sqlite_transaction_mode: sqlite_mode, ..Default::default() })
+            .await?)
+    }
+
+    /// Applies every pending migration.
+    pub async fn migrate(&self) -> Result<(), DbErr> {
+        use migrations::MigratorTrait;
+        migrations::Migrator::up(&self.conn, None).await
+    }
+
+    /// Whether the database answers a trivial query.
+    pub async fn ping(&self) -> bool {
+        self.conn.execute_unprepared("SELECT 1").await.is_ok()
+    }
+
+    /// Closes the pool.
+    pub async fn close(self) {
+        let _ = self.conn.close().await;
+    }
+}
+
+impl From<DbErr> for AppError {
+    /// Connection trouble is `UNAVAILABLE` (safe to retry); the rest is internal.
+    fn from(e: DbErr) -> Self {
+        if is_unavailable(&e) {
+            AppError::Unavailable("the database is unreachable; retry later".into())
+        } else {
+            AppError::Internal(anyhow::Error::new(e).context("database error"))
+        }
+    }
+}
+
+fn is_unavailable(e: &DbErr) -> bool {
+    match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) => match &**s {
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => true,
+            sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+                // PostgreSQL: connection exception (08), insufficient resources (53),
+                // operator intervention (57, e.g. terminated backends), and 55000 for
+                // "database is not currently accepting connections". SQLite: BUSY (5).
+                c.starts_with("08") || c.starts_with("53") || c.starts_with("57") || c == "55000" || c == "5"
+            }),
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Whether `e` broke a unique constraint.
+pub fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
+}
+
+/// A property map as stored.
+pub fn props_to_json(p: &Properties) -> String {
+    serde_json::to_string(p).unwrap_or_else(|_| "{}".into())
+}
+
+/// A stored property map.
+pub fn props_from_json(s: &str) -> Properties {
+    serde_json::from_str(s).unwrap_or_default()
+}
+
+/// Page size when the caller sends none.
+pub const DEFAULT_PAGE_SIZE: u64 = 50;
+/// Largest page.
+pub const MAX_PAGE_SIZE: u64 = 1_000;
+
+/// A keyset position: list pages are ordered by id, newest first, and a token holds
+/// the last id of the previous page.
+#[derive(Debug, Clone)]
+pub struct PageRequest {
+    pub size: u64,
+    pub after: Option<String>,
+}
+
+impl PageRequest {
+    /// Checks `page_size` (0 means the default, 50; at most 1 000) and `page_token`.
+    pub fn parse(page_size: i32, page_token: &str) -> Result<Self> {
+        let size = match page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n < 0 || n as u64 > MAX_PAGE_SIZE => {
+                return Err(AppError::invalid("page_size", format!("must be from 0 to {MAX_PAGE_SIZE}; got {n}")));
+            }
+            n => n as u64,
+        };
+        let after = if page_token.is_empty() {
+            None
+        } else {
+            let bad = || AppError::invalid("page_token", "is not a token this service issued");
+            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(page_token).map_err(|_| bad())?;
+            let s = String::from_utf8(bytes).map_err(|_| bad())?;
+            let id = s.strip_prefix("after:").ok_or_else(bad)?;
+            Some(id.to_owned())
+        };
+        Ok(PageRequest { size, after })
+    }
+
+    /// The token for the page after one that ended with `last_id`, if it was full.
+    pub fn next_token(&self, returned: usize, last_id: Option<&str>) -> String {
+        match last_id {
+            Some(id) if returned as u64 >= self.size => {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("after:{id}"))
+            }
+            _ => String::new(),
+        }
+    }
+}

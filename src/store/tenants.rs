@@ -1,0 +1,132 @@
+//! Tenants and API keys.
+
+use sea_orm::ExprTrait as _;
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter, Set};
+
+use super::Db;
+use super::entities::{api_key, tenant};
+use crate::domain::eligibility::Policy;
+use crate::domain::model::{IssuedKey, KeyKind, Principal};
+use crate::domain::time::Timestamp;
+use crate::domain::{KeyId, TenantId, secrets, time};
+use crate::error::{AppError, Result};
+
+/// Creates a tenant with the default cooldowns and a first secret key.
+pub async fn create_tenant(db: &Db, name: &str, now: Timestamp) -> Result<IssuedKey> {
+    let txn = db.begin_write().await?;
+    let id = TenantId::generate();
+    let res = tenant::ActiveModel {
+        id: Set(id.0.clone()),
+        name: Set(name.to_owned()),
+        time_zone: Set("UTC".into()),
+        days_after_invitation_this_survey: Set(0),
+        days_after_invitation_any_survey: Set(0),
+        days_after_response_this_survey: Set(90),
+        days_after_response_any_survey: Set(30),
+        invitation_expiry_days: Set(30),
+        created_at: Set(time::to_micros(now)),
+    }
+    .insert(&txn)
+    .await;
+    if let Err(e) = res {
+        return Err(if super::is_unique_violation(&e) {
+            AppError::AlreadyExists(format!("a tenant named {name:?} exists"))
+        } else {
+            e.into()
+        });
+    }
+    let key = insert_key(&txn, &id, KeyKind::Secret, now).await?;
+    txn.commit().await?;
+    Ok(key)
+}
+
+async fn insert_key(
+    conn: &impl sea_orm::ConnectionTrait,
+    tenant: &TenantId,
+    kind: KeyKind,
+    now: Timestamp,
+) -> Result<IssuedKey> {
+    let secret = secrets::generate(kind.prefix(), 32);
+    let id = KeyId::generate();
+    api_key::ActiveModel {
+        id: Set(id.0.clone()),
+        tenant_id: Set(tenant.0.clone()),
+        kind: Set(kind.as_str().into()),
+        key_hash: Set(secrets::hash(&secret)),
+        prefix: Set(secret.chars().take(kind.prefix().len() + 4).collect()),
+        created_at: Set(time::to_micros(now)),
+        revoked_at: Set(None),
+    }
+    .insert(conn)
+    .await?;
+    Ok(IssuedKey { id, tenant: tenant.clone(), kind, secret })
+}
+
+/// Finds a tenant by name or id.
+pub async fn find_tenant(db: &Db, name_or_id: &str) -> Result<TenantId> {
+    let found = tenant::Entity::find()
+        .filter(tenant::Column::Name.eq(name_or_id).or(tenant::Column::Id.eq(name_or_id)))
+        .one(db.conn())
+        .await?;
+    found.map(|t| TenantId(t.id)).ok_or_else(|| AppError::NotFound(format!("tenant {name_or_id:?}")))
+}
+
+/// Creates another key for a tenant.
+pub async fn create_key(db: &Db, tenant: &TenantId, kind: KeyKind, now: Timestamp) -> Result<IssuedKey> {
+    insert_key(db.conn(), tenant, kind, now).await
+}
+
+/// Revokes a key by id; later calls with it are `UNAUTHENTICATED`.
+pub async fn revoke_key(db: &Db, key_id: &str, now: Timestamp) -> Result<()> {
+    let res = api_key::Entity::update_many()
+        .col_expr(api_key::Column::RevokedAt, sea_orm::sea_query::Expr::value(time::to_micros(now)))
+        .filter(api_key::Column::Id.eq(key_id))
+        .filter(api_key::Column::RevokedAt.is_null())
+        .exec(db.conn())
+        .await?;
+    if res.rows_affected == 0 {
+        return Err(AppError::NotFound(format!("active key {key_id:?}")));
+    }
+    Ok(())
+}
+
+/// The caller behind a plaintext key, or `UNAUTHENTICATED`.
+pub async fn authenticate(db: &Db, key: &str) -> Result<Principal> {
+    let unknown = || AppError::Unauthenticated("unknown or revoked API key".into());
+    let kind = if key.starts_with(KeyKind::Secret.prefix()) {
+        KeyKind::Secret
+    } else if key.starts_with(KeyKind::Publishable.prefix()) {
+        KeyKind::Publishable
+    } else {
+        return Err(unknown());
+    };
+    let row = api_key::Entity::find()
+        .filter(api_key::Column::KeyHash.eq(secrets::hash(key)))
+        .one(db.conn())
+        .await?
+        .ok_or_else(unknown)?;
+    if row.revoked_at.is_some() {
+        return Err(unknown());
+    }
+    Ok(Principal { tenant: TenantId(row.tenant_id), key_id: KeyId(row.id), kind })
+}
+
+/// Whether the database has no tenant yet.
+pub async fn is_empty(db: &Db) -> Result<bool> {
+    Ok(tenant::Entity::find().count(db.conn()).await? == 0)
+}
+
+/// The tenant's default cooldowns and expiry.
+pub async fn default_policy(conn: &impl sea_orm::ConnectionTrait, tenant: &TenantId) -> Result<Policy> {
+    let t = tenant::Entity::find_by_id(tenant.0.clone())
+        .one(conn)
+        .await?
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("tenant {tenant} vanished")))?;
+    Ok(Policy {
+        days_after_invitation_this_survey: t.days_after_invitation_this_survey,
+        days_after_invitation_any_survey: t.days_after_invitation_any_survey,
+        days_after_response_this_survey: t.days_after_response_this_survey,
+        days_after_response_any_survey: t.days_after_response_any_survey,
+        invitation_expiry_days: t.invitation_expiry_days,
+    })
+}
