@@ -3,6 +3,6 @@
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {}
 
-pub async fn run(_args: BenchArgs) -> anyhow::Result<()> {
+pub async fn run(_db: &crate::store::DbSettings, _args: BenchArgs) -> anyhow::Result<()> {
     anyhow::bail!("not implemented")
 }

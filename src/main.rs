@@ -59,7 +59,7 @@ async fn main() -> anyhow::Result<()> {
             println!("key {key_id} revoked");
             Ok(())
         }
-        Command::Bench(args) => rapport::bench::run(args).await,
+        Command::Bench(args) => rapport::bench::run(&db_settings, args).await,
     }
 }
 

@@ -24,8 +24,10 @@ pub struct Clock {
 }
 
 impl Clock {
+    /// Now, at the microsecond precision the database keeps.
     pub fn now(&self) -> Timestamp {
-        chrono::Utc::now() + chrono::Duration::microseconds(self.offset_micros.load(Ordering::Relaxed))
+        let t = chrono::Utc::now() + chrono::Duration::microseconds(self.offset_micros.load(Ordering::Relaxed));
+        crate::domain::time::from_micros(crate::domain::time::to_micros(t))
     }
 
     /// Moves the clock forward by `by`.

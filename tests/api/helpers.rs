@@ -1,0 +1,327 @@
+//! The test harness: a fresh database per test (SQLite temp file or a new PostgreSQL
+//! database), the real server on a random loopback port, and typed tonic clients.
+
+use std::time::Duration;
+
+use rapport::app::Application;
+use rapport::config::ServeArgs;
+use rapport::grpc::pb::follow_up_service_client::FollowUpServiceClient;
+use rapport::grpc::pb::survey_service_client::SurveyServiceClient;
+use rapport::service::{Clock, Services};
+use rapport::store::DbSettings;
+use sea_orm::{ConnectionTrait, Database};
+use tokio::sync::oneshot;
+use tonic::metadata::MetadataValue;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
+use tonic_health::pb::health_client::HealthClient;
+
+pub use rapport::grpc::pb;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Adds `authorization: Bearer <key>` to every call (no key: nothing).
+#[derive(Clone)]
+pub struct Auth(pub Option<String>);
+
+impl tonic::service::Interceptor for Auth {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        if let Some(k) = &self.0 {
+            let v: MetadataValue<_> = format!("Bearer {k}").parse().map_err(|_| Status::internal("bad key"))?;
+            req.metadata_mut().insert("authorization", v);
+        }
+        Ok(req)
+    }
+}
+
+pub type Surveys = SurveyServiceClient<InterceptedService<Channel, Auth>>;
+pub type FollowUps = FollowUpServiceClient<InterceptedService<Channel, Auth>>;
+
+/// A running server with its own database.
+pub struct TestApp {
+    pub backend: Backend,
+    pub addr: std::net::SocketAddr,
+    pub channel: Channel,
+    /// A secret key of the tenant `acme`.
+    pub key: String,
+    pub surveys: Surveys,
+    pub follow_ups: FollowUps,
+    pub health: HealthClient<Channel>,
+    pub clock: Clock,
+    pub services: Services,
+    /// PostgreSQL: the test's own database name; its admin URL.
+    pub pg: Option<(String, String)>,
+    stop: Option<oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// The URL of the PostgreSQL server tests create their databases on.
+pub fn pg_admin_url() -> String {
+    std::env::var("RAPPORT_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+fn with_database(url: &str, db: &str) -> String {
+    let (base, _) = url.rsplit_once('/').expect("a PostgreSQL URL ends in /<database>");
+    format!("{base}/{db}")
+}
+
+/// A fresh, empty database for one test.
+async fn fresh_database(backend: Backend) -> (String, Option<tempfile::TempDir>, Option<(String, String)>) {
+    match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("a temp dir");
+            let url = format!("sqlite://{}?mode=rwc", dir.path().join("rapport.db").display());
+            (url, Some(dir), None)
+        }
+        Backend::Postgres => {
+            let admin = pg_admin_url();
+            let conn = match Database::connect(&admin).await {
+                Ok(c) => c,
+                Err(e) => panic!(
+                    "PostgreSQL is not reachable at {admin} ({e}). Start it with \
+                     `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` \
+                     or point RAPPORT_TEST_POSTGRES_URL at one."
+                ),
+            };
+            let name = format!("rapport_t_{}", uuid::Uuid::now_v7().simple());
+            conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
+            let _ = conn.close().await;
+            (with_database(&admin, &name), None, Some((name, admin)))
+        }
+    }
+}
+
+/// Starts the real server on 127.0.0.1:0 over a fresh database, with a tenant `acme`.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Like [`spawn_app`], letting the test adjust the server settings.
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    let (url, dir, pg) = fresh_database(backend).await;
+    let db = DbSettings { url, max_connections: 8, acquire_timeout: Duration::from_secs(2) };
+    let mut args = ServeArgs { health_interval_ms: 200, ..ServeArgs::default() };
+    adjust(&mut args);
+    let clock = Clock::default();
+    let app = Application::build(&db, args, clock.clone()).await.expect("the app builds");
+    let addr = app.local_addr();
+    let services = app.services().clone();
+    let key = services.create_tenant("acme").await.expect("tenant").secret;
+    let (stop, stopped) = oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = stopped.await;
+    }));
+    let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.expect("connect");
+    TestApp {
+        backend,
+        addr,
+        surveys: SurveyServiceClient::with_interceptor(channel.clone(), Auth(Some(key.clone()))),
+        follow_ups: FollowUpServiceClient::with_interceptor(channel.clone(), Auth(Some(key.clone()))),
+        health: HealthClient::new(channel.clone()),
+        channel,
+        key,
+        clock,
+        services,
+        pg,
+        stop: Some(stop),
+        server: Some(server),
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    /// A survey client that sends `key` (or none).
+    pub fn surveys_as(&self, key: Option<&str>) -> Surveys {
+        SurveyServiceClient::with_interceptor(self.channel.clone(), Auth(key.map(str::to_owned)))
+    }
+
+    pub fn follow_ups_as(&self, key: Option<&str>) -> FollowUps {
+        FollowUpServiceClient::with_interceptor(self.channel.clone(), Auth(key.map(str::to_owned)))
+    }
+
+    /// A second tenant's secret key.
+    pub async fn other_tenant_key(&self) -> String {
+        self.services.create_tenant("globex").await.expect("tenant").secret
+    }
+
+    /// Creates a survey of `kind` (scale default unless given) and returns it.
+    pub async fn survey(&self, kind: pb::SurveyKind, scale_max: Option<i32>) -> pb::Survey {
+        self.survey_with(pb::Survey { kind: kind as i32, scale_max, ..Default::default() }).await
+    }
+
+    /// Creates a survey from `s` (question filled in if empty).
+    pub async fn survey_with(&self, mut s: pb::Survey) -> pb::Survey {
+        if s.question.is_empty() {
+            s.question = "How likely are you to recommend us?".into();
+        }
+        self.surveys
+            .clone()
+            .create_survey(pb::CreateSurveyRequest { survey: Some(s) })
+            .await
+            .expect("create survey")
+            .into_inner()
+    }
+
+    /// A direct response (secret key) with `score`.
+    pub async fn answer(&self, survey: &str, customer: &str, score: i32) -> Result<pb::Response, Status> {
+        self.surveys
+            .clone()
+            .record_response(pb::RecordResponseRequest {
+                target: Some(pb::record_response_request::Target::Direct(pb::SurveyCustomer {
+                    survey_id: survey.into(),
+                    customer_id: customer.into(),
+                })),
+                score: Some(score),
+                ..Default::default()
+            })
+            .await
+            .map(|r| r.into_inner())
+    }
+
+    /// Issues `survey` to `customer` (no force, no key).
+    pub async fn issue(&self, survey: &str, customer: &str) -> pb::IssueSurveyResponse {
+        self.surveys
+            .clone()
+            .issue_survey(pb::IssueSurveyRequest {
+                survey_id: survey.into(),
+                customer_id: customer.into(),
+                ..Default::default()
+            })
+            .await
+            .expect("issue")
+            .into_inner()
+    }
+
+    /// Every response of the tenant (all pages).
+    pub async fn all_responses(&self) -> Vec<pb::Response> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = self
+                .surveys
+                .clone()
+                .list_responses(pb::ListResponsesRequest { page_size: 1000, page_token: token, ..Default::default() })
+                .await
+                .expect("list responses")
+                .into_inner();
+            out.extend(page.responses);
+            if page.next_page_token.is_empty() {
+                return out;
+            }
+            token = page.next_page_token;
+        }
+    }
+
+    /// Every follow-up of the tenant (all pages).
+    pub async fn all_follow_ups(&self) -> Vec<pb::FollowUp> {
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = self
+                .follow_ups
+                .clone()
+                .list_follow_ups(pb::ListFollowUpsRequest { page_size: 1000, page_token: token, ..Default::default() })
+                .await
+                .expect("list follow-ups")
+                .into_inner();
+            out.extend(page.follow_ups);
+            if page.next_page_token.is_empty() {
+                return out;
+            }
+            token = page.next_page_token;
+        }
+    }
+
+    /// Stops the server (graceful) and waits for it.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.server.take() {
+            Some(h) => h.await?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+/// Asserts an error's code and that a `BadRequest` violation names `field`.
+#[track_caller]
+pub fn assert_invalid(err: &Status, field: &str) {
+    use tonic_types::StatusExt;
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+    let details = err.get_error_details();
+    let fields: Vec<String> = details
+        .bad_request()
+        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
+        .unwrap_or_default();
+    assert!(fields.iter().any(|f| f == field), "expected a violation on {field:?}, got {fields:?}");
+}
+
+/// Asserts an error's code.
+#[track_caller]
+pub fn assert_code<T: std::fmt::Debug>(res: Result<T, Status>, code: Code) -> Status {
+    match res {
+        Ok(v) => panic!("expected {code:?}, got Ok({v:?})"),
+        Err(e) => {
+            assert_eq!(e.code(), code, "{e:?}");
+            e
+        }
+    }
+}
+
+/// Polls `check` until it holds or `limit` passes (for state that changes in the
+/// background, such as health). Returns whether it held.
+pub async fn eventually<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Runs each named scenario on SQLite and on PostgreSQL, as two tests.
+#[macro_export]
+macro_rules! on_both {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Sqlite).await
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::helpers::Backend::Postgres).await
+                }
+            )*
+        }
+    };
+}
