@@ -17,14 +17,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     compiler.include_imports(true).include_source_info(true);
     compiler.open_files(PROTOS)?;
     // `encode_file_descriptor_set` keeps custom options that `compile()` drops.
-    fs::write(
-        out.join("rapport_descriptor.bin"),
-        compiler.encode_file_descriptor_set(),
-    )?;
+    fs::write(out.join("rapport_descriptor.bin"), compiler.encode_file_descriptor_set())?;
 
-    tonic_prost_build::configure()
-        .build_client(true)
-        .build_server(true)
-        .compile_fds(compiler.file_descriptor_set())?;
+    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(compiler.file_descriptor_set())?;
     Ok(())
 }

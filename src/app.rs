@@ -69,10 +69,10 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let surveys = SurveyServiceServer::new(SurveyApi::new(services.clone()))
-            .max_decoding_message_size(MAX_REQUEST_BYTES);
-        let follow_ups = FollowUpServiceServer::new(FollowUpApi::new(services.clone()))
-            .max_decoding_message_size(MAX_REQUEST_BYTES);
+        let surveys =
+            SurveyServiceServer::new(SurveyApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES);
+        let follow_ups =
+            FollowUpServiceServer::new(FollowUpApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES);
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tonic::transport::Server::builder()

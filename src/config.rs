@@ -12,7 +12,11 @@ use crate::store::DbSettings;
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://rapport.db?mode=rwc";
 
 #[derive(Debug, Parser)]
-#[command(name = "rapport", version, about = "Customer-engagement service: NPS, CSAT and CES surveys with follow-ups, over gRPC")]
+#[command(
+    name = "rapport",
+    version,
+    about = "Customer-engagement service: NPS, CSAT and CES surveys with follow-ups, over gRPC"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub common: CommonArgs,

@@ -52,19 +52,13 @@ pub enum AppError {
 }
 
 fn describe(v: &[FieldViolation]) -> String {
-    v.iter()
-        .map(|f| format!("{}: {}", f.field, f.description))
-        .collect::<Vec<_>>()
-        .join("; ")
+    v.iter().map(|f| format!("{}: {}", f.field, f.description)).collect::<Vec<_>>().join("; ")
 }
 
 impl AppError {
     /// A single bad field.
     pub fn invalid(field: impl Into<String>, description: impl Into<String>) -> Self {
-        AppError::InvalidArgument(vec![FieldViolation {
-            field: field.into(),
-            description: description.into(),
-        }])
+        AppError::InvalidArgument(vec![FieldViolation { field: field.into(), description: description.into() }])
     }
 
     /// Prefixes every violated field with `prefix.` (for nested messages).
@@ -72,10 +66,7 @@ impl AppError {
         match self {
             AppError::InvalidArgument(v) => AppError::InvalidArgument(
                 v.into_iter()
-                    .map(|f| FieldViolation {
-                        field: format!("{prefix}.{}", f.field),
-                        description: f.description,
-                    })
+                    .map(|f| FieldViolation { field: format!("{prefix}.{}", f.field), description: f.description })
                     .collect(),
             ),
             other => other,

@@ -11,11 +11,7 @@ fn id(name: &'static str) -> ColumnDef {
 }
 
 fn fk(table: &'static str, col: &'static str, to: &'static str) -> ForeignKeyCreateStatement {
-    ForeignKey::create()
-        .name(format!("fk_{table}_{col}"))
-        .from(table, col)
-        .to(to, "id")
-        .to_owned()
+    ForeignKey::create().name(format!("fk_{table}_{col}")).from(table, col).to(to, "id").to_owned()
 }
 
 fn index(table: &'static str, name: &str, cols: &[&'static str], unique: bool) -> IndexCreateStatement {
@@ -109,8 +105,7 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("customers", "external", &["tenant_id", "external_id"], true))
-            .await?;
+        m.create_index(index("customers", "external", &["tenant_id", "external_id"], true)).await?;
 
         // Issued invitations and recorded suppressions share one table, so the funnel
         // and the cooldowns read one place.
@@ -139,17 +134,10 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("invitations", "idem", &["tenant_id", "idempotency_key"], true))
+        m.create_index(index("invitations", "idem", &["tenant_id", "idempotency_key"], true)).await?;
+        m.create_index(index("invitations", "customer", &["tenant_id", "customer_id", "outcome", "created_at"], false))
             .await?;
-        m.create_index(index(
-            "invitations",
-            "customer",
-            &["tenant_id", "customer_id", "outcome", "created_at"],
-            false,
-        ))
-        .await?;
-        m.create_index(index("invitations", "survey", &["tenant_id", "survey_id", "created_at"], false))
-            .await?;
+        m.create_index(index("invitations", "survey", &["tenant_id", "survey_id", "created_at"], false)).await?;
 
         m.create_table(
             Table::create()
@@ -177,17 +165,9 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("responses", "idem", &["tenant_id", "idempotency_key"], true))
-            .await?;
-        m.create_index(index("responses", "survey", &["tenant_id", "survey_id", "recorded_at"], false))
-            .await?;
-        m.create_index(index(
-            "responses",
-            "customer",
-            &["tenant_id", "customer_id", "recorded_at"],
-            false,
-        ))
-        .await?;
+        m.create_index(index("responses", "idem", &["tenant_id", "idempotency_key"], true)).await?;
+        m.create_index(index("responses", "survey", &["tenant_id", "survey_id", "recorded_at"], false)).await?;
+        m.create_index(index("responses", "customer", &["tenant_id", "customer_id", "recorded_at"], false)).await?;
 
         m.create_table(
             Table::create()
@@ -216,8 +196,7 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("follow_ups", "status", &["tenant_id", "status", "id"], false))
-            .await?;
+        m.create_index(index("follow_ups", "status", &["tenant_id", "status", "id"], false)).await?;
         m.create_index(index("follow_ups", "due", &["status", "due_at"], false)).await?;
 
         m.create_table(
@@ -236,8 +215,7 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("follow_up_entries", "follow_up", &["follow_up_id", "id"], false))
-            .await?;
+        m.create_index(index("follow_up_entries", "follow_up", &["follow_up_id", "id"], false)).await?;
         Ok(())
     }
 

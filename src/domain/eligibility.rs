@@ -158,11 +158,7 @@ pub fn evaluate(policy: Policy, history: History, now: Timestamp, force: bool) -
             history.last_response_this_survey,
             policy.days_after_response_this_survey,
         ),
-        (
-            EligibilityRule::RespondedAnySurvey,
-            history.last_response_any_survey,
-            policy.days_after_response_any_survey,
-        ),
+        (EligibilityRule::RespondedAnySurvey, history.last_response_any_survey, policy.days_after_response_any_survey),
     ] {
         if let Some(last) = last
             && n > 0
@@ -220,7 +216,8 @@ mod tests {
 
     #[test]
     fn each_cooldown_blocks_until_its_end_and_not_after() {
-        let cases: [(fn(&mut History, Timestamp), EligibilityRule, i64); 4] = [
+        type SetLast = fn(&mut History, Timestamp);
+        let cases: [(SetLast, EligibilityRule, i64); 4] = [
             (|h, t| h.last_invitation_this_survey = Some(t), EligibilityRule::InvitedThisSurvey, 7),
             (|h, t| h.last_invitation_any_survey = Some(t), EligibilityRule::InvitedAnySurvey, 3),
             (|h, t| h.last_response_this_survey = Some(t), EligibilityRule::RespondedThisSurvey, 90),

@@ -33,8 +33,7 @@ pub struct Summary {
 /// Summarises scores on one scale. Every bucket of the scale appears in the counts.
 pub fn summarize(scale: Scale, scores: &[i32]) -> Summary {
     let n = scores.len() as i64;
-    let mut bucket_counts: BTreeMap<Bucket, i64> =
-        scale.bucket_ranges().iter().map(|r| (r.bucket, 0)).collect();
+    let mut bucket_counts: BTreeMap<Bucket, i64> = scale.bucket_ranges().iter().map(|r| (r.bucket, 0)).collect();
     for &s in scores {
         *bucket_counts.entry(scale.bucket(s)).or_default() += 1;
     }
@@ -73,13 +72,7 @@ pub fn nps(promoters: i64, detractors: i64, n: i64) -> (f64, Interval) {
     let diff = p - d;
     let var = (p + d - diff * diff) / nf;
     let half = Z_95 * var.max(0.0).sqrt();
-    (
-        100.0 * diff,
-        Interval {
-            lower: (100.0 * (diff - half)).max(-100.0),
-            upper: (100.0 * (diff + half)).min(100.0),
-        },
-    )
+    (100.0 * diff, Interval { lower: (100.0 * (diff - half)).max(-100.0), upper: (100.0 * (diff + half)).min(100.0) })
 }
 
 /// Wilson score interval for `k` successes in `n`, in percent.
@@ -90,10 +83,7 @@ pub fn wilson(k: i64, n: i64) -> Interval {
     let denom = 1.0 + z2 / nf;
     let centre = (phat + z2 / (2.0 * nf)) / denom;
     let half = Z_95 * (phat * (1.0 - phat) / nf + z2 / (4.0 * nf * nf)).sqrt() / denom;
-    Interval {
-        lower: 100.0 * (centre - half).max(0.0),
-        upper: 100.0 * (centre + half).min(1.0),
-    }
+    Interval { lower: 100.0 * (centre - half).max(0.0), upper: 100.0 * (centre + half).min(1.0) }
 }
 
 /// Mean and its Student-t interval (none for fewer than two scores).

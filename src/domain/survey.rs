@@ -335,11 +335,7 @@ mod tests {
         ] {
             let s = scale(kind, max);
             for score in s.min()..=s.max {
-                let hits: Vec<_> = s
-                    .bucket_ranges()
-                    .into_iter()
-                    .filter(|r| r.min <= score && score <= r.max)
-                    .collect();
+                let hits: Vec<_> = s.bucket_ranges().into_iter().filter(|r| r.min <= score && score <= r.max).collect();
                 assert_eq!(hits.len(), 1);
                 assert_eq!(hits[0].bucket, s.bucket(score));
             }

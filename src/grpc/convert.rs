@@ -161,7 +161,7 @@ pub fn priority(raw: i32) -> Result<Priority> {
 }
 
 fn policy(p: &Option<pb::EligibilityPolicy>) -> PolicyOverrides {
-    let p = p.clone().unwrap_or_default();
+    let p = p.unwrap_or_default();
     PolicyOverrides {
         days_after_invitation_this_survey: p.days_after_invitation_this_survey,
         days_after_invitation_any_survey: p.days_after_invitation_any_survey,
@@ -228,7 +228,7 @@ pub fn survey_patch(s: Option<pb::Survey>, mask: Option<prost_types::FieldMask>)
     }
     let mut errors = Vec::new();
     let (name, question, low_label, high_label) = texts(&s, &mut errors);
-    let p = s.policy.clone().unwrap_or_default();
+    let p = s.policy.unwrap_or_default();
     let f = s.follow_up.clone().unwrap_or_default();
     let mut patch = model::SurveyPatch::default();
     for path in &paths {
@@ -236,7 +236,10 @@ pub fn survey_patch(s: Option<pb::Survey>, mask: Option<prost_types::FieldMask>)
             "name" => patch.name = Some(name.clone()),
             "question" => {
                 if s.question.trim().is_empty() {
-                    errors.push(crate::error::FieldViolation { field: "survey.question".into(), description: "is required".into() });
+                    errors.push(crate::error::FieldViolation {
+                        field: "survey.question".into(),
+                        description: "is required".into(),
+                    });
                 }
                 patch.question = Some(question.clone())
             }
@@ -263,14 +266,18 @@ pub fn survey_patch(s: Option<pb::Survey>, mask: Option<prost_types::FieldMask>)
                 patch.days_after_response_any_survey = Some(p.days_after_response_any_survey)
             }
             "policy.invitation_expiry_days" => patch.invitation_expiry_days = Some(p.invitation_expiry_days),
-            "follow_up" | "follow_up.threshold" | "follow_up.customer_condition" | "follow_up.sla_hours"
+            "follow_up"
+            | "follow_up.threshold"
+            | "follow_up.customer_condition"
+            | "follow_up.sla_hours"
             | "follow_up.disabled" => {
                 let whole = path == "follow_up";
                 if whole || path == "follow_up.threshold" {
                     patch.follow_up_threshold = Some(f.threshold);
                 }
                 if whole || path == "follow_up.customer_condition" {
-                    patch.follow_up_condition = Some(props(&f.customer_condition, "survey.follow_up.customer_condition")?);
+                    patch.follow_up_condition =
+                        Some(props(&f.customer_condition, "survey.follow_up.customer_condition")?);
                 }
                 if whole || path == "follow_up.sla_hours" {
                     patch.follow_up_sla_hours = Some(f.sla_hours);

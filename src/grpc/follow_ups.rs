@@ -64,7 +64,10 @@ impl FollowUpService for FollowUpApi {
     }
 
     #[tracing::instrument(skip_all, fields(rpc.method = "UpdateFollowUp"))]
-    async fn update_follow_up(&self, req: Request<pb::UpdateFollowUpRequest>) -> Result<Response<pb::FollowUp>, Status> {
+    async fn update_follow_up(
+        &self,
+        req: Request<pb::UpdateFollowUpRequest>,
+    ) -> Result<Response<pb::FollowUp>, Status> {
         let p = principal(&self.svc, &req).await?;
         let r = req.into_inner();
         let parsed = (|| {

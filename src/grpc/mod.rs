@@ -66,8 +66,7 @@ pub fn bearer<T>(req: &Request<T>) -> Option<&str> {
 
 /// The caller behind the request's API key, or `UNAUTHENTICATED`.
 pub async fn principal<T>(svc: &Services, req: &Request<T>) -> Result<Principal, Status> {
-    let key = bearer(req).ok_or_else(|| {
-        Status::unauthenticated("send an API key as `authorization: Bearer <key>` metadata")
-    })?;
+    let key = bearer(req)
+        .ok_or_else(|| Status::unauthenticated("send an API key as `authorization: Bearer <key>` metadata"))?;
     svc.authenticate(key).await.map_err(status)
 }

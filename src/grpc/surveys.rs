@@ -66,7 +66,8 @@ impl SurveyService for SurveyApi {
     async fn update_survey(&self, req: Request<pb::UpdateSurveyRequest>) -> R<pb::Survey> {
         let p = principal(&self.svc, &req).await?;
         let r = req.into_inner();
-        let id = SurveyId::parse(r.survey.as_ref().map(|s| s.id.as_str()).unwrap_or(""), "survey.id").map_err(status)?;
+        let id =
+            SurveyId::parse(r.survey.as_ref().map(|s| s.id.as_str()).unwrap_or(""), "survey.id").map_err(status)?;
         let patch = c::survey_patch(r.survey, r.update_mask).map_err(status)?;
         ok(c::pb_survey(&self.svc.update_survey(&p, &id, patch).await.map_err(status)?))
     }
@@ -170,7 +171,12 @@ impl SurveyService for SurveyApi {
                     survey: SurveyId::parse(&d.survey_id, "direct.survey_id")?,
                     customer: CustomerRef::parse(&d.customer_id, "direct.customer_id")?,
                 },
-                _ => return Err(crate::error::AppError::invalid("target", "give a token or a survey and customer (direct)")),
+                _ => {
+                    return Err(crate::error::AppError::invalid(
+                        "target",
+                        "give a token or a survey and customer (direct)",
+                    ));
+                }
             };
             Ok(RecordRequest {
                 target,

@@ -128,9 +128,15 @@ pub fn check_action(action: FollowUpAction) -> Result<FollowUpAction> {
             FollowUpAction::Resolve { resolution: text("resolve.resolution", &resolution, 5000, true)? }
         }
         FollowUpAction::AddNote { body } => FollowUpAction::AddNote { body: text("add_note.body", &body, 5000, true)? },
-        FollowUpAction::Dismiss { reason } => FollowUpAction::Dismiss { reason: text("dismiss.reason", &reason, 5000, false)? },
-        FollowUpAction::Reopen { reason } => FollowUpAction::Reopen { reason: text("reopen.reason", &reason, 5000, false)? },
-        FollowUpAction::Assign { assignee } => FollowUpAction::Assign { assignee: text("assign.assignee", &assignee, 200, false)? },
+        FollowUpAction::Dismiss { reason } => {
+            FollowUpAction::Dismiss { reason: text("dismiss.reason", &reason, 5000, false)? }
+        }
+        FollowUpAction::Reopen { reason } => {
+            FollowUpAction::Reopen { reason: text("reopen.reason", &reason, 5000, false)? }
+        }
+        FollowUpAction::Assign { assignee } => {
+            FollowUpAction::Assign { assignee: text("assign.assignee", &assignee, 200, false)? }
+        }
         other => other,
     })
 }

@@ -45,7 +45,12 @@ pub struct TokenInvitation {
 
 impl Services {
     /// Eligibility of a customer for a survey now, without issuing anything.
-    pub async fn check_eligibility(&self, p: &Principal, survey: &SurveyId, customer: &CustomerRef) -> Result<Eligibility> {
+    pub async fn check_eligibility(
+        &self,
+        p: &Principal,
+        survey: &SurveyId,
+        customer: &CustomerRef,
+    ) -> Result<Eligibility> {
         require_secret(p)?;
         let conn = self.db.conn();
         let s = surveys::get(conn, &p.tenant, survey).await?;
@@ -85,7 +90,12 @@ impl Services {
         }
     }
 
-    async fn issue_once(&self, p: &Principal, req: &IssueRequest, fingerprint: &str) -> Result<IssueOutcome, IssueError> {
+    async fn issue_once(
+        &self,
+        p: &Principal,
+        req: &IssueRequest,
+        fingerprint: &str,
+    ) -> Result<IssueOutcome, IssueError> {
         let now = self.clock.now();
         let txn = self.db.begin_write().await?;
         let survey = surveys::get(&txn, &p.tenant, &req.survey).await?;
@@ -120,9 +130,7 @@ impl Services {
             idempotency_key: req.idempotency_key.clone(),
             request_hash: Some(fingerprint.to_owned()),
             created_at: time::to_micros(now),
-            expires_at: decision
-                .eligible
-                .then(|| time::to_micros(now + days(policy.invitation_expiry_days as i64))),
+            expires_at: decision.eligible.then(|| time::to_micros(now + days(policy.invitation_expiry_days as i64))),
             answered_at: None,
             response_id: None,
         };

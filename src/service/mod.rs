@@ -54,8 +54,8 @@ impl Services {
 pub fn require_secret(p: &Principal) -> Result<()> {
     match p.kind {
         KeyKind::Secret => Ok(()),
-        KeyKind::Publishable => {
-            Err(AppError::PermissionDenied("this call needs a secret key; publishable keys may only answer surveys".into()))
-        }
+        KeyKind::Publishable => Err(AppError::PermissionDenied(
+            "this call needs a secret key; publishable keys may only answer surveys".into(),
+        )),
     }
 }

@@ -103,7 +103,12 @@ impl Services {
         v.pop().ok_or_else(|| AppError::Internal(anyhow::anyhow!("response vanished")))
     }
 
-    async fn record_once(&self, tenant: &TenantId, req: &RecordRequest, fingerprint: &str) -> Result<Response, IssueError> {
+    async fn record_once(
+        &self,
+        tenant: &TenantId,
+        req: &RecordRequest,
+        fingerprint: &str,
+    ) -> Result<Response, IssueError> {
         let now = self.clock.now();
         let txn = self.db.begin_write().await?;
         // Read and check everything before the first write.

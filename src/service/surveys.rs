@@ -1,8 +1,8 @@
 //! Creating, reading, changing and archiving surveys.
 
 use super::{Services, require_secret};
-use crate::domain::model::{Page, Survey, SurveyDraft, SurveyPatch};
 use crate::domain::model::Principal;
+use crate::domain::model::{Page, Survey, SurveyDraft, SurveyPatch};
 use crate::domain::{SurveyId, SurveyKind};
 use crate::error::{AppError, Result};
 use crate::store::{PageRequest, surveys};

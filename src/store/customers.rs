@@ -42,9 +42,7 @@ pub async fn find(conn: &impl ConnectionTrait, tenant: &TenantId, external: &Cus
 
 /// The customer, or `NOT_FOUND`.
 pub async fn get(conn: &impl ConnectionTrait, tenant: &TenantId, external: &CustomerRef) -> Result<Customer> {
-    find(conn, tenant, external)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("customer {:?}", external.as_str())))
+    find(conn, tenant, external).await?.ok_or_else(|| AppError::NotFound(format!("customer {:?}", external.as_str())))
 }
 
 /// Creates the customer if new (race-free: INSERT … ON CONFLICT DO NOTHING) and
@@ -68,9 +66,7 @@ pub async fn upsert(
         updated_at: Set(us),
     })
     .on_conflict(
-        OnConflict::columns([customer::Column::TenantId, customer::Column::ExternalId])
-            .do_nothing()
-            .to_owned(),
+        OnConflict::columns([customer::Column::TenantId, customer::Column::ExternalId]).do_nothing().to_owned(),
     )
     .exec_without_returning(conn)
     .await?;

@@ -1,6 +1,8 @@
 //! Follow-ups and their append-only entries.
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use super::entities::{Scoped, follow_up, follow_up_entry};
 use super::{PageRequest, responses};
@@ -53,11 +55,12 @@ pub async fn row(conn: &impl ConnectionTrait, tenant: &TenantId, id: &FollowUpId
         .ok_or_else(|| AppError::NotFound(format!("follow-up {id}")))
 }
 
-pub async fn row_by_response(conn: &impl ConnectionTrait, tenant: &TenantId, response: &ResponseId) -> Result<Option<Row>> {
-    Ok(follow_up::Entity::scoped(tenant)
-        .filter(follow_up::Column::ResponseId.eq(response.as_str()))
-        .one(conn)
-        .await?)
+pub async fn row_by_response(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    response: &ResponseId,
+) -> Result<Option<Row>> {
+    Ok(follow_up::Entity::scoped(tenant).filter(follow_up::Column::ResponseId.eq(response.as_str())).one(conn).await?)
 }
 
 fn entry_to_domain(m: follow_up_entry::Model) -> Result<FollowUpEntry> {
@@ -135,7 +138,12 @@ pub struct Filter {
     pub overdue: Option<bool>,
 }
 
-pub async fn list(conn: &impl ConnectionTrait, tenant: &TenantId, f: &Filter, page: &PageRequest) -> Result<Page<FollowUp>> {
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    f: &Filter,
+    page: &PageRequest,
+) -> Result<Page<FollowUp>> {
     let mut q = follow_up::Entity::scoped(tenant).order_by_desc(follow_up::Column::Id).limit(page.size);
     if let Some(s) = f.status {
         q = q.filter(follow_up::Column::Status.eq(s.as_str()));

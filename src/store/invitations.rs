@@ -3,7 +3,7 @@
 
 use sea_orm::ExprTrait as _;
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, ActiveModelTrait, QueryFilter, QuerySelect};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect};
 
 use super::entities::{Scoped, invitation, response};
 use crate::domain::eligibility::History;
@@ -36,10 +36,7 @@ pub async fn insert(conn: &impl ConnectionTrait, row: Row) -> Result<(), sea_orm
 }
 
 pub async fn by_idempotency_key(conn: &impl ConnectionTrait, tenant: &TenantId, key: &str) -> Result<Option<Row>> {
-    Ok(invitation::Entity::scoped(tenant)
-        .filter(invitation::Column::IdempotencyKey.eq(key))
-        .one(conn)
-        .await?)
+    Ok(invitation::Entity::scoped(tenant).filter(invitation::Column::IdempotencyKey.eq(key)).one(conn).await?)
 }
 
 /// The issued invitation holding this token hash (the token names its tenant).
@@ -66,7 +63,12 @@ pub async fn set_token_hash(conn: &impl ConnectionTrait, id: &InvitationId, hash
 }
 
 /// Marks an invitation answered by a response.
-pub async fn mark_answered(conn: &impl ConnectionTrait, id: &InvitationId, response: &ResponseId, at: Timestamp) -> Result<()> {
+pub async fn mark_answered(
+    conn: &impl ConnectionTrait,
+    id: &InvitationId,
+    response: &ResponseId,
+    at: Timestamp,
+) -> Result<()> {
     invitation::Entity::update_many()
         .col_expr(invitation::Column::AnsweredAt, Expr::value(time::to_micros(at)))
         .col_expr(invitation::Column::ResponseId, Expr::value(response.as_str()))
@@ -81,12 +83,7 @@ async fn latest(
     q: sea_orm::Select<impl EntityTrait>,
     col: impl sea_orm::sea_query::IntoColumnRef,
 ) -> Result<Option<Timestamp>> {
-    let v: Option<Option<i64>> = q
-        .select_only()
-        .expr(Expr::col(col).max())
-        .into_tuple()
-        .one(conn)
-        .await?;
+    let v: Option<Option<i64>> = q.select_only().expr(Expr::col(col).max()).into_tuple().one(conn).await?;
     Ok(v.flatten().map(time::from_micros))
 }
 

@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use sea_orm::ExprTrait as _;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, JoinType, PaginatorTrait, QueryFilter, QuerySelect};
-use sea_orm::ExprTrait as _;
 
 use super::entities::{Scoped, customer, invitation, response};
 use super::invitations::{ISSUED, SUPPRESSED};
@@ -108,11 +108,5 @@ pub async fn funnel(
         .filter(invitation::Column::ExpiresAt.lte(time::to_micros(now)))
         .count(conn)
         .await? as i64;
-    Ok(Funnel {
-        issued: issued_n,
-        suppressed_by_rule,
-        expired,
-        answered,
-        pending: issued_n - answered - expired,
-    })
+    Ok(Funnel { issued: issued_n, suppressed_by_rule, expired, answered, pending: issued_n - answered - expired })
 }

@@ -2,13 +2,17 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+};
 
 use super::entities::{Scoped, customer, follow_up, response};
 use super::{PageRequest, props_from_json};
 use crate::domain::model::{Page, Response};
 use crate::domain::time::Timestamp;
-use crate::domain::{Bucket, CustomerRef, FollowUpId, InvitationId, ResponseId, Scale, SurveyId, SurveyKind, TenantId, time};
+use crate::domain::{
+    Bucket, CustomerRef, FollowUpId, InvitationId, ResponseId, Scale, SurveyId, SurveyKind, TenantId, time,
+};
 use crate::error::{AppError, Result};
 
 pub use response::Model as Row;
@@ -52,17 +56,15 @@ pub async fn row_by_id(conn: &impl ConnectionTrait, tenant: &TenantId, id: &Resp
 }
 
 pub async fn row_by_idempotency_key(conn: &impl ConnectionTrait, tenant: &TenantId, key: &str) -> Result<Option<Row>> {
-    Ok(response::Entity::scoped(tenant)
-        .filter(response::Column::IdempotencyKey.eq(key))
-        .one(conn)
-        .await?)
+    Ok(response::Entity::scoped(tenant).filter(response::Column::IdempotencyKey.eq(key)).one(conn).await?)
 }
 
-pub async fn row_by_invitation(conn: &impl ConnectionTrait, tenant: &TenantId, inv: &InvitationId) -> Result<Option<Row>> {
-    Ok(response::Entity::scoped(tenant)
-        .filter(response::Column::InvitationId.eq(inv.as_str()))
-        .one(conn)
-        .await?)
+pub async fn row_by_invitation(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    inv: &InvitationId,
+) -> Result<Option<Row>> {
+    Ok(response::Entity::scoped(tenant).filter(response::Column::InvitationId.eq(inv.as_str())).one(conn).await?)
 }
 
 /// Attaches customers' CRM ids and follow-up ids to rows (two queries for any number).
@@ -113,7 +115,12 @@ pub struct Filter {
 }
 
 /// Responses, newest first.
-pub async fn list(conn: &impl ConnectionTrait, tenant: &TenantId, f: &Filter, page: &PageRequest) -> Result<Page<Response>> {
+pub async fn list(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    f: &Filter,
+    page: &PageRequest,
+) -> Result<Page<Response>> {
     let mut q = response::Entity::scoped(tenant).order_by_desc(response::Column::Id).limit(page.size);
     if let Some(s) = &f.survey {
         q = q.filter(response::Column::SurveyId.eq(s.as_str()));

@@ -44,14 +44,20 @@ async fn a_follow_up_moves_through_its_statuses_and_keeps_every_timestamp(b: Bac
     assert_eq!(resolved.resolution, "Called; refund issued");
     assert!(resolved.resolve_time.is_some());
 
-    let reopened =
-        c.update_follow_up(act(&f.id, Action::Reopen(u::Reopen { reason: "came back".into() }))).await.unwrap().into_inner();
+    let reopened = c
+        .update_follow_up(act(&f.id, Action::Reopen(u::Reopen { reason: "came back".into() })))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(reopened.status, pb::FollowUpStatus::Open as i32);
     assert!(reopened.reopen_time.is_some());
     assert!(reopened.resolve_time.is_some(), "earlier timestamps are kept");
 
-    let dismissed =
-        c.update_follow_up(act(&f.id, Action::Dismiss(u::Dismiss { reason: "duplicate".into() }))).await.unwrap().into_inner();
+    let dismissed = c
+        .update_follow_up(act(&f.id, Action::Dismiss(u::Dismiss { reason: "duplicate".into() })))
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(dismissed.status, pb::FollowUpStatus::Dismissed as i32);
 
     let changes: Vec<(i32, i32)> = dismissed
@@ -71,7 +77,13 @@ async fn a_follow_up_moves_through_its_statuses_and_keeps_every_timestamp(b: Bac
         ]
     );
     assert!(dismissed.entries.iter().all(|e| e.time.is_some()));
-    assert!(dismissed.entries.iter().filter(|e| e.kind == pb::EntryKind::StatusChange as i32).all(|e| e.author == "ana@example.com"));
+    assert!(
+        dismissed
+            .entries
+            .iter()
+            .filter(|e| e.kind == pb::EntryKind::StatusChange as i32)
+            .all(|e| e.author == "ana@example.com")
+    );
 }
 
 async fn transitions_the_status_does_not_allow_are_failed_precondition_and_change_nothing(b: Backend) {
@@ -139,24 +151,43 @@ async fn follow_ups_can_be_listed_by_status_assignee_customer_and_survey(b: Back
     c.update_follow_up(act(&bfu.id, Action::Resolve(u::Resolve { resolution: "done".into() }))).await.unwrap();
     let list = |r: pb::ListFollowUpsRequest| {
         let mut c = c.clone();
-        async move { c.list_follow_ups(r).await.unwrap().into_inner().follow_ups.into_iter().map(|f| f.id).collect::<Vec<_>>() }
+        async move {
+            c.list_follow_ups(r).await.unwrap().into_inner().follow_ups.into_iter().map(|f| f.id).collect::<Vec<_>>()
+        }
     };
-    assert_eq!(list(pb::ListFollowUpsRequest { assignee: "sam".into(), ..Default::default() }).await, vec![a.id.clone()]);
+    assert_eq!(
+        list(pb::ListFollowUpsRequest { assignee: "sam".into(), ..Default::default() }).await,
+        vec![a.id.clone()]
+    );
     assert_eq!(
         list(pb::ListFollowUpsRequest { status: pb::FollowUpStatus::Resolved as i32, ..Default::default() }).await,
         vec![bfu.id.clone()]
     );
-    assert_eq!(list(pb::ListFollowUpsRequest { status: pb::FollowUpStatus::Open as i32, ..Default::default() }).await.len(), 2);
-    assert_eq!(list(pb::ListFollowUpsRequest { customer_id: "bob".into(), ..Default::default() }).await, vec![bfu.id.clone()]);
-    assert_eq!(list(pb::ListFollowUpsRequest { survey_id: a.survey_id.clone(), ..Default::default() }).await, vec![a.id.clone()]);
+    assert_eq!(
+        list(pb::ListFollowUpsRequest { status: pb::FollowUpStatus::Open as i32, ..Default::default() }).await.len(),
+        2
+    );
+    assert_eq!(
+        list(pb::ListFollowUpsRequest { customer_id: "bob".into(), ..Default::default() }).await,
+        vec![bfu.id.clone()]
+    );
+    assert_eq!(
+        list(pb::ListFollowUpsRequest { survey_id: a.survey_id.clone(), ..Default::default() }).await,
+        vec![a.id.clone()]
+    );
     assert!(list(pb::ListFollowUpsRequest { customer_id: "nobody".into(), ..Default::default() }).await.is_empty());
     assert_eq!(list(pb::ListFollowUpsRequest { overdue: Some(true), ..Default::default() }).await.len(), 0);
     // Pages of one, newest first.
-    let first = c.list_follow_ups(pb::ListFollowUpsRequest { page_size: 1, ..Default::default() }).await.unwrap().into_inner();
+    let first =
+        c.list_follow_ups(pb::ListFollowUpsRequest { page_size: 1, ..Default::default() }).await.unwrap().into_inner();
     assert_eq!(first.follow_ups.len(), 1);
     assert!(!first.next_page_token.is_empty());
     let second = c
-        .list_follow_ups(pb::ListFollowUpsRequest { page_size: 1, page_token: first.next_page_token, ..Default::default() })
+        .list_follow_ups(pb::ListFollowUpsRequest {
+            page_size: 1,
+            page_token: first.next_page_token,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();

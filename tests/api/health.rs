@@ -20,7 +20,10 @@ async fn health_is_serving_for_the_whole_server_and_each_service_on_sqlite() {
     let app = spawn_app(Backend::Sqlite).await;
     for service in ["", SERVICE_NAME, "rapport.v1.FollowUpService"] {
         assert!(
-            eventually(Duration::from_secs(10), || async { status(&app, service).await == Some(ServingStatus::Serving) }).await,
+            eventually(Duration::from_secs(10), || async {
+                status(&app, service).await == Some(ServingStatus::Serving)
+            })
+            .await,
             "{service:?} serving"
         );
     }
@@ -28,13 +31,16 @@ async fn health_is_serving_for_the_whole_server_and_each_service_on_sqlite() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reflection_lists_the_public_services() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
     let app = spawn_app(Backend::Sqlite).await;
     let mut client = ServerReflectionClient::new(app.channel.clone());
-    let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
     let mut stream = client.server_reflection_info(tokio_stream::iter(vec![req])).await.unwrap().into_inner();
     let msg = stream.message().await.unwrap().expect("a reply");
     let Some(MessageResponse::ListServicesResponse(list)) = msg.message_response else { panic!("unexpected reply") };
@@ -61,7 +67,9 @@ async fn on_postgres_losing_the_database_turns_health_not_serving_and_calls_unav
     let (db_name, admin_url) = app.pg.clone().expect("a PostgreSQL test database");
     let s = app.survey(pb::SurveyKind::Nps, None).await;
     let kept = app.answer(&s.id, "before", 3).await.unwrap();
-    assert!(eventually(Duration::from_secs(10), || async { status(&app, "").await == Some(ServingStatus::Serving) }).await);
+    assert!(
+        eventually(Duration::from_secs(10), || async { status(&app, "").await == Some(ServingStatus::Serving) }).await
+    );
 
     let admin = Database::connect(&admin_url).await.unwrap();
     admin.execute_unprepared(&format!("ALTER DATABASE \"{db_name}\" ALLOW_CONNECTIONS false")).await.unwrap();
@@ -73,7 +81,8 @@ async fn on_postgres_losing_the_database_turns_health_not_serving_and_calls_unav
         .unwrap();
 
     assert!(
-        eventually(Duration::from_secs(10), || async { status(&app, "").await == Some(ServingStatus::NotServing) }).await,
+        eventually(Duration::from_secs(10), || async { status(&app, "").await == Some(ServingStatus::NotServing) })
+            .await,
         "health turns NOT_SERVING"
     );
     let err = app.answer(&s.id, "during", 9).await.unwrap_err();

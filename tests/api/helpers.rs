@@ -252,9 +252,26 @@ impl TestApp {
 }
 
 impl Drop for TestApp {
+    /// Stops the server and drops the test's PostgreSQL database, so runs leave
+    /// nothing behind.
     fn drop(&mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+        if let Some((name, admin)) = self.pg.take() {
+            // Drop runs outside async; a short-lived runtime on its own thread does the work.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+                rt.block_on(async {
+                    let conn = Database::connect(&admin).await.ok()?;
+                    conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await.ok()?;
+                    conn.close().await.ok()
+                })
+            })
+            .join();
         }
     }
 }
@@ -265,10 +282,8 @@ pub fn assert_invalid(err: &Status, field: &str) {
     use tonic_types::StatusExt;
     assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     let details = err.get_error_details();
-    let fields: Vec<String> = details
-        .bad_request()
-        .map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect())
-        .unwrap_or_default();
+    let fields: Vec<String> =
+        details.bad_request().map(|b| b.field_violations.iter().map(|v| v.field.clone()).collect()).unwrap_or_default();
     assert!(fields.iter().any(|f| f == field), "expected a violation on {field:?}, got {fields:?}");
 }
 

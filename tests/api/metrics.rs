@@ -145,7 +145,12 @@ async fn answer_with(app: &TestApp, survey: &str, customer: &str, score: i32, pr
 }
 
 /// Issues `survey` to `customer`, merging `properties` into the customer.
-async fn issue_with(app: &TestApp, survey: &str, customer: &str, properties: &[(&str, &str)]) -> pb::IssueSurveyResponse {
+async fn issue_with(
+    app: &TestApp,
+    survey: &str,
+    customer: &str,
+    properties: &[(&str, &str)],
+) -> pb::IssueSurveyResponse {
     app.surveys
         .clone()
         .issue_survey(pb::IssueSurveyRequest {
@@ -359,7 +364,8 @@ async fn a_day_series_counts_each_utc_day_of_the_window_including_empty_days(b: 
     *per_week.entry(monday(day1)).or_default() += 2;
     per_week.entry(monday(day1 + Duration::days(1))).or_default();
     *per_week.entry(monday(day1 + Duration::days(2))).or_default() += 3;
-    let weeks = metrics(&app, pb::GetSurveyMetricsRequest { interval: pb::Interval::Week as i32, ..req }).await.unwrap();
+    let weeks =
+        metrics(&app, pb::GetSurveyMetricsRequest { interval: pb::Interval::Week as i32, ..req }).await.unwrap();
     assert_eq!(weeks.series.len(), per_week.len());
     for (point, (week, n)) in weeks.series.iter().zip(&per_week) {
         assert_eq!(from_ts(&point.start_time), (*week).max(day1), "the first week is clipped to the window");
@@ -377,10 +383,9 @@ async fn week_and_month_series_have_one_point_per_period_clipped_to_the_window(b
         interval: interval as i32,
         ..of_survey(&s.id)
     };
-    let starts_and_ends =
-        |m: &pb::GetSurveyMetricsResponse| -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
-            m.series.iter().map(|p| (from_ts(&p.start_time), from_ts(&p.end_time))).collect()
-        };
+    let starts_and_ends = |m: &pb::GetSurveyMetricsResponse| -> Vec<(DateTime<Utc>, DateTime<Utc>)> {
+        m.series.iter().map(|p| (from_ts(&p.start_time), from_ts(&p.end_time))).collect()
+    };
 
     // Wednesday 7 January 2026 to Sunday 1 February 2026: a partial first week (Wed–Sun),
     // three whole weeks, and a last week cut at the Sunday.
@@ -466,10 +471,7 @@ async fn a_property_filter_counts_only_responses_whose_merged_properties_match(b
     answer_with(&app, &s.id, "free-2", 10, &[("plan", "free")]).await;
     app.answer(&s.id, "unknown", 7).await.unwrap();
 
-    let with_filter = |kv: &[(&str, &str)]| pb::GetSurveyMetricsRequest {
-        filter: props(kv),
-        ..of_survey(&s.id)
-    };
+    let with_filter = |kv: &[(&str, &str)]| pb::GetSurveyMetricsRequest { filter: props(kv), ..of_survey(&s.id) };
     let all = metrics(&app, of_survey(&s.id)).await.unwrap();
     assert_eq!(summary(&all).n, 7);
 
@@ -558,10 +560,7 @@ async fn the_funnel_counts_issued_answered_expired_pending_and_suppressed_by_rul
     by_rule.sort();
     assert_eq!(
         by_rule,
-        vec![
-            (pb::EligibilityRule::InvitedThisSurvey as i32, 1),
-            (pb::EligibilityRule::RespondedThisSurvey as i32, 1),
-        ]
+        vec![(pb::EligibilityRule::InvitedThisSurvey as i32, 1), (pb::EligibilityRule::RespondedThisSurvey as i32, 1),]
     );
     close(f.response_rate.expect("a rate"), 2.0 / 4.0, 1e-12);
     // The two token answers are the scores.
@@ -648,9 +647,8 @@ async fn bad_metric_requests_are_invalid_argument_naming_the_field(b: Backend) {
     let err = metrics(&app, five_years.clone()).await.unwrap_err();
     assert_invalid(&err, "interval");
     // The same window by week is fine (≈ 261 points).
-    let weeks = metrics(&app, pb::GetSurveyMetricsRequest { interval: pb::Interval::Week as i32, ..five_years })
-        .await
-        .unwrap();
+    let weeks =
+        metrics(&app, pb::GetSurveyMetricsRequest { interval: pb::Interval::Week as i32, ..five_years }).await.unwrap();
     assert!((260..=262).contains(&weeks.series.len()), "{}", weeks.series.len());
 
     let err = metrics(&app, pb::GetSurveyMetricsRequest { interval: 42, ..of_survey(&s.id) }).await.unwrap_err();

@@ -175,7 +175,8 @@ async fn an_expired_invitation_is_failed_precondition(b: Backend) {
     let mut c = app.surveys_as(None);
     let got = c.get_invitation(pb::GetInvitationRequest { token: issued.token.clone() }).await.unwrap().into_inner();
     assert_eq!(got.invitation.unwrap().status, pb::InvitationStatus::Expired as i32);
-    let err = assert_code(c.record_response(record(Target::Token(issued.token), Some(9))).await, Code::FailedPrecondition);
+    let err =
+        assert_code(c.record_response(record(Target::Token(issued.token), Some(9))).await, Code::FailedPrecondition);
     assert!(err.message().contains("expired"));
     assert!(app.all_responses().await.is_empty());
 }
@@ -213,7 +214,8 @@ async fn the_comment_and_properties_follow_the_score_and_the_score_may_change_wi
     assert_eq!((late.score, late.comment.as_str()), (10, "Still great"));
 
     // By id with a secret key, and the stored record agrees.
-    let got = app.surveys.clone().get_response(pb::GetResponseRequest { id: first.id.clone() }).await.unwrap().into_inner();
+    let got =
+        app.surveys.clone().get_response(pb::GetResponseRequest { id: first.id.clone() }).await.unwrap().into_inner();
     assert_eq!(got, late);
 }
 
@@ -252,7 +254,13 @@ async fn a_follow_up_opens_exactly_at_or_under_the_threshold(b: Backend) {
         let r = app.answer(&survey.id, &format!("t{i}"), *score).await.unwrap();
         assert_eq!(!r.follow_up_id.is_empty(), *opens, "survey {} score {score}", survey.id);
         if *opens {
-            let f = app.follow_ups.clone().get_follow_up(pb::GetFollowUpRequest { id: r.follow_up_id.clone() }).await.unwrap().into_inner();
+            let f = app
+                .follow_ups
+                .clone()
+                .get_follow_up(pb::GetFollowUpRequest { id: r.follow_up_id.clone() })
+                .await
+                .unwrap()
+                .into_inner();
             assert_eq!(f.response_id, r.id);
             assert_eq!(f.status, pb::FollowUpStatus::Open as i32);
             assert_eq!(f.answer.as_ref().unwrap().score, *score);
@@ -310,7 +318,13 @@ async fn a_changed_score_shows_on_the_follow_up_and_leaving_the_threshold_is_not
     })
     .await
     .unwrap();
-    let f = app.follow_ups.clone().get_follow_up(pb::GetFollowUpRequest { id: r.follow_up_id.clone() }).await.unwrap().into_inner();
+    let f = app
+        .follow_ups
+        .clone()
+        .get_follow_up(pb::GetFollowUpRequest { id: r.follow_up_id.clone() })
+        .await
+        .unwrap()
+        .into_inner();
     let answer = f.answer.unwrap();
     assert_eq!((answer.score, answer.comment.as_str()), (9, "actually fine"));
     assert!(!answer.at_or_under_threshold);

@@ -123,15 +123,30 @@ async fn a_bad_survey_is_invalid_argument_naming_every_field_and_stores_nothing(
         (pb::Survey { kind: 0, question: "q".into(), ..Default::default() }, "survey.kind"),
         (pb::Survey { kind: pb::SurveyKind::Nps as i32, ..Default::default() }, "survey.question"),
         (
-            pb::Survey { kind: pb::SurveyKind::Nps as i32, question: "q".into(), scale_max: Some(5), ..Default::default() },
+            pb::Survey {
+                kind: pb::SurveyKind::Nps as i32,
+                question: "q".into(),
+                scale_max: Some(5),
+                ..Default::default()
+            },
             "survey.scale_max",
         ),
         (
-            pb::Survey { kind: pb::SurveyKind::Csat as i32, question: "q".into(), scale_max: Some(4), ..Default::default() },
+            pb::Survey {
+                kind: pb::SurveyKind::Csat as i32,
+                question: "q".into(),
+                scale_max: Some(4),
+                ..Default::default()
+            },
             "survey.scale_max",
         ),
         (
-            pb::Survey { kind: pb::SurveyKind::Ces as i32, question: "q".into(), scale_max: Some(10), ..Default::default() },
+            pb::Survey {
+                kind: pb::SurveyKind::Ces as i32,
+                question: "q".into(),
+                scale_max: Some(10),
+                ..Default::default()
+            },
             "survey.scale_max",
         ),
         (
