@@ -34,7 +34,7 @@ impl Application {
         if args.migrate_on_start {
             db.migrate().await?;
         }
-        let services = Services { db, clock };
+        let services = Services::new(db, clock).with_outbox(args.outbox.settings()?);
         let listener = TcpListener::bind(args.grpc_addr).await?;
         Ok(Application { listener, services, args })
     }
