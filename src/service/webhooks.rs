@@ -325,5 +325,5 @@ pub fn http_client(timeout: std::time::Duration) -> reqwest::Client {
 
 /// Events the stream sends for a type filter (empty: all).
 pub fn stream_filter(types: &[String]) -> Result<Vec<String>> {
-    check_types(types)
+    check_types(types).map_err(|_| AppError::invalid("types", "lists an unknown event type"))
 }
