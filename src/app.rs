@@ -11,9 +11,9 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::config::ServeArgs;
+use crate::grpc::pb::event_service_server::EventServiceServer;
 use crate::grpc::pb::follow_up_service_server::FollowUpServiceServer;
 use crate::grpc::pb::survey_service_server::SurveyServiceServer;
-use crate::grpc::pb::event_service_server::EventServiceServer;
 use crate::grpc::pb::webhook_service_server::WebhookServiceServer;
 use crate::grpc::{self, EventApi, FollowUpApi, SurveyApi, WebhookApi};
 use crate::service::{Clock, Services};
@@ -94,6 +94,13 @@ impl Application {
         let mut server = tokio::spawn(server);
         let (stop_workers, workers_stop) = tokio::sync::watch::channel(false);
         let workers = crate::workers::spawn(services.clone(), workers_stop);
+        // If this future is dropped (a crash-like stop), everything it started stops too.
+        let _abort = AbortOnDrop(
+            [server.abort_handle(), health_task.abort_handle()]
+                .into_iter()
+                .chain(workers.iter().map(|w| w.abort_handle()))
+                .collect(),
+        );
 
         tokio::select! {
             res = &mut server => {
@@ -125,6 +132,17 @@ impl Application {
         }
         services.db.close().await;
         Ok(())
+    }
+}
+
+/// Aborts tasks when dropped.
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
     }
 }
 

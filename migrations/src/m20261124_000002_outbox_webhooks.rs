@@ -109,10 +109,8 @@ impl MigrationTrait for Migration {
         m.create_index(index("delivery_attempts", "delivery", &["delivery_id", "attempt"], false)).await?;
 
         // The per-tenant event counter, touched only by the sequencer.
-        m.alter_table(
-            Table::alter().table("tenants").add_column(big_integer("event_seq").default(0)).to_owned(),
-        )
-        .await?;
+        m.alter_table(Table::alter().table("tenants").add_column(big_integer("event_seq").default(0)).to_owned())
+            .await?;
         Ok(())
     }
 

@@ -4,9 +4,9 @@
 
 use serde_json::{Value, json};
 
+use super::eligibility::Eligibility;
 use super::model::{FollowUp, Invitation, Response};
 use super::time::Timestamp;
-use super::eligibility::Eligibility;
 use super::{CustomerRef, InvitationId, SurveyId};
 
 /// The kinds of event.

@@ -112,7 +112,9 @@ fn json_value(v: &serde_json::Value) -> prost_types::Value {
         serde_json::Value::Bool(b) => Kind::BoolValue(*b),
         serde_json::Value::Number(n) => Kind::NumberValue(n.as_f64().unwrap_or_default()),
         serde_json::Value::String(s) => Kind::StringValue(s.clone()),
-        serde_json::Value::Array(a) => Kind::ListValue(prost_types::ListValue { values: a.iter().map(json_value).collect() }),
+        serde_json::Value::Array(a) => {
+            Kind::ListValue(prost_types::ListValue { values: a.iter().map(json_value).collect() })
+        }
         serde_json::Value::Object(_) => Kind::StructValue(json_struct(v)),
     };
     prost_types::Value { kind: Some(kind) }
@@ -147,7 +149,12 @@ impl WebhookService for WebhookApi {
     ) -> Result<Response<pb::WebhookEndpointWithSecret>, Status> {
         let p = principal(&self.svc, &req).await?;
         let r = req.into_inner();
-        let input = EndpointInput { url: r.url, description: r.description, event_types: r.event_types, survey_ids: r.survey_ids };
+        let input = EndpointInput {
+            url: r.url,
+            description: r.description,
+            event_types: r.event_types,
+            survey_ids: r.survey_ids,
+        };
         let (e, secret) = self.svc.create_endpoint(&p, input).await.map_err(status)?;
         Ok(Response::new(pb::WebhookEndpointWithSecret { endpoint: Some(pb_endpoint(&e)), secret }))
     }
@@ -189,7 +196,10 @@ impl WebhookService for WebhookApi {
                 "survey_ids" => patch.survey_ids = Some(e.survey_ids.clone()),
                 "enabled" => patch.enabled = Some(e.enabled),
                 other => {
-                    return Err(status(AppError::invalid("update_mask", format!("unknown or read-only field {other:?}"))));
+                    return Err(status(AppError::invalid(
+                        "update_mask",
+                        format!("unknown or read-only field {other:?}"),
+                    )));
                 }
             }
         }

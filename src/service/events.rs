@@ -20,10 +20,7 @@ impl Services {
         let conn = self.db.conn();
         let last = store_events::last_sequence(conn, &p.tenant).await?;
         if after > last {
-            return Err(AppError::invalid(
-                "after_sequence",
-                format!("is past the last sequence number, {last}"),
-            ));
+            return Err(AppError::invalid("after_sequence", format!("is past the last sequence number, {last}")));
         }
         let oldest = store_events::oldest_kept(conn, &p.tenant).await?;
         let gone = match oldest {
@@ -49,7 +46,8 @@ impl Services {
     pub async fn sequence_events(&self) -> Result<usize> {
         let mut total = 0;
         loop {
-            let n = store_events::sequence_pending(&self.db, self.clock.now(), self.outbox.settle, SEQUENCE_BATCH).await?;
+            let n =
+                store_events::sequence_pending(&self.db, self.clock.now(), self.outbox.settle, SEQUENCE_BATCH).await?;
             total += n;
             if (n as u64) < SEQUENCE_BATCH {
                 break;
@@ -82,8 +80,14 @@ impl Services {
             let txn = self.db.begin_write().await?;
             if follow_ups::set_overdue(&txn, &tenant, &id, now).await? {
                 let f = follow_ups::get(&txn, &tenant, &id).await?;
-                store_events::append(&txn, &tenant, events::EventType::FollowUpOverdue.as_str(), &events::follow_up_data(&f), now)
-                    .await?;
+                store_events::append(
+                    &txn,
+                    &tenant,
+                    events::EventType::FollowUpOverdue.as_str(),
+                    &events::follow_up_data(&f),
+                    now,
+                )
+                .await?;
                 marked += 1;
             }
             txn.commit().await?;

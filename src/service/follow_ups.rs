@@ -3,12 +3,12 @@
 use sea_orm::ConnectionTrait;
 
 use super::{Services, require_secret};
+use crate::domain::events::{self as event_data, EventType};
 use crate::domain::follow_up::{self, FollowUpAction};
 use crate::domain::model::{EntryKind, FollowUp, FollowUpEntry, Page, Principal};
 use crate::domain::time::Timestamp;
 use crate::domain::{CustomerRef, FollowUpId, FollowUpStatus, TenantId, time};
 use crate::error::Result;
-use crate::domain::events::{self as event_data, EventType};
 use crate::store::{PageRequest, customers, events, follow_ups};
 
 /// Appends an entry written by rapport itself.
@@ -116,7 +116,8 @@ impl Services {
         follow_ups::append(&txn, &p.tenant, id.as_str(), &entry).await?;
         follow_ups::save(&txn, row).await?;
         let out = follow_ups::get(&txn, &p.tenant, id).await?;
-        events::append(&txn, &p.tenant, EventType::FollowUpUpdated.as_str(), &event_data::follow_up_data(&out), now).await?;
+        events::append(&txn, &p.tenant, EventType::FollowUpUpdated.as_str(), &event_data::follow_up_data(&out), now)
+            .await?;
         txn.commit().await?;
         self.bus.outbox_written();
         Ok(out)

@@ -2,11 +2,11 @@
 
 use super::{Services, require_secret};
 use crate::domain::eligibility::{self, Eligibility};
+use crate::domain::events::{self as event_data, EventType};
 use crate::domain::model::{Channel, Invitation, IssueOutcome, Principal, Properties, Survey};
 use crate::domain::time::{Timestamp, days};
 use crate::domain::{CustomerRef, InvitationId, SurveyId, TenantId, secrets, time};
 use crate::error::{AppError, Result};
-use crate::domain::events::{self as event_data, EventType};
 use crate::store::{self, customers, events, invitations, surveys, tenants};
 
 /// Length of the random part of an invitation token (≈ 190 bits).
@@ -137,7 +137,10 @@ impl Services {
         };
         invitations::insert(&txn, row.clone()).await?;
         let (event_type, data) = match token {
-            Some(_) => (EventType::InvitationIssued, event_data::invitation_issued_data(&invitations::to_domain(&row, &req.customer))),
+            Some(_) => (
+                EventType::InvitationIssued,
+                event_data::invitation_issued_data(&invitations::to_domain(&row, &req.customer)),
+            ),
             None => (
                 EventType::InvitationSuppressed,
                 event_data::invitation_suppressed_data(&id, &survey.id, &req.customer, &decision, now),

@@ -13,10 +13,10 @@ pub mod webhooks;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use crate::config::OutboxSettings;
 use crate::domain::model::{KeyKind, Principal};
 use crate::domain::time::Timestamp;
 use crate::error::{AppError, Result};
-use crate::config::OutboxSettings;
 use crate::store::Db;
 
 /// The service's clock. Tests move it forward to reach expiries and cooldowns

@@ -5,13 +5,13 @@ use sea_orm::DatabaseTransaction;
 
 use super::invitations::IssueError;
 use super::{Services, require_secret};
+use crate::domain::FollowUpId;
+use crate::domain::events::{self as event_data, EventType};
+use crate::domain::model::FollowUpEntry;
 use crate::domain::model::{Page, Principal, Properties, Response, Survey};
 use crate::domain::time::Timestamp;
 use crate::domain::{CustomerRef, InvitationId, ResponseId, Score, SurveyId, TenantId, input, secrets, time};
 use crate::error::{AppError, Result};
-use crate::domain::events::{self as event_data, EventType};
-use crate::domain::model::FollowUpEntry;
-use crate::domain::FollowUpId;
 use crate::store::{self, PageRequest, customers, events, follow_ups, invitations, responses, surveys};
 
 /// How long after recording a score may still change.
@@ -313,28 +313,29 @@ async fn open_follow_up(
     let id = crate::domain::FollowUpId::generate().0;
     let at = time::to_micros(now);
     let row = follow_ups::Row {
-            id: id.clone(),
-            tenant_id: tenant.0.clone(),
-            response_id: response.id.clone(),
-            survey_id: survey.id.0.clone(),
-            customer_id: response.customer_id.clone(),
-            status: crate::domain::FollowUpStatus::Open.as_str().into(),
-            priority: crate::domain::Priority::Normal.as_str().into(),
-            assignee: String::new(),
-            due_at: time::to_micros(now + survey.follow_up.sla()),
-            overdue_at: None,
-            resolution: String::new(),
-            at_or_under_threshold: true,
-            opened_at: at,
-            acknowledged_at: None,
-            resolved_at: None,
-            dismissed_at: None,
-            reopened_at: None,
-            updated_at: at,
+        id: id.clone(),
+        tenant_id: tenant.0.clone(),
+        response_id: response.id.clone(),
+        survey_id: survey.id.0.clone(),
+        customer_id: response.customer_id.clone(),
+        status: crate::domain::FollowUpStatus::Open.as_str().into(),
+        priority: crate::domain::Priority::Normal.as_str().into(),
+        assignee: String::new(),
+        due_at: time::to_micros(now + survey.follow_up.sla()),
+        overdue_at: None,
+        resolution: String::new(),
+        at_or_under_threshold: true,
+        opened_at: at,
+        acknowledged_at: None,
+        resolved_at: None,
+        dismissed_at: None,
+        reopened_at: None,
+        updated_at: at,
     };
     follow_ups::insert(txn, row.clone()).await?;
     let entry =
-        super::follow_ups::system_entry(txn, tenant, &id, format!("opened by a score of {}", response.score), now).await?;
+        super::follow_ups::system_entry(txn, tenant, &id, format!("opened by a score of {}", response.score), now)
+            .await?;
     Ok((row, entry))
 }
 

@@ -10,8 +10,8 @@ use crate::domain::time::Timestamp;
 use crate::domain::webhooks::{self, AttemptOutcome};
 use crate::domain::{TenantId, input, time};
 use crate::error::{AppError, Result};
-use crate::store::webhooks::{self as store, AttemptRecord, DeliveryFilter};
 use crate::store::PageRequest;
+use crate::store::webhooks::{self as store, AttemptRecord, DeliveryFilter};
 
 /// An endpoint as a caller describes it.
 #[derive(Debug, Clone, Default)]
@@ -43,7 +43,10 @@ fn check_types(types: &[String]) -> Result<Vec<String>> {
     for t in types {
         if EventType::parse(t).is_none_or(|t| t == EventType::WebhookTest) {
             let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
-            return Err(AppError::invalid("event_types", format!("unknown event type {t:?}; known: {}", known.join(", "))));
+            return Err(AppError::invalid(
+                "event_types",
+                format!("unknown event type {t:?}; known: {}", known.join(", ")),
+            ));
         }
     }
     Ok(types.to_vec())
@@ -156,7 +159,12 @@ impl Services {
         Ok(())
     }
 
-    pub async fn list_deliveries(&self, p: &Principal, filter: DeliveryFilter, page: PageRequest) -> Result<Page<Delivery>> {
+    pub async fn list_deliveries(
+        &self,
+        p: &Principal,
+        filter: DeliveryFilter,
+        page: PageRequest,
+    ) -> Result<Page<Delivery>> {
         require_secret(p)?;
         if let Some(e) = &filter.endpoint_id {
             store::endpoint(self.db.conn(), &p.tenant, e).await?;
@@ -221,7 +229,12 @@ impl Services {
 
     /// One attempt of one delivery, recorded afterwards. A crash between sending and
     /// recording leaves the claim to expire: the event is sent again, never lost.
-    async fn attempt(&self, client: &reqwest::Client, d: store::DeliveryRow, endpoint: store::EndpointRow) -> Result<()> {
+    async fn attempt(
+        &self,
+        client: &reqwest::Client,
+        d: store::DeliveryRow,
+        endpoint: store::EndpointRow,
+    ) -> Result<()> {
         let tenant = TenantId(d.tenant_id.clone());
         let body = match &d.body {
             Some(b) => b.clone(),
@@ -250,12 +263,20 @@ impl Services {
             AttemptOutcome::Delivered => (DeliveryStatus::Succeeded, None),
             AttemptOutcome::Refused => (DeliveryStatus::Failed, None),
             AttemptOutcome::Retry => match self.outbox.retry.delay_after(d.attempts as usize) {
-                Some(delay) => (DeliveryStatus::Pending, Some(now + chrono::Duration::from_std(delay).unwrap_or_default())),
+                Some(delay) => {
+                    (DeliveryStatus::Pending, Some(now + chrono::Duration::from_std(delay).unwrap_or_default()))
+                }
                 None => (DeliveryStatus::DeadLettered, None),
             },
         };
         let txn = self.db.begin_write().await?;
-        let rec = AttemptRecord { status: state, next_attempt_at: next, status_code: status.map(i32::from), error, duration_ms };
+        let rec = AttemptRecord {
+            status: state,
+            next_attempt_at: next,
+            status_code: status.map(i32::from),
+            error,
+            duration_ms,
+        };
         store::record_attempt(&txn, &d, &rec, now).await?;
         if outcome == AttemptOutcome::Delivered {
             store::set_failing(&txn, &endpoint, None).await?;
@@ -265,7 +286,8 @@ impl Services {
             if endpoint.enabled && now - since >= self.outbox.disable_after {
                 let reason = format!("disabled after failing continuously since {}", since.to_rfc3339());
                 store::disable(&txn, &endpoint.id, &reason, now).await?;
-                store::log(&txn, &d.tenant_id, &d.id, d.attempts, None, &format!("notice: endpoint {reason}"), 0, now).await?;
+                store::log(&txn, &d.tenant_id, &d.id, d.attempts, None, &format!("notice: endpoint {reason}"), 0, now)
+                    .await?;
             }
         }
         txn.commit().await?;
@@ -282,7 +304,9 @@ impl Services {
         body: &str,
         at: Timestamp,
     ) -> (Option<u16>, String) {
-        if !self.outbox.allow_private && let Err(e) = self.check_target(&endpoint.url).await {
+        if !self.outbox.allow_private
+            && let Err(e) = self.check_target(&endpoint.url).await
+        {
             return (None, format!("target refused: {e}"));
         }
         let ts = at.timestamp();

@@ -177,7 +177,11 @@ pub async fn list(
 }
 
 /// Active follow-ups past their due time and not yet marked overdue.
-pub async fn due_for_overdue(conn: &impl ConnectionTrait, now: Timestamp, limit: u64) -> Result<Vec<(TenantId, FollowUpId)>> {
+pub async fn due_for_overdue(
+    conn: &impl ConnectionTrait,
+    now: Timestamp,
+    limit: u64,
+) -> Result<Vec<(TenantId, FollowUpId)>> {
     let rows: Vec<(String, String)> = follow_up::Entity::find()
         .filter(follow_up::Column::Status.is_in(["open", "acknowledged"]))
         .filter(follow_up::Column::DueAt.lte(time::to_micros(now)))
@@ -194,7 +198,12 @@ pub async fn due_for_overdue(conn: &impl ConnectionTrait, now: Timestamp, limit:
 
 /// Marks one follow-up overdue unless it already is (or is no longer active). Returns
 /// whether this call marked it: of concurrent callers exactly one does.
-pub async fn set_overdue(conn: &impl ConnectionTrait, tenant: &TenantId, id: &FollowUpId, now: Timestamp) -> Result<bool> {
+pub async fn set_overdue(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    id: &FollowUpId,
+    now: Timestamp,
+) -> Result<bool> {
     let res = follow_up::Entity::update_many()
         .col_expr(follow_up::Column::OverdueAt, sea_orm::sea_query::Expr::value(time::to_micros(now)))
         .filter(follow_up::Column::TenantId.eq(tenant.as_str()))

@@ -41,7 +41,12 @@ pub fn endpoint_to_domain(m: &EndpointRow) -> WebhookEndpoint {
 }
 
 /// Stores a new endpoint with its secret.
-pub async fn insert_endpoint(conn: &impl ConnectionTrait, tenant: &TenantId, e: &WebhookEndpoint, secret: &str) -> Result<()> {
+pub async fn insert_endpoint(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    e: &WebhookEndpoint,
+    secret: &str,
+) -> Result<()> {
     webhook_endpoint::Model {
         id: e.id.clone(),
         tenant_id: tenant.0.clone(),
@@ -80,7 +85,13 @@ pub async fn save_endpoint(conn: &impl ConnectionTrait, tenant: &TenantId, e: &W
     Ok(())
 }
 
-pub async fn set_secret(conn: &impl ConnectionTrait, tenant: &TenantId, id: &str, secret: &str, now: Timestamp) -> Result<()> {
+pub async fn set_secret(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    id: &str,
+    secret: &str,
+    now: Timestamp,
+) -> Result<()> {
     webhook_endpoint::Entity::update_many()
         .col_expr(webhook_endpoint::Column::Secret, Expr::value(secret))
         .col_expr(webhook_endpoint::Column::UpdatedAt, Expr::value(time::to_micros(now)))
@@ -100,7 +111,11 @@ pub async fn endpoint(conn: &impl ConnectionTrait, tenant: &TenantId, id: &str) 
         .ok_or_else(|| AppError::NotFound(format!("webhook endpoint {id}")))
 }
 
-pub async fn list_endpoints(conn: &impl ConnectionTrait, tenant: &TenantId, page: &PageRequest) -> Result<Page<WebhookEndpoint>> {
+pub async fn list_endpoints(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    page: &PageRequest,
+) -> Result<Page<WebhookEndpoint>> {
     let mut q = webhook_endpoint::Entity::scoped(tenant).order_by_desc(webhook_endpoint::Column::Id).limit(page.size);
     if let Some(after) = &page.after {
         q = q.filter(webhook_endpoint::Column::Id.lt(after.as_str()));
@@ -131,9 +146,10 @@ pub async fn delete_endpoint(conn: &impl ConnectionTrait, tenant: &TenantId, id:
     Ok(())
 }
 
-/// The tenant's enabled endpoints, for fan-out.
+/// The tenant's endpoints, for fan-out. Disabled ones get their deliveries too; they
+/// wait until the endpoint is enabled again, so nothing is lost meanwhile.
 pub async fn fanout_endpoints(conn: &impl ConnectionTrait, tenant: &TenantId) -> Result<Vec<EndpointRow>> {
-    Ok(webhook_endpoint::Entity::scoped(tenant).filter(webhook_endpoint::Column::Enabled.eq(true)).all(conn).await?)
+    Ok(webhook_endpoint::Entity::scoped(tenant).all(conn).await?)
 }
 
 /// Whether an endpoint wants an event: its type filter and its survey filter.
@@ -161,8 +177,20 @@ pub async fn fan_out(
     let created = time::from_micros(e.created_at);
     let due = if e.event_type == EventType::FollowUpOpened.as_str() { (created + settle).max(now) } else { now };
     for ep in endpoints.iter().filter(|ep| wants(ep, &e.event_type, &data)) {
-        insert_delivery(conn, &ep.tenant_id, &ep.id, &e.id, e.seq.unwrap_or_default(), &e.event_type, &e.data, None, created, due, now)
-            .await?;
+        insert_delivery(
+            conn,
+            &ep.tenant_id,
+            &ep.id,
+            &e.id,
+            e.seq.unwrap_or_default(),
+            &e.event_type,
+            &e.data,
+            None,
+            created,
+            due,
+            now,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -216,8 +244,20 @@ pub async fn insert_test_delivery(
     now: Timestamp,
 ) -> Result<String> {
     let event_id = uuid::Uuid::now_v7().to_string();
-    insert_delivery(conn, tenant.as_str(), endpoint, &event_id, 0, EventType::WebhookTest.as_str(), &data.to_string(), None, now, now, now)
-        .await
+    insert_delivery(
+        conn,
+        tenant.as_str(),
+        endpoint,
+        &event_id,
+        0,
+        EventType::WebhookTest.as_str(),
+        &data.to_string(),
+        None,
+        now,
+        now,
+        now,
+    )
+    .await
 }
 
 /// Claims up to `limit` due deliveries for this worker: their next attempt moves to
@@ -225,11 +265,22 @@ pub async fn insert_test_delivery(
 /// dies mid-send leaves them to be sent again (same `webhook-id`) once the lease ends.
 /// On PostgreSQL the rows are taken with `FOR UPDATE SKIP LOCKED`, so concurrent
 /// replicas never claim the same attempt.
-pub async fn claim_due(db: &Db, now: Timestamp, lease: chrono::Duration, limit: u64) -> Result<Vec<(DeliveryRow, EndpointRow)>> {
+pub async fn claim_due(
+    db: &Db,
+    now: Timestamp,
+    lease: chrono::Duration,
+    limit: u64,
+) -> Result<Vec<(DeliveryRow, EndpointRow)>> {
     let txn = db.begin_write().await?;
+    let enabled = sea_orm::sea_query::Query::select()
+        .column(webhook_endpoint::Column::Id)
+        .from(webhook_endpoint::Entity)
+        .and_where(sea_orm::ExprTrait::eq(Expr::col(webhook_endpoint::Column::Enabled), true))
+        .to_owned();
     let mut q = delivery::Entity::find()
         .filter(delivery::Column::Status.eq(DeliveryStatus::Pending.as_str()))
         .filter(delivery::Column::NextAttemptAt.lte(time::to_micros(now)))
+        .filter(delivery::Column::EndpointId.in_subquery(enabled))
         .order_by_asc(delivery::Column::NextAttemptAt)
         .limit(limit);
     if db.backend() == DbBackend::Postgres {
@@ -280,7 +331,12 @@ pub struct AttemptRecord {
 }
 
 /// Records an attempt's outcome and the log line.
-pub async fn record_attempt(conn: &impl ConnectionTrait, row: &DeliveryRow, rec: &AttemptRecord, now: Timestamp) -> Result<()> {
+pub async fn record_attempt(
+    conn: &impl ConnectionTrait,
+    row: &DeliveryRow,
+    rec: &AttemptRecord,
+    now: Timestamp,
+) -> Result<()> {
     delivery::Entity::update_many()
         .col_expr(delivery::Column::Status, Expr::value(rec.status.as_str()))
         .col_expr(

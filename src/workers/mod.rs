@@ -24,45 +24,65 @@ pub fn spawn(services: Services, stop: watch::Receiver<bool>) -> Vec<JoinHandle<
     let mut handles = Vec::new();
 
     let s = services.clone();
-    handles.push(tokio::spawn(run("sequencer", stop.clone(), move || {
-        let s = s.clone();
-        async move {
-            let n = s.sequence_events().await?;
-            Ok(Wait::Until(if n > 0 { Duration::ZERO } else { poll }, Wake::Outbox))
-        }
-    }, services.clone())));
-
-    let s = services.clone();
-    handles.push(tokio::spawn(run("dispatcher", stop.clone(), move || {
-        let s = s.clone();
-        let client = client.clone();
-        async move {
-            let n = s.deliver_due(&client).await?;
-            let full = n >= s.outbox.concurrency;
-            Ok(Wait::Until(if full { Duration::ZERO } else { poll }, Wake::Deliveries))
-        }
-    }, services.clone())));
-
-    let s = services.clone();
-    handles.push(tokio::spawn(run("sla", stop.clone(), move || {
-        let s = s.clone();
-        async move {
-            s.mark_overdue().await?;
-            Ok(Wait::Until(sla, Wake::Timer))
-        }
-    }, services.clone())));
-
-    let s = services.clone();
-    handles.push(tokio::spawn(run("retention", stop, move || {
-        let s = s.clone();
-        async move {
-            let n = s.prune_events().await?;
-            if n > 0 {
-                tracing::info!(pruned = n, "old events pruned");
+    handles.push(tokio::spawn(run(
+        "sequencer",
+        stop.clone(),
+        move || {
+            let s = s.clone();
+            async move {
+                let n = s.sequence_events().await?;
+                Ok(Wait::Until(if n > 0 { Duration::ZERO } else { poll }, Wake::Outbox))
             }
-            Ok(Wait::Until(RETENTION_EVERY, Wake::Timer))
-        }
-    }, services)));
+        },
+        services.clone(),
+    )));
+
+    let s = services.clone();
+    handles.push(tokio::spawn(run(
+        "dispatcher",
+        stop.clone(),
+        move || {
+            let s = s.clone();
+            let client = client.clone();
+            async move {
+                let n = s.deliver_due(&client).await?;
+                let full = n >= s.outbox.concurrency;
+                Ok(Wait::Until(if full { Duration::ZERO } else { poll }, Wake::Deliveries))
+            }
+        },
+        services.clone(),
+    )));
+
+    let s = services.clone();
+    handles.push(tokio::spawn(run(
+        "sla",
+        stop.clone(),
+        move || {
+            let s = s.clone();
+            async move {
+                s.mark_overdue().await?;
+                Ok(Wait::Until(sla, Wake::Timer))
+            }
+        },
+        services.clone(),
+    )));
+
+    let s = services.clone();
+    handles.push(tokio::spawn(run(
+        "retention",
+        stop,
+        move || {
+            let s = s.clone();
+            async move {
+                let n = s.prune_events().await?;
+                if n > 0 {
+                    tracing::info!(pruned = n, "old events pruned");
+                }
+                Ok(Wait::Until(RETENTION_EVERY, Wake::Timer))
+            }
+        },
+        services,
+    )));
     handles
 }
 
