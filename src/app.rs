@@ -11,9 +11,11 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::config::ServeArgs;
+use crate::grpc::pb::event_service_server::EventServiceServer;
 use crate::grpc::pb::follow_up_service_server::FollowUpServiceServer;
 use crate::grpc::pb::survey_service_server::SurveyServiceServer;
-use crate::grpc::{self, FollowUpApi, SurveyApi};
+use crate::grpc::pb::webhook_service_server::WebhookServiceServer;
+use crate::grpc::{self, EventApi, FollowUpApi, SurveyApi, WebhookApi};
 use crate::service::{Clock, Services};
 use crate::store::{Db, DbSettings};
 
@@ -34,7 +36,7 @@ impl Application {
         if args.migrate_on_start {
             db.migrate().await?;
         }
-        let services = Services { db, clock };
+        let services = Services::new(db, clock).with_outbox(args.outbox.settings()?);
         let listener = TcpListener::bind(args.grpc_addr).await?;
         Ok(Application { listener, services, args })
     }
@@ -73,6 +75,9 @@ impl Application {
             SurveyServiceServer::new(SurveyApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES);
         let follow_ups =
             FollowUpServiceServer::new(FollowUpApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES);
+        let webhooks =
+            WebhookServiceServer::new(WebhookApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES);
+        let events = EventServiceServer::new(EventApi::new(services.clone()));
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tonic::transport::Server::builder()
@@ -81,23 +86,44 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(surveys)
             .add_service(follow_ups)
+            .add_service(webhooks)
+            .add_service(events)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 let _ = stop_rx.await;
             });
         let mut server = tokio::spawn(server);
+        let (stop_workers, workers_stop) = tokio::sync::watch::channel(false);
+        let workers = crate::workers::spawn(services.clone(), workers_stop);
+        // If this future is dropped (a crash-like stop), everything it started stops too.
+        let _abort = AbortOnDrop(
+            [server.abort_handle(), health_task.abort_handle()]
+                .into_iter()
+                .chain(workers.iter().map(|w| w.abort_handle()))
+                .collect(),
+        );
 
         tokio::select! {
             res = &mut server => {
                 health_task.abort();
+                let _ = stop_workers.send(true);
                 return Ok(res??);
             }
             _ = shutdown => {}
         }
-        tracing::info!("shutting down: draining in-flight calls");
+        tracing::info!("shutting down: draining in-flight calls and the current deliveries");
         health_task.abort();
         set_all(&reporter, ServingStatus::NotServing).await;
         let _ = stop_tx.send(());
-        match tokio::time::timeout(Duration::from_secs(args.shutdown_grace_seconds), &mut server).await {
+        let _ = stop_workers.send(true);
+        let grace = Duration::from_secs(args.shutdown_grace_seconds);
+        let drained = async {
+            let served = (&mut server).await;
+            for w in workers {
+                let _ = w.await;
+            }
+            served
+        };
+        match tokio::time::timeout(grace, drained).await {
             Ok(res) => res??,
             Err(_) => {
                 tracing::warn!("drain took longer than the grace period; stopping");
@@ -109,10 +135,23 @@ impl Application {
     }
 }
 
+/// Aborts tasks when dropped.
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
+}
+
 async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
     reporter.set_service_status("", status).await;
     reporter.set_service_status("rapport.v1.SurveyService", status).await;
     reporter.set_service_status("rapport.v1.FollowUpService", status).await;
+    reporter.set_service_status("rapport.v1.WebhookService", status).await;
+    reporter.set_service_status("rapport.v1.EventService", status).await;
 }
 
 /// Keeps health in step with the database: SERVING only while it answers.

@@ -130,7 +130,7 @@ async fn bench(db: &DbSettings, store: &Db, args: &BenchArgs, server: &mut Serve
     let (key, tenant_id) = match &args.key {
         Some(key) => (key.clone(), None),
         None => {
-            let services = Services { db: store.clone(), clock: Clock::default() };
+            let services = Services::new(store.clone(), Clock::default());
             let issued = services.create_tenant(&run_tag).await.context("creating the bench tenant")?;
             (issued.secret, Some(issued.tenant.0))
         }

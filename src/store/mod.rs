@@ -4,12 +4,14 @@
 
 pub mod customers;
 pub mod entities;
+pub mod events;
 pub mod follow_ups;
 pub mod invitations;
 pub mod metrics;
 pub mod responses;
 pub mod surveys;
 pub mod tenants;
+pub mod webhooks;
 
 use std::time::Duration;
 

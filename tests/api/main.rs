@@ -2,7 +2,9 @@
 //! the generated tonic clients. Each scenario runs on SQLite and PostgreSQL.
 
 mod helpers;
+mod receiver;
 
+mod events;
 mod follow_ups;
 mod health;
 mod invitations;
@@ -10,3 +12,4 @@ mod isolation;
 mod metrics;
 mod responses;
 mod surveys;
+mod webhooks;
