@@ -121,7 +121,7 @@ async fn bench(db: &DbSettings, store: &Db, args: &BenchArgs, server: &mut Serve
     let (key, tenant_id) = match &args.key {
         Some(key) => (key.clone(), None),
         None => {
-            let services = Services { db: store.clone(), clock: Clock::default() };
+            let services = Services { db: store.clone(), clock: Clock::default(), metrics: Default::default() };
             let issued = services.create_tenant(&run_tag).await.context("creating the bench tenant")?;
             (issued.secret, Some(issued.tenant.0))
         }

@@ -32,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             tracing::info!(addr = %app.local_addr(), "rapport serving gRPC");
+            tracing::info!(addr = %app.admin_addr(), "rapport serving Prometheus metrics at /metrics");
             app.run_until_stopped(shutdown_signal()).await
         }
         Command::Migrate => {
@@ -66,5 +67,5 @@ async fn main() -> anyhow::Result<()> {
 async fn admin_services(db: &rapport::store::DbSettings) -> anyhow::Result<Services> {
     let db = Db::connect(db).await?;
     db.migrate().await?;
-    Ok(Services { db, clock: Clock::default() })
+    Ok(Services { db, clock: Clock::default(), metrics: Default::default() })
 }

@@ -41,6 +41,8 @@ impl Clock {
 pub struct Services {
     pub db: Db,
     pub clock: Clock,
+    /// Prometheus counters the use-cases bump after their transaction commits.
+    pub metrics: crate::telemetry::Metrics,
 }
 
 impl Services {

@@ -168,6 +168,7 @@ impl Services {
             None
         };
         txn.commit().await?;
+        self.metrics.response_recorded(survey.scale.kind, score.bucket, follow_up.is_some());
         Ok(responses::to_domain(row, customer_ref, follow_up)?)
     }
 
@@ -216,6 +217,7 @@ impl Services {
         responses::save(&txn, row.clone()).await?;
 
         let existing = follow_ups::row_by_response(&txn, &tenant, &id).await?;
+        let had_follow_up = existing.is_some();
         let follow_up_id = match existing {
             Some(mut fu) => {
                 if row.score != old_score {
@@ -248,6 +250,9 @@ impl Services {
         };
         let customer = customers::external_id(&txn, &tenant, &row.customer_id).await?;
         txn.commit().await?;
+        if !had_follow_up && follow_up_id.is_some() {
+            self.metrics.follow_up_opened(survey.scale.kind);
+        }
         responses::to_domain(row, customer, follow_up_id)
     }
 

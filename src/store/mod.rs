@@ -7,6 +7,7 @@ pub mod entities;
 pub mod follow_ups;
 pub mod invitations;
 pub mod metrics;
+pub mod ops;
 pub mod responses;
 pub mod surveys;
 pub mod tenants;

@@ -47,6 +47,8 @@ pub type FollowUps = FollowUpServiceClient<InterceptedService<Channel, Auth>>;
 pub struct TestApp {
     pub backend: Backend,
     pub addr: std::net::SocketAddr,
+    /// The admin HTTP listener (Prometheus `/metrics`).
+    pub admin_addr: std::net::SocketAddr,
     pub channel: Channel,
     /// A secret key of the tenant `acme`.
     pub key: String,
@@ -112,6 +114,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut ServeArgs
     let clock = Clock::default();
     let app = Application::build(&db, args, clock.clone()).await.expect("the app builds");
     let addr = app.local_addr();
+    let admin_addr = app.admin_addr();
     let services = app.services().clone();
     let key = services.create_tenant("acme").await.expect("tenant").secret;
     let (stop, stopped) = oneshot::channel::<()>();
@@ -122,6 +125,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut ServeArgs
     TestApp {
         backend,
         addr,
+        admin_addr,
         surveys: SurveyServiceClient::with_interceptor(channel.clone(), Auth(Some(key.clone()))),
         follow_ups: FollowUpServiceClient::with_interceptor(channel.clone(), Auth(Some(key.clone()))),
         health: HealthClient::new(channel.clone()),

@@ -8,5 +8,6 @@ mod health;
 mod invitations;
 mod isolation;
 mod metrics;
+mod observability;
 mod responses;
 mod surveys;
