@@ -17,6 +17,7 @@ use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::trace::{SdkTracer, SdkTracerProvider};
 use tracing::Subscriber;
 use tracing_opentelemetry::OpenTelemetryLayer;
+use tracing_subscriber::filter::DynFilterFn;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt;
@@ -82,9 +83,17 @@ pub fn tracer_provider(endpoint: &str, service_name: &str) -> anyhow::Result<Sdk
 
 /// The `tracing` layer that turns spans into OpenTelemetry spans of `provider`.
 /// [`init`] installs it; a test can install it in a subscriber of its own.
-pub fn otel_layer<S>(provider: &SdkTracerProvider) -> OpenTelemetryLayer<S, SdkTracer>
+///
+/// Database spans are exported only inside another span (an RPC, a use-case): the
+/// health check's `SELECT 1` every second and the statements of a migration would
+/// otherwise each make a one-span trace of their own.
+pub fn otel_layer<S>(provider: &SdkTracerProvider) -> impl Layer<S>
 where
     S: Subscriber + for<'span> LookupSpan<'span>,
 {
-    tracing_opentelemetry::layer().with_tracer(provider.tracer("rapport"))
+    let layer: OpenTelemetryLayer<S, SdkTracer> =
+        tracing_opentelemetry::layer().with_tracer(provider.tracer("rapport"));
+    layer.with_filter(DynFilterFn::new(|meta, cx| {
+        !(meta.is_span() && meta.target().starts_with("sea_orm") && cx.lookup_current().is_none())
+    }))
 }

@@ -26,12 +26,8 @@ async fn scrape_raw(addr: SocketAddr) -> (String, String) {
     let uri: http::Uri = format!("http://{addr}/metrics").parse().expect("a URI");
     let response = client.get(uri).await.expect("GET /metrics");
     assert_eq!(response.status(), http::StatusCode::OK);
-    let content_type = response
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let content_type =
+        response.headers().get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let body = response.into_body().collect().await.expect("the body").to_bytes();
     (content_type, String::from_utf8(body.to_vec()).expect("UTF-8 text"))
 }
