@@ -44,6 +44,7 @@ pub type Surveys = SurveyServiceClient<InterceptedService<Channel, Auth>>;
 pub type FollowUps = FollowUpServiceClient<InterceptedService<Channel, Auth>>;
 
 /// A running server with its own database.
+#[allow(dead_code)] // not every field is read by some test
 pub struct TestApp {
     pub backend: Backend,
     pub addr: std::net::SocketAddr,

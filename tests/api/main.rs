@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod chart;
 mod follow_ups;
 mod health;
 mod invitations;
