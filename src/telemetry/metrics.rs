@@ -219,7 +219,8 @@ impl Metrics {
 
     /// A webhook delivery attempt ended with `outcome` (e.g. `delivered`, `retry`,
     /// `dead_lettered`). Reserved for the webhook dispatcher (DESIGN §7), which calls it
-    /// once it exists; until then the family is registered and has no samples.
+    /// once it exists; until then the family is registered but, having no series, does
+    /// not appear in the output.
     pub fn webhook_delivery(&self, outcome: &'static str) {
         self.0.webhook_deliveries.get_or_create(&OutcomeLabels { outcome }).inc();
     }
@@ -318,8 +319,21 @@ mod tests {
     }
 
     #[test]
-    fn an_unused_registry_still_describes_every_family() {
-        let text = Metrics::new().encode();
+    fn every_family_is_described_once_it_has_a_series() {
+        let m = Metrics::new();
+        assert!(!m.encode().contains("grpc_server_started"), "a family without series is left out");
+        let rpc = RpcLabels {
+            grpc_type: "unary",
+            grpc_service: Arc::new("rapport.v1.SurveyService".into()),
+            grpc_method: Arc::new("RecordResponse".into()),
+        };
+        m.rpc_started(&rpc);
+        m.rpc_handled(&rpc, 3, Duration::from_millis(2));
+        m.response_recorded(SurveyKind::Nps, Bucket::Detractor, true);
+        m.webhook_delivery("delivered");
+        m.0.follow_ups_open.get_or_create(&StatusLabels { status: "open" }).set(1);
+        m.0.pool_connections.get_or_create(&StateLabels { state: "idle" }).set(1);
+        let text = m.encode();
         for name in [
             "grpc_server_started",
             "grpc_server_handled",
@@ -334,5 +348,10 @@ mod tests {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing from:\n{text}");
         }
         assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends with # EOF:\n{text}");
+        assert!(text.contains(
+            "grpc_server_handled_total{grpc_type=\"unary\",grpc_service=\"rapport.v1.SurveyService\",\
+             grpc_method=\"RecordResponse\",grpc_code=\"InvalidArgument\"} 1"
+        ));
+        assert!(text.contains("rapport_follow_ups_opened_total{kind=\"nps\"} 1"), "{text}");
     }
 }
