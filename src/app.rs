@@ -6,6 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic_health::ServingStatus;
@@ -40,7 +41,9 @@ impl Application {
         }
         let services = Services { db, clock, metrics: Metrics::new() };
         let listener = TcpListener::bind(args.grpc_addr).await?;
-        let admin_listener = TcpListener::bind(args.admin_addr).await?;
+        let admin_listener = TcpListener::bind(args.admin_addr)
+            .await
+            .with_context(|| format!("binding the admin listener (RAPPORT_ADMIN_ADDR) on {}", args.admin_addr))?;
         Ok(Application { listener, admin_listener, services, args })
     }
 

@@ -172,7 +172,8 @@ async fn the_binary_with_the_charts_settings_logs_json_serves_health_and_metrics
 
     // Kubernetes stops a pod with SIGTERM: drain, then exit 0.
     let pid = child.id().expect("a pid").to_string();
-    let kill = Command::new("kill").args(["-TERM", &pid]).status().await.expect("kill runs");
+    // The shell's builtin `kill`: no procps needed.
+    let kill = Command::new("sh").args(["-c", &format!("kill -TERM {pid}")]).status().await.expect("sh runs");
     assert!(kill.success());
     let status = tokio::time::timeout(Duration::from_secs(15), child.wait()).await.expect("exits").expect("waited");
     assert!(status.success(), "exit status {status:?}");
