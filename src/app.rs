@@ -1,10 +1,12 @@
 //! Builds the server from settings and runs it until a shutdown signal: gRPC
-//! services, health that follows the database, reflection, and a bounded drain.
+//! services, health that follows the database, reflection, and a bounded drain; and
+//! beside it the admin HTTP listener with Prometheus `/metrics`.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -17,6 +19,7 @@ use crate::grpc::pb::webhook_service_server::WebhookServiceServer;
 use crate::grpc::{self, EventApi, FollowUpApi, SurveyApi, WebhookApi};
 use crate::service::{Clock, Services};
 use crate::store::{Db, DbSettings};
+use crate::telemetry::rpc::RpcLayer;
 
 /// Largest request accepted (DESIGN §10).
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
@@ -24,12 +27,13 @@ pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// A bound, ready-to-run server.
 pub struct Application {
     listener: TcpListener,
+    admin_listener: TcpListener,
     services: Services,
     args: ServeArgs,
 }
 
 impl Application {
-    /// Connects to the database, migrates it if asked, and binds the gRPC port.
+    /// Connects to the database, migrates it if asked, and binds the gRPC and admin ports.
     pub async fn build(db: &DbSettings, args: ServeArgs, clock: Clock) -> anyhow::Result<Self> {
         let db = Db::connect(db).await?;
         if args.migrate_on_start {
@@ -37,12 +41,20 @@ impl Application {
         }
         let services = Services::new(db, clock).with_outbox(args.outbox.settings()?);
         let listener = TcpListener::bind(args.grpc_addr).await?;
-        Ok(Application { listener, services, args })
+        let admin_listener = TcpListener::bind(args.admin_addr)
+            .await
+            .with_context(|| format!("binding the admin listener (RAPPORT_ADMIN_ADDR) on {}", args.admin_addr))?;
+        Ok(Application { listener, admin_listener, services, args })
     }
 
     /// The bound address (useful when built with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The bound address of the admin HTTP listener (`/metrics`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_listener.local_addr().expect("a bound listener has an address")
     }
 
     pub fn services(&self) -> &Services {
@@ -52,7 +64,7 @@ impl Application {
     /// Serves until `shutdown` resolves, then reports NOT_SERVING, stops accepting
     /// and lets in-flight calls finish for up to the grace period.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { listener, services, args } = self;
+        let Application { listener, admin_listener, services, args } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_all(&reporter, ServingStatus::NotServing).await;
         let health_task = tokio::spawn(watch_database(
@@ -78,8 +90,30 @@ impl Application {
             WebhookServiceServer::new(WebhookApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES);
         let events = EventServiceServer::new(EventApi::new(services.clone()));
 
+        // Metrics and the span of every RPC, health and reflection included.
+        let rpc_layer = RpcLayer::new(
+            services.metrics.clone(),
+            &[
+                grpc::pb::FILE_DESCRIPTOR_SET,
+                tonic_health::pb::FILE_DESCRIPTOR_SET,
+                tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            ],
+        )?;
+        // The admin listener keeps serving while gRPC drains, and stops after it.
+        let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let admin = tokio::spawn(crate::telemetry::admin::serve(
+            admin_listener,
+            services.metrics.clone(),
+            services.db.clone(),
+            async {
+                let _ = admin_stop_rx.await;
+            },
+        ));
+
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tonic::transport::Server::builder()
+            .layer(rpc_layer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
@@ -109,6 +143,7 @@ impl Application {
             res = &mut server => {
                 health_task.abort();
                 let _ = stop_workers.send(true);
+                admin.abort();
                 return Ok(res??);
             }
             _ = shutdown => {}
@@ -132,6 +167,12 @@ impl Application {
                 tracing::warn!("drain took longer than the grace period; stopping");
                 server.abort();
             }
+        }
+        let _ = admin_stop_tx.send(());
+        match tokio::time::timeout(Duration::from_secs(1), admin).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "admin listener failed"),
+            Ok(_) => {}
+            Err(_) => tracing::warn!("admin listener did not stop in time"),
         }
         services.db.close().await;
         Ok(())

@@ -343,6 +343,7 @@ async fn start_server(db: &DbSettings) -> anyhow::Result<Server> {
         .env("RAPPORT_DB_MAX_CONNECTIONS", db.max_connections.to_string())
         .env("RAPPORT_DB_ACQUIRE_TIMEOUT_SECONDS", db.acquire_timeout.as_secs().to_string())
         .env("RAPPORT_GRPC_ADDR", addr.to_string())
+        .env("RAPPORT_ADMIN_ADDR", "127.0.0.1:0")
         .env("RAPPORT_BOOTSTRAP_TENANT", "false")
         .env("RAPPORT_LOG_LEVEL", "warn")
         .stdin(Stdio::null())

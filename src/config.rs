@@ -114,6 +114,9 @@ pub struct ServeArgs {
     /// How often health checks the database, in milliseconds.
     #[arg(long, env = "RAPPORT_HEALTH_INTERVAL_MS", default_value_t = 1000)]
     pub health_interval_ms: u64,
+    /// Address of the admin HTTP listener serving Prometheus `/metrics`.
+    #[arg(long, env = "RAPPORT_ADMIN_ADDR", default_value = "0.0.0.0:9464")]
+    pub admin_addr: SocketAddr,
     #[command(flatten)]
     pub outbox: OutboxArgs,
 }
@@ -221,6 +224,7 @@ impl Default for ServeArgs {
             shutdown_grace_seconds: 20,
             health_interval_ms: 1000,
             outbox: OutboxArgs::default(),
+            admin_addr: "127.0.0.1:0".parse().expect("a valid address"),
         }
     }
 }

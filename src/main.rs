@@ -32,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             tracing::info!(addr = %app.local_addr(), "rapport serving gRPC");
+            tracing::info!(addr = %app.admin_addr(), "rapport serving Prometheus metrics at /metrics");
             app.run_until_stopped(shutdown_signal()).await
         }
         Command::Migrate => {

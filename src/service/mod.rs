@@ -48,6 +48,8 @@ pub struct Services {
     pub bus: EventBus,
     /// Webhook and event settings.
     pub outbox: Arc<OutboxSettings>,
+    /// Prometheus counters the use-cases bump after their transaction commits.
+    pub metrics: crate::telemetry::Metrics,
 }
 
 /// In-process signals between use-cases, workers and streams. Other replicas are
@@ -98,7 +100,13 @@ impl EventBus {
 impl Services {
     /// Services over a database with default settings.
     pub fn new(db: Db, clock: Clock) -> Self {
-        Services { db, clock, bus: EventBus::default(), outbox: Arc::new(OutboxSettings::default()) }
+        Services {
+            db,
+            clock,
+            bus: EventBus::default(),
+            outbox: Arc::new(OutboxSettings::default()),
+            metrics: crate::telemetry::Metrics::new(),
+        }
     }
 
     /// The same services with these webhook and event settings.

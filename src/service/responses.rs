@@ -179,6 +179,7 @@ impl Services {
         events::append_all(&txn, tenant, &out, now).await?;
         txn.commit().await?;
         self.bus.outbox_written();
+        self.metrics.response_recorded(survey.scale.kind, score.bucket, response.follow_up_id.is_some());
         Ok(response)
     }
 
@@ -229,6 +230,7 @@ impl Services {
         let customer = customers::external_id(&txn, &tenant, &row.customer_id).await?;
         let existing = follow_ups::row_by_response(&txn, &tenant, &id).await?;
         let mut follow_up_event = None;
+        let had_follow_up = existing.is_some();
         let follow_up_id = match existing {
             Some(mut fu) => {
                 if row.score != old_score {
@@ -271,6 +273,9 @@ impl Services {
         }
         txn.commit().await?;
         self.bus.outbox_written();
+        if !had_follow_up && response.follow_up_id.is_some() {
+            self.metrics.follow_up_opened(survey.scale.kind);
+        }
         Ok(response)
     }
 

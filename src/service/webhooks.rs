@@ -291,6 +291,12 @@ impl Services {
             }
         }
         txn.commit().await?;
+        self.metrics.webhook_delivery(match state {
+            DeliveryStatus::Succeeded => "succeeded",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::DeadLettered => "dead_lettered",
+            DeliveryStatus::Pending | DeliveryStatus::Cancelled => "retrying",
+        });
         Ok(())
     }
 

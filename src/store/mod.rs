@@ -8,6 +8,7 @@ pub mod events;
 pub mod follow_ups;
 pub mod invitations;
 pub mod metrics;
+pub mod ops;
 pub mod responses;
 pub mod surveys;
 pub mod tenants;

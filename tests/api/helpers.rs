@@ -44,7 +44,10 @@ pub type Surveys = SurveyServiceClient<InterceptedService<Channel, Auth>>;
 pub type FollowUps = FollowUpServiceClient<InterceptedService<Channel, Auth>>;
 
 /// A running server with its own database.
+#[allow(dead_code)] // not every field is read by some test
 pub struct TestApp {
+    /// The admin HTTP listener (Prometheus `/metrics`).
+    pub admin_addr: std::net::SocketAddr,
     pub channel: Channel,
     /// A secret key of the tenant `acme`.
     pub key: String,
@@ -130,6 +133,7 @@ async fn start(backend: Backend, url: String, key: Option<String>, adjust: impl 
     let clock = Clock::default();
     let app = Application::build(&db, args, clock.clone()).await.expect("the app builds");
     let addr = app.local_addr();
+    let admin_addr = app.admin_addr();
     let services = app.services().clone();
     let key = match key {
         Some(k) => k,
@@ -142,6 +146,7 @@ async fn start(backend: Backend, url: String, key: Option<String>, adjust: impl 
     let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.expect("connect");
     let _ = (backend, addr);
     TestApp {
+        admin_addr,
         surveys: SurveyServiceClient::with_interceptor(channel.clone(), Auth(Some(key.clone()))),
         follow_ups: FollowUpServiceClient::with_interceptor(channel.clone(), Auth(Some(key.clone()))),
         health: HealthClient::new(channel.clone()),

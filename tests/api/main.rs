@@ -4,12 +4,14 @@
 mod helpers;
 mod receiver;
 
+mod chart;
 mod events;
 mod follow_ups;
 mod health;
 mod invitations;
 mod isolation;
 mod metrics;
+mod observability;
 mod responses;
 mod surveys;
 mod webhooks;

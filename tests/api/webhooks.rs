@@ -141,6 +141,11 @@ async fn a_receiver_that_is_down_gets_the_event_once_it_is_back(b: Backend) {
     assert_eq!(d.attempts.len(), hits.len());
     assert!(d.attempts[..hits.len() - 1].iter().all(|a| a.status_code == 503));
     assert_eq!(d.attempts.last().unwrap().status_code, 200);
+    // Prometheus counts each attempt by outcome.
+    let m = crate::observability::scrape(&app).await;
+    let count = |outcome| crate::observability::value(&m, "rapport_webhook_deliveries_total", &[("outcome", outcome)]);
+    assert_eq!(count("retrying") as usize, hits.len() - 1);
+    assert_eq!(count("succeeded"), 1.0);
 }
 
 async fn a_4xx_is_not_retried_and_a_redirect_is_a_failed_attempt(b: Backend) {
