@@ -1,5 +1,6 @@
 //! Builds the server from settings and runs it until a shutdown signal: gRPC
-//! services, health that follows the database, reflection, and a bounded drain.
+//! services, health that follows the database, reflection, the HTTP gateway (JSON,
+//! gRPC-Web, the hosted page and widget) on its own port, and a bounded drain.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -7,13 +8,17 @@ use std::time::Duration;
 
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::config::ServeArgs;
 use crate::grpc::pb::follow_up_service_server::FollowUpServiceServer;
 use crate::grpc::pb::survey_service_server::SurveyServiceServer;
+use crate::grpc::gate::Gate;
 use crate::grpc::{self, FollowUpApi, SurveyApi};
+use crate::service::in_app::RateLimits;
 use crate::service::{Clock, Services};
 use crate::store::{Db, DbSettings};
 
@@ -23,6 +28,7 @@ pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// A bound, ready-to-run server.
 pub struct Application {
     listener: TcpListener,
+    http_listener: TcpListener,
     services: Services,
     args: ServeArgs,
 }
@@ -36,12 +42,18 @@ impl Application {
         }
         let services = Services { db, clock };
         let listener = TcpListener::bind(args.grpc_addr).await?;
-        Ok(Application { listener, services, args })
+        let http_listener = TcpListener::bind(args.http_addr).await?;
+        Ok(Application { listener, http_listener, services, args })
     }
 
     /// The bound address (useful when built with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The bound address of the HTTP gateway.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_listener.local_addr().expect("a bound listener has an address")
     }
 
     pub fn services(&self) -> &Services {
@@ -51,7 +63,7 @@ impl Application {
     /// Serves until `shutdown` resolves, then reports NOT_SERVING, stops accepting
     /// and lets in-flight calls finish for up to the grace period.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { listener, services, args } = self;
+        let Application { listener, http_listener, services, args } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_all(&reporter, ServingStatus::NotServing).await;
         let health_task = tokio::spawn(watch_database(
@@ -69,10 +81,32 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let surveys =
-            SurveyServiceServer::new(SurveyApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES);
-        let follow_ups =
-            FollowUpServiceServer::new(FollowUpApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES);
+        // Every call passes the rate-limit gate (in-app calls only; secret keys pass).
+        let gate = Gate::new(RateLimits::new(args.rate_limits()), args.client_ip_header()?);
+        let surveys = InterceptedService::new(
+            SurveyServiceServer::new(SurveyApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+            gate.clone(),
+        );
+        let follow_ups = InterceptedService::new(
+            FollowUpServiceServer::new(FollowUpApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+            gate,
+        );
+
+        // The HTTP gateway calls the same services (gRPC-Web and the JSON routes).
+        let grpc_routes =
+            Routes::new(surveys.clone()).add_service(follow_ups.clone()).add_service(health_service.clone());
+        let gateway = crate::http::router(
+            services.clone(),
+            grpc_routes,
+            crate::http::HttpSettings {
+                allowed_origins: args.allowed_origins(),
+                client_ip_header: args.client_ip_header()?,
+            },
+        )?;
+        let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut http_server = tokio::spawn(crate::http::serve(http_listener, gateway, async {
+            let _ = http_stop_rx.await;
+        }));
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tonic::transport::Server::builder()
@@ -89,7 +123,13 @@ impl Application {
         tokio::select! {
             res = &mut server => {
                 health_task.abort();
+                http_server.abort();
                 return Ok(res??);
+            }
+            res = &mut http_server => {
+                health_task.abort();
+                server.abort();
+                return res?;
             }
             _ = shutdown => {}
         }
@@ -97,11 +137,21 @@ impl Application {
         health_task.abort();
         set_all(&reporter, ServingStatus::NotServing).await;
         let _ = stop_tx.send(());
-        match tokio::time::timeout(Duration::from_secs(args.shutdown_grace_seconds), &mut server).await {
-            Ok(res) => res??,
+        let _ = http_stop_tx.send(());
+        let drain = async {
+            let grpc = (&mut server).await;
+            let http = (&mut http_server).await;
+            (grpc, http)
+        };
+        match tokio::time::timeout(Duration::from_secs(args.shutdown_grace_seconds), drain).await {
+            Ok((grpc, http)) => {
+                grpc??;
+                http??;
+            }
             Err(_) => {
                 tracing::warn!("drain took longer than the grace period; stopping");
                 server.abort();
+                http_server.abort();
             }
         }
         services.db.close().await;

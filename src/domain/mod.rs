@@ -4,6 +4,7 @@
 
 pub mod eligibility;
 pub mod follow_up;
+pub mod identity;
 pub mod ids;
 pub mod input;
 pub mod model;

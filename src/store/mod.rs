@@ -5,6 +5,7 @@
 pub mod customers;
 pub mod entities;
 pub mod follow_ups;
+pub mod in_app;
 pub mod invitations;
 pub mod metrics;
 pub mod responses;
