@@ -177,15 +177,21 @@ impl Transcoder {
                 return resp;
             }
         };
+        let too_large = || {
+            error_json(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                Code::ResourceExhausted,
+                &format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
+            )
+        };
+        // Refuse a declared oversize body before reading any of it.
+        let declared = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+            return too_large();
+        }
         let bytes = match http_body_util::Limited::new(body, MAX_BODY_BYTES).collect().await {
             Ok(c) => c.to_bytes(),
-            Err(_) => {
-                return error_json(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    Code::ResourceExhausted,
-                    &format!("the request body is larger than {MAX_BODY_BYTES} bytes"),
-                );
-            }
+            Err(_) => return too_large(),
         };
         let message = match self.request_message(route, vars, parts.uri.query(), &bytes) {
             Ok(m) => m,

@@ -47,6 +47,8 @@ pub type FollowUps = FollowUpServiceClient<InterceptedService<Channel, Auth>>;
 pub struct TestApp {
     pub backend: Backend,
     pub addr: std::net::SocketAddr,
+    /// The HTTP gateway's base URL, `http://127.0.0.1:<port>`.
+    pub http: String,
     pub channel: Channel,
     /// A secret key of the tenant `acme`.
     pub key: String,
@@ -112,6 +114,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut ServeArgs
     let clock = Clock::default();
     let app = Application::build(&db, args, clock.clone()).await.expect("the app builds");
     let addr = app.local_addr();
+    let http = format!("http://{}", app.http_addr());
     let services = app.services().clone();
     let key = services.create_tenant("acme").await.expect("tenant").secret;
     let (stop, stopped) = oneshot::channel::<()>();
@@ -122,6 +125,7 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut ServeArgs
     TestApp {
         backend,
         addr,
+        http,
         surveys: SurveyServiceClient::with_interceptor(channel.clone(), Auth(Some(key.clone()))),
         follow_ups: FollowUpServiceClient::with_interceptor(channel.clone(), Auth(Some(key.clone()))),
         health: HealthClient::new(channel.clone()),
@@ -144,6 +148,12 @@ impl TestApp {
 
     pub fn follow_ups_as(&self, key: Option<&str>) -> FollowUps {
         FollowUpServiceClient::with_interceptor(self.channel.clone(), Auth(key.map(str::to_owned)))
+    }
+
+    /// A new publishable key (`rk_pub_…`) of the tenant `acme`.
+    pub async fn publishable_key(&self) -> String {
+        use rapport::domain::model::KeyKind;
+        self.services.create_key("acme", KeyKind::Publishable).await.expect("publishable key").secret
     }
 
     /// A second tenant's secret key.

@@ -4,9 +4,12 @@
 mod helpers;
 
 mod follow_ups;
+mod gateway;
 mod health;
+mod in_app;
 mod invitations;
 mod isolation;
 mod metrics;
 mod responses;
 mod surveys;
+mod web;
