@@ -33,8 +33,8 @@ box-shadow:0 8px 24px rgba(31,35,40,.2)}
 .inline{border:0;padding:0;background:none;font-size:16px}
 h1,h2{font-size:1.1em;line-height:1.3;margin:0 2.75rem 12px 0;font-weight:600}
 .inline h1{font-size:1.4em;margin-right:0}
-.scale{display:flex;flex-wrap:wrap;gap:4px}
-.scale button{flex:1 0 2.2rem;min-height:2.75rem;padding:0;border:1px solid #8c959f;border-radius:6px;
+.scale{display:grid;grid-template-columns:repeat(var(--n),minmax(0,1fr));gap:4px}
+.scale button{min-width:0;min-height:2.75rem;padding:0;border:1px solid #8c959f;border-radius:6px;
 background:#f6f8fa;color:inherit;font:inherit;font-weight:600;cursor:pointer}
 .scale button:hover{background:#eaeef2}
 .scale button[aria-pressed=true]{background:#0969da;border-color:#0969da;color:#fff}
@@ -49,7 +49,8 @@ textarea{box-sizing:border-box;width:100%;min-height:5rem;margin:6px 0 8px;paddi
 border-radius:6px;font:inherit;resize:vertical}
 .send{min-height:2.75rem;padding:0 18px;border:0;border-radius:6px;background:#1f883d;color:#fff;font:inherit;
 font-weight:600;cursor:pointer}
-.msg{margin:10px 0 0;min-height:1.2em;font-size:14px}
+.msg{margin:10px 0 0;font-size:14px}
+.msg:empty{margin:0}
 .msg.error{color:#cf222e}
 .thanks{font-weight:600;font-size:1.05em;margin:4px 2.75rem 4px 0}`;
 
@@ -134,7 +135,7 @@ font-weight:600;cursor:pointer}
         card.appendChild(x);
       }
       card.appendChild(el(floating ? "h2" : "h1", { id: "rq" }, form.question || ""));
-      const scale = el("div", { class: "scale", role: "group", "aria-labelledby": "rq" });
+      const scale = el("div", { class: "scale", role: "group", "aria-labelledby": "rq", style: `--n:${max - min + 1}` });
       const buttons = [];
       for (let n = min; n <= max; n++) {
         const label = n === min ? `${n}, ${low}` : n === max ? `${n}, ${high}` : `${n}`;
