@@ -83,14 +83,21 @@ async fn main() -> anyhow::Result<()> {
 
     let mut client = SurveyServiceClient::connect(format!("http://{grpc}")).await?;
     let mut survey = async |key: &str, kind: pb::SurveyKind, max: Option<i32>, question: &str, in_app: bool| {
-        let s = pb::Survey { kind: kind as i32, scale_max: max, question: question.into(), in_app, ..Default::default() };
-        anyhow::Ok(client.create_survey(authed(key, pb::CreateSurveyRequest { survey: Some(s) })?).await?.into_inner().id)
+        let s =
+            pb::Survey { kind: kind as i32, scale_max: max, question: question.into(), in_app, ..Default::default() };
+        anyhow::Ok(
+            client.create_survey(authed(key, pb::CreateSurveyRequest { survey: Some(s) })?).await?.into_inner().id,
+        )
     };
-    let nps = survey(&acme.secret, pb::SurveyKind::Nps, None, "How likely are you to recommend Acme to a friend?", true).await?;
-    let csat = survey(&acme.secret, pb::SurveyKind::Csat, Some(5), "How satisfied are you with the new editor?", true).await?;
+    let nps =
+        survey(&acme.secret, pb::SurveyKind::Nps, None, "How likely are you to recommend Acme to a friend?", true)
+            .await?;
+    let csat =
+        survey(&acme.secret, pb::SurveyKind::Csat, Some(5), "How satisfied are you with the new editor?", true).await?;
     let ces = survey(&acme.secret, pb::SurveyKind::Ces, Some(7), "Acme made it easy to export my data.", true).await?;
     let email = survey(&acme.secret, pb::SurveyKind::Nps, None, "How likely are you to recommend Acme?", false).await?;
-    let verified_nps = survey(&verified.secret, pb::SurveyKind::Nps, None, "How likely are you to recommend us?", true).await?;
+    let verified_nps =
+        survey(&verified.secret, pb::SurveyKind::Nps, None, "How likely are you to recommend us?", true).await?;
 
     let mut client = SurveyServiceClient::connect(format!("http://{grpc}")).await?;
     let mut issue = async |customer: &str| {

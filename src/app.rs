@@ -14,9 +14,9 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::config::ServeArgs;
+use crate::grpc::gate::Gate;
 use crate::grpc::pb::follow_up_service_server::FollowUpServiceServer;
 use crate::grpc::pb::survey_service_server::SurveyServiceServer;
-use crate::grpc::gate::Gate;
 use crate::grpc::{self, FollowUpApi, SurveyApi};
 use crate::service::in_app::RateLimits;
 use crate::service::{Clock, Services};

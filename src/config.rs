@@ -171,7 +171,11 @@ impl ServeArgs {
 
     /// The CORS origins, trimmed, without empty entries.
     pub fn allowed_origins(&self) -> Vec<String> {
-        self.cors_allowed_origins.iter().map(|o| o.trim().trim_end_matches('/').to_owned()).filter(|o| !o.is_empty()).collect()
+        self.cors_allowed_origins
+            .iter()
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect()
     }
 
     /// The trusted client-address header, checked.
@@ -179,7 +183,9 @@ impl ServeArgs {
         match self.client_ip_header.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
             None => Ok(None),
             Some(h) => Ok(Some(
-                h.to_ascii_lowercase().parse().map_err(|_| anyhow::anyhow!("RAPPORT_CLIENT_IP_HEADER: {h:?} is not a header name"))?,
+                h.to_ascii_lowercase()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("RAPPORT_CLIENT_IP_HEADER: {h:?} is not a header name"))?,
             )),
         }
     }

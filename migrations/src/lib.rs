@@ -13,9 +13,6 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(m20261123_000001_survey_core::Migration),
-            Box::new(m20261126_000001_in_app::Migration),
-        ]
+        vec![Box::new(m20261123_000001_survey_core::Migration), Box::new(m20261126_000001_in_app::Migration)]
     }
 }

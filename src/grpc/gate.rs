@@ -88,7 +88,10 @@ mod tests {
 
     #[test]
     fn ipv6_clients_share_a_bucket_per_64_and_mapped_ipv4_is_ipv4() {
-        assert_eq!(bucket_address("2001:db8:1:2:aaaa::1".parse().unwrap()), "2001:db8:1:2::".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            bucket_address("2001:db8:1:2:aaaa::1".parse().unwrap()),
+            "2001:db8:1:2::".parse::<IpAddr>().unwrap()
+        );
         assert_eq!(bucket_address("::ffff:192.0.2.1".parse().unwrap()), "192.0.2.1".parse::<IpAddr>().unwrap());
     }
 }

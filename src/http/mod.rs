@@ -161,11 +161,8 @@ pub async fn serve(
 /// Records the client's address (the TCP peer, or the trusted proxy's header) for
 /// the rate limits.
 async fn client_addr(State(gw): State<Gateway>, mut req: Request, next: Next) -> Response {
-    let from_header = gw
-        .0
-        .client_ip_header
-        .as_ref()
-        .and_then(|h| forwarded_ip(req.headers().get(h).and_then(|v| v.to_str().ok())));
+    let from_header =
+        gw.0.client_ip_header.as_ref().and_then(|h| forwarded_ip(req.headers().get(h).and_then(|v| v.to_str().ok())));
     let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| bucket_address(c.0.ip()));
     if let Some(ip) = from_header.or(peer) {
         req.extensions_mut().insert(ClientAddr(ip));
@@ -200,7 +197,8 @@ async fn dispatch(State(gw): State<Gateway>, req: Request) -> Response {
 
 async fn healthz(State(gw): State<Gateway>) -> Response {
     let up = tokio::time::timeout(Duration::from_secs(2), gw.0.services.database_ready()).await.unwrap_or(false);
-    let (status, body) = if up { (StatusCode::OK, "ok\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n") };
+    let (status, body) =
+        if up { (StatusCode::OK, "ok\n") } else { (StatusCode::SERVICE_UNAVAILABLE, "database unreachable\n") };
     (status, [(CACHE_CONTROL, "no-store")], body).into_response()
 }
 

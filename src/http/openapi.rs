@@ -14,9 +14,13 @@ use super::transcode::{BodyRule, Route, Segment, Transcoder, comment};
 pub fn document(api: &Transcoder) -> Json {
     let mut schemas = Schemas::default();
     let mut paths: BTreeMap<String, Map<String, Json>> = BTreeMap::new();
+    // OpenAPI treats `/v1/responses/{id}` and `/v1/responses/{response_id}` as the same
+    // path, which must then use one parameter name: the first route's names win.
+    let mut names_by_shape: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for route in api.routes() {
-        let op = operation(route, &mut schemas);
-        paths.entry(openapi_path(route)).or_default().insert(route.method.as_str().to_ascii_lowercase(), op);
+        let names = names_by_shape.entry(shape(route)).or_insert_with(|| var_names(route)).clone();
+        let op = operation(route, &names, &mut schemas);
+        paths.entry(openapi_path(route, &names)).or_default().insert(route.method.as_str().to_ascii_lowercase(), op);
     }
     let mut components = schemas.done();
     components.insert(
@@ -58,16 +62,35 @@ pub fn document(api: &Transcoder) -> Json {
     })
 }
 
-/// The OpenAPI form of a template: variables keep their field path as parameter name.
-fn openapi_path(r: &Route) -> String {
+/// A template with its variables blanked: routes of one shape are one OpenAPI path.
+fn shape(r: &Route) -> String {
+    openapi_path(r, &vec![String::new(); var_names(r).len()])
+}
+
+/// Parameter names for a template's variables: the field path, dots as underscores
+/// (`survey.id` → `survey_id`), since tools format paths with the names.
+fn var_names(r: &Route) -> Vec<String> {
+    r.template
+        .segments
+        .iter()
+        .filter_map(|s| match s {
+            Segment::Var { name, .. } => Some(name.replace('.', "_")),
+            Segment::Literal(_) => None,
+        })
+        .collect()
+}
+
+/// The OpenAPI form of a template, with `names` for its variables.
+fn openapi_path(r: &Route, names: &[String]) -> String {
     let mut out = String::new();
+    let mut names = names.iter();
     for s in &r.template.segments {
         out.push('/');
         match s {
             Segment::Literal(l) => out.push_str(l),
-            Segment::Var { name, .. } => {
+            Segment::Var { .. } => {
                 out.push('{');
-                out.push_str(name);
+                out.push_str(names.next().map(String::as_str).unwrap_or_default());
                 out.push('}');
             }
         }
@@ -79,27 +102,30 @@ fn openapi_path(r: &Route) -> String {
     out
 }
 
-fn operation(r: &Route, schemas: &mut Schemas) -> Json {
+fn operation(r: &Route, names: &[String], schemas: &mut Schemas) -> Json {
     let input = r.rpc.input();
     let service = r.rpc.parent_service();
     let description = comment(r.rpc.parent_file().file_descriptor_proto(), r.rpc.path()).unwrap_or_default();
     let mut parameters = Vec::new();
     // Top-level fields bound by the path or carried by the body are not query parameters.
     let mut bound: BTreeSet<u32> = BTreeSet::new();
-    for s in &r.template.segments {
-        if let Segment::Var { name, path } = s {
-            if path.len() == 1 {
-                bound.insert(path[0].number());
-            }
-            let leaf = path.last().expect("a variable names a field");
-            parameters.push(json!({
-                "name": name,
-                "in": "path",
-                "required": true,
-                "description": field_doc(leaf),
-                "schema": {"type": "string", "minLength": 1, "pattern": "^[^/]+$"}
-            }));
+    let vars = r.template.segments.iter().filter_map(|s| match s {
+        Segment::Var { name, path } => Some((name, path)),
+        Segment::Literal(_) => None,
+    });
+    for ((field, path), name) in vars.zip(names) {
+        if path.len() == 1 {
+            bound.insert(path[0].number());
         }
+        let leaf = path.last().expect("a variable names a field");
+        let doc = field_doc(leaf);
+        parameters.push(json!({
+            "name": name,
+            "in": "path",
+            "required": true,
+            "description": if doc.is_empty() { format!("`{field}`") } else { format!("`{field}`: {doc}") },
+            "schema": {"type": "string", "minLength": 1, "pattern": "^[^/]+$"}
+        }));
     }
     let request_body = match &r.body {
         BodyRule::None => None,
@@ -161,7 +187,14 @@ fn query_parameter(f: &FieldDescriptor, schemas: &mut Schemas) -> Option<Json> {
     {
         return None;
     }
-    let schema = schemas.field(f);
+    let schema = match f.kind() {
+        // In a query string an enum goes by name or by number (proto3 JSON takes both).
+        Kind::Enum(e) if !f.is_list() => json!({
+            "type": "string",
+            "enum": e.values().map(|v| v.name().to_owned()).chain(e.values().map(|v| v.number().to_string())).collect::<Vec<_>>()
+        }),
+        _ => schemas.field(f),
+    };
     Some(if f.is_list() {
         json!({"name": name, "in": "query", "style": "form", "explode": true, "description": doc, "schema": schema})
     } else {
@@ -206,14 +239,11 @@ impl Schemas {
     fn inline(&mut self, m: &MessageDescriptor, skip: &BTreeSet<u32>) -> Json {
         let mut props = Map::new();
         for f in m.fields().filter(|f| !skip.contains(&f.number())) {
-            let mut s = self.field(&f);
-            let doc = field_doc(&f);
-            if !doc.is_empty() {
-                s = with_description(s, doc);
-            }
-            props.insert(f.json_name().to_owned(), s);
+            // proto3 JSON reads `null` as the field's default value.
+            props.insert(f.json_name().to_owned(), described(nullable(self.field(&f)), field_doc(&f)));
         }
-        json!({"type": "object", "properties": props})
+        // Unknown fields are refused, as proto3 JSON parsers do by default.
+        json!({"type": "object", "properties": props, "additionalProperties": false})
     }
 
     fn field(&mut self, f: &FieldDescriptor) -> Json {
@@ -231,7 +261,9 @@ impl Schemas {
             Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
                 json!({"type": "integer", "format": "int32", "minimum": i32::MIN, "maximum": i32::MAX})
             }
-            Kind::Uint32 | Kind::Fixed32 => json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": u32::MAX}),
+            Kind::Uint32 | Kind::Fixed32 => {
+                json!({"type": "integer", "format": "int64", "minimum": 0, "maximum": u32::MAX})
+            }
             Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => {
                 json!({"type": "string", "format": "int64", "pattern": "^-?[0-9]{1,19}$"})
             }
@@ -239,7 +271,9 @@ impl Schemas {
             Kind::Bool => json!({"type": "boolean"}),
             Kind::String => json!({"type": "string"}),
             Kind::Bytes => json!({"type": "string", "format": "byte"}),
-            Kind::Enum(e) => json!({"type": "string", "enum": e.values().map(|v| v.name().to_owned()).collect::<Vec<_>>()}),
+            Kind::Enum(e) => {
+                json!({"type": "string", "enum": e.values().map(|v| v.name().to_owned()).collect::<Vec<_>>()})
+            }
             Kind::Message(m) => match m.full_name() {
                 "google.protobuf.Timestamp" => json!({"type": "string", "format": "date-time"}),
                 "google.protobuf.Duration" => json!({"type": "string", "pattern": "^-?[0-9]+(\\.[0-9]{1,9})?s$"}),
@@ -263,14 +297,17 @@ impl Schemas {
     }
 }
 
-/// Adds a description beside a `$ref` (OpenAPI 3.0 ignores siblings of `$ref`, so
-/// the reference is wrapped in `allOf`).
-fn with_description(schema: Json, doc: String) -> Json {
-    if schema.get("$ref").is_some() {
-        json!({"allOf": [schema], "description": doc})
-    } else {
-        let mut s = schema;
-        s["description"] = Json::String(doc);
-        s
+/// A schema that also takes `null` (OpenAPI 3.0 ignores siblings of `$ref`, so a
+/// reference is wrapped in `allOf`).
+fn nullable(schema: Json) -> Json {
+    let mut s = if schema.get("$ref").is_some() { json!({"allOf": [schema]}) } else { schema };
+    s["nullable"] = Json::Bool(true);
+    s
+}
+
+fn described(mut schema: Json, doc: String) -> Json {
+    if !doc.is_empty() {
+        schema["description"] = Json::String(doc);
     }
+    schema
 }

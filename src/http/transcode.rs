@@ -48,7 +48,10 @@ pub enum BodyRule {
 pub enum Segment {
     Literal(String),
     /// `{field.path}`: one path segment, bound to this field path of the request.
-    Var { name: String, path: Vec<FieldDescriptor> },
+    Var {
+        name: String,
+        path: Vec<FieldDescriptor>,
+    },
 }
 
 /// A parsed `google.api.http` path template such as `/v1/surveys/{id}:archive`.
@@ -185,7 +188,8 @@ impl Transcoder {
             )
         };
         // Refuse a declared oversize body before reading any of it.
-        let declared = parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        let declared =
+            parts.headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
         if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
             return too_large();
         }
@@ -234,8 +238,12 @@ impl Transcoder {
         }
         if let Some(q) = query.filter(|q| !q.is_empty()) {
             if matches!(route.body, BodyRule::All) {
-                let first = form_urlencoded::parse(q.as_bytes()).next().map(|(k, _)| k.into_owned()).unwrap_or_default();
-                return Err(AppError::invalid(first, "this route takes every field in the JSON body, not in the query"));
+                let first =
+                    form_urlencoded::parse(q.as_bytes()).next().map(|(k, _)| k.into_owned()).unwrap_or_default();
+                return Err(AppError::invalid(
+                    first,
+                    "this route takes every field in the JSON body, not in the query",
+                ));
             }
             for (k, v) in form_urlencoded::parse(q.as_bytes()) {
                 set_query(&input, &route.body, &mut root, &k, &v)?;
@@ -377,7 +385,8 @@ pub fn http_status(code: Code) -> StatusCode {
 }
 
 fn parse_rule(rpc: &MethodDescriptor, rule: &DynamicMessage, grpc_path: &str, binding: usize) -> anyhow::Result<Route> {
-    let text = |name: &str| rule.get_field_by_name(name).and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+    let text =
+        |name: &str| rule.get_field_by_name(name).and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
     let (method, raw) = [
         (Method::GET, "get"),
         (Method::PUT, "put"),
@@ -414,7 +423,9 @@ impl Template {
     pub fn parse(raw: &str, input: &MessageDescriptor) -> anyhow::Result<Self> {
         let rest = raw.strip_prefix('/').ok_or_else(|| anyhow::anyhow!("template {raw:?} must start with /"))?;
         let (path, verb) = match rest.rfind(':') {
-            Some(i) if !rest[i..].contains('}') && !rest[i..].contains('/') => (&rest[..i], Some(rest[i + 1..].to_owned())),
+            Some(i) if !rest[i..].contains('}') && !rest[i..].contains('/') => {
+                (&rest[..i], Some(rest[i + 1..].to_owned()))
+            }
             _ => (rest, None),
         };
         let mut segments = Vec::new();
@@ -512,7 +523,8 @@ fn normalise_key(obj: &mut Map<String, Json>, f: &FieldDescriptor) -> String {
 /// Puts a path variable into the JSON message (it wins over the body).
 fn set_path(root: &mut Map<String, Json>, path: &[FieldDescriptor], value: &str) -> Result<(), AppError> {
     let Some((leaf, parents)) = path.split_last() else { return Ok(()) };
-    let obj = object_at(root, parents).ok_or_else(|| AppError::invalid(leaf.name(), "must be an object in the body"))?;
+    let obj =
+        object_at(root, parents).ok_or_else(|| AppError::invalid(leaf.name(), "must be an object in the body"))?;
     let key = normalise_key(obj, leaf);
     obj.insert(key, scalar(leaf, value, leaf.name())?);
     Ok(())
@@ -534,7 +546,8 @@ fn set_query(
         },
         None => (key, None),
     };
-    let path = field_path(input, dotted).map_err(|e| AppError::invalid(key, format!("is not a query parameter of this route ({e})")))?;
+    let path = field_path(input, dotted)
+        .map_err(|e| AppError::invalid(key, format!("is not a query parameter of this route ({e})")))?;
     if let BodyRule::Field(f) = body
         && path.first().is_some_and(|p| p.number() == f.number())
     {
@@ -655,12 +668,17 @@ mod tests {
     fn paths_match_with_verbs_variables_and_percent_decoding() {
         let t = transcoder();
         let find = |m: Method, p: &str| match t.lookup(&m, p) {
-            Lookup::Found(r, vars) => Some((r.rpc.name().to_owned(), vars.into_iter().map(|(_, v)| v).collect::<Vec<_>>())),
+            Lookup::Found(r, vars) => {
+                Some((r.rpc.name().to_owned(), vars.into_iter().map(|(_, v)| v).collect::<Vec<_>>()))
+            }
             _ => None,
         };
         assert_eq!(find(Method::GET, "/v1/surveys/abc"), Some(("GetSurvey".into(), vec!["abc".into()])));
         assert_eq!(find(Method::POST, "/v1/surveys/abc:archive"), Some(("ArchiveSurvey".into(), vec!["abc".into()])));
-        assert_eq!(find(Method::POST, "/v1/invitations/inv_x/response"), Some(("RecordResponse".into(), vec!["inv_x".into()])));
+        assert_eq!(
+            find(Method::POST, "/v1/invitations/inv_x/response"),
+            Some(("RecordResponse".into(), vec!["inv_x".into()]))
+        );
         assert_eq!(
             find(Method::PUT, "/v1/customers/crm%2F42%20x/subscription"),
             Some(("SetCustomerSubscription".into(), vec!["crm/42 x".into()]))
@@ -695,15 +713,23 @@ mod tests {
 
         let Lookup::Found(route, vars) = t.lookup(&Method::GET, "/v1/surveys/s1/metrics") else { panic!("no route") };
         let msg = t
-            .request_message(route, vars, Some("filter[plan]=pro&interval=INTERVAL_WEEK&start_time=2026-01-01T00:00:00Z"), b"")
+            .request_message(
+                route,
+                vars,
+                Some("filter[plan]=pro&interval=INTERVAL_WEEK&start_time=2026-01-01T00:00:00Z"),
+                b"",
+            )
             .expect("builds");
         assert_eq!(
             to_json(&msg),
             json!({"surveyId": "s1", "filter": {"plan": "pro"}, "interval": "INTERVAL_WEEK", "startTime": "2026-01-01T00:00:00Z"})
         );
 
-        let Lookup::Found(route, vars) = t.lookup(&Method::POST, "/v1/surveys/s1/invitations") else { panic!("no route") };
-        let msg = t.request_message(route, vars, None, br#"{"survey_id": "other", "customerId": "c1"}"#).expect("builds");
+        let Lookup::Found(route, vars) = t.lookup(&Method::POST, "/v1/surveys/s1/invitations") else {
+            panic!("no route")
+        };
+        let msg =
+            t.request_message(route, vars, None, br#"{"survey_id": "other", "customerId": "c1"}"#).expect("builds");
         assert_eq!(to_json(&msg), json!({"surveyId": "s1", "customerId": "c1"}));
     }
 

@@ -225,9 +225,9 @@ impl RateLimits {
             self.sweep();
         }
         if let (Some(limiter), Some(addr)) = (&self.by_address, address) {
-            limiter.check_key(&addr).map_err(|wait| {
-                exhausted("this client address", wait.wait_time_from(self.clock.now()))
-            })?;
+            limiter
+                .check_key(&addr)
+                .map_err(|wait| exhausted("this client address", wait.wait_time_from(self.clock.now())))?;
         }
         if let (Some(limiter), Credential::Publishable(key)) = (&self.by_key, credential) {
             limiter

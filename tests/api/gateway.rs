@@ -21,7 +21,10 @@ crate::on_both!(
     the_hosted_page_shows_the_question_and_explains_expired_used_and_unknown_links,
 );
 
-/// Every JSON route, as `METHOD /template`, written out by hand from the proto's annotations.
+/// Every JSON route, as `METHOD /path` in the OpenAPI document, written out by hand from
+/// the proto's annotations. OpenAPI gives paths of one shape one parameter name, so
+/// `PATCH /v1/surveys/{survey.id}` is listed under `/v1/surveys/{id}` and
+/// `GET /v1/responses/{id}` under `/v1/responses/{response_id}`.
 const ROUTES: &[&str] = &[
     "GET /v1/follow-ups",
     "GET /v1/follow-ups/{id}",
@@ -34,13 +37,13 @@ const ROUTES: &[&str] = &[
     "GET /v1/metrics",
     "GET /v1/responses",
     "POST /v1/responses",
-    "GET /v1/responses/{id}",
+    "GET /v1/responses/{response_id}",
     "PATCH /v1/responses/{response_id}",
     "GET /v1/surveys",
     "POST /v1/surveys",
     "GET /v1/surveys/{id}",
     "POST /v1/surveys/{id}:archive",
-    "PATCH /v1/surveys/{survey.id}",
+    "PATCH /v1/surveys/{id}",
     "GET /v1/surveys/{survey_id}/eligibility",
     "POST /v1/surveys/{survey_id}/invitations",
     "GET /v1/surveys/{survey_id}/metrics",
@@ -78,7 +81,11 @@ async fn every_in_app_json_route_works_with_good_input(b: Backend) {
     let pk = app.publishable_key().await;
 
     let issued = web
-        .post(&format!("/v1/surveys/{id}/invitations"), Some(&pk), &json!({"customerId": "crm-9", "channel": "CHANNEL_IN_APP"}))
+        .post(
+            &format!("/v1/surveys/{id}/invitations"),
+            Some(&pk),
+            &json!({"customerId": "crm-9", "channel": "CHANNEL_IN_APP"}),
+        )
         .await;
     assert_eq!(issued.status, 200, "{issued:?}");
     assert_eq!(issued.json["issued"], true);
@@ -89,14 +96,18 @@ async fn every_in_app_json_route_works_with_good_input(b: Backend) {
     assert_eq!(got.status, 200);
     assert_eq!(got.json["form"]["question"], "How was support?");
     assert_eq!((got.json["form"]["scaleMin"].clone(), got.json["form"]["scaleMax"].clone()), (json!(1), json!(5)));
-    assert_eq!((got.json["form"]["lowLabel"].as_str(), got.json["form"]["highLabel"].as_str()), (Some("Bad"), Some("Great")));
+    assert_eq!(
+        (got.json["form"]["lowLabel"].as_str(), got.json["form"]["highLabel"].as_str()),
+        (Some("Bad"), Some("Great"))
+    );
     assert_eq!(got.json["invitation"]["status"], "INVITATION_STATUS_PENDING");
 
     let rec = web.post(&format!("/v1/invitations/{token}/response"), Some(&pk), &json!({"score": 2})).await;
     assert_eq!(rec.status, 200, "{rec:?}");
     assert_eq!(rec.json["bucket"], "BUCKET_UNSATISFIED");
     assert!(rec.json["followUpId"].as_str().is_some_and(|f| !f.is_empty()));
-    let upd = web.patch(&format!("/v1/invitations/{token}/response"), Some(&pk), &json!({"comment": "Took a week"})).await;
+    let upd =
+        web.patch(&format!("/v1/invitations/{token}/response"), Some(&pk), &json!({"comment": "Took a week"})).await;
     assert_eq!(upd.status, 200, "{upd:?}");
     assert_eq!((upd.json["score"].clone(), upd.json["comment"].clone()), (json!(2), json!("Took a week")));
     // The same answer over gRPC, with the secret key.
@@ -108,7 +119,8 @@ async fn every_in_app_json_route_works_with_good_input(b: Backend) {
     let dis = web.post(&format!("/v1/invitations/{t2}:dismiss"), Some(&pk), &json!({})).await;
     assert_eq!((dis.status, dis.json["status"].as_str()), (200, Some("INVITATION_STATUS_DISMISSED")), "{dis:?}");
     let t3 = app.issue(id, "crm-11").await.token;
-    let by_body = web.post("/v1/responses", None, &json!({"token": t3, "score": 5, "properties": {"page": "/billing"}})).await;
+    let by_body =
+        web.post("/v1/responses", None, &json!({"token": t3, "score": 5, "properties": {"page": "/billing"}})).await;
     assert_eq!((by_body.status, by_body.json["bucket"].as_str()), (200, Some("BUCKET_SATISFIED")), "{by_body:?}");
     assert_eq!(by_body.json["properties"]["page"], "/billing");
 }
@@ -130,7 +142,8 @@ async fn in_app_json_routes_answer_bad_input_with_grpc_gateway_statuses_and_erro
     issue(id.clone(), json!({"customerId": "c1"})).await;
     let r = web.post(&format!("/v1/surveys/{id}/invitations"), None, &json!({"customerId": "c1"})).await;
     r.assert_error(401, 16);
-    let r = web.post(&format!("/v1/surveys/{id}/invitations"), Some("rk_pub_unknown"), &json!({"customerId": "c1"})).await;
+    let r =
+        web.post(&format!("/v1/surveys/{id}/invitations"), Some("rk_pub_unknown"), &json!({"customerId": "c1"})).await;
     r.assert_error(401, 16);
     issue(not_in_app["id"].as_str().unwrap().into(), json!({"customerId": "c1"})).await.assert_error(404, 5);
     let r = issue(id.clone(), json!({})).await;
@@ -174,7 +187,9 @@ async fn in_app_json_routes_answer_bad_input_with_grpc_gateway_statuses_and_erro
     assert_eq!(r.violated_fields(), vec!["score"]);
     let r = web.post(&format!("/v1/invitations/{t}/response"), None, &json!({"score": "ten"})).await;
     r.assert_error(400, 3);
-    let r = web.post(&format!("/v1/invitations/{t}/response"), None, &json!({"score": 3, "comment": "x".repeat(5001)})).await;
+    let r = web
+        .post(&format!("/v1/invitations/{t}/response"), None, &json!({"score": 3, "comment": "x".repeat(5001)}))
+        .await;
     assert_eq!(r.violated_fields(), vec!["comment"]);
     assert!(app.all_responses().await.is_empty(), "bad input wrote nothing");
     assert_eq!(web.post(&format!("/v1/invitations/{t}/response"), None, &json!({"score": 3})).await.status, 200);
@@ -187,7 +202,9 @@ async fn in_app_json_routes_answer_bad_input_with_grpc_gateway_statuses_and_erro
     let r = web.patch(&format!("/v1/invitations/{t}/response"), None, &json!({"score": -1})).await;
     assert_eq!(r.violated_fields(), vec!["score"]);
     let unanswered = app.issue(&id, "c3").await.token;
-    web.patch(&format!("/v1/invitations/{unanswered}/response"), None, &json!({"comment": "x"})).await.assert_error(400, 9);
+    web.patch(&format!("/v1/invitations/{unanswered}/response"), None, &json!({"comment": "x"}))
+        .await
+        .assert_error(400, 9);
 
     // DismissInvitation.
     web.post(&format!("/v1/invitations/{t}:dismiss"), None, &json!({})).await.assert_error(400, 9);
@@ -234,18 +251,46 @@ fn other_routes(survey: &str, response: &str, follow_up: &str) -> Vec<(&'static 
         ("POST /v1/surveys", "/v1/surveys".into(), Some(json!({"kind": "SURVEY_KIND_NPS", "question": "Q"}))),
         ("GET /v1/surveys/{id}", format!("/v1/surveys/{survey}"), None),
         ("GET /v1/surveys", "/v1/surveys?pageSize=10&kind=SURVEY_KIND_NPS&includeArchived=true".into(), None),
-        ("PATCH /v1/surveys/{survey.id}", format!("/v1/surveys/{survey}?updateMask=name,lowLabel"), Some(json!({"name": "Renamed", "lowLabel": "Meh"}))),
+        (
+            "PATCH /v1/surveys/{id}",
+            format!("/v1/surveys/{survey}?updateMask=name,lowLabel"),
+            Some(json!({"name": "Renamed", "lowLabel": "Meh"})),
+        ),
         ("GET /v1/surveys/{survey_id}/eligibility", format!("/v1/surveys/{survey}/eligibility?customerId=c9"), None),
-        ("PUT /v1/customers/{customer_id}/subscription", "/v1/customers/crm%2F9/subscription".into(), Some(json!({"unsubscribed": true}))),
-        ("POST /v1/responses", "/v1/responses".into(), Some(json!({"direct": {"surveyId": survey, "customerId": "c8"}, "score": 9}))),
-        ("PATCH /v1/responses/{response_id}", format!("/v1/responses/{response}"), Some(json!({"comment": "noted", "properties": {"a": "b"}}))),
-        ("GET /v1/responses/{id}", format!("/v1/responses/{response}"), None),
-        ("GET /v1/responses", format!("/v1/responses?surveyId={survey}&bucket=BUCKET_DETRACTOR&startTime=2020-01-01T00:00:00Z"), None),
-        ("GET /v1/surveys/{survey_id}/metrics", format!("/v1/surveys/{survey}/metrics?interval=INTERVAL_DAY&filter[plan]=pro"), None),
+        (
+            "PUT /v1/customers/{customer_id}/subscription",
+            "/v1/customers/crm%2F9/subscription".into(),
+            Some(json!({"unsubscribed": true})),
+        ),
+        (
+            "POST /v1/responses",
+            "/v1/responses".into(),
+            Some(json!({"direct": {"surveyId": survey, "customerId": "c8"}, "score": 9})),
+        ),
+        (
+            "PATCH /v1/responses/{response_id}",
+            format!("/v1/responses/{response}"),
+            Some(json!({"comment": "noted", "properties": {"a": "b"}})),
+        ),
+        ("GET /v1/responses/{response_id}", format!("/v1/responses/{response}"), None),
+        (
+            "GET /v1/responses",
+            format!("/v1/responses?surveyId={survey}&bucket=BUCKET_DETRACTOR&startTime=2020-01-01T00:00:00Z"),
+            None,
+        ),
+        (
+            "GET /v1/surveys/{survey_id}/metrics",
+            format!("/v1/surveys/{survey}/metrics?interval=INTERVAL_DAY&filter[plan]=pro"),
+            None,
+        ),
         ("GET /v1/metrics", "/v1/metrics?kind=SURVEY_KIND_NPS".into(), None),
         ("GET /v1/follow-ups/{id}", format!("/v1/follow-ups/{follow_up}"), None),
         ("GET /v1/follow-ups", "/v1/follow-ups?status=FOLLOW_UP_STATUS_OPEN&overdue=false".into(), None),
-        ("POST /v1/follow-ups/{id}:update", format!("/v1/follow-ups/{follow_up}:update"), Some(json!({"author": "ana", "acknowledge": {}}))),
+        (
+            "POST /v1/follow-ups/{id}:update",
+            format!("/v1/follow-ups/{follow_up}:update"),
+            Some(json!({"author": "ana", "acknowledge": {}})),
+        ),
         ("POST /v1/surveys/{id}:archive", format!("/v1/surveys/{survey}:archive"), Some(json!({}))),
     ]
 }
@@ -316,6 +361,21 @@ async fn the_openapi_document_loads_and_matches_the_routes() {
         }
     }
     assert_eq!(ops, ROUTES.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>());
+    // OpenAPI: no two paths may differ only in their parameter names.
+    let shapes: Vec<String> = doc["paths"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(|p| {
+            p.split('/')
+                .map(|s| {
+                    if s.starts_with('{') { s.split('}').nth(1).unwrap_or("").to_owned() + "{}" } else { s.to_owned() }
+                })
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .collect();
+    assert_eq!(shapes.len(), shapes.iter().collect::<BTreeSet<_>>().len(), "{shapes:?}");
 
     // Every $ref resolves.
     fn refs(v: &Value, out: &mut Vec<String>) {
@@ -361,7 +421,8 @@ async fn the_openapi_document_loads_and_matches_the_routes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cors_preflight_allows_configured_origins_only() {
-    let app = spawn_app_with(Backend::Sqlite, |a| a.cors_allowed_origins = vec!["https://app.example.com".into()]).await;
+    let app =
+        spawn_app_with(Backend::Sqlite, |a| a.cors_allowed_origins = vec!["https://app.example.com".into()]).await;
     let web = Web::new(&app);
     let preflight = |origin: &'static str, headers: &'static str| {
         let web = web.clone();
@@ -371,7 +432,11 @@ async fn cors_preflight_allows_configured_origins_only() {
                 "/v1/invitations/inv_x/response",
                 None,
                 None,
-                &[("origin", origin), ("access-control-request-method", "POST"), ("access-control-request-headers", headers)],
+                &[
+                    ("origin", origin),
+                    ("access-control-request-method", "POST"),
+                    ("access-control-request-headers", headers),
+                ],
             )
             .await
         }
@@ -396,7 +461,10 @@ async fn cors_preflight_allows_configured_origins_only() {
     assert_eq!(r.header("access-control-allow-origin"), Some("https://app.example.com"));
     assert!(r.header("access-control-expose-headers").unwrap_or("").contains("grpc-status"));
     // The gateway's own origin (the hosted page) and callers without an Origin are fine.
-    assert_eq!(web.send("GET", "/v1/invitations/inv_x", None, None, &[("origin", app.http.as_str())]).await.status, 404);
+    assert_eq!(
+        web.send("GET", "/v1/invitations/inv_x", None, None, &[("origin", app.http.as_str())]).await.status,
+        404
+    );
     assert_eq!(web.get("/v1/invitations/inv_x", None).await.status, 404);
 }
 
@@ -492,7 +560,11 @@ async fn the_rate_limit_per_publishable_key_is_reached_and_recovers_and_other_te
     // Over gRPC: RESOURCE_EXHAUSTED with RetryInfo.
     let err = app
         .surveys_as(Some(&pk))
-        .issue_survey(pb::IssueSurveyRequest { survey_id: s.id.clone(), customer_id: "c1".into(), ..Default::default() })
+        .issue_survey(pb::IssueSurveyRequest {
+            survey_id: s.id.clone(),
+            customer_id: "c1".into(),
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
@@ -501,8 +573,10 @@ async fn the_rate_limit_per_publishable_key_is_reached_and_recovers_and_other_te
 
     // Another tenant's key (and the secret key) are served at once while this one is flooded.
     let other_secret = app.other_tenant_key().await;
-    let theirs = create_survey(&web, &other_secret, json!({"kind": "SURVEY_KIND_NPS", "question": "Q", "inApp": true})).await;
-    let their_pk = app.services.create_key("globex", rapport::domain::model::KeyKind::Publishable).await.unwrap().secret;
+    let theirs =
+        create_survey(&web, &other_secret, json!({"kind": "SURVEY_KIND_NPS", "question": "Q", "inApp": true})).await;
+    let their_pk =
+        app.services.create_key("globex", rapport::domain::model::KeyKind::Publishable).await.unwrap().secret;
     let flood: Vec<_> = (0..100)
         .map(|_| {
             let (web, path, pk, body) = (web.clone(), path.clone(), pk.clone(), body.clone());
@@ -521,7 +595,9 @@ async fn the_rate_limit_per_publishable_key_is_reached_and_recovers_and_other_te
     assert!(statuses.iter().filter(|s| **s == 429).count() >= 90, "the flood was turned away: {statuses:?}");
 
     // And it recovers once the bucket refills.
-    assert!(eventually(Duration::from_secs(3), || async { web.post(&path, Some(&pk), &body).await.status == 200 }).await);
+    assert!(
+        eventually(Duration::from_secs(3), || async { web.post(&path, Some(&pk), &body).await.status == 200 }).await
+    );
 }
 
 async fn futures_join(handles: Vec<tokio::task::JoinHandle<u16>>) -> Vec<u16> {

@@ -105,7 +105,11 @@ async fn every_other_rpc_refuses_a_publishable_key(b: Backend) {
         (
             "CreateSurvey",
             sv.create_survey(pb::CreateSurveyRequest {
-                survey: Some(pb::Survey { kind: pb::SurveyKind::Nps as i32, question: "Q".into(), ..Default::default() }),
+                survey: Some(pb::Survey {
+                    kind: pb::SurveyKind::Nps as i32,
+                    question: "Q".into(),
+                    ..Default::default()
+                }),
             })
             .await
             .map(|_| ()),
@@ -273,10 +277,7 @@ async fn an_in_app_issue_is_decided_once_a_day_and_a_dismissed_form_stays_closed
     let id = first.invitation.as_ref().unwrap().id.clone();
     assert_eq!(again.invitation.as_ref().unwrap().id, id, "a page reload the same day gets the same invitation");
     assert!(!again.token.is_empty() && again.token != first.token, "with a fresh token");
-    assert_code(
-        web.get_invitation(pb::GetInvitationRequest { token: first.token.clone() }).await,
-        Code::NotFound,
-    );
+    assert_code(web.get_invitation(pb::GetInvitationRequest { token: first.token.clone() }).await, Code::NotFound);
 
     let dismissed = web.dismiss_invitation(pb::DismissInvitationRequest { token: again.token.clone() }).await;
     let dismissed = dismissed.expect("dismissed").into_inner();
@@ -353,7 +354,8 @@ async fn identity_verification_requires_the_hmac_of_the_customer_id(b: Backend) 
         .unwrap()
         .expect("a new secret is shown once");
     assert!(secret.starts_with("idv_") && secret.len() >= 40);
-    let with_hash = |customer: &str, hash: String| pb::IssueSurveyRequest { customer_hash: hash, ..issue_req(&s.id, customer) };
+    let with_hash =
+        |customer: &str, hash: String| pb::IssueSurveyRequest { customer_hash: hash, ..issue_req(&s.id, customer) };
     assert_code(web.issue_survey(issue_req(&s.id, "c1")).await, Code::PermissionDenied);
     assert_code(web.issue_survey(with_hash("c1", "00".repeat(32))).await, Code::PermissionDenied);
     assert_code(web.issue_survey(with_hash("c1", hmac_hex(&secret, "c2"))).await, Code::PermissionDenied);
@@ -401,5 +403,8 @@ async fn a_revoked_publishable_key_is_unauthenticated(b: Backend) {
     assert!(web.issue_survey(issue_req(&s.id, "c1")).await.is_ok());
     app.services.revoke_key(&key.id.0).await.unwrap();
     assert_code(web.issue_survey(issue_req(&s.id, "c1")).await, Code::Unauthenticated);
-    assert_code(app.surveys_as(Some("rk_pub_made_up")).issue_survey(issue_req(&s.id, "c1")).await, Code::Unauthenticated);
+    assert_code(
+        app.surveys_as(Some("rk_pub_made_up")).issue_survey(issue_req(&s.id, "c1")).await,
+        Code::Unauthenticated,
+    );
 }
