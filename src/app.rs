@@ -15,9 +15,11 @@ use tonic_health::server::HealthReporter;
 
 use crate::config::ServeArgs;
 use crate::grpc::gate::Gate;
+use crate::grpc::pb::event_service_server::EventServiceServer;
 use crate::grpc::pb::follow_up_service_server::FollowUpServiceServer;
 use crate::grpc::pb::survey_service_server::SurveyServiceServer;
-use crate::grpc::{self, FollowUpApi, SurveyApi};
+use crate::grpc::pb::webhook_service_server::WebhookServiceServer;
+use crate::grpc::{self, EventApi, FollowUpApi, SurveyApi, WebhookApi};
 use crate::service::in_app::RateLimits;
 use crate::service::{Clock, Services};
 use crate::store::{Db, DbSettings};
@@ -40,7 +42,7 @@ impl Application {
         if args.migrate_on_start {
             db.migrate().await?;
         }
-        let services = Services { db, clock };
+        let services = Services::new(db, clock).with_outbox(args.outbox.settings()?);
         let listener = TcpListener::bind(args.grpc_addr).await?;
         let http_listener = TcpListener::bind(args.http_addr).await?;
         Ok(Application { listener, http_listener, services, args })
@@ -89,12 +91,20 @@ impl Application {
         );
         let follow_ups = InterceptedService::new(
             FollowUpServiceServer::new(FollowUpApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
-            gate,
+            gate.clone(),
         );
+        let webhooks = InterceptedService::new(
+            WebhookServiceServer::new(WebhookApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+            gate.clone(),
+        );
+        let events = InterceptedService::new(EventServiceServer::new(EventApi::new(services.clone())), gate);
 
         // The HTTP gateway calls the same services (gRPC-Web and the JSON routes).
-        let grpc_routes =
-            Routes::new(surveys.clone()).add_service(follow_ups.clone()).add_service(health_service.clone());
+        let grpc_routes = Routes::new(surveys.clone())
+            .add_service(follow_ups.clone())
+            .add_service(webhooks.clone())
+            .add_service(events.clone())
+            .add_service(health_service.clone());
         let gateway = crate::http::router(
             services.clone(),
             grpc_routes,
@@ -115,37 +125,55 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(surveys)
             .add_service(follow_ups)
+            .add_service(webhooks)
+            .add_service(events)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 let _ = stop_rx.await;
             });
         let mut server = tokio::spawn(server);
+        let (stop_workers, workers_stop) = tokio::sync::watch::channel(false);
+        let workers = crate::workers::spawn(services.clone(), workers_stop);
+        // If this future is dropped (a crash-like stop), everything it started stops too.
+        let _abort = AbortOnDrop(
+            [server.abort_handle(), http_server.abort_handle(), health_task.abort_handle()]
+                .into_iter()
+                .chain(workers.iter().map(|w| w.abort_handle()))
+                .collect(),
+        );
 
         tokio::select! {
             res = &mut server => {
                 health_task.abort();
                 http_server.abort();
+                let _ = stop_workers.send(true);
                 return Ok(res??);
             }
             res = &mut http_server => {
                 health_task.abort();
                 server.abort();
+                let _ = stop_workers.send(true);
                 return res?;
             }
             _ = shutdown => {}
         }
-        tracing::info!("shutting down: draining in-flight calls");
+        tracing::info!("shutting down: draining in-flight calls and the current deliveries");
         health_task.abort();
         set_all(&reporter, ServingStatus::NotServing).await;
         let _ = stop_tx.send(());
         let _ = http_stop_tx.send(());
-        let drain = async {
-            let grpc = (&mut server).await;
+        let _ = stop_workers.send(true);
+        let grace = Duration::from_secs(args.shutdown_grace_seconds);
+        let drained = async {
+            let served = (&mut server).await;
             let http = (&mut http_server).await;
-            (grpc, http)
+            for w in workers {
+                let _ = w.await;
+            }
+            (served, http)
         };
-        match tokio::time::timeout(Duration::from_secs(args.shutdown_grace_seconds), drain).await {
-            Ok((grpc, http)) => {
-                grpc??;
+        match tokio::time::timeout(grace, drained).await {
+            Ok((served, http)) => {
+                served??;
                 http??;
             }
             Err(_) => {
@@ -159,10 +187,23 @@ impl Application {
     }
 }
 
+/// Aborts tasks when dropped.
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
+    }
+}
+
 async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
     reporter.set_service_status("", status).await;
     reporter.set_service_status("rapport.v1.SurveyService", status).await;
     reporter.set_service_status("rapport.v1.FollowUpService", status).await;
+    reporter.set_service_status("rapport.v1.WebhookService", status).await;
+    reporter.set_service_status("rapport.v1.EventService", status).await;
 }
 
 /// Keeps health in step with the database: SERVING only while it answers.

@@ -13,6 +13,11 @@
 //! DATABASE_URL='sqlite:///tmp/rapport-bench.db?mode=rwc' rapport bench
 //! ```
 //!
+//! The baseline goes through [`Db::connect`], the very pool the server uses (same size,
+//! timeouts, connection checks and TLS negotiation), so the ratio isolates what rapport
+//! adds per answer rather than differences in connection set-up. The two loads run
+//! one after the other, never at once: each has the machine to itself.
+//!
 //! The bench writes real rows (a tenant `bench-<time>`, a survey, its responses and
 //! follow-ups), so point it at a database of its own. A missing PostgreSQL database
 //! is created; the schema is migrated. Without `--server` the bench starts the server
@@ -27,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use sea_orm::sea_query::{ColumnDef, Query, Table};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr};
 use tokio::process::{Child, Command};
 use tokio::task::JoinSet;
 use tonic::metadata::AsciiMetadataValue;
@@ -71,8 +76,12 @@ pub struct BenchArgs {
     )]
     pub concurrency: Vec<u32>,
     /// Seconds measured per level, for rapport and again for the baseline.
-    #[arg(long, env = "RAPPORT_BENCH_DURATION_SECONDS", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(
+        long,
+        env = "RAPPORT_BENCH_DURATION_SECONDS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub duration_seconds: u64,
     /// Seconds of unmeasured load before each measurement (connections, caches).
     #[arg(long, env = "RAPPORT_BENCH_WARMUP_SECONDS", default_value_t = 2)]
@@ -121,7 +130,7 @@ async fn bench(db: &DbSettings, store: &Db, args: &BenchArgs, server: &mut Serve
     let (key, tenant_id) = match &args.key {
         Some(key) => (key.clone(), None),
         None => {
-            let services = Services { db: store.clone(), clock: Clock::default() };
+            let services = Services::new(store.clone(), Clock::default());
             let issued = services.create_tenant(&run_tag).await.context("creating the bench tenant")?;
             (issued.secret, Some(issued.tenant.0))
         }
@@ -173,7 +182,12 @@ async fn ensure_database_exists(url: &str) -> anyhow::Result<()> {
     let Some((admin_url, name)) = postgres_admin_url(url) else {
         return Ok(());
     };
-    match Database::connect(url).await {
+    let quiet = |url: &str| {
+        let mut opts = ConnectOptions::new(url.to_owned());
+        opts.max_connections(1).sqlx_logging(false);
+        opts
+    };
+    match Database::connect(quiet(url)).await {
         Ok(conn) => {
             let _ = conn.close().await;
             return Ok(());
@@ -181,7 +195,7 @@ async fn ensure_database_exists(url: &str) -> anyhow::Result<()> {
         Err(e) if is_missing_database(&e) => {}
         Err(e) => return Err(e).with_context(|| format!("connecting to {}", redact_url(url))),
     }
-    let admin = Database::connect(admin_url.as_str())
+    let admin = Database::connect(quiet(&admin_url))
         .await
         .with_context(|| format!("connecting to {} to create the database {name:?}", redact_url(&admin_url)))?;
     let create = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
@@ -566,6 +580,8 @@ struct Sample {
     latencies: Vec<Duration>,
     /// Calls started in the measured window that failed.
     errors: u64,
+    /// Calls that failed during the warm-up.
+    warmup_errors: u64,
     /// The first failure, warm-up included, to show why.
     first_error: Option<String>,
     /// From the start of the window to the end of the last call counted.
@@ -587,6 +603,7 @@ impl Sample {
 struct Tally {
     latencies: Vec<Duration>,
     errors: u64,
+    warmup_errors: u64,
     first_error: Option<String>,
     last_done: Instant,
 }
@@ -626,6 +643,7 @@ async fn drive<O: Operation>(
         let tally = joined.context("a load task panicked")?;
         sample.latencies.extend(tally.latencies);
         sample.errors += tally.errors;
+        sample.warmup_errors += tally.warmup_errors;
         if sample.first_error.is_none() {
             sample.first_error = tally.first_error;
         }
@@ -638,7 +656,8 @@ async fn drive<O: Operation>(
 
 /// One load task: call, time, repeat, until `until`.
 async fn load_task<O: Operation>(op: O, worker: usize, measure_from: Instant, until: Instant) -> Tally {
-    let mut tally = Tally { latencies: Vec::new(), errors: 0, first_error: None, last_done: measure_from };
+    let mut tally =
+        Tally { latencies: Vec::new(), errors: 0, warmup_errors: 0, first_error: None, last_done: measure_from };
     let mut seq = 0u64;
     loop {
         let started = Instant::now();
@@ -653,12 +672,15 @@ async fn load_task<O: Operation>(op: O, worker: usize, measure_from: Instant, un
         {
             tally.first_error = Some(format!("{e:#}"));
         }
-        if started >= measure_from {
+        let measured = started >= measure_from;
+        match (measured, result) {
+            (true, Ok(())) => tally.latencies.push(done - started),
+            (true, Err(_)) => tally.errors += 1,
+            (false, Ok(())) => {}
+            (false, Err(_)) => tally.warmup_errors += 1,
+        }
+        if measured {
             tally.last_done = done;
-            match result {
-                Ok(()) => tally.latencies.push(done - started),
-                Err(_) => tally.errors += 1,
-            }
         }
     }
 }
@@ -726,11 +748,12 @@ impl Report {
         println!();
         for l in &self.levels {
             for (what, s) in [("RecordResponse", &l.rapport), ("baseline INSERT", &l.baseline)] {
-                if s.errors > 0 || s.first_error.is_some() {
+                if s.errors + s.warmup_errors > 0 {
                     println!(
-                        "ERRORS at c={}: {} {what} calls failed in the measured window; first error: {}",
+                        "ERRORS at c={}: {} {what} calls failed in the measured window, {} in the warm-up; first error: {}",
                         l.concurrency,
                         s.errors,
+                        s.warmup_errors,
                         s.first_error.as_deref().unwrap_or("-")
                     );
                 }
@@ -760,7 +783,10 @@ impl Report {
                 format!("{:.0}", l.rapport.rate()),
                 ms(l.rapport.p(50.0)),
                 ms(l.rapport.p(99.0)),
-                (l.rapport.errors + l.baseline.errors).to_string(),
+                match l.baseline.errors {
+                    0 => l.rapport.errors.to_string(),
+                    b => format!("{} (+{b} baseline)", l.rapport.errors),
+                },
                 format!("{:.0}", l.baseline.rate()),
                 ms(l.baseline.p(50.0)),
                 ms(l.baseline.p(99.0)),

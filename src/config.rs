@@ -156,6 +156,8 @@ pub struct ServeArgs {
     /// when every request comes through that proxy, or clients can pick their address.
     #[arg(long, env = "RAPPORT_CLIENT_IP_HEADER")]
     pub client_ip_header: Option<String>,
+    #[command(flatten)]
+    pub outbox: OutboxArgs,
 }
 
 impl ServeArgs {
@@ -191,6 +193,100 @@ impl ServeArgs {
     }
 }
 
+/// Webhooks, the event stream and follow-up SLAs (DESIGN §6, §7).
+#[derive(Debug, Args, Clone)]
+pub struct OutboxArgs {
+    /// Delays before each webhook attempt, comma-separated (s, m, h, d).
+    #[arg(long, env = "RAPPORT_WEBHOOK_RETRY_SCHEDULE", default_value = "0s,5s,5m,30m,2h,5h,10h,10h")]
+    pub webhook_retry_schedule: String,
+    /// Seconds to wait for a webhook receiver's answer.
+    #[arg(long, env = "RAPPORT_WEBHOOK_TIMEOUT_SECONDS", default_value_t = 15)]
+    pub webhook_timeout_seconds: u64,
+    /// Seconds `follow_up.opened` waits before delivery, so the comment that follows
+    /// the score rides in the same payload.
+    #[arg(long, env = "RAPPORT_WEBHOOK_SETTLE_SECONDS", default_value_t = 60)]
+    pub webhook_settle_seconds: u64,
+    /// Days of continuous failure after which an endpoint is disabled.
+    #[arg(long, env = "RAPPORT_WEBHOOK_DISABLE_AFTER_DAYS", default_value_t = 5)]
+    pub webhook_disable_after_days: u64,
+    /// Allow webhook URLs on private, loopback and link-local addresses.
+    #[arg(long, env = "RAPPORT_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub webhook_allow_private: bool,
+    /// Hosts that may receive webhooks over plain http (comma-separated); others need https.
+    #[arg(long, env = "RAPPORT_WEBHOOK_ALLOW_HTTP_HOSTS", default_value = "", value_delimiter = ',')]
+    pub webhook_allow_http_hosts: Vec<String>,
+    /// Deliveries sent at once by one replica.
+    #[arg(long, env = "RAPPORT_WEBHOOK_CONCURRENCY", default_value_t = 16)]
+    pub webhook_concurrency: usize,
+    /// Days events are kept for `WatchEvents` and replay.
+    #[arg(long, env = "RAPPORT_EVENT_RETENTION_DAYS", default_value_t = 30)]
+    pub event_retention_days: u64,
+    /// How often the workers look for work other replicas created, in milliseconds.
+    #[arg(long, env = "RAPPORT_WORKER_POLL_MS", default_value_t = 1000)]
+    pub worker_poll_ms: u64,
+    /// How often open follow-ups are checked against their due time, in milliseconds.
+    #[arg(long, env = "RAPPORT_SLA_CHECK_MS", default_value_t = 30000)]
+    pub sla_check_ms: u64,
+}
+
+impl Default for OutboxArgs {
+    fn default() -> Self {
+        OutboxArgs {
+            webhook_retry_schedule: "0s,5s,5m,30m,2h,5h,10h,10h".into(),
+            webhook_timeout_seconds: 15,
+            webhook_settle_seconds: 60,
+            webhook_disable_after_days: 5,
+            webhook_allow_private: false,
+            webhook_allow_http_hosts: Vec::new(),
+            webhook_concurrency: 16,
+            event_retention_days: 30,
+            worker_poll_ms: 1000,
+            sla_check_ms: 30000,
+        }
+    }
+}
+
+impl OutboxArgs {
+    /// The checked settings.
+    pub fn settings(&self) -> anyhow::Result<OutboxSettings> {
+        let retry = crate::domain::webhooks::RetrySchedule::parse(&self.webhook_retry_schedule)
+            .map_err(|e| anyhow::anyhow!("RAPPORT_WEBHOOK_RETRY_SCHEDULE: {e}"))?;
+        Ok(OutboxSettings {
+            retry,
+            timeout: Duration::from_secs(self.webhook_timeout_seconds.max(1)),
+            settle: chrono::Duration::seconds(self.webhook_settle_seconds as i64),
+            disable_after: chrono::Duration::days(self.webhook_disable_after_days as i64),
+            allow_private: self.webhook_allow_private,
+            allow_http_hosts: self.webhook_allow_http_hosts.iter().filter(|h| !h.is_empty()).cloned().collect(),
+            concurrency: self.webhook_concurrency.max(1),
+            retention: chrono::Duration::days(self.event_retention_days.max(1) as i64),
+            poll: Duration::from_millis(self.worker_poll_ms.max(10)),
+            sla_check: Duration::from_millis(self.sla_check_ms.max(10)),
+        })
+    }
+}
+
+/// Webhook, event and SLA settings, checked.
+#[derive(Debug, Clone)]
+pub struct OutboxSettings {
+    pub retry: crate::domain::webhooks::RetrySchedule,
+    pub timeout: Duration,
+    pub settle: chrono::Duration,
+    pub disable_after: chrono::Duration,
+    pub allow_private: bool,
+    pub allow_http_hosts: Vec<String>,
+    pub concurrency: usize,
+    pub retention: chrono::Duration,
+    pub poll: Duration,
+    pub sla_check: Duration,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        OutboxArgs::default().settings().expect("the default settings are valid")
+    }
+}
+
 impl Default for ServeArgs {
     fn default() -> Self {
         ServeArgs {
@@ -207,6 +303,7 @@ impl Default for ServeArgs {
             client_address_rate_per_minute: 0,
             client_address_burst: 0,
             client_ip_header: None,
+            outbox: OutboxArgs::default(),
         }
     }
 }

@@ -83,5 +83,5 @@ async fn main() -> anyhow::Result<()> {
 async fn admin_services(db: &rapport::store::DbSettings) -> anyhow::Result<Services> {
     let db = Db::connect(db).await?;
     db.migrate().await?;
-    Ok(Services { db, clock: Clock::default() })
+    Ok(Services::new(db, Clock::default()))
 }

@@ -4,7 +4,7 @@
 //! page with the customer id; rapport recomputes it. A visitor who edits the page's
 //! customer id has no secret to compute the matching hash.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 /// The prefix of identity-verification secrets, so a leaked one is recognisable.

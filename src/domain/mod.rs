@@ -3,6 +3,7 @@
 //! tonic, no sea-orm: everything here is a function tests can call directly.
 
 pub mod eligibility;
+pub mod events;
 pub mod follow_up;
 pub mod identity;
 pub mod ids;
@@ -12,6 +13,7 @@ pub mod secrets;
 pub mod stats;
 pub mod survey;
 pub mod time;
+pub mod webhooks;
 
 pub use eligibility::{Eligibility, EligibilityRule, History, Policy};
 pub use follow_up::{FollowUpAction, FollowUpStatus, Priority};

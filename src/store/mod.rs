@@ -4,6 +4,7 @@
 
 pub mod customers;
 pub mod entities;
+pub mod events;
 pub mod follow_ups;
 pub mod in_app;
 pub mod invitations;
@@ -11,6 +12,7 @@ pub mod metrics;
 pub mod responses;
 pub mod surveys;
 pub mod tenants;
+pub mod webhooks;
 
 use std::time::Duration;
 

@@ -3,7 +3,7 @@
 //! verification.
 
 use chrono::Duration;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use pb::record_response_request::Target;
 use rapport::service::in_app::IdentityChange;
 use sha2::Sha256;

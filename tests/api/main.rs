@@ -2,7 +2,9 @@
 //! the generated tonic clients. Each scenario runs on SQLite and PostgreSQL.
 
 mod helpers;
+mod receiver;
 
+mod events;
 mod follow_ups;
 mod gateway;
 mod health;
@@ -13,3 +15,4 @@ mod metrics;
 mod responses;
 mod surveys;
 mod web;
+mod webhooks;
