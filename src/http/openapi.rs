@@ -280,6 +280,19 @@ impl Schemas {
                 "google.protobuf.FieldMask" => {
                     json!({"type": "string", "description": "Comma-separated field paths, e.g. `name,policy.invitationExpiryDays`."})
                 }
+                // The well-known types proto3 JSON writes as plain JSON.
+                "google.protobuf.Struct" => json!({"type": "object", "additionalProperties": true}),
+                "google.protobuf.Value" => json!({}),
+                "google.protobuf.ListValue" => json!({"type": "array", "items": {}}),
+                "google.protobuf.Empty" => json!({"type": "object", "additionalProperties": false}),
+                "google.protobuf.Any" => {
+                    json!({"type": "object", "properties": {"@type": {"type": "string"}}, "additionalProperties": true})
+                }
+                "google.protobuf.BoolValue" => json!({"type": "boolean"}),
+                "google.protobuf.StringValue" | "google.protobuf.BytesValue" => json!({"type": "string"}),
+                "google.protobuf.Int32Value" | "google.protobuf.UInt32Value" => json!({"type": "integer"}),
+                "google.protobuf.Int64Value" | "google.protobuf.UInt64Value" => json!({"type": "string"}),
+                "google.protobuf.DoubleValue" | "google.protobuf.FloatValue" => json!({"type": "number"}),
                 _ => self.reference(m),
             },
         }
