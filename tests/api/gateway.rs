@@ -308,7 +308,11 @@ fn other_routes(
         ("POST /v1/surveys/{id}:archive", format!("/v1/surveys/{survey}:archive"), Some(json!({}))),
         ("POST /v1/webhook-endpoints", "/v1/webhook-endpoints".into(), Some(json!({"url": "http://127.0.0.1:9/hook"}))),
         ("GET /v1/webhook-endpoints", "/v1/webhook-endpoints?pageSize=10".into(), None),
-        ("PATCH /v1/webhook-endpoints/{endpoint_id}", format!("{ep}?updateMask=description"), Some(json!({"description": "CRM"}))),
+        (
+            "PATCH /v1/webhook-endpoints/{endpoint_id}",
+            format!("{ep}?updateMask=description"),
+            Some(json!({"description": "CRM"})),
+        ),
         ("POST /v1/webhook-endpoints/{id}:rotateSecret", format!("{ep}:rotateSecret"), Some(json!({}))),
         ("GET /v1/webhook-deliveries", format!("/v1/webhook-deliveries?endpointId={endpoint}"), None),
         (
