@@ -126,8 +126,10 @@ async fn a_receiver_that_is_down_gets_the_event_once_it_is_back(b: Backend) {
     rx.set(Mode::Status(200));
     let id = ep.endpoint.unwrap().id;
     assert!(
-        eventually(WAIT, || async { deliveries(&app, &id).await[0].status == pb::DeliveryStatus::Succeeded as i32 })
-            .await,
+        eventually(WAIT, || async {
+            deliveries(&app, &id).await.first().is_some_and(|d| d.status == pb::DeliveryStatus::Succeeded as i32)
+        })
+        .await,
         "delivered once back"
     );
     let hits = rx.hits();
@@ -153,8 +155,10 @@ async fn a_4xx_is_not_retried_and_a_redirect_is_a_failed_attempt(b: Backend) {
     app.answer(&s.id, "c", 10).await.unwrap();
 
     assert!(
-        eventually(WAIT, || async { deliveries(&app, &ep1.id).await[0].status == pb::DeliveryStatus::Failed as i32 })
-            .await
+        eventually(WAIT, || async {
+            deliveries(&app, &ep1.id).await.first().is_some_and(|d| d.status == pb::DeliveryStatus::Failed as i32)
+        })
+        .await
     );
     let d = deliveries(&app, &ep1.id).await.remove(0);
     assert_eq!(d.attempts.len(), 1);
@@ -164,7 +168,7 @@ async fn a_4xx_is_not_retried_and_a_redirect_is_a_failed_attempt(b: Backend) {
     // Redirects are failures (retried) and never followed; with five attempts it dead-letters.
     assert!(
         eventually(WAIT, || async {
-            deliveries(&app, &ep2.id).await[0].status == pb::DeliveryStatus::DeadLettered as i32
+            deliveries(&app, &ep2.id).await.first().is_some_and(|d| d.status == pb::DeliveryStatus::DeadLettered as i32)
         })
         .await
     );
