@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
 use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
@@ -127,9 +126,13 @@ impl Application {
             .add_service(follow_ups)
             .add_service(webhooks)
             .add_service(events)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                let _ = stop_rx.await;
-            });
+            .serve_with_incoming_shutdown(
+                // Small gRPC frames must not wait for Nagle's algorithm (≈40 ms a call).
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+                async {
+                    let _ = stop_rx.await;
+                },
+            );
         let mut server = tokio::spawn(server);
         let (stop_workers, workers_stop) = tokio::sync::watch::channel(false);
         let workers = crate::workers::spawn(services.clone(), workers_stop);

@@ -151,7 +151,12 @@ pub async fn serve(
     router: Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    use axum::serve::ListenerExt as _;
     tracing::info!(addr = %listener.local_addr()?, "rapport serving HTTP (JSON, gRPC-Web, /s/, /widget.js)");
+    // Small replies must not wait for Nagle's algorithm, as on the gRPC port.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await?;

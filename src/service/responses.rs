@@ -171,11 +171,12 @@ impl Services {
             None
         };
         let response = responses::to_domain(row, customer_ref, opened.as_ref().map(|o| o.0.id.clone()))?;
-        events::append(&txn, tenant, EventType::ResponseRecorded.as_str(), &event_data::response_data(&response), now)
-            .await?;
-        if let Some(opened) = opened {
-            follow_up_opened(&txn, tenant, opened, &response, now).await?;
+        let mut out = vec![(EventType::ResponseRecorded.as_str(), event_data::response_data(&response))];
+        if let Some((row, entry)) = opened {
+            let f = follow_ups::to_domain(row, response.clone(), vec![entry])?;
+            out.push((EventType::FollowUpOpened.as_str(), event_data::follow_up_data(&f)));
         }
+        events::append_all(&txn, tenant, &out, now).await?;
         txn.commit().await?;
         self.bus.outbox_written();
         Ok(response)

@@ -51,6 +51,32 @@ pub async fn append(
     Ok(id)
 }
 
+/// Appends several events in one statement, in order, in the caller's transaction.
+pub async fn append_all(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    events: &[(&str, Value)],
+    now: Timestamp,
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows = events.iter().map(|(event_type, data)| {
+        event::Model {
+            id: uuid::Uuid::now_v7().to_string(),
+            tenant_id: tenant.0.clone(),
+            seq: None,
+            event_type: (*event_type).to_owned(),
+            data: data.to_string(),
+            created_at: time::to_micros(now),
+            sequenced_at: None,
+        }
+        .into_active_model()
+    });
+    event::Entity::insert_many(rows).exec_without_returning(conn).await?;
+    Ok(())
+}
+
 fn to_domain(m: event::Model) -> Event {
     Event {
         id: m.id,
