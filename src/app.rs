@@ -1,5 +1,6 @@
 //! Builds the server from settings and runs it until a shutdown signal: gRPC
-//! services, health that follows the database, reflection, and a bounded drain; and
+//! services, health that follows the database, reflection, the HTTP gateway (JSON,
+//! gRPC-Web, the hosted page and widget) on its own port, and a bounded drain; and
 //! beside it the admin HTTP listener with Prometheus `/metrics`.
 
 use std::future::Future;
@@ -8,15 +9,19 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::config::ServeArgs;
+use crate::grpc::gate::Gate;
 use crate::grpc::pb::event_service_server::EventServiceServer;
 use crate::grpc::pb::follow_up_service_server::FollowUpServiceServer;
 use crate::grpc::pb::survey_service_server::SurveyServiceServer;
 use crate::grpc::pb::webhook_service_server::WebhookServiceServer;
 use crate::grpc::{self, EventApi, FollowUpApi, SurveyApi, WebhookApi};
+use crate::service::in_app::RateLimits;
 use crate::service::{Clock, Services};
 use crate::store::{Db, DbSettings};
 use crate::telemetry::rpc::RpcLayer;
@@ -28,6 +33,7 @@ pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 pub struct Application {
     listener: TcpListener,
     admin_listener: TcpListener,
+    http_listener: TcpListener,
     services: Services,
     args: ServeArgs,
 }
@@ -44,7 +50,10 @@ impl Application {
         let admin_listener = TcpListener::bind(args.admin_addr)
             .await
             .with_context(|| format!("binding the admin listener (RAPPORT_ADMIN_ADDR) on {}", args.admin_addr))?;
-        Ok(Application { listener, admin_listener, services, args })
+        let http_listener = TcpListener::bind(args.http_addr)
+            .await
+            .with_context(|| format!("binding the HTTP gateway (RAPPORT_HTTP_ADDR) on {}", args.http_addr))?;
+        Ok(Application { listener, admin_listener, http_listener, services, args })
     }
 
     /// The bound address (useful when built with port 0).
@@ -57,6 +66,11 @@ impl Application {
         self.admin_listener.local_addr().expect("a bound listener has an address")
     }
 
+    /// The bound address of the HTTP gateway.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_listener.local_addr().expect("a bound listener has an address")
+    }
+
     pub fn services(&self) -> &Services {
         &self.services
     }
@@ -64,7 +78,7 @@ impl Application {
     /// Serves until `shutdown` resolves, then reports NOT_SERVING, stops accepting
     /// and lets in-flight calls finish for up to the grace period.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { listener, admin_listener, services, args } = self;
+        let Application { listener, admin_listener, http_listener, services, args } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_all(&reporter, ServingStatus::NotServing).await;
         let health_task = tokio::spawn(watch_database(
@@ -82,13 +96,40 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let surveys =
-            SurveyServiceServer::new(SurveyApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES);
-        let follow_ups =
-            FollowUpServiceServer::new(FollowUpApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES);
-        let webhooks =
-            WebhookServiceServer::new(WebhookApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES);
-        let events = EventServiceServer::new(EventApi::new(services.clone()));
+        // Every call passes the rate-limit gate (in-app calls only; secret keys pass).
+        let gate = Gate::new(RateLimits::new(args.rate_limits()), args.client_ip_header()?);
+        let surveys = InterceptedService::new(
+            SurveyServiceServer::new(SurveyApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+            gate.clone(),
+        );
+        let follow_ups = InterceptedService::new(
+            FollowUpServiceServer::new(FollowUpApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+            gate.clone(),
+        );
+        let webhooks = InterceptedService::new(
+            WebhookServiceServer::new(WebhookApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+            gate.clone(),
+        );
+        let events = InterceptedService::new(EventServiceServer::new(EventApi::new(services.clone())), gate);
+
+        // The HTTP gateway calls the same services (gRPC-Web and the JSON routes).
+        let grpc_routes = Routes::new(surveys.clone())
+            .add_service(follow_ups.clone())
+            .add_service(webhooks.clone())
+            .add_service(events.clone())
+            .add_service(health_service.clone());
+        let gateway = crate::http::router(
+            services.clone(),
+            grpc_routes,
+            crate::http::HttpSettings {
+                allowed_origins: args.allowed_origins(),
+                client_ip_header: args.client_ip_header()?,
+            },
+        )?;
+        let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut http_server = tokio::spawn(crate::http::serve(http_listener, gateway, async {
+            let _ = http_stop_rx.await;
+        }));
 
         // Metrics and the span of every RPC, health and reflection included.
         let rpc_layer = RpcLayer::new(
@@ -133,7 +174,7 @@ impl Application {
         let workers = crate::workers::spawn(services.clone(), workers_stop);
         // If this future is dropped (a crash-like stop), everything it started stops too.
         let _abort = AbortOnDrop(
-            [server.abort_handle(), health_task.abort_handle()]
+            [server.abort_handle(), http_server.abort_handle(), health_task.abort_handle(), admin.abort_handle()]
                 .into_iter()
                 .chain(workers.iter().map(|w| w.abort_handle()))
                 .collect(),
@@ -142,9 +183,16 @@ impl Application {
         tokio::select! {
             res = &mut server => {
                 health_task.abort();
+                http_server.abort();
                 let _ = stop_workers.send(true);
                 admin.abort();
                 return Ok(res??);
+            }
+            res = &mut http_server => {
+                health_task.abort();
+                server.abort();
+                let _ = stop_workers.send(true);
+                return res?;
             }
             _ = shutdown => {}
         }
@@ -152,20 +200,26 @@ impl Application {
         health_task.abort();
         set_all(&reporter, ServingStatus::NotServing).await;
         let _ = stop_tx.send(());
+        let _ = http_stop_tx.send(());
         let _ = stop_workers.send(true);
         let grace = Duration::from_secs(args.shutdown_grace_seconds);
         let drained = async {
             let served = (&mut server).await;
+            let http = (&mut http_server).await;
             for w in workers {
                 let _ = w.await;
             }
-            served
+            (served, http)
         };
         match tokio::time::timeout(grace, drained).await {
-            Ok(res) => res??,
+            Ok((served, http)) => {
+                served??;
+                http??;
+            }
             Err(_) => {
                 tracing::warn!("drain took longer than the grace period; stopping");
                 server.abort();
+                http_server.abort();
             }
         }
         let _ = admin_stop_tx.send(());

@@ -44,6 +44,22 @@ pub enum Command {
 pub enum TenantCommand {
     /// Create a tenant and print its first secret key (shown once).
     Create { name: String },
+    /// Turn identity verification of publishable-key calls on or off. Turning it on
+    /// prints the HMAC secret (shown once) the first time, and again with --rotate.
+    IdentityVerification {
+        /// The tenant, by name or id.
+        #[arg(long)]
+        tenant: String,
+        /// Require a valid `customer_hash` on publishable-key calls.
+        #[arg(long, conflicts_with = "disable", required_unless_present = "disable")]
+        enable: bool,
+        /// Stop requiring it (the secret is kept).
+        #[arg(long)]
+        disable: bool,
+        /// With --enable: replace the secret with a new one (the old one stops working at once).
+        #[arg(long, requires = "enable")]
+        rotate: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -117,8 +133,67 @@ pub struct ServeArgs {
     /// Address of the admin HTTP listener serving Prometheus `/metrics`.
     #[arg(long, env = "RAPPORT_ADMIN_ADDR", default_value = "0.0.0.0:9464")]
     pub admin_addr: SocketAddr,
+    /// Address of the HTTP gateway: JSON routes, gRPC-Web, /s/{token}, /widget.js,
+    /// /openapi.json and /healthz.
+    #[arg(long, env = "RAPPORT_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// Web origins (scheme://host[:port]) whose pages may call the HTTP gateway
+    /// (CORS), comma-separated; `*` allows any. Empty: only same-origin pages
+    /// (the hosted survey page).
+    #[arg(long, env = "RAPPORT_CORS_ALLOWED_ORIGINS", value_delimiter = ',', default_value = "")]
+    pub cors_allowed_origins: Vec<String>,
+    /// Calls per minute per publishable key (token bucket); 0 turns the limit off.
+    #[arg(long, env = "RAPPORT_PUBLISHABLE_KEY_RATE_PER_MINUTE", default_value_t = 1200)]
+    pub publishable_key_rate_per_minute: u32,
+    /// Calls a publishable key may make in a burst.
+    #[arg(long, env = "RAPPORT_PUBLISHABLE_KEY_BURST", default_value_t = 200)]
+    pub publishable_key_burst: u32,
+    /// Calls per minute per client address for publishable-key and token calls; 0: off.
+    #[arg(long, env = "RAPPORT_CLIENT_ADDRESS_RATE_PER_MINUTE", default_value_t = 120)]
+    pub client_address_rate_per_minute: u32,
+    /// Calls a client address may make in a burst.
+    #[arg(long, env = "RAPPORT_CLIENT_ADDRESS_BURST", default_value_t = 60)]
+    pub client_address_burst: u32,
+    /// Behind a proxy: the header it sets to the client's address (e.g.
+    /// `x-forwarded-for`; its last entry is used). Unset: the TCP peer. Set it only
+    /// when every request comes through that proxy, or clients can pick their address.
+    #[arg(long, env = "RAPPORT_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
     #[command(flatten)]
     pub outbox: OutboxArgs,
+}
+
+impl ServeArgs {
+    /// The rate limits of in-app calls.
+    pub fn rate_limits(&self) -> crate::service::in_app::RateLimitSettings {
+        crate::service::in_app::RateLimitSettings {
+            per_key_per_minute: self.publishable_key_rate_per_minute,
+            per_key_burst: self.publishable_key_burst,
+            per_address_per_minute: self.client_address_rate_per_minute,
+            per_address_burst: self.client_address_burst,
+        }
+    }
+
+    /// The CORS origins, trimmed, without empty entries.
+    pub fn allowed_origins(&self) -> Vec<String> {
+        self.cors_allowed_origins
+            .iter()
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect()
+    }
+
+    /// The trusted client-address header, checked.
+    pub fn client_ip_header(&self) -> anyhow::Result<Option<http::HeaderName>> {
+        match self.client_ip_header.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
+            None => Ok(None),
+            Some(h) => Ok(Some(
+                h.to_ascii_lowercase()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("RAPPORT_CLIENT_IP_HEADER: {h:?} is not a header name"))?,
+            )),
+        }
+    }
 }
 
 /// Webhooks, the event stream and follow-up SLAs (DESIGN §6, §7).
@@ -223,6 +298,14 @@ impl Default for ServeArgs {
             bootstrap_tenant: false,
             shutdown_grace_seconds: 20,
             health_interval_ms: 1000,
+            // Tests: a random port, no cross-origin pages, and no rate limits unless asked.
+            http_addr: "127.0.0.1:0".parse().expect("a valid address"),
+            cors_allowed_origins: Vec::new(),
+            publishable_key_rate_per_minute: 0,
+            publishable_key_burst: 0,
+            client_address_rate_per_minute: 0,
+            client_address_burst: 0,
+            client_ip_header: None,
             outbox: OutboxArgs::default(),
             admin_addr: "127.0.0.1:0".parse().expect("a valid address"),
         }

@@ -12,6 +12,7 @@
 //! - [`app`]: the server: services, health, reflection, graceful shutdown.
 //! - [`error`]: [`error::AppError`], the one error type.
 //! - [`bench`]: the load generator behind `rapport bench`.
+//! - [`http`]: the HTTP gateway: JSON routes, gRPC-Web, the hosted page and widget.
 
 pub mod app;
 pub mod bench;
@@ -19,6 +20,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod http;
 pub mod service;
 pub mod store;
 pub mod telemetry;

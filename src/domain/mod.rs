@@ -5,6 +5,7 @@
 pub mod eligibility;
 pub mod events;
 pub mod follow_up;
+pub mod identity;
 pub mod ids;
 pub mod input;
 pub mod model;

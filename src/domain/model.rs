@@ -90,6 +90,8 @@ pub enum InvitationStatus {
     Pending,
     Answered,
     Expired,
+    /// Closed without an answer; an answer afterwards makes it `Answered`.
+    Dismissed,
 }
 
 /// An issued invitation.
@@ -103,12 +105,16 @@ pub struct Invitation {
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
     pub response_id: Option<ResponseId>,
+    /// When the customer closed the form without answering.
+    pub dismissed_at: Option<Timestamp>,
 }
 
 impl Invitation {
     pub fn status(&self, now: Timestamp) -> InvitationStatus {
         if self.response_id.is_some() {
             InvitationStatus::Answered
+        } else if self.dismissed_at.is_some() {
+            InvitationStatus::Dismissed
         } else if now >= self.expires_at {
             InvitationStatus::Expired
         } else {

@@ -3,6 +3,7 @@
 
 pub mod convert;
 mod follow_ups;
+pub mod gate;
 mod surveys;
 mod webhooks;
 

@@ -134,6 +134,7 @@ impl Services {
             expires_at: decision.eligible.then(|| time::to_micros(now + days(policy.invitation_expiry_days as i64))),
             answered_at: None,
             response_id: None,
+            dismissed_at: None,
         };
         invitations::insert(&txn, row.clone()).await?;
         let (event_type, data) = match token {

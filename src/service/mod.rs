@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod events;
 pub mod follow_ups;
+pub mod in_app;
 pub mod invitations;
 pub mod metrics;
 pub mod responses;
@@ -118,6 +119,21 @@ impl Services {
     /// Resolves a plaintext key to its caller.
     pub async fn authenticate(&self, key: &str) -> Result<Principal> {
         crate::store::tenants::authenticate(&self.db, key).await
+    }
+}
+
+/// Publishable keys only: the in-app use-cases (`in_app.rs`) check what such a key may do.
+pub fn require_publishable(p: &Principal) -> Result<()> {
+    match p.kind {
+        KeyKind::Publishable => Ok(()),
+        KeyKind::Secret => Err(AppError::PermissionDenied("this call is for publishable keys".into())),
+    }
+}
+
+impl Services {
+    /// Whether the database answers (for the HTTP gateway's `/healthz`).
+    pub async fn database_ready(&self) -> bool {
+        self.db.ping().await
     }
 }
 

@@ -92,6 +92,7 @@ entity!(invitation, "invitations", {
     expires_at: Option<i64>,
     answered_at: Option<i64>,
     response_id: Option<String>,
+    dismissed_at: Option<i64>,
 });
 
 entity!(response, "responses", {

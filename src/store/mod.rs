@@ -6,6 +6,7 @@ pub mod customers;
 pub mod entities;
 pub mod events;
 pub mod follow_ups;
+pub mod in_app;
 pub mod invitations;
 pub mod metrics;
 pub mod ops;

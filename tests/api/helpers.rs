@@ -48,6 +48,8 @@ pub type FollowUps = FollowUpServiceClient<InterceptedService<Channel, Auth>>;
 pub struct TestApp {
     /// The admin HTTP listener (Prometheus `/metrics`).
     pub admin_addr: std::net::SocketAddr,
+    /// The HTTP gateway's base URL, `http://127.0.0.1:<port>`.
+    pub http: String,
     pub channel: Channel,
     /// A secret key of the tenant `acme`.
     pub key: String,
@@ -134,6 +136,7 @@ async fn start(backend: Backend, url: String, key: Option<String>, adjust: impl 
     let app = Application::build(&db, args, clock.clone()).await.expect("the app builds");
     let addr = app.local_addr();
     let admin_addr = app.admin_addr();
+    let http = format!("http://{}", app.http_addr());
     let services = app.services().clone();
     let key = match key {
         Some(k) => k,
@@ -147,6 +150,7 @@ async fn start(backend: Backend, url: String, key: Option<String>, adjust: impl 
     let _ = (backend, addr);
     TestApp {
         admin_addr,
+        http,
         surveys: SurveyServiceClient::with_interceptor(channel.clone(), Auth(Some(key.clone()))),
         follow_ups: FollowUpServiceClient::with_interceptor(channel.clone(), Auth(Some(key.clone()))),
         health: HealthClient::new(channel.clone()),
@@ -183,6 +187,12 @@ impl TestApp {
 
     pub fn follow_ups_as(&self, key: Option<&str>) -> FollowUps {
         FollowUpServiceClient::with_interceptor(self.channel.clone(), Auth(key.map(str::to_owned)))
+    }
+
+    /// A new publishable key (`rk_pub_…`) of the tenant `acme`.
+    pub async fn publishable_key(&self) -> String {
+        use rapport::domain::model::KeyKind;
+        self.services.create_key("acme", KeyKind::Publishable).await.expect("publishable key").secret
     }
 
     /// A second tenant's secret key.
