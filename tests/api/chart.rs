@@ -18,7 +18,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_rapport");
 
 /// Set by the chart for the HTTP JSON / gRPC-Web gateway, which is built separately;
 /// until it lands the binary ignores it.
-const PENDING: &[&str] = &["RAPPORT_HTTP_ADDR"];
+const PENDING: &[&str] = &[];
 
 fn read(path: &str) -> String {
     std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).expect(path)
