@@ -96,6 +96,13 @@ pub struct BenchArgs {
     /// flag's value is visible to other users of the machine.
     #[arg(long, env = "RAPPORT_BENCH_KEY", hide_env_values = true)]
     pub key: Option<String>,
+    /// Also measure webhooks: register an endpoint on a loopback receiver in this
+    /// process, run RecordResponse at the highest concurrency while the dispatcher
+    /// delivers, and report deliveries per second and the throughput ratio against the
+    /// same level without webhooks. The server must allow loopback http targets (the
+    /// server the bench starts does).
+    #[arg(long, env = "RAPPORT_BENCH_WEBHOOKS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub webhooks: bool,
 }
 
 /// Runs the bench and prints one table: rapport against the baseline, per level.
@@ -159,6 +166,11 @@ async fn bench(db: &DbSettings, store: &Db, args: &BenchArgs, server: &mut Serve
         let base = baseline_level(&baseline, concurrency, warmup, measure).await?;
         levels.push(Level { concurrency, rapport, baseline: base, rss });
     }
+    let webhooks = if args.webhooks {
+        Some(webhook_phase(server, store, &auth, &survey_id, &run_tag, &levels, warmup, measure).await?)
+    } else {
+        None
+    };
     Ok(Report {
         backend: store.backend(),
         database: redact_url(&db.url),
@@ -168,6 +180,7 @@ async fn bench(db: &DbSettings, store: &Db, args: &BenchArgs, server: &mut Serve
         server: server.describe(),
         command: redacted_command_line(),
         levels,
+        webhooks,
     })
 }
 
@@ -344,6 +357,12 @@ async fn start_server(db: &DbSettings) -> anyhow::Result<Server> {
         .env("RAPPORT_DB_ACQUIRE_TIMEOUT_SECONDS", db.acquire_timeout.as_secs().to_string())
         .env("RAPPORT_GRPC_ADDR", addr.to_string())
         .env("RAPPORT_ADMIN_ADDR", "127.0.0.1:0")
+        .env("RAPPORT_HTTP_ADDR", "127.0.0.1:0")
+        // For the webhook phase: the receiver is this process, on loopback.
+        .env("RAPPORT_WEBHOOK_ALLOW_PRIVATE", "true")
+        .env("RAPPORT_WEBHOOK_ALLOW_HTTP_HOSTS", "127.0.0.1")
+        .env("RAPPORT_WEBHOOK_SETTLE_SECONDS", "0")
+        .env("RAPPORT_WORKER_POLL_MS", "200")
         .env("RAPPORT_BOOTSTRAP_TENANT", "false")
         .env("RAPPORT_LOG_LEVEL", "warn")
         .stdin(Stdio::null())
@@ -726,6 +745,7 @@ struct Report {
     server: String,
     command: String,
     levels: Vec<Level>,
+    webhooks: Option<WebhookReport>,
 }
 
 impl Report {
@@ -747,6 +767,10 @@ impl Report {
         println!();
         print_table(&self.rows());
         println!();
+        if let Some(w) = &self.webhooks {
+            w.print();
+            println!();
+        }
         for l in &self.levels {
             for (what, s) in [("RecordResponse", &l.rapport), ("baseline INSERT", &l.baseline)] {
                 if s.errors + s.warmup_errors > 0 {
@@ -945,4 +969,131 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(sorted, (0..=10).collect::<Vec<_>>());
     }
+}
+
+// ---------------------------------------------------------------------------------
+// Webhooks: deliveries per second, and RecordResponse while the dispatcher delivers.
+// ---------------------------------------------------------------------------------
+
+/// What the webhook phase measured.
+struct WebhookReport {
+    concurrency: usize,
+    /// RecordResponse at `concurrency` without any endpoint (from the levels above).
+    without: f64,
+    /// The same load while every event is also delivered.
+    with: Sample,
+    /// Requests the receiver got, and over how long (first event to last request).
+    delivered: u64,
+    delivering_for: Duration,
+    /// Deliveries still pending when the bench stopped waiting.
+    left_pending: i64,
+}
+
+impl WebhookReport {
+    fn print(&self) {
+        let rate = self.delivered as f64 / self.delivering_for.as_secs_f64().max(f64::EPSILON);
+        println!("webhooks (loopback receiver, every event type, c={}):", self.concurrency);
+        println!(
+            "  deliveries: {} in {:.1} s = {:.0} deliveries/s{}",
+            self.delivered,
+            self.delivering_for.as_secs_f64(),
+            rate,
+            if self.left_pending > 0 {
+                format!(" ({} still pending when the bench stopped)", self.left_pending)
+            } else {
+                String::new()
+            }
+        );
+        println!(
+            "  RecordResponse while delivering: {:.0} req/s (p50 {} ms, p99 {} ms, {} errors) against {:.0} req/s without webhooks: {:.2}×",
+            self.with.rate(),
+            ms(self.with.p(50.0)),
+            ms(self.with.p(99.0)),
+            self.with.errors,
+            self.without,
+            self.with.rate() / self.without.max(f64::EPSILON)
+        );
+    }
+}
+
+/// Counts what a loopback webhook receiver gets.
+#[derive(Default)]
+struct ReceiverCounts {
+    hits: std::sync::atomic::AtomicU64,
+    last: std::sync::Mutex<Option<Instant>>,
+}
+
+/// Starts a receiver answering 204 to every POST; returns its URL.
+async fn start_receiver(counts: Arc<ReceiverCounts>) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let counts = counts.clone();
+            async move {
+                counts.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                *counts.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the webhook receiver")?;
+    let url = format!("http://127.0.0.1:{}/hook", listener.local_addr()?.port());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((url, task))
+}
+
+async fn pending_deliveries(store: &Db) -> anyhow::Result<i64> {
+    let row = store
+        .conn()
+        .query_one_raw(sea_orm::Statement::from_string(
+            store.backend(),
+            "SELECT COUNT(*) AS n FROM deliveries WHERE status = 'pending'",
+        ))
+        .await?;
+    Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn webhook_phase(
+    server: &Server,
+    store: &Db,
+    auth: &BearerAuth,
+    survey_id: &str,
+    run_tag: &str,
+    levels: &[Level],
+    warmup: Duration,
+    measure: Duration,
+) -> anyhow::Result<WebhookReport> {
+    let top = levels.iter().map(|l| l.concurrency).max().unwrap_or(TARGET_CONCURRENCY);
+    let without = levels.iter().find(|l| l.concurrency == top).map(|l| l.rapport.rate()).unwrap_or(0.0);
+    let counts = Arc::new(ReceiverCounts::default());
+    let (url, receiver) = start_receiver(counts.clone()).await?;
+    let mut hooks =
+        pb::webhook_service_client::WebhookServiceClient::with_interceptor(connect(server.uri()).await?, auth.clone());
+    hooks
+        .create_webhook_endpoint(pb::CreateWebhookEndpointRequest {
+            url,
+            description: "rapport bench".into(),
+            event_types: vec![],
+            survey_ids: vec![survey_id.to_owned()],
+        })
+        .await
+        .context("registering the bench webhook endpoint (the server must allow loopback http targets)")?;
+    eprintln!("c={top}: RecordResponse while the dispatcher delivers, {warmup:?} + {measure:?}…");
+    let started = Instant::now();
+    let op = RecordOp::connect(server.uri(), auth, survey_id, &format!("{run_tag}-webhooks"), top).await?;
+    let with = run_level(&op, top, warmup, measure).await?;
+    // Let the dispatcher drain what the load queued (bounded: report what is left).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut left = pending_deliveries(store).await?;
+    while left > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        left = pending_deliveries(store).await?;
+    }
+    let delivered = counts.hits.load(std::sync::atomic::Ordering::Relaxed);
+    let last = counts.last.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(started);
+    receiver.abort();
+    Ok(WebhookReport { concurrency: top, without, with, delivered, delivering_for: last - started, left_pending: left })
 }

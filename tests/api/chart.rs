@@ -16,8 +16,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_rapport");
 
-/// Set by the chart for the HTTP JSON / gRPC-Web gateway, which is built separately;
-/// until it lands the binary ignores it.
+/// Variables the chart may set before the binary reads them (none now).
 const PENDING: &[&str] = &[];
 
 fn read(path: &str) -> String {
