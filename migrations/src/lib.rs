@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261123_000001_survey_core;
 mod m20261124_000002_outbox_webhooks;
 mod m20261126_000001_in_app;
+mod util;
 
 /// Applies the migrations in order.
 pub struct Migrator;
