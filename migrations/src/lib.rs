@@ -5,6 +5,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_survey_core;
+mod m20261124_000001_engagement;
 
 /// Applies the migrations in order.
 pub struct Migrator;
@@ -12,6 +13,9 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_survey_core::Migration)]
+        vec![
+            Box::new(m20261123_000001_survey_core::Migration),
+            Box::new(m20261124_000001_engagement::Migration),
+        ]
     }
 }

@@ -320,6 +320,65 @@ pub fn currency(raw: &str, field: &str) -> Result<String> {
 }
 
 // ---------------------------------------------------------------------------------
+// Customers.
+// ---------------------------------------------------------------------------------
+
+/// Who a customer is, as the CRM says.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Traits {
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub plan: Option<String>,
+    pub signup_at: Option<Timestamp>,
+}
+
+/// A change to a customer: `None` keeps a field; `Some("")` clears a text field.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct CustomerChange {
+    pub account_id: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub plan: Option<String>,
+    pub signup_at: Option<Timestamp>,
+    pub properties: Properties,
+}
+
+impl CustomerChange {
+    /// Checks the lengths: account id at most 128 characters, email 320, name and plan 200.
+    pub fn validate(self) -> Result<Self> {
+        let mut e = Vec::new();
+        for (field, v, max) in [
+            ("account_id", &self.account_id, 128),
+            ("traits.email", &self.email, 320),
+            ("traits.name", &self.name, 200),
+            ("traits.plan", &self.plan, 200),
+        ] {
+            if let Some(v) = v
+                && let Err(AppError::InvalidArgument(x)) = input::text(field, v, max, false)
+            {
+                e.extend(x);
+            }
+        }
+        if e.is_empty() { Ok(self) } else { Err(AppError::InvalidArgument(e)) }
+    }
+}
+
+/// A customer with its account, traits and first/last active days.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomerRecord {
+    pub customer: CustomerRef,
+    pub account_id: Option<String>,
+    pub traits: Traits,
+    pub properties: Properties,
+    pub unsubscribed: bool,
+    pub erased: bool,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+    pub first_day: Option<Day>,
+    pub last_day: Option<Day>,
+}
+
+// ---------------------------------------------------------------------------------
 // Events.
 // ---------------------------------------------------------------------------------
 

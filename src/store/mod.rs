@@ -3,6 +3,8 @@
 //! errors into [`AppError`]s at this boundary.
 
 pub mod customers;
+pub mod engagement;
+pub mod engagement_read;
 pub mod entities;
 pub mod follow_ups;
 pub mod invitations;
