@@ -11,9 +11,10 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::config::ServeArgs;
+use crate::grpc::pb::engagement_service_server::EngagementServiceServer;
 use crate::grpc::pb::follow_up_service_server::FollowUpServiceServer;
 use crate::grpc::pb::survey_service_server::SurveyServiceServer;
-use crate::grpc::{self, FollowUpApi, SurveyApi};
+use crate::grpc::{self, EngagementApi, FollowUpApi, SurveyApi};
 use crate::service::{Clock, Services};
 use crate::store::{Db, DbSettings};
 
@@ -73,6 +74,8 @@ impl Application {
             SurveyServiceServer::new(SurveyApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES);
         let follow_ups =
             FollowUpServiceServer::new(FollowUpApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES);
+        let engagement = EngagementServiceServer::new(EngagementApi::new(services.clone()))
+            .max_decoding_message_size(MAX_REQUEST_BYTES);
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tonic::transport::Server::builder()
@@ -81,6 +84,7 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(surveys)
             .add_service(follow_ups)
+            .add_service(engagement)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
                 let _ = stop_rx.await;
             });
@@ -113,6 +117,7 @@ async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
     reporter.set_service_status("", status).await;
     reporter.set_service_status("rapport.v1.SurveyService", status).await;
     reporter.set_service_status("rapport.v1.FollowUpService", status).await;
+    reporter.set_service_status("rapport.v1.EngagementService", status).await;
 }
 
 /// Keeps health in step with the database: SERVING only while it answers.

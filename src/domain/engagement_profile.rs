@@ -274,6 +274,8 @@ pub struct Health {
     pub band: Band,
     pub components: Vec<ComponentScore>,
     pub components_with_data: u32,
+    /// Fewer components with data than this and the band is UNKNOWN.
+    pub min_components: u32,
     pub score_30_days_before: Option<f64>,
     /// score − score 30 days before.
     pub change: Option<f64>,
@@ -636,6 +638,7 @@ fn health(input: &ProfileInput, days: &[&DayActivity], today: Day) -> Health {
         band: band(score, with_data, c),
         components: comps,
         components_with_data: with_data,
+        min_components: c.min_health_components,
         score_30_days_before: score_before.filter(|_| with_data_before >= c.min_health_components),
         change,
         risks,

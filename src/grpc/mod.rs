@@ -2,9 +2,11 @@
 //! result back. No business rules here.
 
 pub mod convert;
+mod engagement;
 mod follow_ups;
 mod surveys;
 
+pub use engagement::EngagementApi;
 pub use follow_ups::FollowUpApi;
 pub use surveys::SurveyApi;
 
