@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod engagement;
 mod follow_ups;
 mod health;
 mod invitations;
