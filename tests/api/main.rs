@@ -4,6 +4,7 @@
 mod helpers;
 
 mod engagement;
+mod engagement_metrics;
 mod engagement_profile;
 mod follow_ups;
 mod health;
