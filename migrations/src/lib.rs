@@ -13,9 +13,6 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![
-            Box::new(m20261123_000001_survey_core::Migration),
-            Box::new(m20261124_000001_engagement::Migration),
-        ]
+        vec![Box::new(m20261123_000001_survey_core::Migration), Box::new(m20261124_000001_engagement::Migration)]
     }
 }

@@ -11,10 +11,10 @@ use chrono::{Datelike, NaiveDate, TimeZone};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use super::CustomerRef;
 use super::input;
 use super::model::Properties;
 use super::time::Timestamp;
-use super::CustomerRef;
 use crate::error::{AppError, FieldViolation, Result};
 
 /// A calendar day in the tenant's zone: days since 1970-01-01 (local date).
@@ -113,7 +113,15 @@ pub struct HealthWeights {
 
 impl Default for HealthWeights {
     fn default() -> Self {
-        HealthWeights { engagement: 2.0, stickiness: 1.0, recency: 1.0, nps: 2.0, csat: 1.0, effort: 1.0, follow_ups: 1.0 }
+        HealthWeights {
+            engagement: 2.0,
+            stickiness: 1.0,
+            recency: 1.0,
+            nps: 2.0,
+            csat: 1.0,
+            effort: 1.0,
+            follow_ups: 1.0,
+        }
     }
 }
 
@@ -231,7 +239,11 @@ impl ScoringConfig {
             }
         }
         if !(self.half_life_days.is_finite() && (1.0..=3650.0).contains(&self.half_life_days)) {
-            violation(&mut e, "config.half_life_days", format!("must be from 1 to 3650 days; got {}", self.half_life_days));
+            violation(
+                &mut e,
+                "config.half_life_days",
+                format!("must be from 1 to 3650 days; got {}", self.half_life_days),
+            );
         }
         if self.core_actions.len() > 50 {
             violation(&mut e, "config.core_actions", "at most 50 actions".into());
@@ -266,7 +278,12 @@ impl ScoringConfig {
             );
         }
         let b = self.bands;
-        if !(b.red_max.is_finite() && b.yellow_max.is_finite() && 0.0 <= b.red_max && b.red_max < b.yellow_max && b.yellow_max < 100.0) {
+        if !(b.red_max.is_finite()
+            && b.yellow_max.is_finite()
+            && 0.0 <= b.red_max
+            && b.red_max < b.yellow_max
+            && b.yellow_max < 100.0)
+        {
             violation(
                 &mut e,
                 "config.health_bands",
@@ -274,7 +291,11 @@ impl ScoringConfig {
             );
         }
         if !(1..=365).contains(&self.risk.inactive_days) {
-            violation(&mut e, "config.risk.inactive_days", format!("must be from 1 to 365; got {}", self.risk.inactive_days));
+            violation(
+                &mut e,
+                "config.risk.inactive_days",
+                format!("must be from 1 to 365; got {}", self.risk.inactive_days),
+            );
         }
         if !(self.risk.activity_drop.is_finite() && self.risk.activity_drop > 0.0 && self.risk.activity_drop < 1.0) {
             violation(
@@ -438,7 +459,9 @@ impl Event {
                 (name.clone(), serde_json::to_string(properties).unwrap_or_default(), String::new())
             }
             EventKind::Session { seconds } => (seconds.to_string(), String::new(), String::new()),
-            EventKind::Purchase { amount_minor, currency } => (amount_minor.to_string(), currency.clone(), String::new()),
+            EventKind::Purchase { amount_minor, currency } => {
+                (amount_minor.to_string(), currency.clone(), String::new())
+            }
         };
         let at = self.at.timestamp_micros().to_string();
         let mut h = super::secrets::fingerprint(&[self.customer.as_str(), &at, self.kind.as_str(), &a, &b, &c]);
@@ -477,13 +500,17 @@ pub fn check_event(raw: RawEvent, now: Timestamp, tenant_currency: &str) -> std:
             format!("must be at most {MAX_MESSAGE_ID_CHARS} characters, without control characters"),
         ));
     }
-    let customer = CustomerRef::parse(&raw.customer_id, "customer_id").map_err(|e| first_violation(e, "customer_id"))?;
+    let customer =
+        CustomerRef::parse(&raw.customer_id, "customer_id").map_err(|e| first_violation(e, "customer_id"))?;
     let at = raw.at.ok_or_else(|| reject("time", "is required"))?;
     if at > now + chrono::Duration::hours(MAX_FUTURE_HOURS) {
         return Err(reject("time", format!("is more than {MAX_FUTURE_HOURS} hours in the future")));
     }
     if at < now - chrono::Duration::days(MAX_LATE_DAYS) {
-        return Err(reject("time", format!("is more than {MAX_LATE_DAYS} days in the past; late events are kept up to {MAX_LATE_DAYS} days")));
+        return Err(reject(
+            "time",
+            format!("is more than {MAX_LATE_DAYS} days in the past; late events are kept up to {MAX_LATE_DAYS} days"),
+        ));
     }
     let kind = match raw.kind {
         None => return Err(reject("kind", "name one kind: action, session or purchase")),
@@ -534,11 +561,7 @@ pub fn decay(age_days: f64, half_life_days: f64) -> f64 {
 /// between the event's day and `as_of`'s day). Days after `as_of` are left out.
 /// `weighted_days` holds (day, Σ Wᵢ·Nᵢ of that day).
 pub fn decayed_score(weighted_days: &[(Day, f64)], as_of: Day, half_life_days: f64) -> f64 {
-    weighted_days
-        .iter()
-        .filter(|(d, _)| *d <= as_of)
-        .map(|(d, w)| w * decay((as_of - d) as f64, half_life_days))
-        .sum()
+    weighted_days.iter().filter(|(d, _)| *d <= as_of).map(|(d, w)| w * decay((as_of - d) as f64, half_life_days)).sum()
 }
 
 /// The stored form of a customer's score: Σ Wᵢ·Nᵢ·2^((day − reference) / half-life).
@@ -786,7 +809,9 @@ mod tests {
         match c.validate() {
             Err(AppError::InvalidArgument(v)) => {
                 let fields: Vec<_> = v.iter().map(|f| f.field.as_str()).collect();
-                for f in ["config.half_life_days", "config.profit_margin", "config.action_weights[post]", "config.time_zone"] {
+                for f in
+                    ["config.half_life_days", "config.profit_margin", "config.action_weights[post]", "config.time_zone"]
+                {
                     assert!(fields.contains(&f), "{f} in {fields:?}");
                 }
             }

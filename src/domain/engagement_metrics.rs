@@ -19,10 +19,7 @@ pub const NO_NEXT: i32 = 0;
 
 /// One (day, gap) cell per active day of a sorted, deduplicated set of days.
 pub fn gap_entries(days: &[Day]) -> Vec<(Day, i32)> {
-    days.iter()
-        .enumerate()
-        .map(|(i, d)| (*d, days.get(i + 1).map(|n| n - d).unwrap_or(NO_NEXT)))
-        .collect()
+    days.iter().enumerate().map(|(i, d)| (*d, days.get(i + 1).map(|n| n - d).unwrap_or(NO_NEXT))).collect()
 }
 
 /// How the histogram changes when a customer's active days go from `old` to `new`
@@ -44,12 +41,7 @@ pub fn gap_delta(old: &[Day], new: &[Day]) -> BTreeMap<(Day, i32), i64> {
 /// customer's active days go from `old` to `new` (sorted; `new` ⊇ `old`). `old` and
 /// `new` must each start with the customer's first active day, or be tails whose
 /// first-seen month is given as `old_cohort` / `new_cohort`.
-pub fn cohort_delta(
-    old_cohort: Option<i32>,
-    old: &[Day],
-    new_cohort: i32,
-    new: &[Day],
-) -> BTreeMap<(i32, i32), i64> {
+pub fn cohort_delta(old_cohort: Option<i32>, old: &[Day], new_cohort: i32, new: &[Day]) -> BTreeMap<(i32, i32), i64> {
     let months = |days: &[Day]| days.iter().map(|d| month_of(*d)).collect::<BTreeSet<i32>>();
     let mut out: BTreeMap<(i32, i32), i64> = BTreeMap::new();
     if let Some(c) = old_cohort {
@@ -307,9 +299,7 @@ mod tests {
             let b = a + w - 1;
             let brute = custs
                 .iter()
-                .filter(|ds| {
-                    ds.iter().any(|d| (a - w..a).contains(d)) && ds.iter().any(|d| (a..=b).contains(d))
-                })
+                .filter(|ds| ds.iter().any(|d| (a - w..a).contains(d)) && ds.iter().any(|d| (a..=b).contains(d)))
                 .count() as i64;
             assert_eq!(sum(&h, GapSum::returned(a - w, a - 1, b)), brute, "[{a}, {b}]");
         }

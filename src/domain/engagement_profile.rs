@@ -48,9 +48,7 @@ impl Answer {
     pub fn percent(&self) -> f64 {
         match self.kind {
             SurveyKind::Nps => self.score as f64 * 10.0,
-            SurveyKind::Csat | SurveyKind::Ces => {
-                100.0 * (self.score - 1) as f64 / (self.scale_max - 1).max(1) as f64
-            }
+            SurveyKind::Csat | SurveyKind::Ces => 100.0 * (self.score - 1) as f64 / (self.scale_max - 1).max(1) as f64,
         }
     }
 }
@@ -327,10 +325,8 @@ pub fn profile(input: &ProfileInput) -> Profile {
 
 /// The decayed score on `day` from the days up to it.
 fn score_on(config: &ScoringConfig, days: &[&DayActivity], day: Day) -> f64 {
-    let weighted: Vec<(Day, f64)> = days
-        .iter()
-        .map(|d| (d.day, d.action_counts.iter().map(|(a, n)| config.weight(a) * *n as f64).sum()))
-        .collect();
+    let weighted: Vec<(Day, f64)> =
+        days.iter().map(|d| (d.day, d.action_counts.iter().map(|(a, n)| config.weight(a) * *n as f64).sum())).collect();
     decayed_score(&weighted, day, config.half_life_days)
 }
 
@@ -394,13 +390,7 @@ fn activity(config: &ScoringConfig, days: &[&DayActivity], today: Day) -> Activi
         }
         fw
     });
-    Activity {
-        first_seen,
-        last_seen,
-        recency_days: last_seen.map(|l| (today - l) as i64),
-        windows,
-        first_week,
-    }
+    Activity { first_seen, last_seen, recency_days: last_seen.map(|l| (today - l) as i64), windows, first_week }
 }
 
 /// The expected lifetime in months: 1 / monthly churn, capped at 60 (and 60 when
@@ -467,7 +457,7 @@ fn voice(input: &ProfileInput, tz: Tz, today: Day) -> Voice {
     let as_of = input.as_of;
     let mut nps: Vec<Answer> =
         input.answers.iter().filter(|a| a.kind == SurveyKind::Nps && a.at <= as_of).cloned().collect();
-    nps.sort_by(|a, b| b.at.cmp(&a.at));
+    nps.sort_by_key(|a| std::cmp::Reverse(a.at));
     let windows = WINDOWS
         .iter()
         .map(|&w| {
@@ -561,8 +551,8 @@ pub fn weighted_health(parts: &[(Component, f64, Option<f64>)]) -> (Option<f64>,
     let counted: Vec<&(Component, f64, Option<f64>)> =
         parts.iter().filter(|(_, w, v)| *w > 0.0 && v.is_some()).collect();
     let total_weight: f64 = counted.iter().map(|(_, w, _)| w).sum();
-    let score = (total_weight > 0.0)
-        .then(|| counted.iter().map(|(_, w, v)| w * v.unwrap_or(0.0)).sum::<f64>() / total_weight);
+    let score =
+        (total_weight > 0.0).then(|| counted.iter().map(|(_, w, v)| w * v.unwrap_or(0.0)).sum::<f64>() / total_weight);
     let components = parts
         .iter()
         .map(|(c, w, v)| ComponentScore {
@@ -623,7 +613,11 @@ fn health(input: &ProfileInput, days: &[&DayActivity], today: Day) -> Health {
         risks.push(RiskFlag::ActivityDown);
     }
     let answers: Vec<&Answer> = input.answers.iter().filter(|a| a.at <= input.as_of).collect();
-    if answers.iter().filter(|a| a.kind == SurveyKind::Nps).max_by_key(|a| a.at).is_some_and(|a| a.bucket == Bucket::Detractor)
+    if answers
+        .iter()
+        .filter(|a| a.kind == SurveyKind::Nps)
+        .max_by_key(|a| a.at)
+        .is_some_and(|a| a.bucket == Bucket::Detractor)
     {
         risks.push(RiskFlag::Detractor);
     }

@@ -174,10 +174,7 @@ impl EngagementService for EngagementApi {
     }
 
     #[tracing::instrument(skip_all, fields(rpc.method = "GetEngagementProfile"))]
-    async fn get_engagement_profile(
-        &self,
-        req: Request<pb::GetEngagementProfileRequest>,
-    ) -> R<pb::EngagementProfile> {
+    async fn get_engagement_profile(&self, req: Request<pb::GetEngagementProfileRequest>) -> R<pb::EngagementProfile> {
         let p = principal(&self.svc, &req).await?;
         let r = req.into_inner();
         let customer = CustomerRef::parse(&r.customer_id, "customer_id").map_err(status)?;
@@ -187,10 +184,7 @@ impl EngagementService for EngagementApi {
     }
 
     #[tracing::instrument(skip_all, fields(rpc.method = "GetEngagementMetrics"))]
-    async fn get_engagement_metrics(
-        &self,
-        req: Request<pb::GetEngagementMetricsRequest>,
-    ) -> R<pb::EngagementMetrics> {
+    async fn get_engagement_metrics(&self, req: Request<pb::GetEngagementMetricsRequest>) -> R<pb::EngagementMetrics> {
         let p = principal(&self.svc, &req).await?;
         let r = req.into_inner();
         let as_of = c::parse_opt_ts(&r.as_of, "as_of").map_err(status)?;
@@ -200,10 +194,7 @@ impl EngagementService for EngagementApi {
     }
 
     #[tracing::instrument(skip_all, fields(rpc.method = "ListTopCustomers"))]
-    async fn list_top_customers(
-        &self,
-        req: Request<pb::ListTopCustomersRequest>,
-    ) -> R<pb::ListTopCustomersResponse> {
+    async fn list_top_customers(&self, req: Request<pb::ListTopCustomersRequest>) -> R<pb::ListTopCustomersResponse> {
         use pb::list_top_customers_request::Ranking as PbRanking;
         let p = principal(&self.svc, &req).await?;
         let r = req.into_inner();
@@ -223,7 +214,9 @@ impl EngagementService for EngagementApi {
                             input::text("property_key", &r.property_key, input::MAX_PROPERTY_CHARS, true)?,
                             input::text("property_value", &r.property_value, input::MAX_PROPERTY_CHARS, false)?,
                         )),
-                        (true, false) => return Err(AppError::invalid("property_key", "is required with property_value")),
+                        (true, false) => {
+                            return Err(AppError::invalid("property_key", "is required with property_value"));
+                        }
                     };
                     Ranking::Action { name, property }
                 }
@@ -232,7 +225,9 @@ impl EngagementService for EngagementApi {
             let page = PageRequest::parse(r.page_size, &r.page_token)?;
             let offset = match &page.after {
                 None => 0,
-                Some(a) => a.parse::<u64>().map_err(|_| AppError::invalid("page_token", "is not a token this service issued"))?,
+                Some(a) => a
+                    .parse::<u64>()
+                    .map_err(|_| AppError::invalid("page_token", "is not a token this service issued"))?,
             };
             let ascending = match pb::RankOrder::try_from(r.order) {
                 Ok(pb::RankOrder::Unspecified) | Ok(pb::RankOrder::Descending) => false,
@@ -294,11 +289,8 @@ impl EngagementService for EngagementApi {
         })()
         .map_err(status)?;
         let (action, property, limit, as_of) = parsed;
-        let out = self
-            .svc
-            .top_property_values(&p, &action, &property, r.window_days, as_of, limit)
-            .await
-            .map_err(status)?;
+        let out =
+            self.svc.top_property_values(&p, &action, &property, r.window_days, as_of, limit).await.map_err(status)?;
         ok(pb::TopPropertyValuesResponse {
             values: out
                 .values
@@ -480,17 +472,47 @@ fn pb_profile(out: &ProfileOut) -> pb::EngagementProfile {
                     end_time: Some(ts(w.end)),
                     nps_answers: m(n(w.nps_answers), "answers", win, "NPS answers recorded in the window"),
                     csat_answers: m(n(w.csat_answers), "answers", win, "CSAT answers recorded in the window"),
-                    csat_mean: m(w.csat_mean, "score", win, "mean CSAT score on the surveys' own scale; unset when they use different scales"),
-                    csat_mean_percent: m(w.csat_mean_percent, "percent", win, "mean CSAT as 100 × (score − 1) / (scale max − 1)"),
+                    csat_mean: m(
+                        w.csat_mean,
+                        "score",
+                        win,
+                        "mean CSAT score on the surveys' own scale; unset when they use different scales",
+                    ),
+                    csat_mean_percent: m(
+                        w.csat_mean_percent,
+                        "percent",
+                        win,
+                        "mean CSAT as 100 × (score − 1) / (scale max − 1)",
+                    ),
                     ces_answers: m(n(w.ces_answers), "answers", win, "CES (effort) answers recorded in the window"),
-                    ces_mean: m(w.ces_mean, "score", win, "mean CES score on the surveys' own scale; unset when they use different scales"),
-                    ces_mean_percent: m(w.ces_mean_percent, "percent", win, "mean CES as 100 × (score − 1) / (scale max − 1)"),
+                    ces_mean: m(
+                        w.ces_mean,
+                        "score",
+                        win,
+                        "mean CES score on the surveys' own scale; unset when they use different scales",
+                    ),
+                    ces_mean_percent: m(
+                        w.ces_mean_percent,
+                        "percent",
+                        win,
+                        "mean CES as 100 × (score − 1) / (scale max − 1)",
+                    ),
                     invitations: m(n(w.invitations), "invitations", win, "invitations issued in the window"),
-                    response_rate: m(w.response_rate, "ratio", win, "answered / issued, for the invitations issued in the window"),
+                    response_rate: m(
+                        w.response_rate,
+                        "ratio",
+                        win,
+                        "answered / issued, for the invitations issued in the window",
+                    ),
                 }
             })
             .collect(),
-        open_follow_ups: m(n(v.open_follow_ups), "follow-ups", Win::at(as_of), "follow-ups open or acknowledged at as_of"),
+        open_follow_ups: m(
+            n(v.open_follow_ups),
+            "follow-ups",
+            Win::at(as_of),
+            "follow-ups open or acknowledged at as_of",
+        ),
         overdue_follow_ups: m(
             n(v.overdue_follow_ups),
             "follow-ups",
@@ -525,9 +547,24 @@ fn pb_profile(out: &ProfileOut) -> pb::EngagementProfile {
                     events: m(n(w.events), "events", win, "events of any kind"),
                     actions: m(n(w.actions), "events", win, "action events"),
                     sessions: m(n(w.sessions), "sessions", win, "session events (visits)"),
-                    total_session_seconds: m(n(w.session_seconds), "seconds", win, "Σ activity seconds of the sessions"),
-                    mean_session_seconds: m(w.mean_session_seconds, "seconds", win, "total activity seconds / sessions"),
-                    visits_per_week: m(Some(w.visits_per_week), "per week", win, format!("sessions / ({} / 7)", w.days)),
+                    total_session_seconds: m(
+                        n(w.session_seconds),
+                        "seconds",
+                        win,
+                        "Σ activity seconds of the sessions",
+                    ),
+                    mean_session_seconds: m(
+                        w.mean_session_seconds,
+                        "seconds",
+                        win,
+                        "total activity seconds / sessions",
+                    ),
+                    visits_per_week: m(
+                        Some(w.visits_per_week),
+                        "per week",
+                        win,
+                        format!("sessions / ({} / 7)", w.days),
+                    ),
                     core_actions: w
                         .core_actions
                         .iter()
@@ -541,7 +578,8 @@ fn pb_profile(out: &ProfileOut) -> pb::EngagementProfile {
             })
             .collect(),
         first_week: a.first_week.as_ref().map(|fw| {
-            let win = Win { days: 7, start: Some(day_start(tz, fw.start)), end: Some(day_start(tz, fw.end + 1).min(as_of)) };
+            let win =
+                Win { days: 7, start: Some(day_start(tz, fw.start)), end: Some(day_start(tz, fw.end + 1).min(as_of)) };
             pb::FirstWeek {
                 start_date: date_of(fw.start).to_string(),
                 end_date: date_of(fw.end).to_string(),
@@ -710,8 +748,18 @@ fn pb_metrics(out: &MetricsOut, tz: Tz) -> pb::EngagementMetrics {
         start_date: date_of(out.start).to_string(),
         end_date: date_of(out.end).to_string(),
         dau: m(n(x.dau), "customers", Win::days(tz, 1, today, as_of), "customers with an event on as_of's day"),
-        wau: m(n(x.wau), "customers", Win::days(tz, 7, today - 6, as_of), "customers with an event in the 7 days to as_of"),
-        mau: m(n(x.mau), "customers", Win::days(tz, 30, today - 29, as_of), "customers with an event in the 30 days to as_of"),
+        wau: m(
+            n(x.wau),
+            "customers",
+            Win::days(tz, 7, today - 6, as_of),
+            "customers with an event in the 7 days to as_of",
+        ),
+        mau: m(
+            n(x.mau),
+            "customers",
+            Win::days(tz, 30, today - 29, as_of),
+            "customers with an event in the 30 days to as_of",
+        ),
         mean_dau: m(Some(x.mean_dau), "customers", win, "daily active customers averaged over the window's days"),
         stickiness: m(x.stickiness, "ratio", win, "mean DAU over the window / MAU"),
         new_customers: m(n(x.new_customers), "customers", win, "customers whose first event falls in the window"),
@@ -729,10 +777,25 @@ fn pb_metrics(out: &MetricsOut, tz: Tz) -> pb::EngagementMetrics {
             "customers active in the inactivity threshold's days before the window (not churned at its start)",
         ),
         churn_rate: m(x.churn_rate, "ratio", win, "churned customers / customers at start"),
-        previously_active: m(n(x.previous_active), "customers", prev, "customers active in the previous window of the same length"),
-        retained_customers: m(n(x.retained), "customers", win, "customers of the previous window active again in this one"),
+        previously_active: m(
+            n(x.previous_active),
+            "customers",
+            prev,
+            "customers active in the previous window of the same length",
+        ),
+        retained_customers: m(
+            n(x.retained),
+            "customers",
+            win,
+            "customers of the previous window active again in this one",
+        ),
         retention_rate: m(x.retention_rate, "ratio", win, "retained customers / previously active customers"),
-        previous_revenue: m(n(x.previous_revenue), &money, prev, "revenue of the customers who purchased in the previous window"),
+        previous_revenue: m(
+            n(x.previous_revenue),
+            &money,
+            prev,
+            "revenue of the customers who purchased in the previous window",
+        ),
         retained_revenue: m(n(x.retained_revenue), &money, win, "revenue in this window of the same customers"),
         net_revenue_retention: m(x.net_revenue_retention, "ratio", win, "retained revenue / previous revenue"),
         cohorts: out

@@ -24,7 +24,9 @@ pub enum EventOutcome {
     Accepted,
     /// Its message id was recorded before; `same_payload` says whether the first
     /// event said the same (`None` when it came earlier in the same batch).
-    Duplicate { same_payload: Option<bool> },
+    Duplicate {
+        same_payload: Option<bool>,
+    },
     Rejected(Rejection),
 }
 
@@ -151,8 +153,11 @@ impl Services {
 
         let events: Vec<EventRow> = rows.iter().map(|(_, r, _)| r.clone()).collect();
         let inserted = es::insert_events(&txn, &p.tenant, &events, now_us).await?;
-        let dupes: Vec<String> =
-            rows.iter().filter(|(_, r, _)| !inserted.contains(&r.message_id)).map(|(_, r, _)| r.message_id.clone()).collect();
+        let dupes: Vec<String> = rows
+            .iter()
+            .filter(|(_, r, _)| !inserted.contains(&r.message_id))
+            .map(|(_, r, _)| r.message_id.clone())
+            .collect();
         let first_hashes =
             if dupes.is_empty() { HashMap::new() } else { es::payload_hashes(&txn, &p.tenant, &dupes).await? };
         let mut accepted: Vec<Rolled<'_>> = Vec::with_capacity(inserted.len());
@@ -277,7 +282,11 @@ async fn replay(
         after = Some((last.occurred_at, last.message_id.clone()));
         let rolled: Vec<Rolled<'_>> = page
             .iter()
-            .map(|e| Rolled { customer: &e.customer_row, day: eng::day_of(tz, time::from_micros(e.occurred_at)), kind: &e.kind })
+            .map(|e| Rolled {
+                customer: &e.customer_row,
+                day: eng::day_of(tz, time::from_micros(e.occurred_at)),
+                kind: &e.kind,
+            })
             .collect();
         es::roll_up(txn, tenant, config, reference_day, &rolled, now_us).await?;
         if (page.len() as u64) < REPLAY_PAGE {

@@ -175,8 +175,7 @@ impl Services {
             })
         };
         let percentile = rank(&current, today);
-        let before =
-            er::snapshot_before(conn, &p.tenant, time::to_micros(as_of - chrono::Duration::days(30))).await?;
+        let before = er::snapshot_before(conn, &p.tenant, time::to_micros(as_of - chrono::Duration::days(30))).await?;
         let percentile_before = rank(&before, today - 30);
 
         // The tenant's churn over the last 30 days gives the expected lifetime.
@@ -333,11 +332,9 @@ impl Services {
                 Some(CountFilter { action: name.clone(), property: property.clone(), from: start, to: end }),
                 match property {
                     None => format!("count of {name} events from {} to {}", date_of(start), date_of(end)),
-                    Some((k, v)) => format!(
-                        "count of {name} events with {k} = {v} from {} to {}",
-                        date_of(start),
-                        date_of(end)
-                    ),
+                    Some((k, v)) => {
+                        format!("count of {name} events with {k} = {v} from {} to {}", date_of(start), date_of(end))
+                    }
                 },
             ),
         };
@@ -367,8 +364,11 @@ impl Services {
             let got = out.len() as u64;
             if got < limit {
                 let second_offset = offset.saturating_sub(first_len);
-                let more =
-                    if first_is_zeros { ranked(second_offset, limit - got).await? } else { zeros(second_offset, limit - got).await? };
+                let more = if first_is_zeros {
+                    ranked(second_offset, limit - got).await?
+                } else {
+                    zeros(second_offset, limit - got).await?
+                };
                 out.extend(more);
             }
         }

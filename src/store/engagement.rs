@@ -104,7 +104,8 @@ pub(crate) async fn insert_rows(
     let mut out = Vec::new();
     let mut rows = rows.into_iter().peekable();
     while rows.peek().is_some() {
-        let mut q = Sql::new(conn.get_database_backend(), &format!("INSERT INTO {table} ({}) VALUES ", cols.join(", ")));
+        let mut q =
+            Sql::new(conn.get_database_backend(), &format!("INSERT INTO {table} ({}) VALUES ", cols.join(", ")));
         for (i, row) in rows.by_ref().take(per).enumerate() {
             if i > 0 {
                 q.push(", ");
@@ -169,10 +170,7 @@ pub async fn load_config(conn: &impl ConnectionTrait, tenant: &TenantId, today: 
          LEFT JOIN engagement_configs c ON c.tenant_id = t.id WHERE t.id = ",
     );
     q.bind(tenant.as_str());
-    let row = q
-        .one(conn)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("tenant {tenant} vanished"))?;
+    let row = q.one(conn).await?.ok_or_else(|| anyhow::anyhow!("tenant {tenant} vanished"))?;
     let tz: String = get(&row, 0)?;
     let json: Option<String> = get(&row, 1)?;
     let mut config: ScoringConfig = match &json {
@@ -541,7 +539,17 @@ pub async fn roll_up(
 
     // Days: insert the new (customer, day) rows and learn which they were; add to
     // the others. A day row is only new once, whatever runs concurrently.
-    let day_cols = ["tenant_id", "customer_id", "day", "events", "actions", "sessions", "session_seconds", "purchases", "revenue_minor"];
+    let day_cols = [
+        "tenant_id",
+        "customer_id",
+        "day",
+        "events",
+        "actions",
+        "sessions",
+        "session_seconds",
+        "purchases",
+        "revenue_minor",
+    ];
     let row = |c: &str, d: Day, a: &DayAgg| -> Vec<Value> {
         let mut v: Vec<Value> = vec![t.into(), c.into(), d.into()];
         v.extend(a.values());
@@ -580,7 +588,10 @@ pub async fn roll_up(
             conn,
             "activity_day_actions",
             &["tenant_id", "customer_id", "day", "action", "count"],
-            actions.iter().map(|((c, d, a), n)| vec![t.into(), (*c).into(), (*d).into(), (*a).into(), (*n).into()]).collect(),
+            actions
+                .iter()
+                .map(|((c, d, a), n)| vec![t.into(), (*c).into(), (*d).into(), (*a).into(), (*n).into()])
+                .collect(),
             &add_on_conflict("activity_day_actions", "tenant_id, customer_id, day, action", &["count"]),
         )
         .await?;
@@ -700,7 +711,10 @@ pub async fn roll_up(
         conn,
         "engagement_days",
         &["tenant_id", "day", "dau", "new_customers", "updated_at"],
-        tenant_days.iter().map(|(d, (dau, new))| vec![t.into(), (*d).into(), (*dau).into(), (*new).into(), now_us.into()]).collect(),
+        tenant_days
+            .iter()
+            .map(|(d, (dau, new))| vec![t.into(), (*d).into(), (*dau).into(), (*new).into(), now_us.into()])
+            .collect(),
         "ON CONFLICT (tenant_id, day) DO UPDATE SET dau = engagement_days.dau + excluded.dau, \
          new_customers = engagement_days.new_customers + excluded.new_customers, updated_at = excluded.updated_at",
     )

@@ -289,16 +289,10 @@ pub async fn customer_invitations(
     tenant: &TenantId,
     row_id: &str,
 ) -> Result<Vec<(time::Timestamp, bool)>> {
-    let mut q = Sql::new(
-        conn.get_database_backend(),
-        "SELECT created_at, response_id FROM invitations WHERE tenant_id = ",
-    );
+    let mut q =
+        Sql::new(conn.get_database_backend(), "SELECT created_at, response_id FROM invitations WHERE tenant_id = ");
     q.bind(tenant.as_str()).push(" AND customer_id = ").bind(row_id).push(" AND outcome = 'issued'");
-    q.all(conn)
-        .await?
-        .iter()
-        .map(|r| Ok((time::from_micros(get_i64(r, 0)?), opt_s(r, 1)?.is_some())))
-        .collect()
+    q.all(conn).await?.iter().map(|r| Ok((time::from_micros(get_i64(r, 0)?), opt_s(r, 1)?.is_some()))).collect()
 }
 
 // ---------------------------------------------------------------------------------
@@ -379,11 +373,7 @@ pub async fn cohort_cells(
     );
     q.bind(tenant.as_str()).push(" AND cohort_month >= ").bind(first).push(" AND cohort_month <= ").bind(last);
     q.push(" AND active_month <= ").bind(last);
-    q.all(conn)
-        .await?
-        .iter()
-        .map(|r| Ok((get_i64(r, 0)? as i32, get_i64(r, 1)? as i32, get_i64(r, 2)?)))
-        .collect()
+    q.all(conn).await?.iter().map(|r| Ok((get_i64(r, 0)? as i32, get_i64(r, 1)? as i32, get_i64(r, 2)?))).collect()
 }
 
 // ---------------------------------------------------------------------------------
@@ -414,8 +404,7 @@ pub async fn top_by_score(
 
 /// How many customers have a non-zero score key.
 pub async fn count_scored(conn: &impl ConnectionTrait, tenant: &TenantId) -> Result<i64> {
-    let mut q =
-        Sql::new(conn.get_database_backend(), "SELECT COUNT(*) FROM engagement_customers WHERE tenant_id = ");
+    let mut q = Sql::new(conn.get_database_backend(), "SELECT COUNT(*) FROM engagement_customers WHERE tenant_id = ");
     q.bind(tenant.as_str()).push(" AND score_key > 0");
     match q.one(conn).await? {
         Some(r) => get_i64(&r, 0),
@@ -524,10 +513,7 @@ pub async fn top_values(
         q.push(" AND action = ").bind(action).push(" AND prop_key = ").bind(key);
         q.push(" AND day >= ").bind(from).push(" AND day <= ").bind(to);
     };
-    let mut q = Sql::new(
-        b,
-        "SELECT prop_value, CAST(SUM(count) AS BIGINT) AS n, COUNT(DISTINCT customer_id)",
-    );
+    let mut q = Sql::new(b, "SELECT prop_value, CAST(SUM(count) AS BIGINT) AS n, COUNT(DISTINCT customer_id)");
     source(&mut q);
     q.push(&format!(" GROUP BY prop_value ORDER BY n DESC, prop_value LIMIT {limit}"));
     let values = q

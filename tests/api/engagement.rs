@@ -65,12 +65,7 @@ pub fn session(id: &str, customer: &str, at: DateTime<Utc>, seconds: i64) -> pb:
 }
 
 pub fn purchase(id: &str, customer: &str, at: DateTime<Utc>, amount_minor: i64) -> pb::Event {
-    event(
-        id,
-        customer,
-        at,
-        pb::event::Kind::Purchase(pb::PurchaseEvent { amount_minor, currency: "USD".into() }),
-    )
+    event(id, customer, at, pb::event::Kind::Purchase(pb::PurchaseEvent { amount_minor, currency: "USD".into() }))
 }
 
 /// Records `events` and expects every one accepted.
@@ -81,13 +76,10 @@ pub async fn record_ok(c: &mut Engagement, events: Vec<pb::Event>) {
 }
 
 pub async fn profile(c: &mut Engagement, customer: &str, as_of: Option<DateTime<Utc>>) -> pb::EngagementProfile {
-    c.get_engagement_profile(pb::GetEngagementProfileRequest {
-        customer_id: customer.into(),
-        as_of: as_of.map(pts),
-    })
-    .await
-    .expect("profile")
-    .into_inner()
+    c.get_engagement_profile(pb::GetEngagementProfileRequest { customer_id: customer.into(), as_of: as_of.map(pts) })
+        .await
+        .expect("profile")
+        .into_inner()
 }
 
 pub async fn metrics(c: &mut Engagement, window_days: i32, as_of: Option<DateTime<Utc>>) -> pb::EngagementMetrics {
@@ -125,10 +117,7 @@ pub async fn configure(c: &mut Engagement, config: pb::ScoringConfig, mask: &[&s
 }
 
 pub fn weights(w: &[(&str, f64)]) -> pb::ScoringConfig {
-    pb::ScoringConfig {
-        action_weights: w.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
-        ..Default::default()
-    }
+    pb::ScoringConfig { action_weights: w.iter().map(|(k, v)| (k.to_string(), *v)).collect(), ..Default::default() }
 }
 
 fn statuses(r: &pb::RecordEventsResponse) -> Vec<i32> {
@@ -165,7 +154,11 @@ async fn a_resent_batch_counts_once_and_a_reused_message_id_keeps_the_first_payl
     // The same message id with another payload: the first one is kept.
     let other = c
         .record_events(pb::RecordEventsRequest {
-            events: vec![action("m1", "alice", now, "comment_added", &[]), session("m4", "bob", now, 60), session("m4", "bob", now, 99)],
+            events: vec![
+                action("m1", "alice", now, "comment_added", &[]),
+                session("m4", "bob", now, 60),
+                session("m4", "bob", now, 99),
+            ],
         })
         .await
         .unwrap()
@@ -431,12 +424,8 @@ async fn the_scoring_config_round_trips_and_bad_values_name_their_fields(b: Back
         currency: "EUR".into(),
         ..Default::default()
     };
-    let out = configure(
-        &mut c,
-        set,
-        &["action_weights", "half_life_days", "profit_margin", "time_zone", "currency"],
-    )
-    .await;
+    let out =
+        configure(&mut c, set, &["action_weights", "half_life_days", "profit_margin", "time_zone", "currency"]).await;
     assert_eq!(out.action_weights["call_made"], 3.0);
     assert_eq!((out.half_life_days, out.profit_margin), (14.0, 0.4));
     assert_eq!(out.time_zone, "America/New_York");
@@ -477,7 +466,11 @@ async fn another_tenant_sees_none_of_a_tenants_engagement(b: Backend) {
     set_clock(&app, now);
     let mut a = engagement(&app, None);
     configure(&mut a, weights(&[("call_made", 1.0)]), &["action_weights"]).await;
-    record_ok(&mut a, vec![action("m1", "shared-id", now, "call_made", &[("call_type", "intl")]), purchase("m2", "only-a", now, 500)]).await;
+    record_ok(
+        &mut a,
+        vec![action("m1", "shared-id", now, "call_made", &[("call_type", "intl")]), purchase("m2", "only-a", now, 500)],
+    )
+    .await;
     let key_b = app.other_tenant_key().await;
     let mut bc = engagement(&app, Some(&key_b));
 
@@ -522,6 +515,7 @@ async fn another_tenant_sees_none_of_a_tenants_engagement(b: Backend) {
 
 async fn a_publishable_key_may_not_record_or_read_engagement(b: Backend) {
     let app = spawn_app(b).await;
+    assert!(app.addr.ip().is_loopback(), "the {:?} test server listens on loopback", app.backend);
     let key = app.services.create_key("acme", rapport::domain::model::KeyKind::Publishable).await.unwrap();
     let mut c = engagement(&app, Some(&key.secret));
     let now = app.clock.now();

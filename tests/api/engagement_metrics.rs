@@ -117,8 +117,8 @@ async fn top_customers_by_action_per_property_value_and_with_those_who_never_did
         ],
     )
     .await;
-    let req = |action: &str, prop: Option<(&str, &str)>, include_zero: bool, ascending: bool| {
-        pb::ListTopCustomersRequest {
+    let req =
+        |action: &str, prop: Option<(&str, &str)>, include_zero: bool, ascending: bool| pb::ListTopCustomersRequest {
             ranking: Some(pb::list_top_customers_request::Ranking::Action(action.into())),
             property_key: prop.map(|p| p.0.to_string()).unwrap_or_default(),
             property_value: prop.map(|p| p.1.to_string()).unwrap_or_default(),
@@ -126,8 +126,7 @@ async fn top_customers_by_action_per_property_value_and_with_those_who_never_did
             include_zero,
             order: if ascending { pb::RankOrder::Ascending } else { pb::RankOrder::Descending } as i32,
             ..Default::default()
-        }
-    };
+        };
     let got = |r: pb::ListTopCustomersResponse| -> Vec<(String, f64)> {
         r.customers.into_iter().map(|x| (x.customer_id, x.value)).collect()
     };
@@ -152,7 +151,9 @@ async fn top_customers_by_action_per_property_value_and_with_those_who_never_did
     let r = c.list_top_customers(req("call_made", None, true, true)).await.unwrap().into_inner();
     assert_eq!(r.customers.len(), 5);
     assert!(r.customers.iter().all(|x| x.value == 0.0));
-    assert!(c.list_top_customers(req("call_made", None, false, false)).await.unwrap().into_inner().customers.is_empty());
+    assert!(
+        c.list_top_customers(req("call_made", None, false, false)).await.unwrap().into_inner().customers.is_empty()
+    );
 }
 
 async fn top_property_values_rank_values_by_events(b: Backend) {

@@ -124,7 +124,10 @@ async fn every_profile_field_matches_a_hand_computed_dataset(b: Backend) {
     // 30 days: Jun 10 (5 events), Jun 27 (3), Jun 30 (2).
     assert_eq!((val(&w30.active_days), val(&w30.events), val(&w30.actions)), (3.0, 10.0, 5.0));
     close(val(&w30.stickiness), 0.1);
-    assert_eq!((val(&w30.sessions), val(&w30.total_session_seconds), val(&w30.mean_session_seconds)), (3.0, 600.0, 200.0));
+    assert_eq!(
+        (val(&w30.sessions), val(&w30.total_session_seconds), val(&w30.mean_session_seconds)),
+        (3.0, 600.0, 200.0)
+    );
     close(val(&w30.visits_per_week), 3.0 * 7.0 / 30.0);
     assert_eq!(counts(w30), vec![("call_made".into(), 2.0), ("post_created".into(), 3.0)]);
     assert_eq!(lifecycle(w30), pb::LifecycleState::Resurrecting); // nothing May 2–31
@@ -192,12 +195,8 @@ async fn days_follow_the_tenants_zone_across_midnight_and_a_dst_change(b: Backen
     let app = spawn_app(b).await;
     let mut c = engagement(&app, None);
     set_clock(&app, utc(2026, 4, 5, 12, 0));
-    configure(
-        &mut c,
-        pb::ScoringConfig { time_zone: "Europe/Berlin".into(), ..Default::default() },
-        &["time_zone"],
-    )
-    .await;
+    configure(&mut c, pb::ScoringConfig { time_zone: "Europe/Berlin".into(), ..Default::default() }, &["time_zone"])
+        .await;
     // Berlin leaves UTC+1 for UTC+2 at 01:00 UTC on 2026-03-29.
     record_ok(
         &mut c,
