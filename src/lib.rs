@@ -12,9 +12,11 @@
 //! - [`app`]: the server: services, health, reflection, graceful shutdown.
 //! - [`error`]: [`error::AppError`], the one error type.
 //! - [`bench`]: the load generator behind `rapport bench`.
+//! - [`bench_engagement`]: the engagement load generator behind `rapport bench-engagement`.
 
 pub mod app;
 pub mod bench;
+pub mod bench_engagement;
 pub mod config;
 pub mod domain;
 pub mod error;
