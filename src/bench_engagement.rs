@@ -623,7 +623,7 @@ async fn start_server(db: &DbSettings) -> anyhow::Result<Server> {
         .env("RAPPORT_BOOTSTRAP_TENANT", "false")
         .env("RAPPORT_LOG_LEVEL", "warn")
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
+        .stdout(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
         .with_context(|| format!("starting {} serve", exe.display()))?;

@@ -147,6 +147,10 @@ impl MigrationTrait for Migration {
         .await?;
         m.create_index(index("engagement_customers", "score", &["tenant_id", "score_key"])).await?;
 
+        // The three per-tenant tables below are counters every batch adds to. Each batch
+        // writes one of SHARDS rows per key (its `shard`), so concurrent batches do not
+        // queue on one row lock; reads sum over the shards.
+        //
         // The gap histogram (domain::engagement_metrics): customers per active day
         // and days to their next active day (0: none yet).
         m.create_table(
@@ -155,8 +159,9 @@ impl MigrationTrait for Migration {
                 .col(tenant())
                 .col(integer("day"))
                 .col(integer("gap"))
+                .col(small_integer("shard"))
                 .col(big_integer("customers"))
-                .primary_key(&mut pk(&["tenant_id", "day", "gap"]))
+                .primary_key(&mut pk(&["tenant_id", "day", "gap", "shard"]))
                 .to_owned(),
         )
         .await?;
@@ -168,10 +173,11 @@ impl MigrationTrait for Migration {
                 .table("engagement_days")
                 .col(tenant())
                 .col(integer("day"))
+                .col(small_integer("shard"))
                 .col(big_integer("dau"))
                 .col(big_integer("new_customers"))
                 .col(big_integer("updated_at"))
-                .primary_key(&mut pk(&["tenant_id", "day"]))
+                .primary_key(&mut pk(&["tenant_id", "day", "shard"]))
                 .to_owned(),
         )
         .await?;
@@ -183,8 +189,9 @@ impl MigrationTrait for Migration {
                 .col(tenant())
                 .col(integer("cohort_month"))
                 .col(integer("active_month"))
+                .col(small_integer("shard"))
                 .col(big_integer("customers"))
-                .primary_key(&mut pk(&["tenant_id", "cohort_month", "active_month"]))
+                .primary_key(&mut pk(&["tenant_id", "cohort_month", "active_month", "shard"]))
                 .to_owned(),
         )
         .await?;

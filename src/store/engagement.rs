@@ -69,16 +69,33 @@ impl Sql {
         Statement::from_sql_and_values(self.backend, self.text, self.values)
     }
 
+    /// The statement's start, to say which one failed in the logs (values never).
+    fn head(&self) -> String {
+        self.text.chars().take(120).collect()
+    }
+
     pub(crate) async fn all(self, conn: &impl ConnectionTrait) -> Result<Vec<QueryResult>> {
-        Ok(conn.query_all_raw(self.stmt()).await?)
+        let head = self.head();
+        conn.query_all_raw(self.stmt()).await.map_err(|e| failed(e, head))
     }
 
     pub(crate) async fn one(self, conn: &impl ConnectionTrait) -> Result<Option<QueryResult>> {
-        Ok(conn.query_one_raw(self.stmt()).await?)
+        let head = self.head();
+        conn.query_one_raw(self.stmt()).await.map_err(|e| failed(e, head))
     }
 
     pub(crate) async fn exec(self, conn: &impl ConnectionTrait) -> Result<u64> {
-        Ok(conn.execute_raw(self.stmt()).await?.rows_affected())
+        let head = self.head();
+        Ok(conn.execute_raw(self.stmt()).await.map_err(|e| failed(e, head))?.rows_affected())
+    }
+}
+
+/// A database error with the statement that caused it, for the logs; connection
+/// trouble stays `UNAVAILABLE`.
+fn failed(e: sea_orm::DbErr, head: String) -> crate::error::AppError {
+    match crate::error::AppError::from(e) {
+        crate::error::AppError::Internal(cause) => crate::error::AppError::Internal(cause.context(format!("in {head}…"))),
+        other => other,
     }
 }
 
@@ -484,6 +501,9 @@ impl DayAgg {
 
 const DAY_COUNTERS: [&str; 6] = ["events", "actions", "sessions", "session_seconds", "purchases", "revenue_minor"];
 
+/// Rows per key of the per-tenant counter tables (see the migration).
+pub const SHARDS: i16 = 16;
+
 /// Rolls accepted events up into every aggregate, in the caller's transaction:
 /// per-customer days, actions and property values; the customer's first and last
 /// day and score key; and the tenant's gap histogram, daily counts and cohorts.
@@ -537,50 +557,36 @@ pub async fn roll_up(
         c.2 += key;
     }
 
-    // Days: insert the new (customer, day) rows and learn which they were; add to
-    // the others. A day row is only new once, whatever runs concurrently.
-    let day_cols = [
-        "tenant_id",
-        "customer_id",
-        "day",
-        "events",
-        "actions",
-        "sessions",
-        "session_seconds",
-        "purchases",
-        "revenue_minor",
-    ];
-    let row = |c: &str, d: Day, a: &DayAgg| -> Vec<Value> {
-        let mut v: Vec<Value> = vec![t.into(), c.into(), d.into()];
-        v.extend(a.values());
-        v
-    };
-    let inserted = insert_rows(
+    // Days: add to each (customer, day) row, creating it if new, and learn which rows
+    // are new: an existing row has at least one event already, so a row whose count
+    // after the upsert equals this batch's count did not exist before. The upsert is
+    // atomic, so this holds whatever runs concurrently.
+    let day_cols = ["tenant_id", "customer_id", "day", "events", "actions", "sessions", "session_seconds", "purchases", "revenue_minor"];
+    let returned_days = insert_rows(
         conn,
         "activity_days",
         &day_cols,
-        days.iter().map(|((c, d), a)| row(c, *d, a)).collect(),
-        "ON CONFLICT (tenant_id, customer_id, day) DO NOTHING RETURNING customer_id, day",
+        days.iter()
+            .map(|((c, d), a)| {
+                let mut v: Vec<Value> = vec![t.into(), (*c).into(), (*d).into()];
+                v.extend(a.values());
+                v
+            })
+            .collect(),
+        &format!(
+            "{} RETURNING customer_id, day, events",
+            add_on_conflict("activity_days", "tenant_id, customer_id, day", &DAY_COUNTERS)
+        ),
     )
     .await?;
     let mut new_days: BTreeMap<String, Vec<Day>> = BTreeMap::new();
-    for r in &inserted {
-        new_days.entry(get(r, 0)?).or_default().push(get_i64(r, 1)? as Day);
-    }
-    let existing: Vec<Vec<Value>> = days
-        .iter()
-        .filter(|((c, d), _)| !new_days.get(*c).is_some_and(|v| v.contains(d)))
-        .map(|((c, d), a)| row(c, *d, a))
-        .collect();
-    if !existing.is_empty() {
-        insert_rows(
-            conn,
-            "activity_days",
-            &day_cols,
-            existing,
-            &add_on_conflict("activity_days", "tenant_id, customer_id, day", &DAY_COUNTERS),
-        )
-        .await?;
+    for r in &returned_days {
+        let customer: String = get(r, 0)?;
+        let day = get_i64(r, 1)? as Day;
+        let total = get_i64(r, 2)?;
+        if days.get(&(customer.as_str(), day)).is_some_and(|a| a.events == total) {
+            new_days.entry(customer).or_default().push(day);
+        }
     }
 
     if !actions.is_empty() {
@@ -683,13 +689,14 @@ pub async fn roll_up(
     }
     gaps.retain(|_, n| *n != 0);
     cohorts.retain(|_, n| *n != 0);
+    let shard: i16 = rand::random_range(0..SHARDS);
     if !gaps.is_empty() {
         insert_rows(
             conn,
             "engagement_gaps",
-            &["tenant_id", "day", "gap", "customers"],
-            gaps.iter().map(|((d, g), n)| vec![t.into(), (*d).into(), (*g).into(), (*n).into()]).collect(),
-            &add_on_conflict("engagement_gaps", "tenant_id, day, gap", &["customers"]),
+            &["tenant_id", "day", "gap", "shard", "customers"],
+            gaps.iter().map(|((d, g), n)| vec![t.into(), (*d).into(), (*g).into(), shard.into(), (*n).into()]).collect(),
+            &add_on_conflict("engagement_gaps", "tenant_id, day, gap, shard", &["customers"]),
         )
         .await?;
     }
@@ -697,9 +704,9 @@ pub async fn roll_up(
         insert_rows(
             conn,
             "engagement_cohorts",
-            &["tenant_id", "cohort_month", "active_month", "customers"],
-            cohorts.iter().map(|((c, m), n)| vec![t.into(), (*c).into(), (*m).into(), (*n).into()]).collect(),
-            &add_on_conflict("engagement_cohorts", "tenant_id, cohort_month, active_month", &["customers"]),
+            &["tenant_id", "cohort_month", "active_month", "shard", "customers"],
+            cohorts.iter().map(|((c, m), n)| vec![t.into(), (*c).into(), (*m).into(), shard.into(), (*n).into()]).collect(),
+            &add_on_conflict("engagement_cohorts", "tenant_id, cohort_month, active_month, shard", &["customers"]),
         )
         .await?;
     }
@@ -710,12 +717,12 @@ pub async fn roll_up(
     insert_rows(
         conn,
         "engagement_days",
-        &["tenant_id", "day", "dau", "new_customers", "updated_at"],
+        &["tenant_id", "day", "shard", "dau", "new_customers", "updated_at"],
         tenant_days
             .iter()
-            .map(|(d, (dau, new))| vec![t.into(), (*d).into(), (*dau).into(), (*new).into(), now_us.into()])
+            .map(|(d, (dau, new))| vec![t.into(), (*d).into(), shard.into(), (*dau).into(), (*new).into(), now_us.into()])
             .collect(),
-        "ON CONFLICT (tenant_id, day) DO UPDATE SET dau = engagement_days.dau + excluded.dau, \
+        "ON CONFLICT (tenant_id, day, shard) DO UPDATE SET dau = engagement_days.dau + excluded.dau, \
          new_customers = engagement_days.new_customers + excluded.new_customers, updated_at = excluded.updated_at",
     )
     .await?;

@@ -369,10 +369,10 @@ pub async fn cohort_cells(
 ) -> Result<Vec<(i32, i32, i64)>> {
     let mut q = Sql::new(
         conn.get_database_backend(),
-        "SELECT cohort_month, active_month, customers FROM engagement_cohorts WHERE tenant_id = ",
+        "SELECT cohort_month, active_month, CAST(SUM(customers) AS BIGINT) FROM engagement_cohorts WHERE tenant_id = ",
     );
     q.bind(tenant.as_str()).push(" AND cohort_month >= ").bind(first).push(" AND cohort_month <= ").bind(last);
-    q.push(" AND active_month <= ").bind(last);
+    q.push(" AND active_month <= ").bind(last).push(" GROUP BY cohort_month, active_month");
     q.all(conn).await?.iter().map(|r| Ok((get_i64(r, 0)? as i32, get_i64(r, 1)? as i32, get_i64(r, 2)?))).collect()
 }
 
