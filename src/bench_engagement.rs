@@ -201,7 +201,10 @@ async fn configure(c: &Client) -> anyhow::Result<()> {
     let w = weighted_config();
     c.clone()
         .update_scoring_config(pb::UpdateScoringConfigRequest {
-            config: Some(pb::ScoringConfig { action_weights: w.action_weights.into_iter().collect(), ..Default::default() }),
+            config: Some(pb::ScoringConfig {
+                action_weights: w.action_weights.into_iter().collect(),
+                ..Default::default()
+            }),
             update_mask: Some(prost_types::FieldMask { paths: vec!["action_weights".into()] }),
         })
         .await?;
@@ -393,7 +396,12 @@ fn raw_values(tenant: &str, id: String, customer: String, at: i64, kind: &EventK
 // Seeding history through the store's ingestion functions.
 // ---------------------------------------------------------------------------------
 
-async fn set_config(store: &Db, tenant: &TenantId, cfg: &ScoringConfig, now: chrono::DateTime<chrono::Utc>) -> anyhow::Result<i32> {
+async fn set_config(
+    store: &Db,
+    tenant: &TenantId,
+    cfg: &ScoringConfig,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<i32> {
     let today = eng::day_of(cfg.tz(), now);
     let txn = store.begin_write().await?;
     es::save_config(&txn, tenant, cfg, today, time::to_micros(now)).await?;
@@ -430,7 +438,11 @@ async fn seed(
         es::insert_events(&txn, tenant, &rows, now_us).await?;
         let rolled: Vec<Rolled<'_>> = rows
             .iter()
-            .map(|r| Rolled { customer: &r.customer_row, day: eng::day_of(tz, time::from_micros(r.occurred_at)), kind: &r.kind })
+            .map(|r| Rolled {
+                customer: &r.customer_row,
+                day: eng::day_of(tz, time::from_micros(r.occurred_at)),
+                kind: &r.kind,
+            })
             .collect();
         es::roll_up(&txn, tenant, cfg, reference, &rolled, now_us).await?;
         txn.commit().await?;

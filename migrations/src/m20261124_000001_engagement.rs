@@ -145,7 +145,7 @@ impl MigrationTrait for Migration {
                 .to_owned(),
         )
         .await?;
-        m.create_index(index("engagement_customers", "score", &["tenant_id", "score_key"])).await?;
+        m.create_index(index("engagement_customers", "score", &["tenant_id", "score_key", "customer_id"])).await?;
 
         // The three per-tenant tables below are counters every batch adds to. Each batch
         // writes one of SHARDS rows per key (its `shard`), so concurrent batches do not

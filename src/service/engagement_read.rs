@@ -346,25 +346,31 @@ impl Services {
             }
         };
         let zeros = |offset: u64, limit: u64| er::zeros(conn, tenant, filter_ref, offset, limit);
-        let mut out: Vec<Ranked> = Vec::new();
+        let mut out: Vec<Ranked>;
         if !req.include_zero {
             out = ranked(offset, limit).await?;
         } else {
-            // Zeros follow the others (descending) or come first (ascending).
-            let counted = match filter_ref {
-                None => er::count_scored(conn, tenant).await?,
-                Some(f) => er::count_counted(conn, tenant, f).await?,
-            } as u64;
-            let zero_count = (er::population(conn, tenant).await? as u64).saturating_sub(counted);
-            let (first_len, first_is_zeros) = if req.ascending { (zero_count, true) } else { (counted, false) };
-            if offset < first_len {
-                let n = limit.min(first_len - offset);
-                out = if first_is_zeros { zeros(offset, n).await? } else { ranked(offset, n).await? };
-            }
-            let got = out.len() as u64;
+            // Zeros follow the others (descending) or come first (ascending). The size
+            // of the first part is only counted when a page starts past its end.
+            let count_counted = || async move {
+                Ok::<u64, AppError>(match filter_ref {
+                    None => er::count_scored(conn, tenant).await?,
+                    Some(f) => er::count_counted(conn, tenant, f).await?,
+                } as u64)
+            };
+            let first = if req.ascending { zeros(offset, limit).await? } else { ranked(offset, limit).await? };
+            let got = first.len() as u64;
+            out = first;
             if got < limit {
-                let second_offset = offset.saturating_sub(first_len);
-                let more = if first_is_zeros {
+                let first_len = if got > 0 {
+                    offset + got
+                } else if req.ascending {
+                    (er::population(conn, tenant).await? as u64).saturating_sub(count_counted().await?)
+                } else {
+                    count_counted().await?
+                };
+                let second_offset = (offset + got).saturating_sub(first_len);
+                let more = if req.ascending {
                     ranked(second_offset, limit - got).await?
                 } else {
                     zeros(second_offset, limit - got).await?

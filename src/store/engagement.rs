@@ -94,7 +94,9 @@ impl Sql {
 /// trouble stays `UNAVAILABLE`.
 fn failed(e: sea_orm::DbErr, head: String) -> crate::error::AppError {
     match crate::error::AppError::from(e) {
-        crate::error::AppError::Internal(cause) => crate::error::AppError::Internal(cause.context(format!("in {head}…"))),
+        crate::error::AppError::Internal(cause) => {
+            crate::error::AppError::Internal(cause.context(format!("in {head}…")))
+        }
         other => other,
     }
 }
@@ -561,7 +563,17 @@ pub async fn roll_up(
     // are new: an existing row has at least one event already, so a row whose count
     // after the upsert equals this batch's count did not exist before. The upsert is
     // atomic, so this holds whatever runs concurrently.
-    let day_cols = ["tenant_id", "customer_id", "day", "events", "actions", "sessions", "session_seconds", "purchases", "revenue_minor"];
+    let day_cols = [
+        "tenant_id",
+        "customer_id",
+        "day",
+        "events",
+        "actions",
+        "sessions",
+        "session_seconds",
+        "purchases",
+        "revenue_minor",
+    ];
     let returned_days = insert_rows(
         conn,
         "activity_days",
@@ -695,7 +707,9 @@ pub async fn roll_up(
             conn,
             "engagement_gaps",
             &["tenant_id", "day", "gap", "shard", "customers"],
-            gaps.iter().map(|((d, g), n)| vec![t.into(), (*d).into(), (*g).into(), shard.into(), (*n).into()]).collect(),
+            gaps.iter()
+                .map(|((d, g), n)| vec![t.into(), (*d).into(), (*g).into(), shard.into(), (*n).into()])
+                .collect(),
             &add_on_conflict("engagement_gaps", "tenant_id, day, gap, shard", &["customers"]),
         )
         .await?;
@@ -705,7 +719,10 @@ pub async fn roll_up(
             conn,
             "engagement_cohorts",
             &["tenant_id", "cohort_month", "active_month", "shard", "customers"],
-            cohorts.iter().map(|((c, m), n)| vec![t.into(), (*c).into(), (*m).into(), shard.into(), (*n).into()]).collect(),
+            cohorts
+                .iter()
+                .map(|((c, m), n)| vec![t.into(), (*c).into(), (*m).into(), shard.into(), (*n).into()])
+                .collect(),
             &add_on_conflict("engagement_cohorts", "tenant_id, cohort_month, active_month, shard", &["customers"]),
         )
         .await?;
@@ -720,7 +737,9 @@ pub async fn roll_up(
         &["tenant_id", "day", "shard", "dau", "new_customers", "updated_at"],
         tenant_days
             .iter()
-            .map(|(d, (dau, new))| vec![t.into(), (*d).into(), shard.into(), (*dau).into(), (*new).into(), now_us.into()])
+            .map(|(d, (dau, new))| {
+                vec![t.into(), (*d).into(), shard.into(), (*dau).into(), (*new).into(), now_us.into()]
+            })
             .collect(),
         "ON CONFLICT (tenant_id, day, shard) DO UPDATE SET dau = engagement_days.dau + excluded.dau, \
          new_customers = engagement_days.new_customers + excluded.new_customers, updated_at = excluded.updated_at",

@@ -398,7 +398,8 @@ pub async fn top_by_score(
     );
     q.bind(tenant.as_str()).push(" AND e.score_key > 0 AND c.erased_at IS NULL");
     let dir = if ascending { "ASC" } else { "DESC" };
-    q.push(&format!(" ORDER BY e.score_key {dir}, c.external_id LIMIT {limit} OFFSET {offset}"));
+    // In index order (tenant, score_key, customer row), so the top N reads N rows.
+    q.push(&format!(" ORDER BY e.score_key {dir}, e.customer_id {dir} LIMIT {limit} OFFSET {offset}"));
     q.all(conn).await?.iter().map(|r| Ok((s(r, 0)?, opt_s(r, 1)?, f(r, 2)?))).collect()
 }
 
