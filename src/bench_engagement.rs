@@ -53,19 +53,19 @@ const SEED_CHUNK: usize = 20_000;
 #[derive(Debug, Clone, clap::Args)]
 pub struct EngagementBenchArgs {
     /// Seconds measured per throughput run (after one second of warm-up).
-    #[arg(long, env = "RAPPORT_BENCH_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "RAPPORT_BENCH_ENGAGEMENT_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub seconds: u64,
     /// Batches in flight at once, for RecordEvents and for the baseline INSERTs.
-    #[arg(long, env = "RAPPORT_BENCH_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=256))]
+    #[arg(long, env = "RAPPORT_BENCH_ENGAGEMENT_CONCURRENCY", default_value_t = 8, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub concurrency: u64,
     /// Events of history of the large profile (the small one has 10 000).
-    #[arg(long, env = "RAPPORT_BENCH_HISTORY_EVENTS", default_value_t = 1_000_000)]
+    #[arg(long, env = "RAPPORT_BENCH_ENGAGEMENT_HISTORY_EVENTS", default_value_t = 1_000_000)]
     pub history_events: u64,
     /// Customers of the large tenant (the small one has 1 000).
-    #[arg(long, env = "RAPPORT_BENCH_CUSTOMERS", default_value_t = 100_000)]
+    #[arg(long, env = "RAPPORT_BENCH_ENGAGEMENT_CUSTOMERS", default_value_t = 100_000)]
     pub customers: u64,
     /// Timed calls per latency figure (after three warm-up calls).
-    #[arg(long, env = "RAPPORT_BENCH_SAMPLES", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "RAPPORT_BENCH_ENGAGEMENT_SAMPLES", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..))]
     pub samples: u64,
 }
 
@@ -137,6 +137,7 @@ async fn bench(store: &Db, args: &EngagementBenchArgs, server: &mut Server) -> a
     eprintln!("seeding 10 000 + {} events of history…", args.history_events);
     seed_one(store, &history.tenant, &cfg, "h-small", 10_000, now).await?;
     seed_one(store, &history.tenant, &cfg, "h-large", args.history_events as usize, now).await?;
+    analyze(store).await?;
     let hc = connect(&server.uri, &history.secret).await?;
     let small = latency(args.samples, || profile(&hc, "h-small")).await?;
     let large = latency(args.samples, || profile(&hc, "h-large")).await?;
@@ -155,6 +156,9 @@ async fn bench(store: &Db, args: &EngagementBenchArgs, server: &mut Server) -> a
     eprintln!("seeding {} customers (and 1 000)…", args.customers);
     seed_many(store, &big.tenant, &cfg, args.customers as usize, now).await?;
     seed_many(store, &little.tenant, &cfg, 1_000, now).await?;
+    // Bulk seeding leaves dead row versions and no statistics; a running server's
+    // autovacuum would have dealt with both before anyone reads.
+    analyze(store).await?;
     let (bc, lc) = (connect(&server.uri, &big.secret).await?, connect(&server.uri, &little.secret).await?);
     out.push_str(&format!(
         "\n{} customers (ratio: the same call with 1 000 customers of the same shape)\n",
@@ -492,6 +496,13 @@ async fn seed_many(
         .collect();
     events.sort_by_key(|e| e.1);
     seed(store, tenant, cfg, reference, "m", events).await
+}
+
+/// Refreshes the planner's statistics (and, on PostgreSQL, cleans dead rows).
+async fn analyze(store: &Db) -> anyhow::Result<()> {
+    let sql = if store.backend() == sea_orm::DbBackend::Postgres { "VACUUM ANALYZE" } else { "ANALYZE" };
+    store.conn().execute_unprepared(sql).await.context("analysing after seeding")?;
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------

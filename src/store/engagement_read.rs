@@ -482,15 +482,18 @@ pub async fn zeros(
         conn.get_database_backend(),
         "SELECT c.external_id, c.account_id FROM customers c WHERE c.tenant_id = ",
     );
-    q.bind(tenant.as_str()).push(" AND c.erased_at IS NULL AND c.id NOT IN (");
+    // NOT EXISTS walks customers in id order and probes each one's rows by key, so a
+    // page of zeros costs about its size, not the number of customers who did act.
+    q.bind(tenant.as_str()).push(" AND c.erased_at IS NULL AND NOT EXISTS (");
     match filter {
         Some(f) => {
-            q.push("SELECT a.customer_id");
+            q.push("SELECT 1");
             count_source(&mut q, tenant, f);
+            q.push(" AND a.customer_id = c.id");
         }
         None => {
-            q.push("SELECT e.customer_id FROM engagement_customers e WHERE e.tenant_id = ").bind(tenant.as_str());
-            q.push(" AND e.score_key > 0");
+            q.push("SELECT 1 FROM engagement_customers e WHERE e.tenant_id = ").bind(tenant.as_str());
+            q.push(" AND e.customer_id = c.id AND e.score_key > 0");
         }
     }
     q.push(&format!(") ORDER BY c.external_id LIMIT {limit} OFFSET {offset}"));
@@ -514,22 +517,30 @@ pub async fn top_values(
         q.push(" AND action = ").bind(action).push(" AND prop_key = ").bind(key);
         q.push(" AND day >= ").bind(from).push(" AND day <= ").bind(to);
     };
-    let mut q = Sql::new(b, "SELECT prop_value, CAST(SUM(count) AS BIGINT) AS n, COUNT(DISTINCT customer_id)");
+    // Counts per value, the total over every value (a window over the groups), then
+    // distinct customers for the values returned only.
+    let mut q =
+        Sql::new(b, "SELECT prop_value, CAST(SUM(count) AS BIGINT) AS n, CAST(SUM(SUM(count)) OVER () AS BIGINT)");
     source(&mut q);
     q.push(&format!(" GROUP BY prop_value ORDER BY n DESC, prop_value LIMIT {limit}"));
-    let values = q
-        .all(conn)
-        .await?
-        .iter()
-        .map(|r| Ok((s(r, 0)?, get_i64(r, 1)?, get_i64(r, 2)?)))
-        .collect::<Result<Vec<_>>>()?;
-    let mut q = Sql::new(b, "SELECT CAST(COALESCE(SUM(count), 0) AS BIGINT)");
-    source(&mut q);
-    let total = match q.one(conn).await? {
-        Some(r) => get_i64(&r, 0)?,
-        None => 0,
+    let rows = q.all(conn).await?;
+    let total = match rows.first() {
+        Some(r) => get_i64(r, 2)?,
+        None => return Ok((Vec::new(), 0)),
     };
-    Ok((values, total))
+    let counts = rows.iter().map(|r| Ok((s(r, 0)?, get_i64(r, 1)?))).collect::<Result<Vec<_>>>()?;
+    let mut q = Sql::new(b, "SELECT prop_value, COUNT(DISTINCT customer_id)");
+    source(&mut q);
+    q.push(" AND prop_value IN ").list(counts.iter().map(|(v, _)| v.clone())).push(" GROUP BY prop_value");
+    let mut customers = std::collections::HashMap::new();
+    for r in q.all(conn).await? {
+        customers.insert(s(&r, 0)?, get_i64(&r, 1)?);
+    }
+    let values = counts.into_iter().map(|(v, n)| {
+        let c = customers.get(&v).copied().unwrap_or(0);
+        (v, n, c)
+    });
+    Ok((values.collect(), total))
 }
 
 // ---------------------------------------------------------------------------------
