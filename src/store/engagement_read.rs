@@ -448,14 +448,15 @@ pub async fn top_by_count(
     offset: u64,
     limit: u64,
 ) -> Result<Vec<Ranked>> {
+    // Rank and cut the page in the aggregate, then look up only the page's customers.
     let mut q = Sql::new(
         conn.get_database_backend(),
         "SELECT c.external_id, c.account_id, t.n FROM (SELECT a.customer_id, CAST(SUM(a.count) AS BIGINT) AS n",
     );
     count_source(&mut q, tenant, filter);
-    q.push(" GROUP BY a.customer_id) t JOIN customers c ON c.id = t.customer_id WHERE c.erased_at IS NULL");
     let dir = if ascending { "ASC" } else { "DESC" };
-    q.push(&format!(" ORDER BY t.n {dir}, c.external_id LIMIT {limit} OFFSET {offset}"));
+    q.push(&format!(" GROUP BY a.customer_id ORDER BY n {dir}, a.customer_id {dir} LIMIT {limit} OFFSET {offset}"));
+    q.push(&format!(") t JOIN customers c ON c.id = t.customer_id ORDER BY t.n {dir}, t.customer_id {dir}"));
     q.all(conn).await?.iter().map(|r| Ok((s(r, 0)?, opt_s(r, 1)?, get_i64(r, 2)? as f64))).collect()
 }
 
