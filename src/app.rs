@@ -1,21 +1,31 @@
 //! Builds the server from settings and runs it until a shutdown signal: gRPC
-//! services, health that follows the database, reflection, and a bounded drain.
+//! services, health that follows the database, reflection, the HTTP gateway (JSON,
+//! gRPC-Web, the hosted page and widget) on its own port, and a bounded drain; and
+//! beside it the admin HTTP listener with Prometheus `/metrics`.
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::config::ServeArgs;
+use crate::grpc::gate::Gate;
 use crate::grpc::pb::engagement_service_server::EngagementServiceServer;
+use crate::grpc::pb::event_service_server::EventServiceServer;
 use crate::grpc::pb::follow_up_service_server::FollowUpServiceServer;
 use crate::grpc::pb::survey_service_server::SurveyServiceServer;
-use crate::grpc::{self, EngagementApi, FollowUpApi, SurveyApi};
+use crate::grpc::pb::webhook_service_server::WebhookServiceServer;
+use crate::grpc::{self, EngagementApi, EventApi, FollowUpApi, SurveyApi, WebhookApi};
+use crate::service::in_app::RateLimits;
 use crate::service::{Clock, Services};
 use crate::store::{Db, DbSettings};
+use crate::telemetry::rpc::RpcLayer;
 
 /// Largest request accepted (DESIGN §10).
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
@@ -23,25 +33,43 @@ pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 /// A bound, ready-to-run server.
 pub struct Application {
     listener: TcpListener,
+    admin_listener: TcpListener,
+    http_listener: TcpListener,
     services: Services,
     args: ServeArgs,
 }
 
 impl Application {
-    /// Connects to the database, migrates it if asked, and binds the gRPC port.
+    /// Connects to the database, migrates it if asked, and binds the gRPC and admin ports.
     pub async fn build(db: &DbSettings, args: ServeArgs, clock: Clock) -> anyhow::Result<Self> {
         let db = Db::connect(db).await?;
         if args.migrate_on_start {
             db.migrate().await?;
         }
-        let services = Services { db, clock };
+        let services = Services::new(db, clock).with_outbox(args.outbox.settings()?);
         let listener = TcpListener::bind(args.grpc_addr).await?;
-        Ok(Application { listener, services, args })
+        let admin_listener = TcpListener::bind(args.admin_addr)
+            .await
+            .with_context(|| format!("binding the admin listener (RAPPORT_ADMIN_ADDR) on {}", args.admin_addr))?;
+        let http_listener = TcpListener::bind(args.http_addr)
+            .await
+            .with_context(|| format!("binding the HTTP gateway (RAPPORT_HTTP_ADDR) on {}", args.http_addr))?;
+        Ok(Application { listener, admin_listener, http_listener, services, args })
     }
 
     /// The bound address (useful when built with port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The bound address of the admin HTTP listener (`/metrics`).
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin_listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The bound address of the HTTP gateway.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_listener.local_addr().expect("a bound listener has an address")
     }
 
     pub fn services(&self) -> &Services {
@@ -51,7 +79,7 @@ impl Application {
     /// Serves until `shutdown` resolves, then reports NOT_SERVING, stops accepting
     /// and lets in-flight calls finish for up to the grace period.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { listener, services, args } = self;
+        let Application { listener, admin_listener, http_listener, services, args } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_all(&reporter, ServingStatus::NotServing).await;
         let health_task = tokio::spawn(watch_database(
@@ -69,51 +97,157 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        let surveys =
-            SurveyServiceServer::new(SurveyApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES);
-        let follow_ups =
-            FollowUpServiceServer::new(FollowUpApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES);
-        let engagement = EngagementServiceServer::new(EngagementApi::new(services.clone()))
-            .max_decoding_message_size(MAX_REQUEST_BYTES);
+        // Every call passes the rate-limit gate (in-app calls only; secret keys pass).
+        let gate = Gate::new(RateLimits::new(args.rate_limits()), args.client_ip_header()?);
+        let surveys = InterceptedService::new(
+            SurveyServiceServer::new(SurveyApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+            gate.clone(),
+        );
+        let follow_ups = InterceptedService::new(
+            FollowUpServiceServer::new(FollowUpApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+            gate.clone(),
+        );
+        let webhooks = InterceptedService::new(
+            WebhookServiceServer::new(WebhookApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+            gate.clone(),
+        );
+        let engagement = InterceptedService::new(
+            EngagementServiceServer::new(EngagementApi::new(services.clone()))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+            gate.clone(),
+        );
+        let events = InterceptedService::new(EventServiceServer::new(EventApi::new(services.clone())), gate);
+
+        // The HTTP gateway calls the same services (gRPC-Web and the JSON routes).
+        let grpc_routes = Routes::new(surveys.clone())
+            .add_service(follow_ups.clone())
+            .add_service(webhooks.clone())
+            .add_service(events.clone())
+            .add_service(health_service.clone());
+        let gateway = crate::http::router(
+            services.clone(),
+            grpc_routes,
+            crate::http::HttpSettings {
+                allowed_origins: args.allowed_origins(),
+                client_ip_header: args.client_ip_header()?,
+            },
+        )?;
+        let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut http_server = tokio::spawn(crate::http::serve(http_listener, gateway, async {
+            let _ = http_stop_rx.await;
+        }));
+
+        // Metrics and the span of every RPC, health and reflection included.
+        let rpc_layer = RpcLayer::new(
+            services.metrics.clone(),
+            &[
+                grpc::pb::FILE_DESCRIPTOR_SET,
+                tonic_health::pb::FILE_DESCRIPTOR_SET,
+                tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            ],
+        )?;
+        // The admin listener keeps serving while gRPC drains, and stops after it.
+        let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let admin = tokio::spawn(crate::telemetry::admin::serve(
+            admin_listener,
+            services.metrics.clone(),
+            services.db.clone(),
+            async {
+                let _ = admin_stop_rx.await;
+            },
+        ));
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tonic::transport::Server::builder()
+            .layer(rpc_layer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .add_service(surveys)
             .add_service(follow_ups)
             .add_service(engagement)
-            // Without TCP_NODELAY a response written in two pieces waits ~40 ms for the
-            // client's delayed ACK (Nagle); large replies such as profiles hit it.
+            .add_service(webhooks)
+            .add_service(events)
             .serve_with_incoming_shutdown(
+                // Small gRPC frames must not wait for Nagle's algorithm (≈40 ms a call).
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
                 async {
                     let _ = stop_rx.await;
                 },
             );
         let mut server = tokio::spawn(server);
+        let (stop_workers, workers_stop) = tokio::sync::watch::channel(false);
+        let workers = crate::workers::spawn(services.clone(), workers_stop);
+        // If this future is dropped (a crash-like stop), everything it started stops too.
+        let _abort = AbortOnDrop(
+            [server.abort_handle(), http_server.abort_handle(), health_task.abort_handle(), admin.abort_handle()]
+                .into_iter()
+                .chain(workers.iter().map(|w| w.abort_handle()))
+                .collect(),
+        );
 
         tokio::select! {
             res = &mut server => {
                 health_task.abort();
+                http_server.abort();
+                let _ = stop_workers.send(true);
+                admin.abort();
                 return Ok(res??);
+            }
+            res = &mut http_server => {
+                health_task.abort();
+                server.abort();
+                let _ = stop_workers.send(true);
+                return res?;
             }
             _ = shutdown => {}
         }
-        tracing::info!("shutting down: draining in-flight calls");
+        tracing::info!("shutting down: draining in-flight calls and the current deliveries");
         health_task.abort();
         set_all(&reporter, ServingStatus::NotServing).await;
         let _ = stop_tx.send(());
-        match tokio::time::timeout(Duration::from_secs(args.shutdown_grace_seconds), &mut server).await {
-            Ok(res) => res??,
+        let _ = http_stop_tx.send(());
+        let _ = stop_workers.send(true);
+        let grace = Duration::from_secs(args.shutdown_grace_seconds);
+        let drained = async {
+            let served = (&mut server).await;
+            let http = (&mut http_server).await;
+            for w in workers {
+                let _ = w.await;
+            }
+            (served, http)
+        };
+        match tokio::time::timeout(grace, drained).await {
+            Ok((served, http)) => {
+                served??;
+                http??;
+            }
             Err(_) => {
                 tracing::warn!("drain took longer than the grace period; stopping");
                 server.abort();
+                http_server.abort();
             }
+        }
+        let _ = admin_stop_tx.send(());
+        match tokio::time::timeout(Duration::from_secs(1), admin).await {
+            Ok(Ok(Err(e))) => tracing::warn!(error = %e, "admin listener failed"),
+            Ok(_) => {}
+            Err(_) => tracing::warn!("admin listener did not stop in time"),
         }
         services.db.close().await;
         Ok(())
+    }
+}
+
+/// Aborts tasks when dropped.
+struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for h in &self.0 {
+            h.abort();
+        }
     }
 }
 
@@ -122,6 +256,8 @@ async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
     reporter.set_service_status("rapport.v1.SurveyService", status).await;
     reporter.set_service_status("rapport.v1.FollowUpService", status).await;
     reporter.set_service_status("rapport.v1.EngagementService", status).await;
+    reporter.set_service_status("rapport.v1.WebhookService", status).await;
+    reporter.set_service_status("rapport.v1.EventService", status).await;
 }
 
 /// Keeps health in step with the database: SERVING only while it answers.

@@ -13,6 +13,11 @@
 //! DATABASE_URL='sqlite:///tmp/rapport-bench.db?mode=rwc' rapport bench
 //! ```
 //!
+//! The baseline goes through [`Db::connect`], the very pool the server uses (same size,
+//! timeouts, connection checks and TLS negotiation), so the ratio isolates what rapport
+//! adds per answer rather than differences in connection set-up. The two loads run
+//! one after the other, never at once: each has the machine to itself.
+//!
 //! The bench writes real rows (a tenant `bench-<time>`, a survey, its responses and
 //! follow-ups), so point it at a database of its own. A missing PostgreSQL database
 //! is created; the schema is migrated. Without `--server` the bench starts the server
@@ -27,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use sea_orm::sea_query::{ColumnDef, Query, Table};
-use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr};
+use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr};
 use tokio::process::{Child, Command};
 use tokio::task::JoinSet;
 use tonic::metadata::AsciiMetadataValue;
@@ -71,8 +76,12 @@ pub struct BenchArgs {
     )]
     pub concurrency: Vec<u32>,
     /// Seconds measured per level, for rapport and again for the baseline.
-    #[arg(long, env = "RAPPORT_BENCH_DURATION_SECONDS", default_value_t = 10,
-          value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(
+        long,
+        env = "RAPPORT_BENCH_DURATION_SECONDS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub duration_seconds: u64,
     /// Seconds of unmeasured load before each measurement (connections, caches).
     #[arg(long, env = "RAPPORT_BENCH_WARMUP_SECONDS", default_value_t = 2)]
@@ -87,6 +96,13 @@ pub struct BenchArgs {
     /// flag's value is visible to other users of the machine.
     #[arg(long, env = "RAPPORT_BENCH_KEY", hide_env_values = true)]
     pub key: Option<String>,
+    /// Also measure webhooks: register an endpoint on a loopback receiver in this
+    /// process, run RecordResponse at the highest concurrency while the dispatcher
+    /// delivers, and report deliveries per second and the throughput ratio against the
+    /// same level without webhooks. The server must allow loopback http targets (the
+    /// server the bench starts does).
+    #[arg(long, env = "RAPPORT_BENCH_WEBHOOKS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub webhooks: bool,
 }
 
 /// Runs the bench and prints one table: rapport against the baseline, per level.
@@ -121,7 +137,7 @@ async fn bench(db: &DbSettings, store: &Db, args: &BenchArgs, server: &mut Serve
     let (key, tenant_id) = match &args.key {
         Some(key) => (key.clone(), None),
         None => {
-            let services = Services { db: store.clone(), clock: Clock::default() };
+            let services = Services::new(store.clone(), Clock::default());
             let issued = services.create_tenant(&run_tag).await.context("creating the bench tenant")?;
             (issued.secret, Some(issued.tenant.0))
         }
@@ -150,6 +166,11 @@ async fn bench(db: &DbSettings, store: &Db, args: &BenchArgs, server: &mut Serve
         let base = baseline_level(&baseline, concurrency, warmup, measure).await?;
         levels.push(Level { concurrency, rapport, baseline: base, rss });
     }
+    let webhooks = if args.webhooks {
+        Some(webhook_phase(server, store, &auth, &survey_id, &run_tag, &levels, warmup, measure).await?)
+    } else {
+        None
+    };
     Ok(Report {
         backend: store.backend(),
         database: redact_url(&db.url),
@@ -159,6 +180,7 @@ async fn bench(db: &DbSettings, store: &Db, args: &BenchArgs, server: &mut Serve
         server: server.describe(),
         command: redacted_command_line(),
         levels,
+        webhooks,
     })
 }
 
@@ -173,7 +195,12 @@ async fn ensure_database_exists(url: &str) -> anyhow::Result<()> {
     let Some((admin_url, name)) = postgres_admin_url(url) else {
         return Ok(());
     };
-    match Database::connect(url).await {
+    let quiet = |url: &str| {
+        let mut opts = ConnectOptions::new(url.to_owned());
+        opts.max_connections(1).sqlx_logging(false);
+        opts
+    };
+    match Database::connect(quiet(url)).await {
         Ok(conn) => {
             let _ = conn.close().await;
             return Ok(());
@@ -181,7 +208,7 @@ async fn ensure_database_exists(url: &str) -> anyhow::Result<()> {
         Err(e) if is_missing_database(&e) => {}
         Err(e) => return Err(e).with_context(|| format!("connecting to {}", redact_url(url))),
     }
-    let admin = Database::connect(admin_url.as_str())
+    let admin = Database::connect(quiet(&admin_url))
         .await
         .with_context(|| format!("connecting to {} to create the database {name:?}", redact_url(&admin_url)))?;
     let create = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
@@ -329,6 +356,13 @@ async fn start_server(db: &DbSettings) -> anyhow::Result<Server> {
         .env("RAPPORT_DB_MAX_CONNECTIONS", db.max_connections.to_string())
         .env("RAPPORT_DB_ACQUIRE_TIMEOUT_SECONDS", db.acquire_timeout.as_secs().to_string())
         .env("RAPPORT_GRPC_ADDR", addr.to_string())
+        .env("RAPPORT_ADMIN_ADDR", "127.0.0.1:0")
+        .env("RAPPORT_HTTP_ADDR", "127.0.0.1:0")
+        // For the webhook phase: the receiver is this process, on loopback.
+        .env("RAPPORT_WEBHOOK_ALLOW_PRIVATE", "true")
+        .env("RAPPORT_WEBHOOK_ALLOW_HTTP_HOSTS", "127.0.0.1")
+        .env("RAPPORT_WEBHOOK_SETTLE_SECONDS", "0")
+        .env("RAPPORT_WORKER_POLL_MS", "200")
         .env("RAPPORT_BOOTSTRAP_TENANT", "false")
         .env("RAPPORT_LOG_LEVEL", "warn")
         .stdin(Stdio::null())
@@ -566,6 +600,8 @@ struct Sample {
     latencies: Vec<Duration>,
     /// Calls started in the measured window that failed.
     errors: u64,
+    /// Calls that failed during the warm-up.
+    warmup_errors: u64,
     /// The first failure, warm-up included, to show why.
     first_error: Option<String>,
     /// From the start of the window to the end of the last call counted.
@@ -587,6 +623,7 @@ impl Sample {
 struct Tally {
     latencies: Vec<Duration>,
     errors: u64,
+    warmup_errors: u64,
     first_error: Option<String>,
     last_done: Instant,
 }
@@ -626,6 +663,7 @@ async fn drive<O: Operation>(
         let tally = joined.context("a load task panicked")?;
         sample.latencies.extend(tally.latencies);
         sample.errors += tally.errors;
+        sample.warmup_errors += tally.warmup_errors;
         if sample.first_error.is_none() {
             sample.first_error = tally.first_error;
         }
@@ -638,7 +676,8 @@ async fn drive<O: Operation>(
 
 /// One load task: call, time, repeat, until `until`.
 async fn load_task<O: Operation>(op: O, worker: usize, measure_from: Instant, until: Instant) -> Tally {
-    let mut tally = Tally { latencies: Vec::new(), errors: 0, first_error: None, last_done: measure_from };
+    let mut tally =
+        Tally { latencies: Vec::new(), errors: 0, warmup_errors: 0, first_error: None, last_done: measure_from };
     let mut seq = 0u64;
     loop {
         let started = Instant::now();
@@ -653,12 +692,15 @@ async fn load_task<O: Operation>(op: O, worker: usize, measure_from: Instant, un
         {
             tally.first_error = Some(format!("{e:#}"));
         }
-        if started >= measure_from {
+        let measured = started >= measure_from;
+        match (measured, result) {
+            (true, Ok(())) => tally.latencies.push(done - started),
+            (true, Err(_)) => tally.errors += 1,
+            (false, Ok(())) => {}
+            (false, Err(_)) => tally.warmup_errors += 1,
+        }
+        if measured {
             tally.last_done = done;
-            match result {
-                Ok(()) => tally.latencies.push(done - started),
-                Err(_) => tally.errors += 1,
-            }
         }
     }
 }
@@ -703,6 +745,7 @@ struct Report {
     server: String,
     command: String,
     levels: Vec<Level>,
+    webhooks: Option<WebhookReport>,
 }
 
 impl Report {
@@ -724,13 +767,18 @@ impl Report {
         println!();
         print_table(&self.rows());
         println!();
+        if let Some(w) = &self.webhooks {
+            w.print();
+            println!();
+        }
         for l in &self.levels {
             for (what, s) in [("RecordResponse", &l.rapport), ("baseline INSERT", &l.baseline)] {
-                if s.errors > 0 || s.first_error.is_some() {
+                if s.errors + s.warmup_errors > 0 {
                     println!(
-                        "ERRORS at c={}: {} {what} calls failed in the measured window; first error: {}",
+                        "ERRORS at c={}: {} {what} calls failed in the measured window, {} in the warm-up; first error: {}",
                         l.concurrency,
                         s.errors,
+                        s.warmup_errors,
                         s.first_error.as_deref().unwrap_or("-")
                     );
                 }
@@ -760,7 +808,10 @@ impl Report {
                 format!("{:.0}", l.rapport.rate()),
                 ms(l.rapport.p(50.0)),
                 ms(l.rapport.p(99.0)),
-                (l.rapport.errors + l.baseline.errors).to_string(),
+                match l.baseline.errors {
+                    0 => l.rapport.errors.to_string(),
+                    b => format!("{} (+{b} baseline)", l.rapport.errors),
+                },
                 format!("{:.0}", l.baseline.rate()),
                 ms(l.baseline.p(50.0)),
                 ms(l.baseline.p(99.0)),
@@ -918,4 +969,131 @@ mod tests {
         sorted.sort_unstable();
         assert_eq!(sorted, (0..=10).collect::<Vec<_>>());
     }
+}
+
+// ---------------------------------------------------------------------------------
+// Webhooks: deliveries per second, and RecordResponse while the dispatcher delivers.
+// ---------------------------------------------------------------------------------
+
+/// What the webhook phase measured.
+struct WebhookReport {
+    concurrency: usize,
+    /// RecordResponse at `concurrency` without any endpoint (from the levels above).
+    without: f64,
+    /// The same load while every event is also delivered.
+    with: Sample,
+    /// Requests the receiver got, and over how long (first event to last request).
+    delivered: u64,
+    delivering_for: Duration,
+    /// Deliveries still pending when the bench stopped waiting.
+    left_pending: i64,
+}
+
+impl WebhookReport {
+    fn print(&self) {
+        let rate = self.delivered as f64 / self.delivering_for.as_secs_f64().max(f64::EPSILON);
+        println!("webhooks (loopback receiver, every event type, c={}):", self.concurrency);
+        println!(
+            "  deliveries: {} in {:.1} s = {:.0} deliveries/s{}",
+            self.delivered,
+            self.delivering_for.as_secs_f64(),
+            rate,
+            if self.left_pending > 0 {
+                format!(" ({} still pending when the bench stopped)", self.left_pending)
+            } else {
+                String::new()
+            }
+        );
+        println!(
+            "  RecordResponse while delivering: {:.0} req/s (p50 {} ms, p99 {} ms, {} errors) against {:.0} req/s without webhooks: {:.2}×",
+            self.with.rate(),
+            ms(self.with.p(50.0)),
+            ms(self.with.p(99.0)),
+            self.with.errors,
+            self.without,
+            self.with.rate() / self.without.max(f64::EPSILON)
+        );
+    }
+}
+
+/// Counts what a loopback webhook receiver gets.
+#[derive(Default)]
+struct ReceiverCounts {
+    hits: std::sync::atomic::AtomicU64,
+    last: std::sync::Mutex<Option<Instant>>,
+}
+
+/// Starts a receiver answering 204 to every POST; returns its URL.
+async fn start_receiver(counts: Arc<ReceiverCounts>) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move || {
+            let counts = counts.clone();
+            async move {
+                counts.hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                *counts.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+                axum::http::StatusCode::NO_CONTENT
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("binding the webhook receiver")?;
+    let url = format!("http://127.0.0.1:{}/hook", listener.local_addr()?.port());
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok((url, task))
+}
+
+async fn pending_deliveries(store: &Db) -> anyhow::Result<i64> {
+    let row = store
+        .conn()
+        .query_one_raw(sea_orm::Statement::from_string(
+            store.backend(),
+            "SELECT COUNT(*) AS n FROM deliveries WHERE status = 'pending'",
+        ))
+        .await?;
+    Ok(row.map(|r| r.try_get::<i64>("", "n")).transpose()?.unwrap_or(0))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn webhook_phase(
+    server: &Server,
+    store: &Db,
+    auth: &BearerAuth,
+    survey_id: &str,
+    run_tag: &str,
+    levels: &[Level],
+    warmup: Duration,
+    measure: Duration,
+) -> anyhow::Result<WebhookReport> {
+    let top = levels.iter().map(|l| l.concurrency).max().unwrap_or(TARGET_CONCURRENCY);
+    let without = levels.iter().find(|l| l.concurrency == top).map(|l| l.rapport.rate()).unwrap_or(0.0);
+    let counts = Arc::new(ReceiverCounts::default());
+    let (url, receiver) = start_receiver(counts.clone()).await?;
+    let mut hooks =
+        pb::webhook_service_client::WebhookServiceClient::with_interceptor(connect(server.uri()).await?, auth.clone());
+    hooks
+        .create_webhook_endpoint(pb::CreateWebhookEndpointRequest {
+            url,
+            description: "rapport bench".into(),
+            event_types: vec![],
+            survey_ids: vec![survey_id.to_owned()],
+        })
+        .await
+        .context("registering the bench webhook endpoint (the server must allow loopback http targets)")?;
+    eprintln!("c={top}: RecordResponse while the dispatcher delivers, {warmup:?} + {measure:?}…");
+    let started = Instant::now();
+    let op = RecordOp::connect(server.uri(), auth, survey_id, &format!("{run_tag}-webhooks"), top).await?;
+    let with = run_level(&op, top, warmup, measure).await?;
+    // Let the dispatcher drain what the load queued (bounded: report what is left).
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut left = pending_deliveries(store).await?;
+    while left > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        left = pending_deliveries(store).await?;
+    }
+    let delivered = counts.hits.load(std::sync::atomic::Ordering::Relaxed);
+    let last = counts.last.lock().unwrap_or_else(|e| e.into_inner()).unwrap_or(started);
+    receiver.abort();
+    Ok(WebhookReport { concurrency: top, without, with, delivered, delivering_for: last - started, left_pending: left })
 }

@@ -99,7 +99,7 @@ pub async fn run(db: &DbSettings, args: EngagementBenchArgs) -> anyhow::Result<(
 async fn bench(store: &Db, args: &EngagementBenchArgs, server: &mut Server) -> anyhow::Result<String> {
     server.wait_for_serving().await?;
     let tag = chrono::Utc::now().format("%Y%m%dT%H%M%S").to_string();
-    let services = Services { db: store.clone(), clock: Clock::default() };
+    let services = Services::new(store.clone(), Clock::default());
     let mut out = String::new();
     let backend = format!("{:?}", store.backend());
     out.push_str(&format!(
@@ -234,8 +234,8 @@ fn synthetic(rng: &mut impl Rng, customer: u64) -> (String, EventKind) {
     (format!("c{customer}"), kind)
 }
 
-fn pb_event(id: String, customer: String, at: chrono::DateTime<chrono::Utc>, kind: EventKind) -> pb::Event {
-    use pb::event::Kind;
+fn pb_event(id: String, customer: String, at: chrono::DateTime<chrono::Utc>, kind: EventKind) -> pb::ActivityEvent {
+    use pb::activity_event::Kind;
     let kind = match kind {
         EventKind::Action { name, properties } => {
             Kind::Action(pb::ActionEvent { name, properties: properties.into_iter().collect() })
@@ -243,7 +243,7 @@ fn pb_event(id: String, customer: String, at: chrono::DateTime<chrono::Utc>, kin
         EventKind::Session { seconds } => Kind::Session(pb::SessionEvent { activity_seconds: seconds }),
         EventKind::Purchase { amount_minor, currency } => Kind::Purchase(pb::PurchaseEvent { amount_minor, currency }),
     };
-    pb::Event {
+    pb::ActivityEvent {
         message_id: id,
         customer_id: customer,
         time: Some(prost_types::Timestamp { seconds: at.timestamp(), nanos: at.timestamp_subsec_nanos() as i32 }),
@@ -253,7 +253,7 @@ fn pb_event(id: String, customer: String, at: chrono::DateTime<chrono::Utc>, kin
 
 /// A batch as a back end flushes it: about ten events per customer, mostly from the
 /// last hours, one in ten from the last three weeks (late).
-fn batch(rng: &mut impl Rng, prefix: &str, seq: u64, size: usize) -> Vec<pb::Event> {
+fn batch(rng: &mut impl Rng, prefix: &str, seq: u64, size: usize) -> Vec<pb::ActivityEvent> {
     let now = chrono::Utc::now();
     let first = rng.random_range(0..20_000u64);
     (0..size)

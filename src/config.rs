@@ -46,6 +46,22 @@ pub enum Command {
 pub enum TenantCommand {
     /// Create a tenant and print its first secret key (shown once).
     Create { name: String },
+    /// Turn identity verification of publishable-key calls on or off. Turning it on
+    /// prints the HMAC secret (shown once) the first time, and again with --rotate.
+    IdentityVerification {
+        /// The tenant, by name or id.
+        #[arg(long)]
+        tenant: String,
+        /// Require a valid `customer_hash` on publishable-key calls.
+        #[arg(long, conflicts_with = "disable", required_unless_present = "disable")]
+        enable: bool,
+        /// Stop requiring it (the secret is kept).
+        #[arg(long)]
+        disable: bool,
+        /// With --enable: replace the secret with a new one (the old one stops working at once).
+        #[arg(long, requires = "enable")]
+        rotate: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -116,6 +132,164 @@ pub struct ServeArgs {
     /// How often health checks the database, in milliseconds.
     #[arg(long, env = "RAPPORT_HEALTH_INTERVAL_MS", default_value_t = 1000)]
     pub health_interval_ms: u64,
+    /// Address of the admin HTTP listener serving Prometheus `/metrics`.
+    #[arg(long, env = "RAPPORT_ADMIN_ADDR", default_value = "0.0.0.0:9464")]
+    pub admin_addr: SocketAddr,
+    /// Address of the HTTP gateway: JSON routes, gRPC-Web, /s/{token}, /widget.js,
+    /// /openapi.json and /healthz.
+    #[arg(long, env = "RAPPORT_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    pub http_addr: SocketAddr,
+    /// Web origins (scheme://host[:port]) whose pages may call the HTTP gateway
+    /// (CORS), comma-separated; `*` allows any. Empty: only same-origin pages
+    /// (the hosted survey page).
+    #[arg(long, env = "RAPPORT_CORS_ALLOWED_ORIGINS", value_delimiter = ',', default_value = "")]
+    pub cors_allowed_origins: Vec<String>,
+    /// Calls per minute per publishable key (token bucket); 0 turns the limit off.
+    #[arg(long, env = "RAPPORT_PUBLISHABLE_KEY_RATE_PER_MINUTE", default_value_t = 1200)]
+    pub publishable_key_rate_per_minute: u32,
+    /// Calls a publishable key may make in a burst.
+    #[arg(long, env = "RAPPORT_PUBLISHABLE_KEY_BURST", default_value_t = 200)]
+    pub publishable_key_burst: u32,
+    /// Calls per minute per client address for publishable-key and token calls; 0: off.
+    #[arg(long, env = "RAPPORT_CLIENT_ADDRESS_RATE_PER_MINUTE", default_value_t = 120)]
+    pub client_address_rate_per_minute: u32,
+    /// Calls a client address may make in a burst.
+    #[arg(long, env = "RAPPORT_CLIENT_ADDRESS_BURST", default_value_t = 60)]
+    pub client_address_burst: u32,
+    /// Behind a proxy: the header it sets to the client's address (e.g.
+    /// `x-forwarded-for`; its last entry is used). Unset: the TCP peer. Set it only
+    /// when every request comes through that proxy, or clients can pick their address.
+    #[arg(long, env = "RAPPORT_CLIENT_IP_HEADER")]
+    pub client_ip_header: Option<String>,
+    #[command(flatten)]
+    pub outbox: OutboxArgs,
+}
+
+impl ServeArgs {
+    /// The rate limits of in-app calls.
+    pub fn rate_limits(&self) -> crate::service::in_app::RateLimitSettings {
+        crate::service::in_app::RateLimitSettings {
+            per_key_per_minute: self.publishable_key_rate_per_minute,
+            per_key_burst: self.publishable_key_burst,
+            per_address_per_minute: self.client_address_rate_per_minute,
+            per_address_burst: self.client_address_burst,
+        }
+    }
+
+    /// The CORS origins, trimmed, without empty entries.
+    pub fn allowed_origins(&self) -> Vec<String> {
+        self.cors_allowed_origins
+            .iter()
+            .map(|o| o.trim().trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+            .collect()
+    }
+
+    /// The trusted client-address header, checked.
+    pub fn client_ip_header(&self) -> anyhow::Result<Option<http::HeaderName>> {
+        match self.client_ip_header.as_deref().map(str::trim).filter(|h| !h.is_empty()) {
+            None => Ok(None),
+            Some(h) => Ok(Some(
+                h.to_ascii_lowercase()
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("RAPPORT_CLIENT_IP_HEADER: {h:?} is not a header name"))?,
+            )),
+        }
+    }
+}
+
+/// Webhooks, the event stream and follow-up SLAs (DESIGN §6, §7).
+#[derive(Debug, Args, Clone)]
+pub struct OutboxArgs {
+    /// Delays before each webhook attempt, comma-separated (s, m, h, d).
+    #[arg(long, env = "RAPPORT_WEBHOOK_RETRY_SCHEDULE", default_value = "0s,5s,5m,30m,2h,5h,10h,10h")]
+    pub webhook_retry_schedule: String,
+    /// Seconds to wait for a webhook receiver's answer.
+    #[arg(long, env = "RAPPORT_WEBHOOK_TIMEOUT_SECONDS", default_value_t = 15)]
+    pub webhook_timeout_seconds: u64,
+    /// Seconds `follow_up.opened` waits before delivery, so the comment that follows
+    /// the score rides in the same payload.
+    #[arg(long, env = "RAPPORT_WEBHOOK_SETTLE_SECONDS", default_value_t = 60)]
+    pub webhook_settle_seconds: u64,
+    /// Days of continuous failure after which an endpoint is disabled.
+    #[arg(long, env = "RAPPORT_WEBHOOK_DISABLE_AFTER_DAYS", default_value_t = 5)]
+    pub webhook_disable_after_days: u64,
+    /// Allow webhook URLs on private, loopback and link-local addresses.
+    #[arg(long, env = "RAPPORT_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    pub webhook_allow_private: bool,
+    /// Hosts that may receive webhooks over plain http (comma-separated); others need https.
+    #[arg(long, env = "RAPPORT_WEBHOOK_ALLOW_HTTP_HOSTS", default_value = "", value_delimiter = ',')]
+    pub webhook_allow_http_hosts: Vec<String>,
+    /// Deliveries sent at once by one replica.
+    #[arg(long, env = "RAPPORT_WEBHOOK_CONCURRENCY", default_value_t = 16)]
+    pub webhook_concurrency: usize,
+    /// Days events are kept for `WatchEvents` and replay.
+    #[arg(long, env = "RAPPORT_EVENT_RETENTION_DAYS", default_value_t = 30)]
+    pub event_retention_days: u64,
+    /// How often the workers look for work other replicas created, in milliseconds.
+    #[arg(long, env = "RAPPORT_WORKER_POLL_MS", default_value_t = 1000)]
+    pub worker_poll_ms: u64,
+    /// How often open follow-ups are checked against their due time, in milliseconds.
+    #[arg(long, env = "RAPPORT_SLA_CHECK_MS", default_value_t = 30000)]
+    pub sla_check_ms: u64,
+}
+
+impl Default for OutboxArgs {
+    fn default() -> Self {
+        OutboxArgs {
+            webhook_retry_schedule: "0s,5s,5m,30m,2h,5h,10h,10h".into(),
+            webhook_timeout_seconds: 15,
+            webhook_settle_seconds: 60,
+            webhook_disable_after_days: 5,
+            webhook_allow_private: false,
+            webhook_allow_http_hosts: Vec::new(),
+            webhook_concurrency: 16,
+            event_retention_days: 30,
+            worker_poll_ms: 1000,
+            sla_check_ms: 30000,
+        }
+    }
+}
+
+impl OutboxArgs {
+    /// The checked settings.
+    pub fn settings(&self) -> anyhow::Result<OutboxSettings> {
+        let retry = crate::domain::webhooks::RetrySchedule::parse(&self.webhook_retry_schedule)
+            .map_err(|e| anyhow::anyhow!("RAPPORT_WEBHOOK_RETRY_SCHEDULE: {e}"))?;
+        Ok(OutboxSettings {
+            retry,
+            timeout: Duration::from_secs(self.webhook_timeout_seconds.max(1)),
+            settle: chrono::Duration::seconds(self.webhook_settle_seconds as i64),
+            disable_after: chrono::Duration::days(self.webhook_disable_after_days as i64),
+            allow_private: self.webhook_allow_private,
+            allow_http_hosts: self.webhook_allow_http_hosts.iter().filter(|h| !h.is_empty()).cloned().collect(),
+            concurrency: self.webhook_concurrency.max(1),
+            retention: chrono::Duration::days(self.event_retention_days.max(1) as i64),
+            poll: Duration::from_millis(self.worker_poll_ms.max(10)),
+            sla_check: Duration::from_millis(self.sla_check_ms.max(10)),
+        })
+    }
+}
+
+/// Webhook, event and SLA settings, checked.
+#[derive(Debug, Clone)]
+pub struct OutboxSettings {
+    pub retry: crate::domain::webhooks::RetrySchedule,
+    pub timeout: Duration,
+    pub settle: chrono::Duration,
+    pub disable_after: chrono::Duration,
+    pub allow_private: bool,
+    pub allow_http_hosts: Vec<String>,
+    pub concurrency: usize,
+    pub retention: chrono::Duration,
+    pub poll: Duration,
+    pub sla_check: Duration,
+}
+
+impl Default for OutboxSettings {
+    fn default() -> Self {
+        OutboxArgs::default().settings().expect("the default settings are valid")
+    }
 }
 
 impl Default for ServeArgs {
@@ -126,6 +300,16 @@ impl Default for ServeArgs {
             bootstrap_tenant: false,
             shutdown_grace_seconds: 20,
             health_interval_ms: 1000,
+            // Tests: a random port, no cross-origin pages, and no rate limits unless asked.
+            http_addr: "127.0.0.1:0".parse().expect("a valid address"),
+            cors_allowed_origins: Vec::new(),
+            publishable_key_rate_per_minute: 0,
+            publishable_key_burst: 0,
+            client_address_rate_per_minute: 0,
+            client_address_burst: 0,
+            client_ip_header: None,
+            outbox: OutboxArgs::default(),
+            admin_addr: "127.0.0.1:0".parse().expect("a valid address"),
         }
     }
 }

@@ -13,6 +13,7 @@
 //! - [`error`]: [`error::AppError`], the one error type.
 //! - [`bench`]: the load generator behind `rapport bench`.
 //! - [`bench_engagement`]: the engagement load generator behind `rapport bench-engagement`.
+//! - [`http`]: the HTTP gateway: JSON routes, gRPC-Web, the hosted page and widget.
 
 pub mod app;
 pub mod bench;
@@ -21,6 +22,8 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod grpc;
+pub mod http;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod workers;

@@ -5,6 +5,7 @@ use clap::Parser;
 use rapport::app::{Application, shutdown_signal};
 use rapport::config::{Cli, Command, KeyCommand, TenantCommand};
 use rapport::domain::model::KeyKind;
+use rapport::service::in_app::IdentityChange;
 use rapport::service::{Clock, Services};
 use rapport::store::Db;
 
@@ -32,6 +33,7 @@ async fn main() -> anyhow::Result<()> {
                 }
             }
             tracing::info!(addr = %app.local_addr(), "rapport serving gRPC");
+            tracing::info!(addr = %app.admin_addr(), "rapport serving Prometheus metrics at /metrics");
             app.run_until_stopped(shutdown_signal()).await
         }
         Command::Migrate => {
@@ -44,6 +46,22 @@ async fn main() -> anyhow::Result<()> {
             let svc = admin_services(&db_settings).await?;
             let key = svc.create_tenant(&name).await?;
             println!("tenant {name} created (id {})\nsecret key (shown once): {}", key.tenant, key.secret);
+            Ok(())
+        }
+        Command::Tenant(TenantCommand::IdentityVerification { tenant, enable, disable: _, rotate }) => {
+            let svc = admin_services(&db_settings).await?;
+            let change = if enable { IdentityChange::Enable { rotate } } else { IdentityChange::Disable };
+            match svc.set_identity_verification(&tenant, change).await? {
+                Some(secret) => println!(
+                    "identity verification is on for tenant {tenant}.\n\
+                     HMAC secret (shown once; keep it on your server): {secret}\n\
+                     customer_hash = hex(HMAC-SHA256(secret, customer_id))"
+                ),
+                None if enable => println!(
+                    "identity verification is on for tenant {tenant} (secret unchanged; --rotate makes a new one)"
+                ),
+                None => println!("identity verification is off for tenant {tenant}"),
+            }
             Ok(())
         }
         Command::Key(KeyCommand::Create { tenant, publishable }) => {
@@ -67,5 +85,5 @@ async fn main() -> anyhow::Result<()> {
 async fn admin_services(db: &rapport::store::DbSettings) -> anyhow::Result<Services> {
     let db = Db::connect(db).await?;
     db.migrate().await?;
-    Ok(Services { db, clock: Clock::default() })
+    Ok(Services::new(db, Clock::default()))
 }

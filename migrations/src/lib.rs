@@ -6,6 +6,9 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_survey_core;
 mod m20261124_000001_engagement;
+mod m20261124_000002_outbox_webhooks;
+mod m20261126_000001_in_app;
+mod util;
 
 /// Applies the migrations in order.
 pub struct Migrator;
@@ -13,6 +16,11 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261123_000001_survey_core::Migration), Box::new(m20261124_000001_engagement::Migration)]
+        vec![
+            Box::new(m20261123_000001_survey_core::Migration),
+            Box::new(m20261124_000001_engagement::Migration),
+            Box::new(m20261124_000002_outbox_webhooks::Migration),
+            Box::new(m20261126_000001_in_app::Migration),
+        ]
     }
 }

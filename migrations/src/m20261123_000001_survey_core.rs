@@ -1,30 +1,18 @@
 //! Tenants, keys, surveys, customers, invitations, responses and follow-ups.
+//!
+//! Foreign keys link each row to its own parents (a response to its customer and
+//! invitation, a follow-up to its response). The hot write tables carry no foreign key
+//! to `tenants` or `surveys`: every writer would lock the same parent row (PostgreSQL's
+//! FOR KEY SHARE), which serialises writes of one tenant; tenant scoping is enforced by
+//! every query instead (`store::entities::Scoped`).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 
+use crate::util::{fk, id, index};
+
 #[derive(DeriveMigrationName)]
 pub struct Migration;
-
-fn id(name: &'static str) -> ColumnDef {
-    string_len(name, 64).primary_key().to_owned()
-}
-
-fn fk(table: &'static str, col: &'static str, to: &'static str) -> ForeignKeyCreateStatement {
-    ForeignKey::create().name(format!("fk_{table}_{col}")).from(table, col).to(to, "id").to_owned()
-}
-
-fn index(table: &'static str, name: &str, cols: &[&'static str], unique: bool) -> IndexCreateStatement {
-    let mut idx = Index::create();
-    idx.name(format!("ix_{table}_{name}")).table(table);
-    for c in cols {
-        idx.col(*c);
-    }
-    if unique {
-        idx.unique();
-    }
-    idx.to_owned()
-}
 
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
@@ -101,7 +89,6 @@ impl MigrationTrait for Migration {
                 .col(big_integer_null("erased_at"))
                 .col(big_integer("created_at"))
                 .col(big_integer("updated_at"))
-                .foreign_key(&mut fk("customers", "tenant_id", "tenants"))
                 .to_owned(),
         )
         .await?;
@@ -128,8 +115,6 @@ impl MigrationTrait for Migration {
                 .col(big_integer_null("expires_at"))
                 .col(big_integer_null("answered_at"))
                 .col(string_len_null("response_id", 64))
-                .foreign_key(&mut fk("invitations", "tenant_id", "tenants"))
-                .foreign_key(&mut fk("invitations", "survey_id", "surveys"))
                 .foreign_key(&mut fk("invitations", "customer_id", "customers"))
                 .to_owned(),
         )
@@ -158,8 +143,6 @@ impl MigrationTrait for Migration {
                 .col(string_len_null("request_hash", 64))
                 .col(big_integer("recorded_at"))
                 .col(big_integer("updated_at"))
-                .foreign_key(&mut fk("responses", "tenant_id", "tenants"))
-                .foreign_key(&mut fk("responses", "survey_id", "surveys"))
                 .foreign_key(&mut fk("responses", "customer_id", "customers"))
                 .foreign_key(&mut fk("responses", "invitation_id", "invitations"))
                 .to_owned(),
@@ -191,7 +174,6 @@ impl MigrationTrait for Migration {
                 .col(big_integer_null("dismissed_at"))
                 .col(big_integer_null("reopened_at"))
                 .col(big_integer("updated_at"))
-                .foreign_key(&mut fk("follow_ups", "tenant_id", "tenants"))
                 .foreign_key(&mut fk("follow_ups", "response_id", "responses"))
                 .to_owned(),
         )

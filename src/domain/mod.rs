@@ -6,7 +6,9 @@ pub mod eligibility;
 pub mod engagement;
 pub mod engagement_metrics;
 pub mod engagement_profile;
+pub mod events;
 pub mod follow_up;
+pub mod identity;
 pub mod ids;
 pub mod input;
 pub mod model;
@@ -14,6 +16,7 @@ pub mod secrets;
 pub mod stats;
 pub mod survey;
 pub mod time;
+pub mod webhooks;
 
 pub use eligibility::{Eligibility, EligibilityRule, History, Policy};
 pub use follow_up::{FollowUpAction, FollowUpStatus, Priority};

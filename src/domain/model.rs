@@ -90,6 +90,8 @@ pub enum InvitationStatus {
     Pending,
     Answered,
     Expired,
+    /// Closed without an answer; an answer afterwards makes it `Answered`.
+    Dismissed,
 }
 
 /// An issued invitation.
@@ -103,12 +105,16 @@ pub struct Invitation {
     pub issued_at: Timestamp,
     pub expires_at: Timestamp,
     pub response_id: Option<ResponseId>,
+    /// When the customer closed the form without answering.
+    pub dismissed_at: Option<Timestamp>,
 }
 
 impl Invitation {
     pub fn status(&self, now: Timestamp) -> InvitationStatus {
         if self.response_id.is_some() {
             InvitationStatus::Answered
+        } else if self.dismissed_at.is_some() {
+            InvitationStatus::Dismissed
         } else if now >= self.expires_at {
             InvitationStatus::Expired
         } else {
@@ -357,4 +363,82 @@ impl FollowUpRule {
         }
         Ok(())
     }
+}
+
+/// A tenant's webhook endpoint. The signing secret is shown only at creation and
+/// rotation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebhookEndpoint {
+    pub id: String,
+    pub url: String,
+    pub description: String,
+    /// Event types delivered; empty: all.
+    pub event_types: Vec<String>,
+    /// Surveys whose events are delivered; empty: all.
+    pub survey_ids: Vec<String>,
+    pub enabled: bool,
+    pub disabled_reason: String,
+    pub failing_since: Option<Timestamp>,
+    pub created_at: Timestamp,
+    pub updated_at: Timestamp,
+}
+
+/// The state of one event's delivery to one endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Waiting for its next attempt.
+    Pending,
+    Succeeded,
+    /// The receiver refused it (a 4xx other than 408 and 429).
+    Failed,
+    /// Every attempt failed; kept for replay.
+    DeadLettered,
+    /// The endpoint was deleted before it was delivered.
+    Cancelled,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Succeeded => "succeeded",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::DeadLettered => "dead",
+            DeliveryStatus::Cancelled => "cancelled",
+        }
+    }
+    pub fn from_db(s: &str) -> Self {
+        match s {
+            "succeeded" => DeliveryStatus::Succeeded,
+            "failed" => DeliveryStatus::Failed,
+            "dead" => DeliveryStatus::DeadLettered,
+            "cancelled" => DeliveryStatus::Cancelled,
+            _ => DeliveryStatus::Pending,
+        }
+    }
+}
+
+/// One attempt of a delivery, or a notice in its log (no status code, an error text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryAttempt {
+    pub attempt: i32,
+    pub at: Timestamp,
+    pub status_code: Option<i32>,
+    pub error: String,
+    pub duration_ms: i64,
+}
+
+/// One event's delivery to one endpoint, with every attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub id: String,
+    pub endpoint_id: String,
+    /// Also the `webhook-id` header: the same across retries and replays.
+    pub event_id: String,
+    pub event_sequence: i64,
+    pub event_type: String,
+    pub status: DeliveryStatus,
+    pub next_attempt_at: Option<Timestamp>,
+    pub attempts: Vec<DeliveryAttempt>,
+    pub created_at: Timestamp,
 }

@@ -13,7 +13,7 @@ pub fn generate(prefix: &str, len: usize) -> String {
 /// The stored form of a secret: hex SHA-256. Secrets are long and random, so a fast
 /// hash is enough (no password stretching needed).
 pub fn hash(secret: &str) -> String {
-    format!("{:x}", Sha256::digest(secret.as_bytes()))
+    hex(&Sha256::digest(secret.as_bytes()))
 }
 
 /// A fingerprint of a request body, to tell an idempotent retry from a conflicting one.
@@ -23,7 +23,12 @@ pub fn fingerprint(parts: &[&str]) -> String {
         h.update((p.len() as u64).to_le_bytes());
         h.update(p.as_bytes());
     }
-    format!("{:x}", h.finalize())
+    hex(&h.finalize())
+}
+
+/// Lower-case hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -373,11 +373,13 @@ pub fn pb_invitation(i: &Invitation, now: Timestamp) -> pb::Invitation {
             InvitationStatus::Pending => pb::InvitationStatus::Pending,
             InvitationStatus::Answered => pb::InvitationStatus::Answered,
             InvitationStatus::Expired => pb::InvitationStatus::Expired,
+            InvitationStatus::Dismissed => pb::InvitationStatus::Dismissed,
         } as i32,
         forced: i.forced,
         issue_time: Some(ts(i.issued_at)),
         expire_time: Some(ts(i.expires_at)),
         response_id: i.response_id.as_ref().map(|r| r.0.clone()).unwrap_or_default(),
+        dismiss_time: opt_ts(i.dismissed_at),
     }
 }
 

@@ -90,7 +90,7 @@ impl EngagementService for EngagementApi {
 
     #[tracing::instrument(skip_all, fields(rpc.method = "RecordEvents"))]
     async fn record_events(&self, req: Request<pb::RecordEventsRequest>) -> R<pb::RecordEventsResponse> {
-        use pb::event::Kind;
+        use pb::activity_event::Kind;
         let p = principal(&self.svc, &req).await?;
         let r = req.into_inner();
         let mut bad_times = Vec::new();
@@ -135,7 +135,7 @@ impl EngagementService for EngagementApi {
             let (st, field, reason) = match o {
                 EventOutcome::Accepted => {
                     resp.accepted += 1;
-                    (pb::EventStatus::Accepted, String::new(), String::new())
+                    (pb::ActivityEventStatus::Accepted, String::new(), String::new())
                 }
                 EventOutcome::Duplicate { same_payload } => {
                     resp.duplicates += 1;
@@ -144,14 +144,20 @@ impl EngagementService for EngagementApi {
                         Some(false) => "already recorded with a different payload; the first one is kept",
                         None => "repeated within this batch; the first one is kept",
                     };
-                    (pb::EventStatus::Duplicate, String::new(), reason.to_owned())
+                    (pb::ActivityEventStatus::Duplicate, String::new(), reason.to_owned())
                 }
                 EventOutcome::Rejected(rej) => {
                     resp.rejected += 1;
-                    (pb::EventStatus::Rejected, format!("events[{i}].{}", rej.field), rej.reason)
+                    (pb::ActivityEventStatus::Rejected, format!("events[{i}].{}", rej.field), rej.reason)
                 }
             };
-            resp.results.push(pb::EventResult { index: i as i32, message_id: id, status: st as i32, field, reason });
+            resp.results.push(pb::ActivityEventResult {
+                index: i as i32,
+                message_id: id,
+                status: st as i32,
+                field,
+                reason,
+            });
         }
         ok(resp)
     }

@@ -4,11 +4,14 @@
 pub mod convert;
 mod engagement;
 mod follow_ups;
+pub mod gate;
 mod surveys;
+mod webhooks;
 
 pub use engagement::EngagementApi;
 pub use follow_ups::FollowUpApi;
 pub use surveys::SurveyApi;
+pub use webhooks::{EventApi, WebhookApi};
 
 use tonic::{Code, Request, Status};
 use tonic_types::{ErrorDetails, StatusExt};

@@ -5,7 +5,7 @@ use tonic::{Request, Response, Status};
 use super::convert::{self as c};
 use super::pb::{self, survey_service_server::SurveyService};
 use super::{principal, status};
-use crate::domain::model::IssueOutcome;
+use crate::domain::model::{IssueOutcome, KeyKind};
 use crate::domain::stats::Grain;
 use crate::domain::{CustomerRef, ResponseId, SurveyId, input};
 use crate::service::Services;
@@ -105,7 +105,11 @@ impl SurveyService for SurveyApi {
         })()
         .map_err(status)?;
         let now = self.svc.clock.now();
-        let out = self.svc.issue_survey(&p, parsed).await.map_err(status)?;
+        let out = match p.kind {
+            KeyKind::Publishable => self.svc.issue_in_app(&p, parsed, &r.customer_hash).await,
+            KeyKind::Secret => self.svc.issue_survey(&p, parsed).await,
+        }
+        .map_err(status)?;
         ok(match out {
             IssueOutcome::Issued { invitation, token, eligibility } => pb::IssueSurveyResponse {
                 issued: true,
@@ -135,6 +139,16 @@ impl SurveyService for SurveyApi {
             invitation: Some(c::pb_invitation(&inv.invitation, self.svc.clock.now())),
             form: Some(c::pb_form(&inv.survey)),
         })
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc.method = "DismissInvitation"))]
+    async fn dismiss_invitation(&self, req: Request<pb::DismissInvitationRequest>) -> R<pb::Invitation> {
+        let token = &req.get_ref().token;
+        if token.is_empty() {
+            return Err(status(crate::error::AppError::invalid("token", "is required")));
+        }
+        let inv = self.svc.dismiss_invitation(token).await.map_err(status)?;
+        ok(c::pb_invitation(&inv, self.svc.clock.now()))
     }
 
     #[tracing::instrument(skip_all, fields(rpc.method = "SetCustomerSubscription"))]

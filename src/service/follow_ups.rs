@@ -3,12 +3,13 @@
 use sea_orm::ConnectionTrait;
 
 use super::{Services, require_secret};
+use crate::domain::events::{self as event_data, EventType};
 use crate::domain::follow_up::{self, FollowUpAction};
 use crate::domain::model::{EntryKind, FollowUp, FollowUpEntry, Page, Principal};
 use crate::domain::time::Timestamp;
 use crate::domain::{CustomerRef, FollowUpId, FollowUpStatus, TenantId, time};
 use crate::error::Result;
-use crate::store::{PageRequest, customers, follow_ups};
+use crate::store::{PageRequest, customers, events, follow_ups};
 
 /// Appends an entry written by rapport itself.
 pub(crate) async fn system_entry(
@@ -17,7 +18,7 @@ pub(crate) async fn system_entry(
     follow_up: &str,
     body: String,
     now: Timestamp,
-) -> Result<()> {
+) -> Result<FollowUpEntry> {
     let entry = FollowUpEntry {
         kind: EntryKind::System,
         at: now,
@@ -26,7 +27,8 @@ pub(crate) async fn system_entry(
         from_status: None,
         to_status: None,
     };
-    follow_ups::append(conn, tenant, follow_up, &entry).await
+    follow_ups::append(conn, tenant, follow_up, &entry).await?;
+    Ok(entry)
 }
 
 impl Services {
@@ -114,7 +116,10 @@ impl Services {
         follow_ups::append(&txn, &p.tenant, id.as_str(), &entry).await?;
         follow_ups::save(&txn, row).await?;
         let out = follow_ups::get(&txn, &p.tenant, id).await?;
+        events::append(&txn, &p.tenant, EventType::FollowUpUpdated.as_str(), &event_data::follow_up_data(&out), now)
+            .await?;
         txn.commit().await?;
+        self.bus.outbox_written();
         Ok(out)
     }
 }

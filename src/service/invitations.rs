@@ -2,11 +2,12 @@
 
 use super::{Services, require_secret};
 use crate::domain::eligibility::{self, Eligibility};
+use crate::domain::events::{self as event_data, EventType};
 use crate::domain::model::{Channel, Invitation, IssueOutcome, Principal, Properties, Survey};
 use crate::domain::time::{Timestamp, days};
 use crate::domain::{CustomerRef, InvitationId, SurveyId, TenantId, secrets, time};
 use crate::error::{AppError, Result};
-use crate::store::{self, customers, invitations, surveys, tenants};
+use crate::store::{self, customers, events, invitations, surveys, tenants};
 
 /// Length of the random part of an invitation token (≈ 190 bits).
 const TOKEN_CHARS: usize = 32;
@@ -133,9 +134,22 @@ impl Services {
             expires_at: decision.eligible.then(|| time::to_micros(now + days(policy.invitation_expiry_days as i64))),
             answered_at: None,
             response_id: None,
+            dismissed_at: None,
         };
         invitations::insert(&txn, row.clone()).await?;
+        let (event_type, data) = match token {
+            Some(_) => (
+                EventType::InvitationIssued,
+                event_data::invitation_issued_data(&invitations::to_domain(&row, &req.customer)),
+            ),
+            None => (
+                EventType::InvitationSuppressed,
+                event_data::invitation_suppressed_data(&id, &survey.id, &req.customer, &decision, now),
+            ),
+        };
+        events::append(&txn, &p.tenant, event_type.as_str(), &data, now).await?;
         txn.commit().await?;
+        self.bus.outbox_written();
         Ok(match token {
             Some(token) => IssueOutcome::Issued {
                 invitation: invitations::to_domain(&row, &req.customer),

@@ -4,15 +4,19 @@
 pub mod admin;
 pub mod engagement;
 pub mod engagement_read;
+pub mod events;
 pub mod follow_ups;
+pub mod in_app;
 pub mod invitations;
 pub mod metrics;
 pub mod responses;
 pub mod surveys;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
+use crate::config::OutboxSettings;
 use crate::domain::model::{KeyKind, Principal};
 use crate::domain::time::Timestamp;
 use crate::error::{AppError, Result};
@@ -43,12 +47,95 @@ impl Clock {
 pub struct Services {
     pub db: Db,
     pub clock: Clock,
+    /// Wakes the workers and the event streams.
+    pub bus: EventBus,
+    /// Webhook and event settings.
+    pub outbox: Arc<OutboxSettings>,
+    /// Prometheus counters the use-cases bump after their transaction commits.
+    pub metrics: crate::telemetry::Metrics,
+}
+
+/// In-process signals between use-cases, workers and streams. Other replicas are
+/// reached by the workers' polling; these only make this replica react at once.
+#[derive(Clone, Debug)]
+pub struct EventBus {
+    outbox: Arc<tokio::sync::Notify>,
+    sequenced: Arc<tokio::sync::watch::Sender<u64>>,
+    deliveries: Arc<tokio::sync::Notify>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        EventBus {
+            outbox: Arc::default(),
+            sequenced: Arc::new(tokio::sync::watch::channel(0).0),
+            deliveries: Arc::default(),
+        }
+    }
+}
+
+impl EventBus {
+    /// A use-case committed events: the sequencer should run.
+    pub fn outbox_written(&self) {
+        self.outbox.notify_one();
+    }
+    pub async fn wait_outbox(&self) {
+        self.outbox.notified().await
+    }
+    /// The sequencer numbered events: streams and the dispatcher should look.
+    pub fn sequenced(&self) {
+        self.sequenced.send_modify(|n| *n += 1);
+        self.deliveries.notify_one();
+    }
+    /// A receiver that changes whenever events were numbered.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.sequenced.subscribe()
+    }
+    /// Deliveries were queued (a replay or a test event).
+    pub fn deliveries_queued(&self) {
+        self.deliveries.notify_one();
+    }
+    pub async fn wait_deliveries(&self) {
+        self.deliveries.notified().await
+    }
 }
 
 impl Services {
+    /// Services over a database with default settings.
+    pub fn new(db: Db, clock: Clock) -> Self {
+        Services {
+            db,
+            clock,
+            bus: EventBus::default(),
+            outbox: Arc::new(OutboxSettings::default()),
+            metrics: crate::telemetry::Metrics::new(),
+        }
+    }
+
+    /// The same services with these webhook and event settings.
+    pub fn with_outbox(mut self, settings: OutboxSettings) -> Self {
+        self.outbox = Arc::new(settings);
+        self
+    }
+
     /// Resolves a plaintext key to its caller.
     pub async fn authenticate(&self, key: &str) -> Result<Principal> {
         crate::store::tenants::authenticate(&self.db, key).await
+    }
+}
+
+/// Publishable keys only: the in-app use-cases (`in_app.rs`) check what such a key may do.
+pub fn require_publishable(p: &Principal) -> Result<()> {
+    match p.kind {
+        KeyKind::Publishable => Ok(()),
+        KeyKind::Secret => Err(AppError::PermissionDenied("this call is for publishable keys".into())),
+    }
+}
+
+impl Services {
+    /// Whether the database answers (for the HTTP gateway's `/healthz`).
+    pub async fn database_ready(&self) -> bool {
+        self.db.ping().await
     }
 }
 

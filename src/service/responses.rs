@@ -5,11 +5,14 @@ use sea_orm::DatabaseTransaction;
 
 use super::invitations::IssueError;
 use super::{Services, require_secret};
+use crate::domain::FollowUpId;
+use crate::domain::events::{self as event_data, EventType};
+use crate::domain::model::FollowUpEntry;
 use crate::domain::model::{Page, Principal, Properties, Response, Survey};
 use crate::domain::time::Timestamp;
 use crate::domain::{CustomerRef, InvitationId, ResponseId, Score, SurveyId, TenantId, input, secrets, time};
 use crate::error::{AppError, Result};
-use crate::store::{self, PageRequest, customers, follow_ups, invitations, responses, surveys};
+use crate::store::{self, PageRequest, customers, events, follow_ups, invitations, responses, surveys};
 
 /// How long after recording a score may still change.
 pub const SCORE_CHANGE_WINDOW_HOURS: i64 = 24;
@@ -162,13 +165,22 @@ impl Services {
         }
         let mut props = customer.properties.clone();
         props.extend(req.properties.clone());
-        let follow_up = if survey.follow_up.opens(survey.scale, score.value, &props) {
+        let opened = if survey.follow_up.opens(survey.scale, score.value, &props) {
             Some(open_follow_up(&txn, tenant, &survey, &row, now).await?)
         } else {
             None
         };
+        let response = responses::to_domain(row, customer_ref, opened.as_ref().map(|o| o.0.id.clone()))?;
+        let mut out = vec![(EventType::ResponseRecorded.as_str(), event_data::response_data(&response))];
+        if let Some((row, entry)) = opened {
+            let f = follow_ups::to_domain(row, response.clone(), vec![entry])?;
+            out.push((EventType::FollowUpOpened.as_str(), event_data::follow_up_data(&f)));
+        }
+        events::append_all(&txn, tenant, &out, now).await?;
         txn.commit().await?;
-        Ok(responses::to_domain(row, customer_ref, follow_up)?)
+        self.bus.outbox_written();
+        self.metrics.response_recorded(survey.scale.kind, score.bucket, response.follow_up_id.is_some());
+        Ok(response)
     }
 
     /// Changes a response's comment and properties, and its score within 24 hours.
@@ -215,7 +227,10 @@ impl Services {
         row.updated_at = time::to_micros(now);
         responses::save(&txn, row.clone()).await?;
 
+        let customer = customers::external_id(&txn, &tenant, &row.customer_id).await?;
         let existing = follow_ups::row_by_response(&txn, &tenant, &id).await?;
+        let mut follow_up_event = None;
+        let had_follow_up = existing.is_some();
         let follow_up_id = match existing {
             Some(mut fu) => {
                 if row.score != old_score {
@@ -227,28 +242,41 @@ impl Services {
                     fu.at_or_under_threshold = under;
                     fu.updated_at = time::to_micros(now);
                     super::follow_ups::system_entry(&txn, &tenant, &fu.id, body, now).await?;
-                    let fid = fu.id.clone();
-                    follow_ups::save(&txn, fu).await?;
-                    Some(fid)
-                } else {
-                    Some(fu.id)
+                    follow_ups::save(&txn, fu.clone()).await?;
                 }
+                // The follow-up shows the latest answer: receivers hear of the change.
+                follow_up_event = Some(FollowUpId(fu.id.clone()));
+                Some(fu.id)
             }
             None => {
-                let customer = customers::external_id(&txn, &tenant, &row.customer_id).await?;
                 let cprops = customers::get(&txn, &tenant, &customer).await?.properties;
                 let mut all = cprops;
                 all.extend(props);
                 if row.score != old_score && survey.follow_up.opens(survey.scale, row.score, &all) {
-                    Some(open_follow_up(&txn, &tenant, &survey, &row, now).await?)
+                    let opened = open_follow_up(&txn, &tenant, &survey, &row, now).await?;
+                    let fid = opened.0.id.clone();
+                    let response = responses::to_domain(row.clone(), customer.clone(), Some(fid.clone()))?;
+                    follow_up_opened(&txn, &tenant, opened, &response, now).await?;
+                    Some(fid)
                 } else {
                     None
                 }
             }
         };
-        let customer = customers::external_id(&txn, &tenant, &row.customer_id).await?;
+        let response = responses::to_domain(row, customer, follow_up_id)?;
+        events::append(&txn, &tenant, EventType::ResponseUpdated.as_str(), &event_data::response_data(&response), now)
+            .await?;
+        if let Some(fid) = follow_up_event {
+            let f = follow_ups::get(&txn, &tenant, &fid).await?;
+            events::append(&txn, &tenant, EventType::FollowUpUpdated.as_str(), &event_data::follow_up_data(&f), now)
+                .await?;
+        }
         txn.commit().await?;
-        responses::to_domain(row, customer, follow_up_id)
+        self.bus.outbox_written();
+        if !had_follow_up && response.follow_up_id.is_some() {
+            self.metrics.follow_up_opened(survey.scale.kind);
+        }
+        Ok(response)
     }
 
     pub async fn get_response(&self, p: &Principal, id: &ResponseId) -> Result<Response> {
@@ -287,33 +315,45 @@ async fn open_follow_up(
     survey: &Survey,
     response: &responses::Row,
     now: Timestamp,
-) -> Result<String> {
+) -> Result<(follow_ups::Row, FollowUpEntry)> {
     let id = crate::domain::FollowUpId::generate().0;
     let at = time::to_micros(now);
-    follow_ups::insert(
-        txn,
-        follow_ups::Row {
-            id: id.clone(),
-            tenant_id: tenant.0.clone(),
-            response_id: response.id.clone(),
-            survey_id: survey.id.0.clone(),
-            customer_id: response.customer_id.clone(),
-            status: crate::domain::FollowUpStatus::Open.as_str().into(),
-            priority: crate::domain::Priority::Normal.as_str().into(),
-            assignee: String::new(),
-            due_at: time::to_micros(now + survey.follow_up.sla()),
-            overdue_at: None,
-            resolution: String::new(),
-            at_or_under_threshold: true,
-            opened_at: at,
-            acknowledged_at: None,
-            resolved_at: None,
-            dismissed_at: None,
-            reopened_at: None,
-            updated_at: at,
-        },
-    )
-    .await?;
-    super::follow_ups::system_entry(txn, tenant, &id, format!("opened by a score of {}", response.score), now).await?;
-    Ok(id)
+    let row = follow_ups::Row {
+        id: id.clone(),
+        tenant_id: tenant.0.clone(),
+        response_id: response.id.clone(),
+        survey_id: survey.id.0.clone(),
+        customer_id: response.customer_id.clone(),
+        status: crate::domain::FollowUpStatus::Open.as_str().into(),
+        priority: crate::domain::Priority::Normal.as_str().into(),
+        assignee: String::new(),
+        due_at: time::to_micros(now + survey.follow_up.sla()),
+        overdue_at: None,
+        resolution: String::new(),
+        at_or_under_threshold: true,
+        opened_at: at,
+        acknowledged_at: None,
+        resolved_at: None,
+        dismissed_at: None,
+        reopened_at: None,
+        updated_at: at,
+    };
+    follow_ups::insert(txn, row.clone()).await?;
+    let entry =
+        super::follow_ups::system_entry(txn, tenant, &id, format!("opened by a score of {}", response.score), now)
+            .await?;
+    Ok((row, entry))
+}
+
+/// Appends `follow_up.opened` for a follow-up just opened for `response`.
+async fn follow_up_opened(
+    txn: &DatabaseTransaction,
+    tenant: &TenantId,
+    opened: (follow_ups::Row, FollowUpEntry),
+    response: &Response,
+    now: Timestamp,
+) -> Result<()> {
+    let f = follow_ups::to_domain(opened.0, response.clone(), vec![opened.1])?;
+    events::append(txn, tenant, EventType::FollowUpOpened.as_str(), &event_data::follow_up_data(&f), now).await?;
+    Ok(())
 }

@@ -55,7 +55,8 @@ pub async fn upsert(
     now: Timestamp,
 ) -> Result<Customer> {
     let us = time::to_micros(now);
-    customer::Entity::insert(customer::ActiveModel {
+    // One statement for a new customer; a second only when it already exists.
+    let inserted = customer::Entity::insert(customer::ActiveModel {
         id: Set(CustomerRowId::generate().0),
         tenant_id: Set(tenant.0.clone()),
         external_id: Set(external.0.clone()),
@@ -68,8 +69,13 @@ pub async fn upsert(
     .on_conflict(
         OnConflict::columns([customer::Column::TenantId, customer::Column::ExternalId]).do_nothing().to_owned(),
     )
-    .exec_without_returning(conn)
-    .await?;
+    .exec_with_returning(conn)
+    .await;
+    match inserted {
+        Ok(m) => return Ok(to_domain(m)),
+        Err(sea_orm::DbErr::RecordNotInserted) | Err(sea_orm::DbErr::RecordNotFound(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
     let mut c = get(conn, tenant, external).await?;
     let merged = input::merge(&c.properties, props);
     if merged != c.properties {

@@ -31,6 +31,7 @@ entity!(tenant, "tenants", {
     days_after_response_any_survey: i32,
     invitation_expiry_days: i32,
     created_at: i64,
+    event_seq: i64,
 });
 
 entity!(api_key, "api_keys", {
@@ -91,6 +92,7 @@ entity!(invitation, "invitations", {
     expires_at: Option<i64>,
     answered_at: Option<i64>,
     response_id: Option<String>,
+    dismissed_at: Option<i64>,
 });
 
 entity!(response, "responses", {
@@ -141,6 +143,58 @@ entity!(follow_up_entry, "follow_up_entries", {
     created_at: i64,
 });
 
+entity!(event, "events", {
+    tenant_id: String,
+    seq: Option<i64>,
+    event_type: String,
+    data: String,
+    created_at: i64,
+    sequenced_at: Option<i64>,
+});
+
+entity!(webhook_endpoint, "webhook_endpoints", {
+    tenant_id: String,
+    url: String,
+    description: String,
+    event_types: String,
+    survey_ids: String,
+    secret: String,
+    enabled: bool,
+    disabled_reason: String,
+    failing_since: Option<i64>,
+    created_at: i64,
+    updated_at: i64,
+});
+
+entity!(delivery, "deliveries", {
+    tenant_id: String,
+    endpoint_id: String,
+    event_id: String,
+    event_seq: i64,
+    event_type: String,
+    payload: String,
+    body: Option<String>,
+    status: String,
+    attempts: i32,
+    next_attempt_at: i64,
+    last_attempt_at: Option<i64>,
+    last_status_code: Option<i32>,
+    last_error: String,
+    event_created_at: i64,
+    created_at: i64,
+    updated_at: i64,
+});
+
+entity!(delivery_attempt, "delivery_attempts", {
+    tenant_id: String,
+    delivery_id: String,
+    attempt: i32,
+    attempted_at: i64,
+    status_code: Option<i32>,
+    error: String,
+    duration_ms: i64,
+});
+
 /// Entities whose rows belong to a tenant. Every query on them starts from
 /// [`Scoped::scoped`], so there is no way to forget the tenant filter.
 pub trait Scoped: sea_orm::EntityTrait {
@@ -162,4 +216,16 @@ macro_rules! scoped {
         }
     )*};
 }
-scoped!(api_key, survey, customer, invitation, response, follow_up, follow_up_entry);
+scoped!(
+    api_key,
+    survey,
+    customer,
+    invitation,
+    response,
+    follow_up,
+    follow_up_entry,
+    event,
+    webhook_endpoint,
+    delivery,
+    delivery_attempt
+);

@@ -101,26 +101,32 @@ async fn hydrate(conn: &impl ConnectionTrait, tenant: &TenantId, rows: Vec<Row>)
             let response = by_id
                 .remove(&r.response_id)
                 .ok_or_else(|| AppError::Internal(anyhow::anyhow!("follow-up {} lost its response", r.id)))?;
-            Ok(FollowUp {
-                entries: entries.remove(&r.id).unwrap_or_default(),
-                id: FollowUpId(r.id),
-                response,
-                status: FollowUpStatus::from_db(&r.status)?,
-                priority: Priority::from_db(&r.priority)?,
-                assignee: r.assignee,
-                due_at: time::from_micros(r.due_at),
-                overdue_at: r.overdue_at.map(time::from_micros),
-                resolution: r.resolution,
-                at_or_under_threshold: r.at_or_under_threshold,
-                opened_at: time::from_micros(r.opened_at),
-                acknowledged_at: r.acknowledged_at.map(time::from_micros),
-                resolved_at: r.resolved_at.map(time::from_micros),
-                dismissed_at: r.dismissed_at.map(time::from_micros),
-                reopened_at: r.reopened_at.map(time::from_micros),
-                updated_at: time::from_micros(r.updated_at),
-            })
+            let e = entries.remove(&r.id).unwrap_or_default();
+            to_domain(r, response, e)
         })
         .collect()
+}
+
+/// A follow-up row with its response and entries, as a domain record.
+pub fn to_domain(r: Row, response: crate::domain::model::Response, entries: Vec<FollowUpEntry>) -> Result<FollowUp> {
+    Ok(FollowUp {
+        entries,
+        id: FollowUpId(r.id),
+        response,
+        status: FollowUpStatus::from_db(&r.status)?,
+        priority: Priority::from_db(&r.priority)?,
+        assignee: r.assignee,
+        due_at: time::from_micros(r.due_at),
+        overdue_at: r.overdue_at.map(time::from_micros),
+        resolution: r.resolution,
+        at_or_under_threshold: r.at_or_under_threshold,
+        opened_at: time::from_micros(r.opened_at),
+        acknowledged_at: r.acknowledged_at.map(time::from_micros),
+        resolved_at: r.resolved_at.map(time::from_micros),
+        dismissed_at: r.dismissed_at.map(time::from_micros),
+        reopened_at: r.reopened_at.map(time::from_micros),
+        updated_at: time::from_micros(r.updated_at),
+    })
 }
 
 pub async fn get(conn: &impl ConnectionTrait, tenant: &TenantId, id: &FollowUpId) -> Result<FollowUp> {
@@ -170,15 +176,41 @@ pub async fn list(
     Ok(Page { items: hydrate(conn, tenant, rows).await?, next_page_token: next })
 }
 
-/// Marks open follow-ups past due as overdue, once each; returns how many.
-pub async fn mark_overdue(conn: &impl ConnectionTrait, now: Timestamp) -> Result<u64> {
-    let us = time::to_micros(now);
-    let res = follow_up::Entity::update_many()
-        .col_expr(follow_up::Column::OverdueAt, sea_orm::sea_query::Expr::value(us))
+/// Active follow-ups past their due time and not yet marked overdue.
+pub async fn due_for_overdue(
+    conn: &impl ConnectionTrait,
+    now: Timestamp,
+    limit: u64,
+) -> Result<Vec<(TenantId, FollowUpId)>> {
+    let rows: Vec<(String, String)> = follow_up::Entity::find()
         .filter(follow_up::Column::Status.is_in(["open", "acknowledged"]))
-        .filter(follow_up::Column::DueAt.lte(us))
+        .filter(follow_up::Column::DueAt.lte(time::to_micros(now)))
+        .filter(follow_up::Column::OverdueAt.is_null())
+        .select_only()
+        .column(follow_up::Column::TenantId)
+        .column(follow_up::Column::Id)
+        .limit(limit)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(rows.into_iter().map(|(t, id)| (TenantId(t), FollowUpId(id))).collect())
+}
+
+/// Marks one follow-up overdue unless it already is (or is no longer active). Returns
+/// whether this call marked it: of concurrent callers exactly one does.
+pub async fn set_overdue(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    id: &FollowUpId,
+    now: Timestamp,
+) -> Result<bool> {
+    let res = follow_up::Entity::update_many()
+        .col_expr(follow_up::Column::OverdueAt, sea_orm::sea_query::Expr::value(time::to_micros(now)))
+        .filter(follow_up::Column::TenantId.eq(tenant.as_str()))
+        .filter(follow_up::Column::Id.eq(id.as_str()))
+        .filter(follow_up::Column::Status.is_in(["open", "acknowledged"]))
         .filter(follow_up::Column::OverdueAt.is_null())
         .exec(conn)
         .await?;
-    Ok(res.rows_affected)
+    Ok(res.rows_affected == 1)
 }

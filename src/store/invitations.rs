@@ -28,6 +28,7 @@ pub fn to_domain(m: &Row, customer: &CustomerRef) -> Invitation {
         issued_at: time::from_micros(m.created_at),
         expires_at: time::from_micros(m.expires_at.unwrap_or(m.created_at)),
         response_id: m.response_id.clone().map(ResponseId),
+        dismissed_at: m.dismissed_at.map(time::from_micros),
     }
 }
 

@@ -25,6 +25,7 @@ pub async fn create_tenant(db: &Db, name: &str, now: Timestamp) -> Result<Issued
         days_after_response_any_survey: Set(30),
         invitation_expiry_days: Set(30),
         created_at: Set(time::to_micros(now)),
+        event_seq: Set(0),
     }
     .insert(&txn)
     .await;

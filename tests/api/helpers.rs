@@ -44,9 +44,12 @@ pub type Surveys = SurveyServiceClient<InterceptedService<Channel, Auth>>;
 pub type FollowUps = FollowUpServiceClient<InterceptedService<Channel, Auth>>;
 
 /// A running server with its own database.
+#[allow(dead_code)] // not every field is read by some test
 pub struct TestApp {
-    pub backend: Backend,
-    pub addr: std::net::SocketAddr,
+    /// The admin HTTP listener (Prometheus `/metrics`).
+    pub admin_addr: std::net::SocketAddr,
+    /// The HTTP gateway's base URL, `http://127.0.0.1:<port>`.
+    pub http: String,
     pub channel: Channel,
     /// A secret key of the tenant `acme`.
     pub key: String,
@@ -57,6 +60,8 @@ pub struct TestApp {
     pub services: Services,
     /// PostgreSQL: the test's own database name; its admin URL.
     pub pg: Option<(String, String)>,
+    /// The database URL, for a second server on the same database.
+    pub db_url: String,
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: Option<tempfile::TempDir>,
@@ -106,22 +111,46 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 /// Like [`spawn_app`], letting the test adjust the server settings.
 pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
     let (url, dir, pg) = fresh_database(backend).await;
-    let db = DbSettings { url, max_connections: 8, acquire_timeout: Duration::from_secs(2) };
+    let mut app = start(backend, url, None, adjust).await;
+    app.pg = pg;
+    app._dir = dir;
+    app
+}
+
+/// Another server on the database of an existing test app (as a second replica),
+/// calling with `key`. It leaves the database alone when dropped.
+pub async fn spawn_app_on(
+    backend: Backend,
+    db_url: String,
+    key: String,
+    adjust: impl FnOnce(&mut ServeArgs),
+) -> TestApp {
+    start(backend, db_url, Some(key), adjust).await
+}
+
+async fn start(backend: Backend, url: String, key: Option<String>, adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
+    let db = DbSettings { url: url.clone(), max_connections: 8, acquire_timeout: Duration::from_secs(2) };
     let mut args = ServeArgs { health_interval_ms: 200, ..ServeArgs::default() };
     adjust(&mut args);
     let clock = Clock::default();
     let app = Application::build(&db, args, clock.clone()).await.expect("the app builds");
     let addr = app.local_addr();
+    let admin_addr = app.admin_addr();
+    let http = format!("http://{}", app.http_addr());
     let services = app.services().clone();
-    let key = services.create_tenant("acme").await.expect("tenant").secret;
+    let key = match key {
+        Some(k) => k,
+        None => services.create_tenant("acme").await.expect("tenant").secret,
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
     }));
     let channel = Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.expect("connect");
+    let _ = (backend, addr);
     TestApp {
-        backend,
-        addr,
+        admin_addr,
+        http,
         surveys: SurveyServiceClient::with_interceptor(channel.clone(), Auth(Some(key.clone()))),
         follow_ups: FollowUpServiceClient::with_interceptor(channel.clone(), Auth(Some(key.clone()))),
         health: HealthClient::new(channel.clone()),
@@ -129,11 +158,25 @@ pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut ServeArgs
         key,
         clock,
         services,
-        pg,
+        pg: None,
+        db_url: url,
         stop: Some(stop),
         server: Some(server),
-        _dir: dir,
+        _dir: None,
     }
+}
+
+/// Webhook and worker settings for tests: loopback receivers allowed, short retries,
+/// fast polling, no settle window.
+pub fn fast_outbox(args: &mut ServeArgs) {
+    let o = &mut args.outbox;
+    o.webhook_allow_private = true;
+    o.webhook_allow_http_hosts = vec!["127.0.0.1".into()];
+    o.webhook_retry_schedule = "0s,100ms,100ms,100ms,100ms".into();
+    o.webhook_timeout_seconds = 2;
+    o.webhook_settle_seconds = 0;
+    o.worker_poll_ms = 50;
+    o.sla_check_ms = 50;
 }
 
 impl TestApp {
@@ -144,6 +187,12 @@ impl TestApp {
 
     pub fn follow_ups_as(&self, key: Option<&str>) -> FollowUps {
         FollowUpServiceClient::with_interceptor(self.channel.clone(), Auth(key.map(str::to_owned)))
+    }
+
+    /// A new publishable key (`rk_pub_…`) of the tenant `acme`.
+    pub async fn publishable_key(&self) -> String {
+        use rapport::domain::model::KeyKind;
+        self.services.create_key("acme", KeyKind::Publishable).await.expect("publishable key").secret
     }
 
     /// A second tenant's secret key.
@@ -239,6 +288,22 @@ impl TestApp {
         }
     }
 
+    /// Takes the SQLite temp dir out, so the file outlives this app.
+    pub fn take_dir(&mut self) -> Option<tempfile::TempDir> {
+        self._dir.take()
+    }
+
+    /// Stops the server at once, as a crash would: nothing is drained or finished.
+    pub fn crash(mut self) {
+        // Keep the stop signal from firing: dropping it would start a graceful stop.
+        if let Some(s) = self.stop.take() {
+            std::mem::forget(s);
+        }
+        if let Some(server) = self.server.take() {
+            server.abort();
+        }
+    }
+
     /// Stops the server (graceful) and waits for it.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         if let Some(s) = self.stop.take() {
@@ -265,14 +330,19 @@ impl Drop for TestApp {
             // Drop runs outside async; a short-lived runtime on its own thread does the work.
             let _ = std::thread::spawn(move || {
                 let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-                rt.block_on(async {
-                    let conn = Database::connect(&admin).await.ok()?;
-                    conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await.ok()?;
-                    conn.close().await.ok()
-                })
+                rt.block_on(drop_database(&name, &admin));
+                Some(())
             })
             .join();
         }
+    }
+}
+
+/// Drops a test database, closing its connections.
+pub async fn drop_database(name: &str, admin: &str) {
+    if let Ok(conn) = Database::connect(admin).await {
+        let _ = conn.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).await;
+        let _ = conn.close().await;
     }
 }
 

@@ -2,14 +2,22 @@
 //! the generated tonic clients. Each scenario runs on SQLite and PostgreSQL.
 
 mod helpers;
+mod receiver;
 
+mod chart;
 mod engagement;
 mod engagement_metrics;
 mod engagement_profile;
+mod events;
 mod follow_ups;
+mod gateway;
 mod health;
+mod in_app;
 mod invitations;
 mod isolation;
 mod metrics;
+mod observability;
 mod responses;
 mod surveys;
+mod web;
+mod webhooks;

@@ -32,8 +32,8 @@ async fn every_scale_puts_its_edge_scores_in_the_right_bucket(b: Backend) {
     use pb::Bucket::*;
     use pb::SurveyKind::*;
     let app = spawn_app(b).await;
-    #[allow(clippy::type_complexity)]
-    let cases: Vec<(pb::SurveyKind, i32, Vec<(i32, pb::Bucket)>)> = vec![
+    type Edges = Vec<(i32, pb::Bucket)>;
+    let cases: Vec<(pb::SurveyKind, i32, Edges)> = vec![
         (Nps, 10, vec![(0, Detractor), (6, Detractor), (7, Passive), (8, Passive), (9, Promoter), (10, Promoter)]),
         (Csat, 3, vec![(1, Unsatisfied), (2, Unsatisfied), (3, Satisfied)]),
         (Csat, 5, vec![(3, Unsatisfied), (4, Satisfied), (5, Satisfied)]),

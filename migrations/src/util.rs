@@ -1,0 +1,27 @@
+//! Column and index shorthands shared by the migrations.
+
+use sea_orm_migration::prelude::*;
+use sea_orm_migration::schema::*;
+
+/// A text primary key (ids are UUIDv7 strings).
+pub fn id(name: &'static str) -> ColumnDef {
+    string_len(name, 64).primary_key().to_owned()
+}
+
+/// A foreign key `table.col → to.id`, named `fk_<table>_<col>`.
+pub fn fk(table: &'static str, col: &'static str, to: &'static str) -> ForeignKeyCreateStatement {
+    ForeignKey::create().name(format!("fk_{table}_{col}")).from(table, col).to(to, "id").to_owned()
+}
+
+/// An index named `ix_<table>_<name>` over `cols`.
+pub fn index(table: &'static str, name: &str, cols: &[&'static str], unique: bool) -> IndexCreateStatement {
+    let mut idx = Index::create();
+    idx.name(format!("ix_{table}_{name}")).table(table);
+    for c in cols {
+        idx.col(*c);
+    }
+    if unique {
+        idx.unique();
+    }
+    idx.to_owned()
+}

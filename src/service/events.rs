@@ -1,0 +1,100 @@
+//! The event stream and the sequencer step (DESIGN §7).
+
+use super::{Services, require_secret};
+use crate::domain::events::{self, Event};
+use crate::domain::model::Principal;
+use crate::domain::{FollowUpId, TenantId};
+use crate::error::{AppError, Result};
+use crate::store::{events as store_events, follow_ups};
+
+/// Events numbered per sequencer transaction at most.
+const SEQUENCE_BATCH: u64 = 500;
+
+impl Services {
+    /// Checks that the events after `after` are still kept (else `OUT_OF_RANGE`).
+    pub async fn check_stream_start(&self, p: &Principal, after: i64) -> Result<()> {
+        require_secret(p)?;
+        if after < 0 {
+            return Err(AppError::invalid("after_sequence", "must be 0 or more"));
+        }
+        let conn = self.db.conn();
+        let last = store_events::last_sequence(conn, &p.tenant).await?;
+        if after > last {
+            return Err(AppError::invalid("after_sequence", format!("is past the last sequence number, {last}")));
+        }
+        let oldest = store_events::oldest_kept(conn, &p.tenant).await?;
+        let gone = match oldest {
+            Some(oldest) => after + 1 < oldest,
+            None => after < last,
+        };
+        if gone {
+            return Err(AppError::OutOfRange(format!(
+                "events after {after} are no longer kept (retention {} days); resume from {}",
+                self.outbox.retention.num_days(),
+                oldest.map(|o| o - 1).unwrap_or(last)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Up to `limit` numbered events after `after`, in order.
+    pub async fn events_after(&self, tenant: &TenantId, after: i64, limit: u64) -> Result<Vec<Event>> {
+        store_events::after(self.db.conn(), tenant, after, limit).await
+    }
+
+    /// Numbers committed events and queues their deliveries; returns how many.
+    pub async fn sequence_events(&self) -> Result<usize> {
+        let mut total = 0;
+        loop {
+            let n =
+                store_events::sequence_pending(&self.db, self.clock.now(), self.outbox.settle, SEQUENCE_BATCH).await?;
+            total += n;
+            if (n as u64) < SEQUENCE_BATCH {
+                break;
+            }
+        }
+        if total > 0 {
+            self.bus.sequenced();
+        }
+        Ok(total)
+    }
+
+    /// Deletes events older than the retention; returns how many.
+    pub async fn prune_events(&self) -> Result<u64> {
+        store_events::prune(self.db.conn(), self.clock.now() - self.outbox.retention).await
+    }
+
+    /// The follow-up as it is now, as event data (for a settled `follow_up.opened`).
+    pub async fn follow_up_data_now(&self, tenant: &TenantId, id: &str) -> Result<serde_json::Value> {
+        let f = follow_ups::get(self.db.conn(), tenant, &FollowUpId(id.to_owned())).await?;
+        Ok(events::follow_up_data(&f))
+    }
+
+    /// Marks open follow-ups past their due time overdue, once each, with a
+    /// `follow_up.overdue` event in the same transaction. Returns how many.
+    pub async fn mark_overdue(&self) -> Result<usize> {
+        let now = self.clock.now();
+        let due = follow_ups::due_for_overdue(self.db.conn(), now, 200).await?;
+        let mut marked = 0;
+        for (tenant, id) in due {
+            let txn = self.db.begin_write().await?;
+            if follow_ups::set_overdue(&txn, &tenant, &id, now).await? {
+                let f = follow_ups::get(&txn, &tenant, &id).await?;
+                store_events::append(
+                    &txn,
+                    &tenant,
+                    events::EventType::FollowUpOverdue.as_str(),
+                    &events::follow_up_data(&f),
+                    now,
+                )
+                .await?;
+                marked += 1;
+            }
+            txn.commit().await?;
+        }
+        if marked > 0 {
+            self.bus.outbox_written();
+        }
+        Ok(marked)
+    }
+}

@@ -1,0 +1,355 @@
+//! Prometheus metrics: one registry per server, encoded by the `prometheus-client`
+//! crate (OpenMetrics text) on the admin port's `/metrics`.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `grpc_server_started_total` | counter | `grpc_type`, `grpc_service`, `grpc_method` |
+//! | `grpc_server_handled_total` | counter | the same and `grpc_code` |
+//! | `grpc_server_handling_seconds` | histogram | `grpc_type`, `grpc_service`, `grpc_method` |
+//! | `rapport_responses_recorded_total` | counter | `kind`, `bucket` |
+//! | `rapport_follow_ups_opened_total` | counter | `kind` |
+//! | `rapport_follow_ups_open` | gauge | `status` (`open`, `acknowledged`) |
+//! | `rapport_db_pool_connections` | gauge | `state` (`in_use`, `idle`) |
+//! | `rapport_db_pool_max_connections` | gauge | |
+//! | `rapport_webhook_deliveries_total` | counter | `outcome` |
+//!
+//! The gRPC names and labels are those of go-grpc-prometheus (and grpc-ecosystem's
+//! middleware), so existing dashboards and alerts work unchanged; `grpc_code` is the
+//! code's name as grpc-go spells it (`OK`, `InvalidArgument`, `NotFound`, …).
+//!
+//! Domain counters are incremented by the use-cases right after their transaction
+//! commits, so a rolled-back write never counts. Gauges that describe the database
+//! (open follow-ups, pool) are read when Prometheus scrapes ([`Metrics::refresh`]).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+use crate::domain::{Bucket, SurveyKind};
+use crate::store::{self, Db};
+
+/// The content type of [`Metrics::encode`]'s output.
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// Upper bounds of the RPC latency histogram, in seconds.
+pub const LATENCY_BUCKETS: [f64; 14] =
+    [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+
+/// How long a scrape waits for the database before leaving the database gauges out.
+const REFRESH_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Which RPC: the labels of `grpc_server_started_total` and the latency histogram.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RpcLabels {
+    /// `unary`, `client_stream`, `server_stream` or `bidi_stream`.
+    pub grpc_type: &'static str,
+    /// The fully qualified service, e.g. `rapport.v1.SurveyService`.
+    pub grpc_service: Arc<String>,
+    /// The method, e.g. `RecordResponse`.
+    pub grpc_method: Arc<String>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HandledLabels {
+    grpc_type: &'static str,
+    grpc_service: Arc<String>,
+    grpc_method: Arc<String>,
+    grpc_code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResponseLabels {
+    kind: &'static str,
+    bucket: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct KindLabels {
+    kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatusLabels {
+    status: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+fn latency_histogram() -> Histogram {
+    Histogram::new(LATENCY_BUCKETS)
+}
+
+/// A handle on the server's metrics; clones share them.
+#[derive(Clone, Debug)]
+pub struct Metrics(Arc<Inner>);
+
+#[derive(Debug)]
+struct Inner {
+    registry: Registry,
+    rpc_started: Family<RpcLabels, Counter>,
+    rpc_handled: Family<HandledLabels, Counter>,
+    rpc_seconds: Family<RpcLabels, Histogram, fn() -> Histogram>,
+    responses_recorded: Family<ResponseLabels, Counter>,
+    follow_ups_opened: Family<KindLabels, Counter>,
+    follow_ups_open: Family<StatusLabels, Gauge>,
+    pool_connections: Family<StateLabels, Gauge>,
+    pool_max: Gauge,
+    webhook_deliveries: Family<OutcomeLabels, Counter>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered (and none observed yet).
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let rpc_started = Family::<RpcLabels, Counter>::default();
+        registry.register("grpc_server_started", "RPCs started on the server", rpc_started.clone());
+        let rpc_handled = Family::<HandledLabels, Counter>::default();
+        registry.register(
+            "grpc_server_handled",
+            "RPCs completed on the server, by gRPC status code",
+            rpc_handled.clone(),
+        );
+        let rpc_seconds = Family::<RpcLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        registry.register(
+            "grpc_server_handling_seconds",
+            "Time from receiving an RPC to sending its status, in seconds",
+            rpc_seconds.clone(),
+        );
+        let responses_recorded = Family::<ResponseLabels, Counter>::default();
+        registry.register(
+            "rapport_responses_recorded",
+            "Survey responses recorded, by survey kind and the bucket of the score",
+            responses_recorded.clone(),
+        );
+        let follow_ups_opened = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "rapport_follow_ups_opened",
+            "Follow-ups opened by a low score, by survey kind",
+            follow_ups_opened.clone(),
+        );
+        let follow_ups_open = Family::<StatusLabels, Gauge>::default();
+        registry.register(
+            "rapport_follow_ups_open",
+            "Follow-ups not yet resolved or dismissed, across all tenants, read from the database at scrape time",
+            follow_ups_open.clone(),
+        );
+        let pool_connections = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "rapport_db_pool_connections",
+            "Connections of this process's database pool, in use or idle",
+            pool_connections.clone(),
+        );
+        let pool_max = Gauge::<i64>::default();
+        registry.register(
+            "rapport_db_pool_max_connections",
+            "The most connections this process's database pool may open",
+            pool_max.clone(),
+        );
+        let webhook_deliveries = Family::<OutcomeLabels, Counter>::default();
+        registry.register(
+            "rapport_webhook_deliveries",
+            "Webhook delivery attempts, by outcome",
+            webhook_deliveries.clone(),
+        );
+        Metrics(Arc::new(Inner {
+            registry,
+            rpc_started,
+            rpc_handled,
+            rpc_seconds,
+            responses_recorded,
+            follow_ups_opened,
+            follow_ups_open,
+            pool_connections,
+            pool_max,
+            webhook_deliveries,
+        }))
+    }
+
+    /// An RPC arrived.
+    pub fn rpc_started(&self, rpc: &RpcLabels) {
+        self.0.rpc_started.get_or_create(rpc).inc();
+    }
+
+    /// An RPC finished with `code` (the numeric gRPC status) after `elapsed`.
+    pub fn rpc_handled(&self, rpc: &RpcLabels, code: i32, elapsed: Duration) {
+        let labels = HandledLabels {
+            grpc_type: rpc.grpc_type,
+            grpc_service: rpc.grpc_service.clone(),
+            grpc_method: rpc.grpc_method.clone(),
+            grpc_code: code_name(code),
+        };
+        self.0.rpc_handled.get_or_create(&labels).inc();
+        self.0.rpc_seconds.get_or_create(rpc).observe(elapsed.as_secs_f64());
+    }
+
+    /// A response was recorded, opening a follow-up or not (call after its transaction
+    /// committed).
+    pub fn response_recorded(&self, kind: SurveyKind, bucket: Bucket, opened_follow_up: bool) {
+        let labels = ResponseLabels { kind: kind.as_str(), bucket: bucket.as_str() };
+        self.0.responses_recorded.get_or_create(&labels).inc();
+        if opened_follow_up {
+            self.follow_up_opened(kind);
+        }
+    }
+
+    /// A follow-up was opened (call after its transaction committed).
+    pub fn follow_up_opened(&self, kind: SurveyKind) {
+        self.0.follow_ups_opened.get_or_create(&KindLabels { kind: kind.as_str() }).inc();
+    }
+
+    /// A webhook delivery attempt ended with `outcome` (e.g. `delivered`, `retry`,
+    /// `dead_lettered`), one per attempt, after its outcome is recorded (DESIGN §7).
+    pub fn webhook_delivery(&self, outcome: &'static str) {
+        self.0.webhook_deliveries.get_or_create(&OutcomeLabels { outcome }).inc();
+    }
+
+    /// Reads the gauges that describe the database: open follow-ups (a query, bounded
+    /// by a timeout; while the database does not answer they are left out rather than
+    /// reported stale) and the connection pool.
+    pub async fn refresh(&self, db: &Db) {
+        match tokio::time::timeout(REFRESH_TIMEOUT, store::ops::unclosed_follow_ups(db)).await {
+            Ok(Ok(counts)) => {
+                for (status, n) in counts {
+                    self.0.follow_ups_open.get_or_create(&StatusLabels { status: status.as_str() }).set(n);
+                }
+            }
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "metrics: could not count open follow-ups");
+                self.0.follow_ups_open.clear();
+            }
+            Err(_) => {
+                tracing::debug!("metrics: counting open follow-ups timed out");
+                self.0.follow_ups_open.clear();
+            }
+        }
+        let pool = store::ops::pool_stats(db);
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.0.pool_connections.get_or_create(&StateLabels { state: "in_use" }).set(gauge(pool.in_use));
+        self.0.pool_connections.get_or_create(&StateLabels { state: "idle" }).set(gauge(pool.idle));
+        self.0.pool_max.set(gauge(pool.max));
+    }
+
+    /// The registry in the OpenMetrics text format ([`CONTENT_TYPE`]).
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.0.registry);
+        out
+    }
+}
+
+/// A gRPC status code's name as grpc-go (and so go-grpc-prometheus) prints it.
+pub fn code_name(code: i32) -> &'static str {
+    match code {
+        0 => "OK",
+        1 => "Canceled",
+        2 => "Unknown",
+        3 => "InvalidArgument",
+        4 => "DeadlineExceeded",
+        5 => "NotFound",
+        6 => "AlreadyExists",
+        7 => "PermissionDenied",
+        8 => "ResourceExhausted",
+        9 => "FailedPrecondition",
+        10 => "Aborted",
+        11 => "OutOfRange",
+        12 => "Unimplemented",
+        13 => "Internal",
+        14 => "Unavailable",
+        15 => "DataLoss",
+        16 => "Unauthenticated",
+        // Not a gRPC code: a misbehaving handler; grpc-go reports these as Unknown too.
+        _ => "Unknown",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_grpc_code_has_the_name_grpc_go_gives_it() {
+        // From grpc-go codes/code_string.go.
+        let expected = [
+            "OK",
+            "Canceled",
+            "Unknown",
+            "InvalidArgument",
+            "DeadlineExceeded",
+            "NotFound",
+            "AlreadyExists",
+            "PermissionDenied",
+            "ResourceExhausted",
+            "FailedPrecondition",
+            "Aborted",
+            "OutOfRange",
+            "Unimplemented",
+            "Internal",
+            "Unavailable",
+            "DataLoss",
+            "Unauthenticated",
+        ];
+        for (code, name) in expected.iter().enumerate() {
+            assert_eq!(code_name(code as i32), *name);
+        }
+        assert_eq!(code_name(17), "Unknown");
+        assert_eq!(code_name(-1), "Unknown");
+    }
+
+    #[test]
+    fn every_family_is_described_once_it_has_a_series() {
+        let m = Metrics::new();
+        assert!(!m.encode().contains("grpc_server_started"), "a family without series is left out");
+        let rpc = RpcLabels {
+            grpc_type: "unary",
+            grpc_service: Arc::new("rapport.v1.SurveyService".into()),
+            grpc_method: Arc::new("RecordResponse".into()),
+        };
+        m.rpc_started(&rpc);
+        m.rpc_handled(&rpc, 3, Duration::from_millis(2));
+        m.response_recorded(SurveyKind::Nps, Bucket::Detractor, true);
+        m.webhook_delivery("delivered");
+        m.0.follow_ups_open.get_or_create(&StatusLabels { status: "open" }).set(1);
+        m.0.pool_connections.get_or_create(&StateLabels { state: "idle" }).set(1);
+        let text = m.encode();
+        for name in [
+            "grpc_server_started",
+            "grpc_server_handled",
+            "grpc_server_handling_seconds",
+            "rapport_responses_recorded",
+            "rapport_follow_ups_opened",
+            "rapport_follow_ups_open",
+            "rapport_db_pool_connections",
+            "rapport_db_pool_max_connections",
+            "rapport_webhook_deliveries",
+        ] {
+            assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing from:\n{text}");
+        }
+        assert!(text.ends_with("# EOF\n"), "OpenMetrics text ends with # EOF:\n{text}");
+        assert!(text.contains(
+            "grpc_server_handled_total{grpc_type=\"unary\",grpc_service=\"rapport.v1.SurveyService\",\
+             grpc_method=\"RecordResponse\",grpc_code=\"InvalidArgument\"} 1"
+        ));
+        assert!(text.contains("rapport_follow_ups_opened_total{kind=\"nps\"} 1"), "{text}");
+    }
+}

@@ -1,0 +1,135 @@
+//! Background work inside `rapport serve`: the event sequencer, the webhook
+//! dispatcher, follow-up SLA escalation and event retention. Each is a loop around
+//! one use-case of `service/`; every replica runs them, and the database decides who
+//! does what (an advisory lock for the sequencer, `FOR UPDATE SKIP LOCKED` claims for
+//! deliveries, conditional updates for overdue marking).
+
+use std::future::Future;
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::service::Services;
+
+/// How often old events are pruned.
+const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// Starts every worker. They stop, after finishing what they are doing (a delivery
+/// attempt included), when `stop` turns true.
+pub fn spawn(services: Services, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+    let poll = services.outbox.poll;
+    let sla = services.outbox.sla_check;
+    let client = crate::service::webhooks::http_client(services.outbox.timeout);
+    let mut handles = Vec::new();
+
+    let s = services.clone();
+    handles.push(tokio::spawn(run(
+        "sequencer",
+        stop.clone(),
+        move || {
+            let s = s.clone();
+            async move {
+                let n = s.sequence_events().await?;
+                Ok(Wait::Until(if n > 0 { Duration::ZERO } else { poll }, Wake::Outbox))
+            }
+        },
+        services.clone(),
+    )));
+
+    let s = services.clone();
+    handles.push(tokio::spawn(run(
+        "dispatcher",
+        stop.clone(),
+        move || {
+            let s = s.clone();
+            let client = client.clone();
+            async move {
+                let n = s.deliver_due(&client).await?;
+                let full = n >= s.outbox.concurrency;
+                Ok(Wait::Until(if full { Duration::ZERO } else { poll }, Wake::Deliveries))
+            }
+        },
+        services.clone(),
+    )));
+
+    let s = services.clone();
+    handles.push(tokio::spawn(run(
+        "sla",
+        stop.clone(),
+        move || {
+            let s = s.clone();
+            async move {
+                s.mark_overdue().await?;
+                Ok(Wait::Until(sla, Wake::Timer))
+            }
+        },
+        services.clone(),
+    )));
+
+    let s = services.clone();
+    handles.push(tokio::spawn(run(
+        "retention",
+        stop,
+        move || {
+            let s = s.clone();
+            async move {
+                let n = s.prune_events().await?;
+                if n > 0 {
+                    tracing::info!(pruned = n, "old events pruned");
+                }
+                Ok(Wait::Until(RETENTION_EVERY, Wake::Timer))
+            }
+        },
+        services,
+    )));
+    handles
+}
+
+/// What ends a worker's pause early.
+enum Wake {
+    Timer,
+    Outbox,
+    Deliveries,
+}
+
+enum Wait {
+    Until(Duration, Wake),
+}
+
+/// Runs `step` until `stop`; a failing step is logged and retried after a pause (the
+/// database may be away; the worker carries on when it returns).
+async fn run<F, Fut>(name: &'static str, mut stop: watch::Receiver<bool>, step: F, services: Services)
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = crate::error::Result<Wait>>,
+{
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let (pause, wake) = match step().await {
+            Ok(Wait::Until(d, w)) => (d, w),
+            Err(e) => {
+                tracing::warn!(worker = name, error = %e, "worker step failed; retrying");
+                (services.outbox.poll.max(Duration::from_millis(500)), Wake::Timer)
+            }
+        };
+        if pause.is_zero() {
+            tokio::task::yield_now().await;
+            continue;
+        }
+        let woken = async {
+            match wake {
+                Wake::Timer => std::future::pending::<()>().await,
+                Wake::Outbox => services.bus.wait_outbox().await,
+                Wake::Deliveries => services.bus.wait_deliveries().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = woken => {}
+            _ = stop.changed() => {}
+        }
+    }
+}
