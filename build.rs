@@ -7,6 +7,7 @@ const PROTOS: &[&str] = &[
     "proto/rapport/v1/common.proto",
     "proto/rapport/v1/survey_service.proto",
     "proto/rapport/v1/follow_up_service.proto",
+    "proto/rapport/v1/engagement_service.proto",
     "proto/rapport/v1/webhook_service.proto",
 ];
 

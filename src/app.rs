@@ -16,11 +16,12 @@ use tonic_health::server::HealthReporter;
 
 use crate::config::ServeArgs;
 use crate::grpc::gate::Gate;
+use crate::grpc::pb::engagement_service_server::EngagementServiceServer;
 use crate::grpc::pb::event_service_server::EventServiceServer;
 use crate::grpc::pb::follow_up_service_server::FollowUpServiceServer;
 use crate::grpc::pb::survey_service_server::SurveyServiceServer;
 use crate::grpc::pb::webhook_service_server::WebhookServiceServer;
-use crate::grpc::{self, EventApi, FollowUpApi, SurveyApi, WebhookApi};
+use crate::grpc::{self, EngagementApi, EventApi, FollowUpApi, SurveyApi, WebhookApi};
 use crate::service::in_app::RateLimits;
 use crate::service::{Clock, Services};
 use crate::store::{Db, DbSettings};
@@ -110,6 +111,11 @@ impl Application {
             WebhookServiceServer::new(WebhookApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
             gate.clone(),
         );
+        let engagement = InterceptedService::new(
+            EngagementServiceServer::new(EngagementApi::new(services.clone()))
+                .max_decoding_message_size(MAX_REQUEST_BYTES),
+            gate.clone(),
+        );
         let events = InterceptedService::new(EventServiceServer::new(EventApi::new(services.clone())), gate);
 
         // The HTTP gateway calls the same services (gRPC-Web and the JSON routes).
@@ -160,6 +166,7 @@ impl Application {
             .add_service(reflection_v1alpha)
             .add_service(surveys)
             .add_service(follow_ups)
+            .add_service(engagement)
             .add_service(webhooks)
             .add_service(events)
             .serve_with_incoming_shutdown(
@@ -248,6 +255,7 @@ async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
     reporter.set_service_status("", status).await;
     reporter.set_service_status("rapport.v1.SurveyService", status).await;
     reporter.set_service_status("rapport.v1.FollowUpService", status).await;
+    reporter.set_service_status("rapport.v1.EngagementService", status).await;
     reporter.set_service_status("rapport.v1.WebhookService", status).await;
     reporter.set_service_status("rapport.v1.EventService", status).await;
 }

@@ -38,6 +38,8 @@ pub enum Command {
     Key(KeyCommand),
     /// Load-generate against a server and compare with raw database inserts.
     Bench(crate::bench::BenchArgs),
+    /// Load-generate engagement: RecordEvents throughput and profile/metric latencies.
+    BenchEngagement(crate::bench_engagement::EngagementBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]

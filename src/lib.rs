@@ -12,10 +12,12 @@
 //! - [`app`]: the server: services, health, reflection, graceful shutdown.
 //! - [`error`]: [`error::AppError`], the one error type.
 //! - [`bench`]: the load generator behind `rapport bench`.
+//! - [`bench_engagement`]: the engagement load generator behind `rapport bench-engagement`.
 //! - [`http`]: the HTTP gateway: JSON routes, gRPC-Web, the hosted page and widget.
 
 pub mod app;
 pub mod bench;
+pub mod bench_engagement;
 pub mod config;
 pub mod domain;
 pub mod error;

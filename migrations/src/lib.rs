@@ -5,6 +5,7 @@
 pub use sea_orm_migration::prelude::*;
 
 mod m20261123_000001_survey_core;
+mod m20261124_000001_engagement;
 mod m20261124_000002_outbox_webhooks;
 mod m20261126_000001_in_app;
 mod util;
@@ -17,6 +18,7 @@ impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
         vec![
             Box::new(m20261123_000001_survey_core::Migration),
+            Box::new(m20261124_000001_engagement::Migration),
             Box::new(m20261124_000002_outbox_webhooks::Migration),
             Box::new(m20261126_000001_in_app::Migration),
         ]

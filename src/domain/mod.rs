@@ -3,6 +3,9 @@
 //! tonic, no sea-orm: everything here is a function tests can call directly.
 
 pub mod eligibility;
+pub mod engagement;
+pub mod engagement_metrics;
+pub mod engagement_profile;
 pub mod events;
 pub mod follow_up;
 pub mod identity;

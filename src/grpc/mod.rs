@@ -2,11 +2,13 @@
 //! result back. No business rules here.
 
 pub mod convert;
+mod engagement;
 mod follow_ups;
 pub mod gate;
 mod surveys;
 mod webhooks;
 
+pub use engagement::EngagementApi;
 pub use follow_ups::FollowUpApi;
 pub use surveys::SurveyApi;
 pub use webhooks::{EventApi, WebhookApi};

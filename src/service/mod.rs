@@ -2,6 +2,8 @@
 //! returns domain records. No transport types here, and no SQL (that is `store/`).
 
 pub mod admin;
+pub mod engagement;
+pub mod engagement_read;
 pub mod events;
 pub mod follow_ups;
 pub mod in_app;

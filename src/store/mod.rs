@@ -3,6 +3,8 @@
 //! errors into [`AppError`]s at this boundary.
 
 pub mod customers;
+pub mod engagement;
+pub mod engagement_read;
 pub mod entities;
 pub mod events;
 pub mod follow_ups;
@@ -51,8 +53,8 @@ impl Db {
     /// busy timeout; `sqlite::memory:` uses one shared connection.
     pub async fn connect(settings: &DbSettings) -> Result<Self, DbErr> {
         let memory = settings.url.contains(":memory:") || settings.url.contains("mode=memory");
-        let conn = Database::connect(Self::options(settings, if memory { 1 } else { settings.max_connections }))
-            .await?;
+        let conn =
+            Database::connect(Self::options(settings, if memory { 1 } else { settings.max_connections })).await?;
         let writer = if conn.get_database_backend() == DbBackend::Sqlite && !memory {
             Database::connect(Self::options(settings, 1)).await?
         } else {

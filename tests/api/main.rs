@@ -5,6 +5,9 @@ mod helpers;
 mod receiver;
 
 mod chart;
+mod engagement;
+mod engagement_metrics;
+mod engagement_profile;
 mod events;
 mod follow_ups;
 mod gateway;

@@ -1,0 +1,433 @@
+//! Reading engagement (DESIGN §9): the per-customer profile, org-wide metrics,
+//! rankings and property values, all from the roll-ups; and the score snapshots that
+//! make percentile ranks cheap.
+//!
+//! Percentile freshness: every customer's score decays at the same rate, so the
+//! ranking only changes when events arrive, and a snapshot of the score keys stays
+//! exact until then. A tenant with at most [`SYNC_SNAPSHOT_LIMIT`] customers gets a
+//! new snapshot whenever its roll-ups changed since the last one (a small scan); a
+//! larger tenant reads the latest snapshot and, when it is older than
+//! [`SNAPSHOT_REFRESH`], refreshes it in the background — so no request scans every
+//! customer. Each profile says which snapshot it ranked against.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::{Services, require_secret};
+use crate::domain::engagement::{self as eng, Day, ScoringConfig, date_of, day_of, key_term};
+use crate::domain::engagement_metrics::{self as em, GapSum, MetricSums, OrgMetrics};
+use crate::domain::engagement_profile::{self as ep, DayActivity, Profile, ProfileInput};
+use crate::domain::model::Principal;
+use crate::domain::time::Timestamp;
+use crate::domain::{CustomerRef, History, TenantId, eligibility, time};
+use crate::error::{AppError, Result};
+use crate::store::engagement_read::{self as er, CountFilter, Ranked, StoredSnapshot};
+use crate::store::{Db, engagement as es, tenants};
+
+/// Tenants with at most this many customers get an up-to-date snapshot on read.
+pub const SYNC_SNAPSHOT_LIMIT: i64 = 5_000;
+/// A larger tenant's snapshot is refreshed in the background once older than this.
+pub const SNAPSHOT_REFRESH: Duration = Duration::from_secs(300);
+/// Longest window of metrics and rankings, in days.
+pub const MAX_WINDOW_DAYS: i32 = 365;
+
+/// Tenants whose snapshot is being refreshed in the background (one at a time each).
+static REFRESHING: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+
+/// A profile with the snapshot its percentile ranks against.
+#[derive(Debug, Clone)]
+pub struct ProfileOut {
+    pub customer: CustomerRef,
+    pub profile: Profile,
+    pub snapshot: Option<SnapshotInfo>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct SnapshotInfo {
+    pub taken_at: Timestamp,
+    pub population: i64,
+    pub exact: bool,
+}
+
+/// Org metrics with the cohorts.
+#[derive(Debug, Clone)]
+pub struct MetricsOut {
+    pub as_of: Timestamp,
+    pub time_zone: String,
+    pub currency: String,
+    pub start: Day,
+    pub end: Day,
+    pub metrics: OrgMetrics,
+    pub cohorts: Vec<em::Cohort>,
+}
+
+/// What a ranking ranks by.
+#[derive(Debug, Clone)]
+pub enum Ranking {
+    Score,
+    Action { name: String, property: Option<(String, String)> },
+}
+
+#[derive(Debug, Clone)]
+pub struct TopRequest {
+    pub ranking: Ranking,
+    pub window_days: i32,
+    pub as_of: Option<Timestamp>,
+    pub include_zero: bool,
+    pub ascending: bool,
+    pub page_size: u64,
+    pub offset: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct TopOut {
+    pub customers: Vec<(u64, Ranked)>,
+    pub next_offset: Option<u64>,
+    pub window_days: i32,
+    pub start: Day,
+    pub end: Day,
+    pub definition: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ValuesOut {
+    pub values: Vec<(String, i64, i64)>,
+    pub total: i64,
+    pub window_days: i32,
+    pub start: Day,
+    pub end: Day,
+}
+
+/// A window length: 0 means `default`; otherwise 1–365 days.
+pub fn window(days: i32, default: i32, field: &str) -> Result<i32> {
+    match days {
+        0 => Ok(default),
+        d if (1..=MAX_WINDOW_DAYS).contains(&d) => Ok(d),
+        d => Err(AppError::invalid(field, format!("must be from 1 to {MAX_WINDOW_DAYS} days; got {d}"))),
+    }
+}
+
+/// The customer's score key from its days up to `day` (as ingestion would have
+/// built it from those days alone).
+fn key_on(config: &ScoringConfig, reference: Day, days: &[DayActivity], day: Day) -> f64 {
+    days.iter()
+        .filter(|d| d.day <= day)
+        .flat_map(|d| d.action_counts.iter().map(move |(a, n)| (d.day, a, n)))
+        .map(|(d, a, n)| key_term(config.weight(a) * *n as f64, d, reference, config.half_life_days))
+        .sum()
+}
+
+impl Services {
+    fn as_of(&self, as_of: Option<Timestamp>) -> Result<(Timestamp, Timestamp)> {
+        let now = self.clock.now();
+        match as_of {
+            Some(t) if t > now => Err(AppError::invalid("as_of", "must not be in the future")),
+            Some(t) => Ok((t, now)),
+            None => Ok((now, now)),
+        }
+    }
+
+    /// The whole profile of one customer.
+    #[tracing::instrument(skip_all, fields(tenant = %p.tenant))]
+    pub async fn engagement_profile(
+        &self,
+        p: &Principal,
+        customer: &CustomerRef,
+        as_of: Option<Timestamp>,
+    ) -> Result<ProfileOut> {
+        require_secret(p)?;
+        let (as_of, now) = self.as_of(as_of)?;
+        let conn = self.db.conn();
+        let (row_id, record) = er::get_customer(conn, &p.tenant, customer).await?;
+        let stored = es::load_config(conn, &p.tenant, day_of(chrono_tz::Tz::UTC, now)).await?;
+        let config = stored.config;
+        let tz = config.tz();
+        let today = day_of(tz, as_of);
+
+        let days = er::customer_activity(conn, &p.tenant, &row_id, today).await?;
+        let answers = er::customer_answers(conn, &p.tenant, &row_id).await?;
+        let follow_ups = er::customer_follow_ups(conn, &p.tenant, &row_id).await?;
+        let invitations = er::customer_invitations(conn, &p.tenant, &row_id).await?;
+
+        // Next eligible survey time: the tenant's default cooldowns, any survey.
+        let policy = tenants::default_policy(conn, &p.tenant).await?;
+        let history = History {
+            last_invitation_this_survey: None,
+            last_invitation_any_survey: invitations.iter().map(|(t, _)| *t).filter(|t| *t <= as_of).max(),
+            last_response_this_survey: None,
+            last_response_any_survey: answers.iter().map(|a| a.at).filter(|t| *t <= as_of).max(),
+            unsubscribed: record.unsubscribed,
+            erased: record.erased,
+        };
+        let eligibility = eligibility::evaluate(policy, history, as_of, false);
+
+        // Percentiles: against a fresh snapshot for "now", else the one of the time.
+        let current = if now - as_of <= chrono::Duration::minutes(1) {
+            self.current_snapshot(&p.tenant).await?
+        } else {
+            er::snapshot_before(conn, &p.tenant, time::to_micros(as_of)).await?
+        };
+        let rank = |s: &Option<StoredSnapshot>, day: Day| {
+            s.as_ref().and_then(|s| {
+                let key = key_on(&config, stored.reference_day, &days, day);
+                s.snapshot.percentile(key, time::to_micros(record.created_at) <= s.taken_at)
+            })
+        };
+        let percentile = rank(&current, today);
+        let before = er::snapshot_before(conn, &p.tenant, time::to_micros(as_of - chrono::Duration::days(30))).await?;
+        let percentile_before = rank(&before, today - 30);
+
+        // The tenant's churn over the last 30 days gives the expected lifetime.
+        let t = config.inactivity_days;
+        let churned = er::gap_sum(conn, &p.tenant, GapSum::churned(today - 29, today, t)).await?;
+        let at_start = er::gap_sum(conn, &p.tenant, GapSum::active(today - 30 - t + 1, today - 30)).await?;
+        let monthly_churn_rate = (at_start > 0).then(|| churned as f64 / at_start as f64);
+
+        let profile = ep::profile(&ProfileInput {
+            config,
+            as_of,
+            days,
+            answers,
+            follow_ups,
+            invitations,
+            next_eligible: eligibility.next_eligible_at,
+            eligible_now: eligibility.eligible,
+            percentile,
+            percentile_30_days_before: percentile_before,
+            monthly_churn_rate,
+        });
+        Ok(ProfileOut {
+            customer: record.customer,
+            profile,
+            snapshot: current.map(|s| SnapshotInfo {
+                taken_at: time::from_micros(s.taken_at),
+                population: s.snapshot.population,
+                exact: s.snapshot.exact,
+            }),
+        })
+    }
+
+    /// The latest score snapshot, refreshed as the module documentation says.
+    async fn current_snapshot(&self, tenant: &TenantId) -> Result<Option<StoredSnapshot>> {
+        let conn = self.db.conn();
+        let latest = er::snapshot_before(conn, tenant, i64::MAX).await?;
+        let now = self.clock.now();
+        match latest {
+            None => Ok(Some(take_snapshot(&self.db, tenant, now).await?)),
+            Some(s) if s.snapshot.population <= SYNC_SNAPSHOT_LIMIT => {
+                let version = er::data_version(conn, tenant).await?;
+                let population = er::population(conn, tenant).await?;
+                if version != s.data_version || population != s.snapshot.population {
+                    Ok(Some(take_snapshot(&self.db, tenant, now).await?))
+                } else {
+                    Ok(Some(s))
+                }
+            }
+            Some(s) => {
+                let age = time::to_micros(now) - s.taken_at;
+                if age > SNAPSHOT_REFRESH.as_micros() as i64 {
+                    self.refresh_in_background(tenant);
+                }
+                Ok(Some(s))
+            }
+        }
+    }
+
+    fn refresh_in_background(&self, tenant: &TenantId) {
+        {
+            let mut guard = REFRESHING.lock().unwrap_or_else(|e| e.into_inner());
+            if !guard.get_or_insert_with(HashSet::new).insert(tenant.0.clone()) {
+                return;
+            }
+        }
+        let (db, tenant, clock) = (self.db.clone(), tenant.clone(), self.clock.clone());
+        tokio::spawn(async move {
+            if let Err(e) = take_snapshot(&db, &tenant, clock.now()).await {
+                tracing::warn!(tenant = %tenant, error = %e, "refreshing the score snapshot failed");
+            }
+            let mut guard = REFRESHING.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(set) = guard.as_mut() {
+                set.remove(&tenant.0);
+            }
+        });
+    }
+
+    /// Org-wide metrics for a window ending on the as-of day.
+    #[tracing::instrument(skip_all, fields(tenant = %p.tenant))]
+    pub async fn engagement_metrics(
+        &self,
+        p: &Principal,
+        window_days: i32,
+        as_of: Option<Timestamp>,
+        cohort_months: i32,
+    ) -> Result<MetricsOut> {
+        require_secret(p)?;
+        let w = window(window_days, 30, "window_days")?;
+        let months = match cohort_months {
+            0 => 6,
+            m if (1..=24).contains(&m) => m,
+            m => return Err(AppError::invalid("cohort_months", format!("must be from 0 to 24; got {m}"))),
+        };
+        let (as_of, now) = self.as_of(as_of)?;
+        let conn = self.db.conn();
+        let config = es::load_config(conn, &p.tenant, day_of(chrono_tz::Tz::UTC, now)).await?.config;
+        let today = day_of(config.tz(), as_of);
+        let (a, b) = (today - w + 1, today);
+        let t = config.inactivity_days;
+        let tenant = &p.tenant;
+        let sum = |g: GapSum| er::gap_sum(conn, tenant, g);
+        let (dau_total, new_customers) = er::day_totals(conn, tenant, a, b).await?;
+        let (previous_revenue, retained_revenue) = er::revenue_retention(conn, tenant, a - w, a - 1, b).await?;
+        let sums = MetricSums {
+            dau: sum(GapSum::active(today, today)).await?,
+            wau: sum(GapSum::active(today - 6, today)).await?,
+            mau: sum(GapSum::active(today - 29, today)).await?,
+            dau_total,
+            new_customers,
+            churned: sum(GapSum::churned(a, b, t)).await?,
+            at_start: sum(GapSum::active(a - t, a - 1)).await?,
+            previous_active: sum(GapSum::active(a - w, a - 1)).await?,
+            retained: sum(GapSum::returned(a - w, a - 1, b)).await?,
+            previous_revenue,
+            retained_revenue,
+        };
+        let last = eng::month_of(today);
+        let first = last - months + 1;
+        let cells = er::cohort_cells(conn, tenant, first, last).await?;
+        Ok(MetricsOut {
+            as_of,
+            time_zone: config.time_zone.clone(),
+            currency: config.currency.clone(),
+            start: a,
+            end: b,
+            metrics: em::org_metrics(w, sums),
+            cohorts: em::cohorts(&cells, first, last),
+        })
+    }
+
+    /// Customers ranked by score or by an action's count.
+    #[tracing::instrument(skip_all, fields(tenant = %p.tenant))]
+    pub async fn top_customers(&self, p: &Principal, req: TopRequest) -> Result<TopOut> {
+        require_secret(p)?;
+        let w = window(req.window_days, 30, "window_days")?;
+        let (as_of, now) = self.as_of(req.as_of)?;
+        let conn = self.db.conn();
+        let stored = es::load_config(conn, &p.tenant, day_of(chrono_tz::Tz::UTC, now)).await?;
+        let config = &stored.config;
+        let today = day_of(config.tz(), as_of);
+        let (start, end) = (today - w + 1, today);
+        let (limit, offset) = (req.page_size, req.offset);
+        let tenant = &p.tenant;
+        let (filter, definition) = match &req.ranking {
+            Ranking::Score => (
+                None,
+                format!(
+                    "engagement score on {}: Σ Wᵢ·Nᵢ over all recorded events, each decayed by 2^(−age in days / {} days)",
+                    date_of(today),
+                    config.half_life_days
+                ),
+            ),
+            Ranking::Action { name, property } => (
+                Some(CountFilter { action: name.clone(), property: property.clone(), from: start, to: end }),
+                match property {
+                    None => format!("count of {name} events from {} to {}", date_of(start), date_of(end)),
+                    Some((k, v)) => {
+                        format!("count of {name} events with {k} = {v} from {} to {}", date_of(start), date_of(end))
+                    }
+                },
+            ),
+        };
+        let filter_ref = filter.as_ref();
+        let ranked = |offset: u64, limit: u64| async move {
+            match filter_ref {
+                None => er::top_by_score(conn, tenant, req.ascending, offset, limit).await,
+                Some(f) => er::top_by_count(conn, tenant, f, req.ascending, offset, limit).await,
+            }
+        };
+        let zeros = |offset: u64, limit: u64| er::zeros(conn, tenant, filter_ref, offset, limit);
+        let mut out: Vec<Ranked>;
+        if !req.include_zero {
+            out = ranked(offset, limit).await?;
+        } else {
+            // Zeros follow the others (descending) or come first (ascending). The size
+            // of the first part is only counted when a page starts past its end.
+            let count_counted = || async move {
+                Ok::<u64, AppError>(match filter_ref {
+                    None => er::count_scored(conn, tenant).await?,
+                    Some(f) => er::count_counted(conn, tenant, f).await?,
+                } as u64)
+            };
+            let first = if req.ascending { zeros(offset, limit).await? } else { ranked(offset, limit).await? };
+            let got = first.len() as u64;
+            out = first;
+            if got < limit {
+                let first_len = if got > 0 {
+                    offset + got
+                } else if req.ascending {
+                    (er::population(conn, tenant).await? as u64).saturating_sub(count_counted().await?)
+                } else {
+                    count_counted().await?
+                };
+                let second_offset = (offset + got).saturating_sub(first_len);
+                let more = if req.ascending {
+                    ranked(second_offset, limit - got).await?
+                } else {
+                    zeros(second_offset, limit - got).await?
+                };
+                out.extend(more);
+            }
+        }
+        if matches!(req.ranking, Ranking::Score) {
+            for r in &mut out {
+                r.2 = eng::score_from_key(r.2, today, stored.reference_day, config.half_life_days);
+            }
+        }
+        let next_offset = (out.len() as u64 >= limit).then_some(offset + limit);
+        Ok(TopOut {
+            customers: out.into_iter().enumerate().map(|(i, r)| (offset + i as u64 + 1, r)).collect(),
+            next_offset,
+            window_days: w,
+            start,
+            end,
+            definition,
+        })
+    }
+
+    /// The most frequent values of a property of an action in a window.
+    #[tracing::instrument(skip_all, fields(tenant = %p.tenant))]
+    pub async fn top_property_values(
+        &self,
+        p: &Principal,
+        action: &str,
+        property: &str,
+        window_days: i32,
+        as_of: Option<Timestamp>,
+        limit: u64,
+    ) -> Result<ValuesOut> {
+        require_secret(p)?;
+        let w = window(window_days, 30, "window_days")?;
+        let (as_of, now) = self.as_of(as_of)?;
+        let conn = self.db.conn();
+        let config = es::load_config(conn, &p.tenant, day_of(chrono_tz::Tz::UTC, now)).await?.config;
+        let today = day_of(config.tz(), as_of);
+        let (start, end) = (today - w + 1, today);
+        let (values, total) = er::top_values(conn, &p.tenant, action, property, start, end, limit).await?;
+        Ok(ValuesOut { values, total, window_days: w, start, end })
+    }
+}
+
+/// Takes and stores a snapshot of the tenant's score keys.
+async fn take_snapshot(db: &Db, tenant: &TenantId, now: Timestamp) -> Result<StoredSnapshot> {
+    let conn = db.conn();
+    // The version is read first: a change racing the scan makes the next read redo it.
+    let version = er::data_version(conn, tenant).await?;
+    let population = er::population(conn, tenant).await?;
+    let keys = er::all_keys(conn, tenant).await?;
+    let snapshot = eng::ScoreSnapshot::build(keys, population);
+    let taken_at = time::to_micros(now);
+    let txn = db.begin_write().await?;
+    er::save_snapshot(&txn, tenant, taken_at, version, &snapshot).await?;
+    txn.commit().await?;
+    Ok(StoredSnapshot { taken_at, data_version: version, snapshot })
+}

@@ -1,0 +1,635 @@
+//! Engagement storage, read side: customers with their account and traits, what a
+//! profile is computed from (the customer's daily roll-ups and survey history), the
+//! sums org metrics need, rankings, and score snapshots. Only fetching and summing
+//! here; the formulas are in `domain::engagement*`.
+
+use std::collections::BTreeMap;
+
+use sea_orm::{ConnectionTrait, QueryResult, Value};
+
+use super::engagement::{Sql, get_i64, get_opt_i64, insert_rows};
+use super::{PageRequest, props_from_json};
+use crate::domain::engagement::{CustomerChange, CustomerRecord, Day, ScoreSnapshot, Traits};
+use crate::domain::engagement_metrics::{GapSum, NO_NEXT};
+use crate::domain::engagement_profile::{Answer, DayActivity, FollowUpTimes};
+use crate::domain::model::Page;
+use crate::domain::{Bucket, CustomerRef, SurveyKind, TenantId, time};
+use crate::error::{AppError, Result};
+
+fn s(row: &QueryResult, i: usize) -> Result<String> {
+    Ok(row.try_get_by_index::<String>(i)?)
+}
+
+fn opt_s(row: &QueryResult, i: usize) -> Result<Option<String>> {
+    Ok(row.try_get_by_index::<Option<String>>(i)?)
+}
+
+fn f(row: &QueryResult, i: usize) -> Result<f64> {
+    Ok(row.try_get_by_index::<f64>(i)?)
+}
+
+// ---------------------------------------------------------------------------------
+// Customers.
+// ---------------------------------------------------------------------------------
+
+const CUSTOMER_COLS: &str = "c.id, c.external_id, c.account_id, c.email, c.name, c.plan, c.signup_at, c.properties, \
+     c.unsubscribed_at, c.created_at, c.updated_at, e.first_day, e.last_day, c.erased_at";
+
+fn customer_from(row: &QueryResult) -> Result<(String, CustomerRecord)> {
+    Ok((
+        s(row, 0)?,
+        CustomerRecord {
+            customer: CustomerRef(s(row, 1)?),
+            account_id: opt_s(row, 2)?,
+            traits: Traits {
+                email: opt_s(row, 3)?,
+                name: opt_s(row, 4)?,
+                plan: opt_s(row, 5)?,
+                signup_at: get_opt_i64(row, 6)?.map(time::from_micros),
+            },
+            properties: props_from_json(&s(row, 7)?),
+            unsubscribed: get_opt_i64(row, 8)?.is_some(),
+            erased: get_opt_i64(row, 13)?.is_some(),
+            created_at: time::from_micros(get_i64(row, 9)?),
+            updated_at: time::from_micros(get_i64(row, 10)?),
+            first_day: get_opt_i64(row, 11)?.map(|d| d as Day),
+            last_day: get_opt_i64(row, 12)?.map(|d| d as Day),
+        },
+    ))
+}
+
+fn customer_select(conn: &impl ConnectionTrait, tenant: &TenantId) -> Sql {
+    let mut q = Sql::new(
+        conn.get_database_backend(),
+        &format!(
+            "SELECT {CUSTOMER_COLS} FROM customers c LEFT JOIN engagement_customers e \
+             ON e.tenant_id = c.tenant_id AND e.customer_id = c.id WHERE c.tenant_id = "
+        ),
+    );
+    q.bind(tenant.as_str());
+    q
+}
+
+/// The customer (its row id and record), or `None`.
+pub async fn find_customer(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    customer: &CustomerRef,
+) -> Result<Option<(String, CustomerRecord)>> {
+    let mut q = customer_select(conn, tenant);
+    q.push(" AND c.external_id = ").bind(customer.as_str());
+    q.one(conn).await?.as_ref().map(customer_from).transpose()
+}
+
+/// The customer, or `NOT_FOUND` (also for other tenants' customers).
+pub async fn get_customer(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    customer: &CustomerRef,
+) -> Result<(String, CustomerRecord)> {
+    find_customer(conn, tenant, customer)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("customer {:?}", customer.as_str())))
+}
+
+/// Sets the account and traits a change names.
+pub async fn update_customer(
+    conn: &impl ConnectionTrait,
+    row_id: &str,
+    change: &CustomerChange,
+    now_us: i64,
+) -> Result<()> {
+    let blank = |v: &Option<String>| v.as_ref().map(|s| (!s.is_empty()).then(|| s.clone()));
+    let mut sets: Vec<(&str, Value)> = Vec::new();
+    if let Some(v) = blank(&change.account_id) {
+        sets.push(("account_id", v.into()));
+    }
+    if let Some(v) = blank(&change.email) {
+        sets.push(("email", v.into()));
+    }
+    if let Some(v) = blank(&change.name) {
+        sets.push(("name", v.into()));
+    }
+    if let Some(v) = blank(&change.plan) {
+        sets.push(("plan", v.into()));
+    }
+    if let Some(t) = change.signup_at {
+        sets.push(("signup_at", time::to_micros(t).into()));
+    }
+    if sets.is_empty() {
+        return Ok(());
+    }
+    let mut q = Sql::new(conn.get_database_backend(), "UPDATE customers SET updated_at = ");
+    q.bind(now_us);
+    for (col, v) in sets {
+        q.push(&format!(", {col} = ")).bind(v);
+    }
+    q.push(" WHERE id = ").bind(row_id);
+    q.exec(conn).await?;
+    Ok(())
+}
+
+/// Customers ordered by row id, newest first, a page at a time; `properties`
+/// narrows in SQL by a text match on the stored JSON and is then checked exactly.
+pub async fn list_customers(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    account: Option<&str>,
+    properties: &BTreeMap<String, String>,
+    page: &PageRequest,
+) -> Result<Page<CustomerRecord>> {
+    let mut out: Vec<(String, CustomerRecord)> = Vec::new();
+    let mut after = page.after.clone();
+    loop {
+        let mut q = customer_select(conn, tenant);
+        if let Some(a) = account {
+            q.push(" AND c.account_id = ").bind(a);
+        }
+        for (k, v) in properties {
+            let needle = serde_json::to_string(&BTreeMap::from([(k, v)])).unwrap_or_default();
+            let inner = needle.trim_start_matches('{').trim_end_matches('}');
+            let escaped = inner.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
+            q.push(" AND c.properties LIKE ").bind(format!("%{escaped}%")).push(" ESCAPE '\\'");
+        }
+        if let Some(a) = &after {
+            q.push(" AND c.id < ").bind(a.as_str());
+        }
+        let batch = page.size.max(50);
+        q.push(&format!(" ORDER BY c.id DESC LIMIT {batch}"));
+        let rows = q.all(conn).await?;
+        let fetched = rows.len() as u64;
+        for r in &rows {
+            let (id, c) = customer_from(r)?;
+            after = Some(id.clone());
+            if crate::domain::input::matches(properties, &c.properties) {
+                out.push((id, c));
+                if out.len() as u64 >= page.size {
+                    break;
+                }
+            }
+        }
+        if out.len() as u64 >= page.size || fetched < batch {
+            break;
+        }
+    }
+    let next = page.next_token(out.len(), out.last().map(|(id, _)| id.as_str()));
+    Ok(Page { items: out.into_iter().map(|(_, c)| c).collect(), next_page_token: next })
+}
+
+// ---------------------------------------------------------------------------------
+// What a profile reads.
+// ---------------------------------------------------------------------------------
+
+/// The customer's active days, sorted.
+pub async fn customer_days(conn: &impl ConnectionTrait, tenant: &TenantId, row_id: &str) -> Result<Vec<Day>> {
+    let mut q = Sql::new(conn.get_database_backend(), "SELECT day FROM activity_days WHERE tenant_id = ");
+    q.bind(tenant.as_str()).push(" AND customer_id = ").bind(row_id).push(" ORDER BY day");
+    q.all(conn).await?.iter().map(|r| Ok(get_i64(r, 0)? as Day)).collect()
+}
+
+/// Every daily roll-up of the customer up to `to`, with its action counts: one row
+/// per active day, whatever the number of events.
+pub async fn customer_activity(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    row_id: &str,
+    to: Day,
+) -> Result<Vec<DayActivity>> {
+    let b = conn.get_database_backend();
+    let mut q = Sql::new(
+        b,
+        "SELECT day, events, actions, sessions, session_seconds, purchases, revenue_minor FROM activity_days \
+         WHERE tenant_id = ",
+    );
+    q.bind(tenant.as_str()).push(" AND customer_id = ").bind(row_id).push(" AND day <= ").bind(to);
+    q.push(" ORDER BY day");
+    let mut days: BTreeMap<Day, DayActivity> = BTreeMap::new();
+    for r in q.all(conn).await? {
+        let day = get_i64(&r, 0)? as Day;
+        days.insert(
+            day,
+            DayActivity {
+                day,
+                events: get_i64(&r, 1)?,
+                actions: get_i64(&r, 2)?,
+                sessions: get_i64(&r, 3)?,
+                session_seconds: get_i64(&r, 4)?,
+                purchases: get_i64(&r, 5)?,
+                revenue_minor: get_i64(&r, 6)?,
+                action_counts: BTreeMap::new(),
+            },
+        );
+    }
+    let mut q = Sql::new(b, "SELECT day, action, count FROM activity_day_actions WHERE tenant_id = ");
+    q.bind(tenant.as_str()).push(" AND customer_id = ").bind(row_id).push(" AND day <= ").bind(to);
+    for r in q.all(conn).await? {
+        let day = get_i64(&r, 0)? as Day;
+        if let Some(d) = days.get_mut(&day) {
+            d.action_counts.insert(s(&r, 1)?, get_i64(&r, 2)?);
+        }
+    }
+    Ok(days.into_values().collect())
+}
+
+/// The customer's survey answers.
+pub async fn customer_answers(conn: &impl ConnectionTrait, tenant: &TenantId, row_id: &str) -> Result<Vec<Answer>> {
+    let mut q = Sql::new(
+        conn.get_database_backend(),
+        "SELECT kind, score, scale_max, bucket, recorded_at FROM responses WHERE tenant_id = ",
+    );
+    q.bind(tenant.as_str()).push(" AND customer_id = ").bind(row_id);
+    q.all(conn)
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(Answer {
+                kind: SurveyKind::from_db(&s(r, 0)?)?,
+                score: get_i64(r, 1)? as i32,
+                scale_max: get_i64(r, 2)? as i32,
+                bucket: Bucket::from_db(&s(r, 3)?)?,
+                at: time::from_micros(get_i64(r, 4)?),
+            })
+        })
+        .collect()
+}
+
+/// The customer's follow-ups: opened, due, and closed (if resolved or dismissed now).
+pub async fn customer_follow_ups(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    row_id: &str,
+) -> Result<Vec<FollowUpTimes>> {
+    let mut q = Sql::new(
+        conn.get_database_backend(),
+        "SELECT status, opened_at, due_at, resolved_at, dismissed_at FROM follow_ups WHERE tenant_id = ",
+    );
+    q.bind(tenant.as_str()).push(" AND customer_id = ").bind(row_id);
+    q.all(conn)
+        .await?
+        .iter()
+        .map(|r| {
+            let status = s(r, 0)?;
+            let closed = match status.as_str() {
+                "resolved" => get_opt_i64(r, 3)?,
+                "dismissed" => get_opt_i64(r, 4)?,
+                _ => None,
+            };
+            Ok(FollowUpTimes {
+                opened_at: time::from_micros(get_i64(r, 1)?),
+                due_at: time::from_micros(get_i64(r, 2)?),
+                closed_at: closed.map(time::from_micros),
+            })
+        })
+        .collect()
+}
+
+/// The customer's issued invitations: issue time and whether answered.
+pub async fn customer_invitations(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    row_id: &str,
+) -> Result<Vec<(time::Timestamp, bool)>> {
+    let mut q =
+        Sql::new(conn.get_database_backend(), "SELECT created_at, response_id FROM invitations WHERE tenant_id = ");
+    q.bind(tenant.as_str()).push(" AND customer_id = ").bind(row_id).push(" AND outcome = 'issued'");
+    q.all(conn).await?.iter().map(|r| Ok((time::from_micros(get_i64(r, 0)?), opt_s(r, 1)?.is_some()))).collect()
+}
+
+// ---------------------------------------------------------------------------------
+// Org metrics: sums over the small per-tenant tables.
+// ---------------------------------------------------------------------------------
+
+/// Σ customers over the gap-histogram cells that match (domain::GapSum::matches).
+pub async fn gap_sum(conn: &impl ConnectionTrait, tenant: &TenantId, g: GapSum) -> Result<i64> {
+    let mut q = Sql::new(
+        conn.get_database_backend(),
+        "SELECT CAST(COALESCE(SUM(customers), 0) AS BIGINT) FROM engagement_gaps WHERE tenant_id = ",
+    );
+    q.bind(tenant.as_str()).push(" AND day >= ").bind(g.from).push(" AND day <= ").bind(g.to);
+    if let Some(x) = g.next_after {
+        q.push(&format!(" AND (gap = {NO_NEXT} OR day + gap > ")).bind(x).push(")");
+    }
+    if let Some(k) = g.gap_over {
+        q.push(&format!(" AND (gap = {NO_NEXT} OR gap > ")).bind(k).push(")");
+    }
+    if let Some(y) = g.next_by {
+        q.push(&format!(" AND gap <> {NO_NEXT} AND day + gap <= ")).bind(y);
+    }
+    match q.one(conn).await? {
+        Some(r) => get_i64(&r, 0),
+        None => Ok(0),
+    }
+}
+
+/// (Σ DAU, Σ new customers) over the days [from, to].
+pub async fn day_totals(conn: &impl ConnectionTrait, tenant: &TenantId, from: Day, to: Day) -> Result<(i64, i64)> {
+    let mut q = Sql::new(
+        conn.get_database_backend(),
+        "SELECT CAST(COALESCE(SUM(dau), 0) AS BIGINT), CAST(COALESCE(SUM(new_customers), 0) AS BIGINT) \
+         FROM engagement_days WHERE tenant_id = ",
+    );
+    q.bind(tenant.as_str()).push(" AND day >= ").bind(from).push(" AND day <= ").bind(to);
+    match q.one(conn).await? {
+        Some(r) => Ok((get_i64(&r, 0)?, get_i64(&r, 1)?)),
+        None => Ok((0, 0)),
+    }
+}
+
+/// Net revenue retention's sums: revenue in [prev_from, prev_to] of the customers
+/// who bought then, and the same customers' revenue in [prev_to + 1, to].
+pub async fn revenue_retention(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    prev_from: Day,
+    prev_to: Day,
+    to: Day,
+) -> Result<(i64, i64)> {
+    let mut q = Sql::new(
+        conn.get_database_backend(),
+        "SELECT CAST(COALESCE(SUM(prev), 0) AS BIGINT), CAST(COALESCE(SUM(cur), 0) AS BIGINT) FROM (\
+         SELECT customer_id, SUM(CASE WHEN day <= ",
+    );
+    q.bind(prev_to).push(" THEN revenue_minor ELSE 0 END) AS prev, SUM(CASE WHEN day > ").bind(prev_to);
+    q.push(" THEN revenue_minor ELSE 0 END) AS cur FROM activity_days WHERE tenant_id = ").bind(tenant.as_str());
+    q.push(" AND purchases > 0 AND day >= ").bind(prev_from).push(" AND day <= ").bind(to);
+    q.push(" GROUP BY customer_id) r WHERE prev > 0");
+    match q.one(conn).await? {
+        Some(r) => Ok((get_i64(&r, 0)?, get_i64(&r, 1)?)),
+        None => Ok((0, 0)),
+    }
+}
+
+/// Cohort cells (first-seen month, active month, customers) for cohort months
+/// [first, last] and active months up to `last`.
+pub async fn cohort_cells(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    first: i32,
+    last: i32,
+) -> Result<Vec<(i32, i32, i64)>> {
+    let mut q = Sql::new(
+        conn.get_database_backend(),
+        "SELECT cohort_month, active_month, CAST(SUM(customers) AS BIGINT) FROM engagement_cohorts WHERE tenant_id = ",
+    );
+    q.bind(tenant.as_str()).push(" AND cohort_month >= ").bind(first).push(" AND cohort_month <= ").bind(last);
+    q.push(" AND active_month <= ").bind(last).push(" GROUP BY cohort_month, active_month");
+    q.all(conn).await?.iter().map(|r| Ok((get_i64(r, 0)? as i32, get_i64(r, 1)? as i32, get_i64(r, 2)?))).collect()
+}
+
+// ---------------------------------------------------------------------------------
+// Rankings.
+// ---------------------------------------------------------------------------------
+
+/// One ranked customer: CRM id, account, value.
+pub type Ranked = (String, Option<String>, f64);
+
+/// Customers by score key, highest (or lowest) first, non-zero keys only.
+pub async fn top_by_score(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    ascending: bool,
+    offset: u64,
+    limit: u64,
+) -> Result<Vec<Ranked>> {
+    let mut q = Sql::new(
+        conn.get_database_backend(),
+        "SELECT c.external_id, c.account_id, e.score_key FROM engagement_customers e JOIN customers c \
+         ON c.id = e.customer_id WHERE e.tenant_id = ",
+    );
+    q.bind(tenant.as_str()).push(" AND e.score_key > 0 AND c.erased_at IS NULL");
+    let dir = if ascending { "ASC" } else { "DESC" };
+    // In index order (tenant, score_key, customer row), so the top N reads N rows.
+    q.push(&format!(" ORDER BY e.score_key {dir}, e.customer_id {dir} LIMIT {limit} OFFSET {offset}"));
+    q.all(conn).await?.iter().map(|r| Ok((s(r, 0)?, opt_s(r, 1)?, f(r, 2)?))).collect()
+}
+
+/// How many customers have a non-zero score key.
+pub async fn count_scored(conn: &impl ConnectionTrait, tenant: &TenantId) -> Result<i64> {
+    let mut q = Sql::new(conn.get_database_backend(), "SELECT COUNT(*) FROM engagement_customers WHERE tenant_id = ");
+    q.bind(tenant.as_str()).push(" AND score_key > 0");
+    match q.one(conn).await? {
+        Some(r) => get_i64(&r, 0),
+        None => Ok(0),
+    }
+}
+
+/// What a count ranking counts: one action in [from, to], optionally only events
+/// whose property `key` is `value`.
+#[derive(Debug, Clone)]
+pub struct CountFilter {
+    pub action: String,
+    pub property: Option<(String, String)>,
+    pub from: Day,
+    pub to: Day,
+}
+
+/// `FROM … WHERE …` of the rows a count ranking sums (aliased `a`).
+fn count_source(q: &mut Sql, tenant: &TenantId, f: &CountFilter) {
+    match &f.property {
+        None => {
+            q.push(" FROM activity_day_actions a WHERE a.tenant_id = ").bind(tenant.as_str());
+            q.push(" AND a.action = ").bind(f.action.as_str());
+        }
+        Some((k, v)) => {
+            q.push(" FROM activity_day_props a WHERE a.tenant_id = ").bind(tenant.as_str());
+            q.push(" AND a.action = ").bind(f.action.as_str()).push(" AND a.prop_key = ").bind(k.as_str());
+            q.push(" AND a.prop_value = ").bind(v.as_str());
+        }
+    }
+    q.push(" AND a.day >= ").bind(f.from).push(" AND a.day <= ").bind(f.to);
+}
+
+/// Customers by their count, highest (or lowest) first, counts above zero only.
+pub async fn top_by_count(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    filter: &CountFilter,
+    ascending: bool,
+    offset: u64,
+    limit: u64,
+) -> Result<Vec<Ranked>> {
+    // Rank and cut the page in the aggregate, then look up only the page's customers.
+    let mut q = Sql::new(
+        conn.get_database_backend(),
+        "SELECT c.external_id, c.account_id, t.n FROM (SELECT a.customer_id, CAST(SUM(a.count) AS BIGINT) AS n",
+    );
+    count_source(&mut q, tenant, filter);
+    let dir = if ascending { "ASC" } else { "DESC" };
+    q.push(&format!(" GROUP BY a.customer_id ORDER BY n {dir}, a.customer_id {dir} LIMIT {limit} OFFSET {offset}"));
+    q.push(&format!(") t JOIN customers c ON c.id = t.customer_id ORDER BY t.n {dir}, t.customer_id {dir}"));
+    q.all(conn).await?.iter().map(|r| Ok((s(r, 0)?, opt_s(r, 1)?, get_i64(r, 2)? as f64))).collect()
+}
+
+/// How many customers have a count above zero.
+pub async fn count_counted(conn: &impl ConnectionTrait, tenant: &TenantId, filter: &CountFilter) -> Result<i64> {
+    let mut q = Sql::new(conn.get_database_backend(), "SELECT COUNT(DISTINCT a.customer_id)");
+    count_source(&mut q, tenant, filter);
+    match q.one(conn).await? {
+        Some(r) => get_i64(&r, 0),
+        None => Ok(0),
+    }
+}
+
+/// The tenant's customers with a zero count (or, without a filter, a zero score),
+/// by CRM id.
+pub async fn zeros(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    filter: Option<&CountFilter>,
+    offset: u64,
+    limit: u64,
+) -> Result<Vec<Ranked>> {
+    let mut q = Sql::new(
+        conn.get_database_backend(),
+        "SELECT c.external_id, c.account_id FROM customers c WHERE c.tenant_id = ",
+    );
+    // NOT EXISTS walks customers in id order and probes each one's rows by key, so a
+    // page of zeros costs about its size, not the number of customers who did act.
+    q.bind(tenant.as_str()).push(" AND c.erased_at IS NULL AND NOT EXISTS (");
+    match filter {
+        Some(f) => {
+            q.push("SELECT 1");
+            count_source(&mut q, tenant, f);
+            q.push(" AND a.customer_id = c.id");
+        }
+        None => {
+            q.push("SELECT 1 FROM engagement_customers e WHERE e.tenant_id = ").bind(tenant.as_str());
+            q.push(" AND e.customer_id = c.id AND e.score_key > 0");
+        }
+    }
+    q.push(&format!(") ORDER BY c.external_id LIMIT {limit} OFFSET {offset}"));
+    q.all(conn).await?.iter().map(|r| Ok((s(r, 0)?, opt_s(r, 1)?, 0.0))).collect()
+}
+
+/// The most frequent values of `key` on `action` in [from, to]: (value, events,
+/// distinct customers), and the events with the property in all.
+pub async fn top_values(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    action: &str,
+    key: &str,
+    from: Day,
+    to: Day,
+    limit: u64,
+) -> Result<(Vec<(String, i64, i64)>, i64)> {
+    let b = conn.get_database_backend();
+    let source = |q: &mut Sql| {
+        q.push(" FROM activity_day_props WHERE tenant_id = ").bind(tenant.as_str());
+        q.push(" AND action = ").bind(action).push(" AND prop_key = ").bind(key);
+        q.push(" AND day >= ").bind(from).push(" AND day <= ").bind(to);
+    };
+    // Counts per value, the total over every value (a window over the groups), then
+    // distinct customers for the values returned only.
+    let mut q =
+        Sql::new(b, "SELECT prop_value, CAST(SUM(count) AS BIGINT) AS n, CAST(SUM(SUM(count)) OVER () AS BIGINT)");
+    source(&mut q);
+    q.push(&format!(" GROUP BY prop_value ORDER BY n DESC, prop_value LIMIT {limit}"));
+    let rows = q.all(conn).await?;
+    let total = match rows.first() {
+        Some(r) => get_i64(r, 2)?,
+        None => return Ok((Vec::new(), 0)),
+    };
+    let counts = rows.iter().map(|r| Ok((s(r, 0)?, get_i64(r, 1)?))).collect::<Result<Vec<_>>>()?;
+    let mut q = Sql::new(b, "SELECT prop_value, COUNT(DISTINCT customer_id)");
+    source(&mut q);
+    q.push(" AND prop_value IN ").list(counts.iter().map(|(v, _)| v.clone())).push(" GROUP BY prop_value");
+    let mut customers = std::collections::HashMap::new();
+    for r in q.all(conn).await? {
+        customers.insert(s(&r, 0)?, get_i64(&r, 1)?);
+    }
+    let values = counts.into_iter().map(|(v, n)| {
+        let c = customers.get(&v).copied().unwrap_or(0);
+        (v, n, c)
+    });
+    Ok((values.collect(), total))
+}
+
+// ---------------------------------------------------------------------------------
+// Score snapshots.
+// ---------------------------------------------------------------------------------
+
+/// A stored snapshot.
+#[derive(Debug, Clone)]
+pub struct StoredSnapshot {
+    pub taken_at: i64,
+    pub data_version: i64,
+    pub snapshot: ScoreSnapshot,
+}
+
+/// The latest snapshot taken at or before `at`.
+pub async fn snapshot_before(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    at_us: i64,
+) -> Result<Option<StoredSnapshot>> {
+    let mut q = Sql::new(
+        conn.get_database_backend(),
+        "SELECT taken_at, data_version, snapshot FROM engagement_snapshots WHERE tenant_id = ",
+    );
+    q.bind(tenant.as_str()).push(" AND taken_at <= ").bind(at_us).push(" ORDER BY taken_at DESC LIMIT 1");
+    let Some(r) = q.one(conn).await? else { return Ok(None) };
+    let snapshot = serde_json::from_str(&s(&r, 2)?).map_err(|e| anyhow::anyhow!("stored snapshot: {e}"))?;
+    Ok(Some(StoredSnapshot { taken_at: get_i64(&r, 0)?, data_version: get_i64(&r, 1)?, snapshot }))
+}
+
+/// What a fresh snapshot must match: when the roll-ups last changed and how many
+/// customers the tenant has. Reads one row per day and one index range.
+pub async fn data_version(conn: &impl ConnectionTrait, tenant: &TenantId) -> Result<i64> {
+    let mut q = Sql::new(
+        conn.get_database_backend(),
+        "SELECT CAST(COALESCE(MAX(updated_at), 0) AS BIGINT) FROM engagement_days WHERE tenant_id = ",
+    );
+    q.bind(tenant.as_str());
+    match q.one(conn).await? {
+        Some(r) => get_i64(&r, 0),
+        None => Ok(0),
+    }
+}
+
+/// Customers of the tenant that can be ranked (not erased).
+pub async fn population(conn: &impl ConnectionTrait, tenant: &TenantId) -> Result<i64> {
+    let mut q = Sql::new(conn.get_database_backend(), "SELECT COUNT(*) FROM customers WHERE tenant_id = ");
+    q.bind(tenant.as_str()).push(" AND erased_at IS NULL");
+    match q.one(conn).await? {
+        Some(r) => get_i64(&r, 0),
+        None => Ok(0),
+    }
+}
+
+/// Every non-zero score key of the tenant: the one full scan, done by snapshots.
+pub async fn all_keys(conn: &impl ConnectionTrait, tenant: &TenantId) -> Result<Vec<f64>> {
+    let mut q = Sql::new(
+        conn.get_database_backend(),
+        "SELECT e.score_key FROM engagement_customers e JOIN customers c ON c.id = e.customer_id \
+         WHERE e.tenant_id = ",
+    );
+    q.bind(tenant.as_str()).push(" AND e.score_key > 0 AND c.erased_at IS NULL");
+    q.all(conn).await?.iter().map(|r| f(r, 0)).collect()
+}
+
+/// Stores a snapshot and keeps one per UTC day (the latest) for 60 days.
+pub async fn save_snapshot(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    taken_at: i64,
+    data_version: i64,
+    snapshot: &ScoreSnapshot,
+) -> Result<()> {
+    let b = conn.get_database_backend();
+    const DAY_US: i64 = 86_400_000_000;
+    let day_start = taken_at - taken_at.rem_euclid(DAY_US);
+    let mut q = Sql::new(b, "DELETE FROM engagement_snapshots WHERE tenant_id = ");
+    q.bind(tenant.as_str()).push(" AND ((taken_at >= ").bind(day_start).push(" AND taken_at <= ").bind(taken_at);
+    q.push(") OR taken_at < ").bind(taken_at - 60 * DAY_US).push(")");
+    q.exec(conn).await?;
+    let json = serde_json::to_string(snapshot).map_err(|e| anyhow::anyhow!("serialising a snapshot: {e}"))?;
+    insert_rows(
+        conn,
+        "engagement_snapshots",
+        &["tenant_id", "taken_at", "data_version", "snapshot"],
+        vec![vec![tenant.as_str().into(), taken_at.into(), data_version.into(), json.into()]],
+        "ON CONFLICT (tenant_id, taken_at) DO NOTHING",
+    )
+    .await?;
+    Ok(())
+}

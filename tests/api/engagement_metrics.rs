@@ -1,0 +1,252 @@
+//! Org-wide engagement metrics, rankings and property values (DESIGN §9) on
+//! hand-built datasets; the expected numbers are worked out in the comments.
+
+use chrono::{DateTime, Duration, Utc};
+
+use crate::engagement::*;
+use crate::helpers::*;
+
+crate::on_both!(
+    org_metrics_match_a_hand_built_dataset,
+    top_customers_by_action_per_property_value_and_with_those_who_never_did_it,
+    top_property_values_rank_values_by_events,
+    bad_metric_and_ranking_requests_name_their_fields,
+);
+
+fn day(m: u32, d: u32) -> DateTime<Utc> {
+    utc(2026, m, d, 12, 0)
+}
+
+async fn org_metrics_match_a_hand_built_dataset(b: Backend) {
+    let app = spawn_app(b).await;
+    let mut c = engagement(&app, None);
+    // Active days (2026): A May 15, Jun 12, 25, 30; B Jun 14, 29; C May 20; D Jun 22, 30;
+    // E May 25; F Jun 15; G Apr 10, Jun 23. Purchases: A 1 000 (Jun 12) and 1 500
+    // (Jun 25); B 2 000 (Jun 14); D 500 (Jun 22); F 700 (Jun 15).
+    set_clock(&app, day(4, 10));
+    record_ok(&mut c, vec![session("g1", "G", day(4, 10), 1)]).await;
+    set_clock(&app, day(5, 25));
+    record_ok(
+        &mut c,
+        vec![session("a1", "A", day(5, 15), 1), session("c1", "C", day(5, 20), 1), session("e1", "E", day(5, 25), 1)],
+    )
+    .await;
+    set_clock(&app, day(6, 30));
+    record_ok(
+        &mut c,
+        vec![
+            session("a2", "A", day(6, 12), 1),
+            purchase("a3", "A", day(6, 12), 1_000),
+            purchase("a4", "A", day(6, 25), 1_500),
+            session("a5", "A", day(6, 30), 1),
+            purchase("b1", "B", day(6, 14), 2_000),
+            session("b2", "B", day(6, 29), 1),
+            purchase("d1", "D", day(6, 22), 500),
+            session("d2", "D", day(6, 30), 1),
+            purchase("f1", "F", day(6, 15), 700),
+            session("g2", "G", day(6, 23), 1),
+        ],
+    )
+    .await;
+
+    // Window of 10 days: Jun 21–30; the previous one Jun 11–20.
+    let m = metrics(&mut c, 10, None).await;
+    assert_eq!((m.start_date.as_str(), m.end_date.as_str(), m.window_days), ("2026-06-21", "2026-06-30", 10));
+    assert_eq!(val(&m.dau), 2.0); // A, D
+    assert_eq!(val(&m.wau), 3.0); // Jun 24–30: A, B, D
+    assert_eq!(val(&m.mau), 5.0); // Jun 1–30: A, B, D, F, G
+    // Daily actives Jun 22 D, 23 G, 25 A, 29 B, 30 A+D: 6 over 10 days.
+    close(val(&m.mean_dau), 0.6);
+    close(val(&m.stickiness), 0.6 / 5.0);
+    assert_eq!(val(&m.new_customers), 1.0); // D
+    // E's 30 silent days end on Jun 24 (C's on Jun 19, before the window).
+    assert_eq!(val(&m.churned_customers), 1.0);
+    // Active in the 30 days before the window (May 22–Jun 20): A, B, E, F.
+    assert_eq!(val(&m.customers_at_start), 4.0);
+    close(val(&m.churn_rate), 0.25);
+    // Active Jun 11–20: A, B, F; of them A and B again in Jun 21–30.
+    assert_eq!((val(&m.previously_active), val(&m.retained_customers)), (3.0, 2.0));
+    close(val(&m.retention_rate), 2.0 / 3.0);
+    // Bought Jun 11–20: A 1 000, B 2 000, F 700; the same customers since: A 1 500.
+    assert_eq!((val(&m.previous_revenue), val(&m.retained_revenue)), (3_700.0, 1_500.0));
+    close(val(&m.net_revenue_retention), 1_500.0 / 3_700.0);
+    // Cohorts Jan–Jun by first-seen month: Apr {G}, May {A, C, E}, Jun {B, D, F}.
+    let months: Vec<&str> = m.cohorts.iter().map(|c| c.month.as_str()).collect();
+    assert_eq!(months, vec!["2026-01", "2026-02", "2026-03", "2026-04", "2026-05", "2026-06"]);
+    let apr = &m.cohorts[3];
+    assert_eq!((apr.size, apr.active.clone()), (1, vec![1, 0, 1]));
+    assert_eq!(apr.retention, vec![1.0, 0.0, 1.0]);
+    let may = &m.cohorts[4];
+    assert_eq!((may.size, may.active.clone()), (3, vec![3, 1]));
+    close(may.retention[1], 1.0 / 3.0);
+    assert_eq!((m.cohorts[5].size, m.cohorts[5].active.clone()), (3, vec![3]));
+    assert_eq!(m.cohorts[0].size, 0);
+    assert!(m.stickiness.as_ref().unwrap().definition.contains("MAU"));
+
+    // As of Jun 20: nobody that day; May 22–Jun 20 had A, B, E, F.
+    let m = metrics(&mut c, 10, Some(day(6, 20))).await;
+    assert_eq!((val(&m.dau), val(&m.mau)), (0.0, 4.0));
+    // Jun 11–20: new B, F; churned C (May 20 + 30 = Jun 19).
+    assert_eq!((val(&m.new_customers), val(&m.churned_customers)), (2.0, 1.0));
+    // An empty window has undefined rates, not zeros.
+    let m = metrics(&mut c, 7, Some(day(4, 1))).await;
+    assert!(unset(&m.stickiness) && unset(&m.churn_rate) && unset(&m.retention_rate));
+    assert!(unset(&m.net_revenue_retention));
+}
+
+async fn top_customers_by_action_per_property_value_and_with_those_who_never_did_it(b: Backend) {
+    let app = spawn_app(b).await;
+    let mut c = engagement(&app, None);
+    let d = day(6, 30);
+    set_clock(&app, d);
+    let news = [("section", "news")];
+    let help = [("section", "help")];
+    let h = |n: i64| d - Duration::hours(n);
+    record_ok(
+        &mut c,
+        vec![
+            action("1", "p1", h(1), "post_created", &news),
+            action("2", "p1", h(2), "post_created", &news),
+            action("3", "p1", h(30), "post_created", &news),
+            action("4", "p1", h(3), "post_created", &help),
+            action("5", "p2", h(4), "post_created", &help),
+            action("6", "p2", h(50), "post_created", &help),
+            action("7", "p3", h(5), "post_created", &news),
+            session("8", "p4", h(1), 10),
+            action("9", "p5", d - Duration::days(10), "post_created", &news), // outside 7 days
+        ],
+    )
+    .await;
+    let req =
+        |action: &str, prop: Option<(&str, &str)>, include_zero: bool, ascending: bool| pb::ListTopCustomersRequest {
+            ranking: Some(pb::list_top_customers_request::Ranking::Action(action.into())),
+            property_key: prop.map(|p| p.0.to_string()).unwrap_or_default(),
+            property_value: prop.map(|p| p.1.to_string()).unwrap_or_default(),
+            window_days: 7,
+            include_zero,
+            order: if ascending { pb::RankOrder::Ascending } else { pb::RankOrder::Descending } as i32,
+            ..Default::default()
+        };
+    let got = |r: pb::ListTopCustomersResponse| -> Vec<(String, f64)> {
+        r.customers.into_iter().map(|x| (x.customer_id, x.value)).collect()
+    };
+    let s = |v: &[(&str, f64)]| -> Vec<(String, f64)> { v.iter().map(|(a, b)| (a.to_string(), *b)).collect() };
+
+    let r = c.list_top_customers(req("post_created", None, false, false)).await.unwrap().into_inner();
+    assert_eq!((r.window_days, r.start_date.as_str()), (7, "2026-06-24"));
+    assert!(r.definition.contains("post_created"));
+    assert_eq!(got(r), s(&[("p1", 4.0), ("p2", 2.0), ("p3", 1.0)]));
+    // The top posters of one forum section.
+    let r = c.list_top_customers(req("post_created", Some(("section", "news")), false, false)).await.unwrap();
+    assert_eq!(got(r.into_inner()), s(&[("p1", 3.0), ("p3", 1.0)]));
+    let r = c.list_top_customers(req("post_created", Some(("section", "help")), false, false)).await.unwrap();
+    assert_eq!(got(r.into_inner()), s(&[("p2", 2.0), ("p1", 1.0)]));
+    // With the customers who did not post in the window, who come last…
+    let r = c.list_top_customers(req("post_created", None, true, false)).await.unwrap();
+    assert_eq!(got(r.into_inner()), s(&[("p1", 4.0), ("p2", 2.0), ("p3", 1.0), ("p4", 0.0), ("p5", 0.0)]));
+    // …or first, lowest first.
+    let r = c.list_top_customers(req("post_created", None, true, true)).await.unwrap();
+    assert_eq!(got(r.into_inner()), s(&[("p4", 0.0), ("p5", 0.0), ("p3", 1.0), ("p2", 2.0), ("p1", 4.0)]));
+    // The users who made no calls: all of them.
+    let r = c.list_top_customers(req("call_made", None, true, true)).await.unwrap().into_inner();
+    assert_eq!(r.customers.len(), 5);
+    assert!(r.customers.iter().all(|x| x.value == 0.0));
+    assert!(
+        c.list_top_customers(req("call_made", None, false, false)).await.unwrap().into_inner().customers.is_empty()
+    );
+}
+
+async fn top_property_values_rank_values_by_events(b: Backend) {
+    let app = spawn_app(b).await;
+    let mut c = engagement(&app, None);
+    let d = day(6, 30);
+    set_clock(&app, d);
+    let kb = |id: &str, who: &str, article: &str| action(id, who, d, "kb_article_viewed", &[("content_id", article)]);
+    let call = |id: &str, who: &str, t: &str| action(id, who, d, "call_made", &[("call_type", t)]);
+    record_ok(
+        &mut c,
+        vec![
+            kb("1", "u1", "a1"),
+            kb("2", "u1", "a1"),
+            kb("3", "u2", "a1"),
+            kb("4", "u2", "a2"),
+            kb("5", "u3", "a3"),
+            kb("6", "u3", "a3"),
+            call("7", "u1", "national"),
+            call("8", "u2", "national"),
+            call("9", "u2", "international"),
+            action("10", "u9", d - Duration::days(8), "kb_article_viewed", &[("content_id", "a2")]),
+        ],
+    )
+    .await;
+    let ask = |action: &str, property: &str, window_days: i32, limit: i32| pb::TopPropertyValuesRequest {
+        action: action.into(),
+        property: property.into(),
+        window_days,
+        as_of: None,
+        limit,
+    };
+    let r = c.top_property_values(ask("kb_article_viewed", "content_id", 7, 2)).await.unwrap().into_inner();
+    let v: Vec<(String, i64, i64)> = r.values.iter().map(|x| (x.value.clone(), x.events, x.customers)).collect();
+    assert_eq!(v, vec![("a1".into(), 3, 2), ("a3".into(), 2, 1)]);
+    assert_eq!(r.total_events, 6);
+    // 30 days: a2 gains u9's view.
+    let r = c.top_property_values(ask("kb_article_viewed", "content_id", 30, 0)).await.unwrap().into_inner();
+    let a2 = r.values.iter().find(|x| x.value == "a2").unwrap();
+    assert_eq!((a2.events, a2.customers, r.total_events), (2, 2, 7));
+    // National vs international calls.
+    let r = c.top_property_values(ask("call_made", "call_type", 7, 0)).await.unwrap().into_inner();
+    let v: Vec<(String, i64)> = r.values.iter().map(|x| (x.value.clone(), x.events)).collect();
+    assert_eq!(v, vec![("national".into(), 2), ("international".into(), 1)]);
+}
+
+async fn bad_metric_and_ranking_requests_name_their_fields(b: Backend) {
+    let app = spawn_app(b).await;
+    let mut c = engagement(&app, None);
+    let future = app.clock.now() + Duration::days(2);
+    let err = c
+        .get_engagement_metrics(pb::GetEngagementMetricsRequest { window_days: 400, ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "window_days");
+    let err = c
+        .get_engagement_metrics(pb::GetEngagementMetricsRequest { as_of: Some(pts(future)), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "as_of");
+    let err = c
+        .get_engagement_metrics(pb::GetEngagementMetricsRequest { cohort_months: 25, ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "cohort_months");
+    let err = c.list_top_customers(pb::ListTopCustomersRequest::default()).await.unwrap_err();
+    assert_invalid(&err, "ranking");
+    let err = c
+        .list_top_customers(pb::ListTopCustomersRequest {
+            ranking: Some(pb::list_top_customers_request::Ranking::Action("x".into())),
+            property_value: "news".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "property_key");
+    let err = c
+        .list_top_customers(pb::ListTopCustomersRequest {
+            ranking: Some(pb::list_top_customers_request::Ranking::Action("x".into())),
+            page_token: "nonsense".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "page_token");
+    let err = c
+        .top_property_values(pb::TopPropertyValuesRequest { action: "x".into(), ..Default::default() })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "property");
+    let err = c
+        .get_engagement_profile(pb::GetEngagementProfileRequest { customer_id: String::new(), as_of: None })
+        .await
+        .unwrap_err();
+    assert_invalid(&err, "customer_id");
+}
