@@ -6,7 +6,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self as c, opt_ts, ts};
 use super::pb::{self, engagement_service_server::EngagementService};
-use super::{principal, status};
+use super::{R, ok, principal, status};
 use crate::domain::engagement::{
     self as eng, Bands, CustomerChange, CustomerRecord, Day, HealthWeights, RawEvent, RawKind, RiskThresholds,
     ScoringConfig, date_of, day_start,
@@ -30,12 +30,6 @@ impl EngagementApi {
     pub fn new(svc: Services) -> Self {
         Self { svc }
     }
-}
-
-type R<T> = Result<Response<T>, Status>;
-
-fn ok<T>(v: T) -> R<T> {
-    Ok(Response::new(v))
 }
 
 #[tonic::async_trait]

@@ -69,6 +69,14 @@ pub fn bearer<T>(req: &Request<T>) -> Option<&str> {
         .map(str::trim)
 }
 
+/// The result of a unary handler.
+pub(crate) type R<T> = Result<tonic::Response<T>, Status>;
+
+/// An OK reply.
+pub(crate) fn ok<T>(v: T) -> R<T> {
+    Ok(tonic::Response::new(v))
+}
+
 /// The caller behind the request's API key, or `UNAUTHENTICATED`.
 pub async fn principal<T>(svc: &Services, req: &Request<T>) -> Result<Principal, Status> {
     let key = bearer(req)

@@ -4,7 +4,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{self as c};
 use super::pb::{self, survey_service_server::SurveyService};
-use super::{principal, status};
+use super::{R, ok, principal, status};
 use crate::domain::model::{IssueOutcome, KeyKind};
 use crate::domain::stats::Grain;
 use crate::domain::{CustomerRef, ResponseId, SurveyId, input};
@@ -24,12 +24,6 @@ impl SurveyApi {
     pub fn new(svc: Services) -> Self {
         Self { svc }
     }
-}
-
-type R<T> = Result<Response<T>, Status>;
-
-fn ok<T>(v: T) -> R<T> {
-    Ok(Response::new(v))
 }
 
 #[tonic::async_trait]
