@@ -2,7 +2,7 @@
 //! goes out as a `Measure` with its window and definition.
 
 use chrono_tz::Tz;
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
 use super::convert::{self as c, opt_ts, ts};
 use super::pb::{self, engagement_service_server::EngagementService};
@@ -14,7 +14,7 @@ use crate::domain::engagement::{
 use crate::domain::engagement_profile::{self as ep, Band, Component, Lifecycle, RiskFlag};
 use crate::domain::time::Timestamp;
 use crate::domain::{CustomerRef, input};
-use crate::error::{AppError, Result};
+use crate::error::AppError;
 use crate::service::Services;
 use crate::service::engagement::EventOutcome;
 use crate::service::engagement_read::{MetricsOut, ProfileOut, Ranking, TopRequest};

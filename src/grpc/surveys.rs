@@ -1,6 +1,6 @@
 //! `rapport.v1.SurveyService`.
 
-use tonic::{Request, Response, Status};
+use tonic::Request;
 
 use super::convert::{self as c};
 use super::pb::{self, survey_service_server::SurveyService};
