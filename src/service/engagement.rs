@@ -178,7 +178,7 @@ impl Services {
     /// first use, and its score keys rebased when the reference day has grown old.
     async fn config_for_write(
         &self,
-        txn: &sea_orm::DatabaseTransaction,
+        txn: &crate::store::Tx,
         tenant: &TenantId,
         now: Timestamp,
     ) -> Result<StoredConfig> {
@@ -267,7 +267,7 @@ impl Services {
 /// Recomputes every roll-up of a tenant from its raw events, oldest first, through
 /// the same code as ingestion.
 async fn replay(
-    txn: &sea_orm::DatabaseTransaction,
+    txn: &crate::store::Tx,
     tenant: &TenantId,
     config: &ScoringConfig,
     reference_day: i32,

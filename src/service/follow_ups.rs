@@ -1,7 +1,5 @@
 //! Working follow-ups: status transitions, assignment, priority, notes (DESIGN §6).
 
-use sea_orm::ConnectionTrait;
-
 use super::{Services, require_secret};
 use crate::domain::events::{self as event_data, EventType};
 use crate::domain::follow_up::{self, FollowUpAction};
@@ -13,7 +11,7 @@ use crate::store::{PageRequest, customers, events, follow_ups};
 
 /// Appends an entry written by rapport itself.
 pub(crate) async fn system_entry(
-    conn: &impl ConnectionTrait,
+    conn: &impl crate::store::Conn,
     tenant: &TenantId,
     follow_up: &str,
     body: String,

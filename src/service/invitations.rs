@@ -236,12 +236,12 @@ pub(crate) async fn customer_ref(db: &crate::store::Db, tenant: &TenantId, row_i
 
 /// A use-case error that keeps the database error, to spot a unique violation.
 pub(crate) enum IssueError {
-    Db(sea_orm::DbErr),
+    Db(crate::store::DbError),
     App(AppError),
 }
 
-impl From<sea_orm::DbErr> for IssueError {
-    fn from(e: sea_orm::DbErr) -> Self {
+impl From<crate::store::DbError> for IssueError {
+    fn from(e: crate::store::DbError) -> Self {
         IssueError::Db(e)
     }
 }

@@ -1,8 +1,6 @@
 //! Recording, changing and reading responses (DESIGN §5). A low score opens its
 //! follow-up in the same transaction (DESIGN §6).
 
-use sea_orm::DatabaseTransaction;
-
 use super::invitations::IssueError;
 use super::{Services, require_secret};
 use crate::domain::FollowUpId;
@@ -310,7 +308,7 @@ fn already_answered() -> AppError {
 
 /// Opens the follow-up of a low score, inside the response's transaction.
 async fn open_follow_up(
-    txn: &DatabaseTransaction,
+    txn: &crate::store::Tx,
     tenant: &TenantId,
     survey: &Survey,
     response: &responses::Row,
@@ -347,7 +345,7 @@ async fn open_follow_up(
 
 /// Appends `follow_up.opened` for a follow-up just opened for `response`.
 async fn follow_up_opened(
-    txn: &DatabaseTransaction,
+    txn: &crate::store::Tx,
     tenant: &TenantId,
     opened: (follow_ups::Row, FollowUpEntry),
     response: &Response,

@@ -29,6 +29,14 @@ use sea_orm::{
 use crate::domain::model::Properties;
 use crate::error::{AppError, Result};
 
+/// A write transaction, as use-cases hold it (from [`Db::begin_write`]).
+pub type Tx = DatabaseTransaction;
+/// What queries run on: the pool or a transaction.
+pub use sea_orm::ConnectionTrait as Conn;
+/// A database error as the store returns it, for use-cases that must tell a unique
+/// violation ([`is_unique_violation`]) from other failures.
+pub use sea_orm::DbErr as DbError;
+
 /// A pool of connections to the service's database.
 #[derive(Clone, Debug)]
 pub struct Db {
