@@ -17,16 +17,21 @@ pub(crate) async fn system_entry(
     body: String,
     now: Timestamp,
 ) -> Result<FollowUpEntry> {
-    let entry = FollowUpEntry {
+    let entry = system_note(body, now);
+    follow_ups::append(conn, tenant, follow_up, &entry).await?;
+    Ok(entry)
+}
+
+/// A history entry written by rapport itself (not yet stored).
+pub(crate) fn system_note(body: String, now: Timestamp) -> FollowUpEntry {
+    FollowUpEntry {
         kind: EntryKind::System,
         at: now,
         author: "rapport".into(),
         body,
         from_status: None,
         to_status: None,
-    };
-    follow_ups::append(conn, tenant, follow_up, &entry).await?;
-    Ok(entry)
+    }
 }
 
 impl Services {

@@ -235,9 +235,20 @@ pub(crate) async fn customer_ref(db: &crate::store::Db, tenant: &TenantId, row_i
 }
 
 /// A use-case error that keeps the database error, to spot a unique violation.
+#[derive(Debug)]
 pub(crate) enum IssueError {
     Db(crate::store::DbError),
     App(AppError),
+}
+
+impl IssueError {
+    /// Whether the database could not be reached (retrying at once will not help).
+    pub(crate) fn is_unavailable(&self) -> bool {
+        match self {
+            IssueError::Db(e) => crate::store::is_unavailable(e),
+            IssueError::App(e) => matches!(e, AppError::Unavailable(_)),
+        }
+    }
 }
 
 impl From<crate::store::DbError> for IssueError {

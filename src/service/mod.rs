@@ -2,6 +2,7 @@
 //! returns domain records. No transport types here, and no SQL (that is `store/`).
 
 pub mod admin;
+pub mod batch;
 pub mod engagement;
 pub mod engagement_read;
 pub mod events;
@@ -53,6 +54,8 @@ pub struct Services {
     pub outbox: Arc<OutboxSettings>,
     /// Prometheus counters the use-cases bump after their transaction commits.
     pub metrics: crate::telemetry::Metrics,
+    /// `RecordResponse` calls waiting to be written together (group commit).
+    pub records: Arc<batch::WriteQueue<responses::PendingRecord>>,
 }
 
 /// In-process signals between use-cases, workers and streams. Other replicas are
@@ -104,6 +107,7 @@ impl Services {
     /// Services over a database with default settings.
     pub fn new(db: Db, clock: Clock) -> Self {
         Services {
+            records: Arc::new(responses::record_queue(&db)),
             db,
             clock,
             bus: EventBus::default(),

@@ -3,6 +3,12 @@
 
 use super::invitations::IssueError;
 use super::{Services, require_secret};
+use std::collections::HashMap;
+
+use tokio::sync::oneshot;
+use tracing::Instrument as _;
+
+use super::batch::WriteQueue;
 use crate::domain::FollowUpId;
 use crate::domain::events::{self as event_data, EventType};
 use crate::domain::model::FollowUpEntry;
@@ -60,6 +66,31 @@ impl RecordRequest {
     }
 }
 
+/// One `RecordResponse` waiting in [`Services::records`] for its batch.
+#[derive(Debug)]
+pub struct PendingRecord {
+    tenant: TenantId,
+    req: RecordRequest,
+    fingerprint: String,
+    /// The caller's span: the batch's database work shows up in the caller's trace.
+    span: tracing::Span,
+    reply: oneshot::Sender<Result<Response, IssueError>>,
+}
+
+/// Most answers written in one transaction.
+pub const MAX_RECORD_BATCH: usize = 128;
+
+/// Batches written at once: SQLite has one writer connection anyway; on PostgreSQL a
+/// few overlap their round trips.
+fn record_writers(db: &store::Db) -> usize {
+    if db.is_single_writer() { 1 } else { 4 }
+}
+
+/// The queue [`Services::records`] starts with.
+pub fn record_queue(db: &store::Db) -> WriteQueue<PendingRecord> {
+    WriteQueue::new(MAX_RECORD_BATCH, record_writers(db))
+}
+
 impl Services {
     /// Records a response; with an idempotency key a retry returns the first result.
     #[tracing::instrument(skip_all)]
@@ -77,12 +108,13 @@ impl Services {
         {
             return self.replay_record(&tenant, first, &fingerprint).await;
         }
-        match self.record_once(&tenant, &req, &fingerprint).await {
+        let idempotency_key = req.idempotency_key.clone();
+        match self.record_batched(tenant.clone(), req, fingerprint.clone()).await {
             Ok(r) => Ok(r),
             Err(IssueError::Db(e)) if store::is_unique_violation(&e) => {
                 // Either a concurrent attempt with the same key won, or the invitation
                 // was answered meanwhile: the constraint decided, not a prior check.
-                if let Some(key) = &req.idempotency_key
+                if let Some(key) = &idempotency_key
                     && let Some(first) = responses::row_by_idempotency_key(self.db.conn(), &tenant, key).await?
                 {
                     return self.replay_record(&tenant, first, &fingerprint).await;
@@ -104,81 +136,202 @@ impl Services {
         v.pop().ok_or_else(|| AppError::Internal(anyhow::anyhow!("response vanished")))
     }
 
-    async fn record_once(
+    /// Queues the answer for the next batch (group commit, see [`super::batch`]) and
+    /// waits until its transaction has committed.
+    async fn record_batched(
         &self,
-        tenant: &TenantId,
-        req: &RecordRequest,
-        fingerprint: &str,
+        tenant: TenantId,
+        req: RecordRequest,
+        fingerprint: String,
     ) -> Result<Response, IssueError> {
+        let (reply, answer) = oneshot::channel();
+        let span = tracing::Span::current();
+        if self.records.push(PendingRecord { tenant, req, fingerprint, span, reply }) {
+            let svc = self.clone();
+            tokio::spawn(async move { svc.records.drain(|batch| svc.write_records(batch)).await });
+        }
+        answer.await.unwrap_or_else(|_| Err(AppError::Internal(anyhow::anyhow!("the response writer stopped")).into()))
+    }
+
+    /// Writes one batch and answers each caller. When the batch fails for another
+    /// reason than an unreachable database — an answer broke a unique constraint (a
+    /// retry racing its first attempt, a second answer to one invitation), or two
+    /// batches deadlocked — the transaction has rolled back and each answer is written
+    /// again on its own, so only the offending one fails.
+    async fn write_records(&self, jobs: Vec<PendingRecord>) {
+        // The batch's span is a child of the first caller's and linked from the others';
+        // it closes before any caller hears back.
+        let span = tracing::info_span!(parent: &jobs[0].span, "write_responses", batch.size = jobs.len());
+        for job in &jobs[1..] {
+            span.follows_from(&job.span);
+        }
+        let results = self.write_batch(&jobs).instrument(span).await;
+        for (job, result) in jobs.into_iter().zip(results) {
+            // A caller that gave up (cancelled) no longer listens; its answer stands.
+            let _ = job.reply.send(result);
+        }
+    }
+
+    async fn write_batch(&self, jobs: &[PendingRecord]) -> Vec<Result<Response, IssueError>> {
+        let all: Vec<&PendingRecord> = jobs.iter().collect();
+        match self.record_many(&all).await {
+            Ok(results) => results.into_iter().map(|r| r.map_err(IssueError::App)).collect(),
+            Err(e) if jobs.len() == 1 => vec![Err(e)],
+            Err(e) if e.is_unavailable() => jobs
+                .iter()
+                .map(|_| Err(AppError::Unavailable("the database is unreachable; retry later".into()).into()))
+                .collect(),
+            Err(e) => {
+                tracing::debug!(error = ?e, "a batch of answers failed; writing them one by one");
+                let mut results = Vec::with_capacity(jobs.len());
+                for job in jobs {
+                    results.push(match self.record_many(&[job]).await {
+                        Ok(mut one) => one.pop().unwrap_or_else(|| Err(writer_lost())).map_err(IssueError::App),
+                        Err(e) => Err(e),
+                    });
+                }
+                results
+            }
+        }
+    }
+
+    /// Records answers in one transaction: everything is read and checked before the
+    /// first write, an answer that fails a check gets its own error and writes
+    /// nothing, and the others are written with one statement per table.
+    async fn record_many(&self, jobs: &[&PendingRecord]) -> Result<Vec<Result<Response>>, IssueError> {
         let now = self.clock.now();
         let txn = self.db.begin_write().await?;
-        // Read and check everything before the first write.
-        let (survey, invitation, customer_ref) = match &req.target {
-            Target::Token(token) => {
-                let row = invitations::by_token_hash(&txn, &secrets::hash(token))
-                    .await?
-                    .ok_or_else(|| AppError::NotFound("invitation (unknown token)".into()))?;
-                if row.response_id.is_some() {
-                    return Err(already_answered().into());
-                }
-                if row.expires_at.is_some_and(|e| time::to_micros(now) >= e) {
-                    return Err(AppError::FailedPrecondition("the invitation has expired".into()).into());
-                }
-                let survey = surveys::get(&txn, tenant, &SurveyId(row.survey_id.clone())).await?;
-                let customer = customers::external_id(&txn, tenant, &row.customer_id).await?;
-                (survey, Some(InvitationId(row.id)), customer)
-            }
-            Target::Direct { survey, customer, .. } => {
-                let survey = surveys::get(&txn, tenant, survey).await?;
-                if survey.archived_at.is_some() {
-                    return Err(AppError::FailedPrecondition(format!("survey {} is archived", survey.id)).into());
-                }
-                (survey, None, customer.clone())
-            }
-        };
-        let score = Score::parse(survey.scale, req.score)?;
-        let customer = customers::upsert(&txn, tenant, &customer_ref, &Properties::new(), now).await?;
 
-        let id = ResponseId::generate();
-        let row = responses::Row {
-            id: id.0.clone(),
-            tenant_id: tenant.0.clone(),
-            survey_id: survey.id.0.clone(),
-            customer_id: customer.id.0.clone(),
-            invitation_id: invitation.as_ref().map(|i| i.0.clone()),
-            kind: survey.scale.kind.as_str().into(),
-            score: score.value,
-            bucket: score.bucket.as_str().into(),
-            scale_max: survey.scale.max,
-            comment: req.comment.clone(),
-            properties: store::props_to_json(&req.properties),
-            idempotency_key: req.idempotency_key.clone(),
-            request_hash: Some(fingerprint.to_owned()),
-            recorded_at: time::to_micros(now),
-            updated_at: time::to_micros(now),
-        };
-        responses::insert(&txn, row.clone()).await?;
-        if let Some(inv) = &invitation {
-            invitations::mark_answered(&txn, inv, &id, now).await?;
+        // Whom each answer is for: an invitation's survey and customer, or the caller's.
+        let token_hashes: Vec<Option<String>> = jobs
+            .iter()
+            .map(|j| match &j.req.target {
+                Target::Token(t) => Some(secrets::hash(t)),
+                Target::Direct { .. } => None,
+            })
+            .collect();
+        let hashes: Vec<&str> = token_hashes.iter().flatten().map(String::as_str).collect();
+        let invitations: HashMap<String, invitations::Row> = invitations::by_token_hashes(&txn, &hashes)
+            .await?
+            .into_iter()
+            .filter_map(|row| row.token_hash.clone().map(|h| (h, row)))
+            .collect();
+        let mut targets: Vec<Result<Answering>> = Vec::with_capacity(jobs.len());
+        for (job, hash) in jobs.iter().zip(&token_hashes) {
+            targets.push(match (&job.req.target, hash) {
+                (Target::Direct { survey, customer, .. }, _) => Ok(Answering {
+                    survey: survey.clone(),
+                    customer: Who::External(customer.clone()),
+                    invitation: None,
+                }),
+                (Target::Token(_), hash) => hash
+                    .as_ref()
+                    .and_then(|h| invitations.get(h))
+                    .filter(|row| row.tenant_id == job.tenant.0)
+                    .ok_or_else(|| AppError::NotFound("invitation (unknown token)".into()))
+                    .and_then(|row| Answering::invitation(row, now)),
+            });
         }
-        let mut props = customer.properties.clone();
-        props.extend(req.properties.clone());
-        let opened = if survey.follow_up.opens(survey.scale, score.value, &props) {
-            Some(open_follow_up(&txn, tenant, &survey, &row, now).await?)
-        } else {
-            None
-        };
-        let response = responses::to_domain(row, customer_ref, opened.as_ref().map(|o| o.0.id.clone()))?;
-        let mut out = vec![(EventType::ResponseRecorded.as_str(), event_data::response_data(&response))];
-        if let Some((row, entry)) = opened {
-            let f = follow_ups::to_domain(row, response.clone(), vec![entry])?;
-            out.push((EventType::FollowUpOpened.as_str(), event_data::follow_up_data(&f)));
+
+        // The surveys, per tenant; then the score and the survey's state.
+        let mut survey_ids: HashMap<&TenantId, Vec<&str>> = HashMap::new();
+        for (job, t) in jobs.iter().zip(&targets) {
+            if let Ok(t) = t {
+                survey_ids.entry(&job.tenant).or_default().push(t.survey.as_str());
+            }
         }
-        events::append_all(&txn, tenant, &out, now).await?;
+        let mut surveys: HashMap<(TenantId, SurveyId), Survey> = HashMap::new();
+        for (tenant, ids) in survey_ids {
+            for s in surveys::get_many(&txn, tenant, &ids).await? {
+                surveys.insert((tenant.clone(), s.id.clone()), s);
+            }
+        }
+        let mut checked: Vec<Result<(Answering, &Survey, Score)>> = Vec::with_capacity(jobs.len());
+        for (job, t) in jobs.iter().zip(targets) {
+            checked.push(t.and_then(|t| {
+                let survey = surveys
+                    .get(&(job.tenant.clone(), t.survey.clone()))
+                    .ok_or_else(|| AppError::NotFound(format!("survey {}", t.survey)))?;
+                if t.invitation.is_none() && survey.archived_at.is_some() {
+                    return Err(AppError::FailedPrecondition(format!("survey {} is archived", survey.id)));
+                }
+                let score = Score::parse(survey.scale, job.req.score)?;
+                Ok((t, survey, score))
+            }));
+        }
+
+        // The customers of the answers that passed, created on first use.
+        let mut by_row: HashMap<&TenantId, Vec<&str>> = HashMap::new();
+        let mut by_external: HashMap<&TenantId, Vec<&CustomerRef>> = HashMap::new();
+        for (job, c) in jobs.iter().zip(&checked) {
+            match c {
+                Ok((Answering { customer: Who::Row(id), .. }, ..)) => by_row.entry(&job.tenant).or_default().push(id),
+                Ok((Answering { customer: Who::External(ext), .. }, ..)) => {
+                    by_external.entry(&job.tenant).or_default().push(ext)
+                }
+                Err(_) => {}
+            }
+        }
+        let mut customers_of: HashMap<(TenantId, Who), customers::Customer> = HashMap::new();
+        for (tenant, ids) in by_row {
+            for c in customers::by_row_ids(&txn, tenant, &ids).await? {
+                customers_of.insert((tenant.clone(), Who::Row(c.id.0.clone())), c);
+            }
+        }
+        for (tenant, mut externals) in by_external {
+            externals.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+            externals.dedup();
+            for c in customers::ensure_many(&txn, tenant, &externals, now).await? {
+                customers_of.insert((tenant.clone(), Who::External(c.external.clone())), c);
+            }
+        }
+
+        // What each answer writes.
+        let mut outcomes: Vec<Result<Recorded>> = Vec::with_capacity(jobs.len());
+        for (job, c) in jobs.iter().zip(checked) {
+            outcomes.push(c.and_then(|(t, survey, score)| {
+                let customer = customers_of
+                    .get(&(job.tenant.clone(), t.customer.clone()))
+                    .ok_or_else(|| AppError::Internal(anyhow::anyhow!("customer of {:?} vanished", t.customer)))?;
+                plan(job, &t, survey, score, customer, now)
+            }));
+        }
+
+        let mut responses_new = Vec::new();
+        let mut opened_by_tenant: HashMap<&TenantId, Vec<(follow_ups::Row, FollowUpEntry)>> = HashMap::new();
+        let mut events_by_tenant: HashMap<&TenantId, Vec<(&str, serde_json::Value)>> = HashMap::new();
+        for (job, o) in jobs.iter().zip(&outcomes) {
+            let Ok(r) = o else { continue };
+            responses_new.push(r.row.clone());
+            let events = events_by_tenant.entry(&job.tenant).or_default();
+            events.push((EventType::ResponseRecorded.as_str(), event_data::response_data(&r.response)));
+            if let Some((row, entry)) = &r.opened {
+                let f = follow_ups::to_domain(row.clone(), r.response.clone(), vec![entry.clone()])?;
+                events.push((EventType::FollowUpOpened.as_str(), event_data::follow_up_data(&f)));
+                opened_by_tenant.entry(&job.tenant).or_default().push((row.clone(), entry.clone()));
+            }
+        }
+        if responses_new.is_empty() {
+            return Ok(outcomes.into_iter().map(|o| o.map(|r| r.response)).collect());
+        }
+        responses::insert_many(&txn, responses_new).await?;
+        for r in outcomes.iter().flatten() {
+            if let Some(inv) = &r.response.invitation_id {
+                invitations::mark_answered(&txn, inv, &r.response.id, now).await?;
+            }
+        }
+        for (tenant, opened) in &opened_by_tenant {
+            follow_ups::insert_opened(&txn, tenant, opened).await?;
+        }
+        for (tenant, events) in &events_by_tenant {
+            events::append_all(&txn, tenant, events, now).await?;
+        }
         txn.commit().await?;
         self.bus.outbox_written();
-        self.metrics.response_recorded(survey.scale.kind, score.bucket, response.follow_up_id.is_some());
-        Ok(response)
+        for r in outcomes.iter().flatten() {
+            self.metrics.response_recorded(r.response.scale.kind, r.response.bucket, r.opened.is_some());
+        }
+        Ok(outcomes.into_iter().map(|o| o.map(|r| r.response)).collect())
     }
 
     /// Changes a response's comment and properties, and its score within 24 hours.
@@ -302,22 +455,103 @@ impl Services {
     }
 }
 
+/// Whose answer it is, as the batch looks customers up.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Who {
+    /// An invitation's customer, by rapport's row id.
+    Row(String),
+    /// A direct answer's customer, by the CRM's id (created on first use).
+    External(CustomerRef),
+}
+
+/// The survey, customer and invitation an answer is for.
+#[derive(Debug)]
+struct Answering {
+    survey: SurveyId,
+    customer: Who,
+    invitation: Option<InvitationId>,
+}
+
+impl Answering {
+    /// An invitation's target, if it can still be answered.
+    fn invitation(row: &invitations::Row, now: Timestamp) -> Result<Self> {
+        if row.response_id.is_some() {
+            return Err(already_answered());
+        }
+        if row.expires_at.is_some_and(|e| time::to_micros(now) >= e) {
+            return Err(AppError::FailedPrecondition("the invitation has expired".into()));
+        }
+        Ok(Answering {
+            survey: SurveyId(row.survey_id.clone()),
+            customer: Who::Row(row.customer_id.clone()),
+            invitation: Some(InvitationId(row.id.clone())),
+        })
+    }
+}
+
+/// What one checked answer writes.
+struct Recorded {
+    row: responses::Row,
+    response: Response,
+    opened: Option<(follow_ups::Row, FollowUpEntry)>,
+}
+
+/// The response row of a checked answer, and the follow-up a low score opens.
+fn plan(
+    job: &PendingRecord,
+    target: &Answering,
+    survey: &Survey,
+    score: Score,
+    customer: &customers::Customer,
+    now: Timestamp,
+) -> Result<Recorded> {
+    let req = &job.req;
+    let row = responses::Row {
+        id: ResponseId::generate().0,
+        tenant_id: job.tenant.0.clone(),
+        survey_id: survey.id.0.clone(),
+        customer_id: customer.id.0.clone(),
+        invitation_id: target.invitation.as_ref().map(|i| i.0.clone()),
+        kind: survey.scale.kind.as_str().into(),
+        score: score.value,
+        bucket: score.bucket.as_str().into(),
+        scale_max: survey.scale.max,
+        comment: req.comment.clone(),
+        properties: store::props_to_json(&req.properties),
+        idempotency_key: req.idempotency_key.clone(),
+        request_hash: Some(job.fingerprint.clone()),
+        recorded_at: time::to_micros(now),
+        updated_at: time::to_micros(now),
+    };
+    let mut props = customer.properties.clone();
+    props.extend(req.properties.clone());
+    let opened = survey
+        .follow_up
+        .opens(survey.scale, score.value, &props)
+        .then(|| new_follow_up(&job.tenant, survey, &row, now));
+    let response =
+        responses::to_domain(row.clone(), customer.external.clone(), opened.as_ref().map(|o| o.0.id.clone()))?;
+    Ok(Recorded { row, response, opened })
+}
+
+fn writer_lost() -> AppError {
+    AppError::Internal(anyhow::anyhow!("the response writer returned no result"))
+}
+
 fn already_answered() -> AppError {
     AppError::AlreadyExists("the invitation already has a response; use UpdateResponse to change it".into())
 }
 
-/// Opens the follow-up of a low score, inside the response's transaction.
-async fn open_follow_up(
-    txn: &crate::store::Tx,
+/// The follow-up a low score opens, with its first history entry (not yet written).
+fn new_follow_up(
     tenant: &TenantId,
     survey: &Survey,
     response: &responses::Row,
     now: Timestamp,
-) -> Result<(follow_ups::Row, FollowUpEntry)> {
-    let id = crate::domain::FollowUpId::generate().0;
+) -> (follow_ups::Row, FollowUpEntry) {
     let at = time::to_micros(now);
     let row = follow_ups::Row {
-        id: id.clone(),
+        id: FollowUpId::generate().0,
         tenant_id: tenant.0.clone(),
         response_id: response.id.clone(),
         survey_id: survey.id.0.clone(),
@@ -336,11 +570,21 @@ async fn open_follow_up(
         reopened_at: None,
         updated_at: at,
     };
-    follow_ups::insert(txn, row.clone()).await?;
-    let entry =
-        super::follow_ups::system_entry(txn, tenant, &id, format!("opened by a score of {}", response.score), now)
-            .await?;
-    Ok((row, entry))
+    let entry = super::follow_ups::system_note(format!("opened by a score of {}", response.score), now);
+    (row, entry)
+}
+
+/// Opens the follow-up of a low score, inside the response's transaction.
+async fn open_follow_up(
+    txn: &crate::store::Tx,
+    tenant: &TenantId,
+    survey: &Survey,
+    response: &responses::Row,
+    now: Timestamp,
+) -> Result<(follow_ups::Row, FollowUpEntry)> {
+    let opened = new_follow_up(tenant, survey, response, now);
+    follow_ups::insert_opened(txn, tenant, std::slice::from_ref(&opened)).await?;
+    Ok(opened)
 }
 
 /// Appends `follow_up.opened` for a follow-up just opened for `response`.

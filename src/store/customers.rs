@@ -90,6 +90,59 @@ pub async fn upsert(
     Ok(c)
 }
 
+/// The customers of these CRM ids, each created with no properties if new (race-free,
+/// like [`upsert`]): one statement when all are new, a second for those that exist.
+pub async fn ensure_many(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    externals: &[&CustomerRef],
+    now: Timestamp,
+) -> Result<Vec<Customer>> {
+    if externals.is_empty() {
+        return Ok(Vec::new());
+    }
+    let us = time::to_micros(now);
+    let rows = externals.iter().map(|external| customer::ActiveModel {
+        id: Set(CustomerRowId::generate().0),
+        tenant_id: Set(tenant.0.clone()),
+        external_id: Set(external.0.clone()),
+        properties: Set(props_to_json(&Properties::new())),
+        unsubscribed_at: Set(None),
+        erased_at: Set(None),
+        created_at: Set(us),
+        updated_at: Set(us),
+    });
+    let inserted = customer::Entity::insert_many(rows)
+        .on_conflict(
+            OnConflict::columns([customer::Column::TenantId, customer::Column::ExternalId]).do_nothing().to_owned(),
+        )
+        .exec_with_returning(conn)
+        .await;
+    let mut found: Vec<Customer> = match inserted {
+        Ok(models) => models.into_iter().map(to_domain).collect(),
+        Err(sea_orm::DbErr::RecordNotInserted) => Vec::new(),
+        Err(e) => return Err(e.into()),
+    };
+    let new: std::collections::HashSet<&str> = found.iter().map(|c| c.external.as_str()).collect();
+    let existing: Vec<&str> = externals.iter().map(|e| e.as_str()).filter(|e| !new.contains(e)).collect();
+    if !existing.is_empty() {
+        let rows =
+            customer::Entity::scoped(tenant).filter(customer::Column::ExternalId.is_in(existing)).all(conn).await?;
+        found.extend(rows.into_iter().map(to_domain));
+    }
+    Ok(found)
+}
+
+/// Customers by rapport's row ids.
+pub async fn by_row_ids(conn: &impl ConnectionTrait, tenant: &TenantId, ids: &[&str]) -> Result<Vec<Customer>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rows =
+        customer::Entity::scoped(tenant).filter(customer::Column::Id.is_in(ids.iter().copied())).all(conn).await?;
+    Ok(rows.into_iter().map(to_domain).collect())
+}
+
 /// Sets or clears the customer's opt-out.
 pub async fn set_unsubscribed(
     conn: &impl ConnectionTrait,

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{CaseStatement, Expr};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
     QuerySelect,
@@ -116,20 +116,23 @@ pub async fn sequence_pending(db: &Db, now: Timestamp, settle: chrono::Duration,
             .into_tuple()
             .one(&txn)
             .await?;
-        let mut seq = current.unwrap_or(0);
+        let first = current.unwrap_or(0) + 1;
+        let seq = first + events.len() as i64 - 1;
+        // One statement numbers the tenant's whole batch: `CASE id WHEN … THEN n …`.
+        let numbering = events
+            .iter()
+            .zip(first..)
+            .fold(CaseStatement::new(), |case, (e, n)| case.case(event::Column::Id.eq(e.id.as_str()), n));
+        event::Entity::update_many()
+            .col_expr(event::Column::Seq, numbering.into())
+            .col_expr(event::Column::SequencedAt, Expr::value(at))
+            .filter(event::Column::Id.is_in(events.iter().map(|e| e.id.as_str())))
+            .exec(&txn)
+            .await?;
+        let sequenced: Vec<event::Model> =
+            events.into_iter().zip(first..).map(|(e, n)| event::Model { seq: Some(n), ..e }).collect();
         let endpoints = webhooks::fanout_endpoints(&txn, &TenantId(tenant_id.clone())).await?;
-        for e in events {
-            seq += 1;
-            event::Entity::update_many()
-                .col_expr(event::Column::Seq, Expr::value(seq))
-                .col_expr(event::Column::SequencedAt, Expr::value(at))
-                .filter(event::Column::Id.eq(e.id.as_str()))
-                .exec(&txn)
-                .await?;
-            let mut sequenced = e;
-            sequenced.seq = Some(seq);
-            webhooks::fan_out(&txn, &endpoints, &sequenced, now, settle).await?;
-        }
+        webhooks::fan_out(&txn, &endpoints, &sequenced, now, settle).await?;
         tenant::Entity::update_many()
             .col_expr(tenant::Column::EventSeq, Expr::value(seq))
             .filter(tenant::Column::Id.eq(tenant_id.as_str()))

@@ -30,6 +30,31 @@ pub async fn append(
     follow_up: &str,
     entry: &FollowUpEntry,
 ) -> Result<()> {
+    entry_row(tenant, follow_up, entry).into_active_model().insert(conn).await?;
+    Ok(())
+}
+
+/// Inserts follow-ups, each with its first history entry, in two statements.
+pub async fn insert_opened(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    opened: &[(Row, FollowUpEntry)],
+) -> Result<(), sea_orm::DbErr> {
+    if opened.is_empty() {
+        return Ok(());
+    }
+    follow_up::Entity::insert_many(opened.iter().map(|(row, _)| row.clone().into_active_model()))
+        .exec_without_returning(conn)
+        .await?;
+    follow_up_entry::Entity::insert_many(
+        opened.iter().map(|(row, entry)| entry_row(tenant, &row.id, entry).into_active_model()),
+    )
+    .exec_without_returning(conn)
+    .await?;
+    Ok(())
+}
+
+fn entry_row(tenant: &TenantId, follow_up: &str, entry: &FollowUpEntry) -> follow_up_entry::Model {
     follow_up_entry::Model {
         id: uuid::Uuid::now_v7().to_string(),
         tenant_id: tenant.0.clone(),
@@ -41,10 +66,6 @@ pub async fn append(
         to_status: entry.to_status.map(|s| s.as_str().to_owned()),
         created_at: time::to_micros(entry.at),
     }
-    .into_active_model()
-    .insert(conn)
-    .await?;
-    Ok(())
 }
 
 pub async fn row(conn: &impl ConnectionTrait, tenant: &TenantId, id: &FollowUpId) -> Result<Row> {

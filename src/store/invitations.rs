@@ -49,6 +49,18 @@ pub async fn by_token_hash(conn: &impl ConnectionTrait, hash: &str) -> Result<Op
         .await?)
 }
 
+/// Issued invitations by token hash (of any tenant: the token is the credential).
+pub async fn by_token_hashes(conn: &impl ConnectionTrait, hashes: &[&str]) -> Result<Vec<Row>> {
+    if hashes.is_empty() {
+        return Ok(Vec::new());
+    }
+    Ok(invitation::Entity::find()
+        .filter(invitation::Column::TokenHash.is_in(hashes.iter().copied()))
+        .filter(invitation::Column::Outcome.eq(ISSUED))
+        .all(conn)
+        .await?)
+}
+
 pub async fn by_id(conn: &impl ConnectionTrait, tenant: &TenantId, id: &InvitationId) -> Result<Option<Row>> {
     Ok(invitation::Entity::scoped(tenant).filter(invitation::Column::Id.eq(id.as_str())).one(conn).await?)
 }

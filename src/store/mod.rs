@@ -104,6 +104,11 @@ impl Db {
         self.conn.get_database_backend()
     }
 
+    /// Whether write transactions queue on one connection (SQLite).
+    pub fn is_single_writer(&self) -> bool {
+        self.backend() == DbBackend::Sqlite
+    }
+
     /// Starts a write transaction. On SQLite it begins IMMEDIATE, taking the write
     /// lock at once: a deferred one can fail with SQLITE_BUSY when it upgrades.
     pub async fn begin_write(&self) -> Result<DatabaseTransaction> {
@@ -143,7 +148,8 @@ impl From<DbErr> for AppError {
     }
 }
 
-fn is_unavailable(e: &DbErr) -> bool {
+/// Whether `e` is connection trouble (`UNAVAILABLE`, safe to retry later).
+pub fn is_unavailable(e: &DbErr) -> bool {
     match e {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
         DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) => match &**s {

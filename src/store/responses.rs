@@ -40,6 +40,17 @@ pub async fn insert(conn: &impl ConnectionTrait, row: Row) -> Result<(), sea_orm
     row.into_active_model().insert(conn).await.map(|_| ())
 }
 
+/// Inserts rows in one statement.
+pub async fn insert_many(conn: &impl ConnectionTrait, rows: Vec<Row>) -> Result<(), sea_orm::DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    response::Entity::insert_many(rows.into_iter().map(IntoActiveModel::into_active_model))
+        .exec_without_returning(conn)
+        .await
+        .map(|_| ())
+}
+
 /// Writes a changed response (score, bucket, comment, properties, updated_at).
 pub async fn save(conn: &impl ConnectionTrait, row: Row) -> Result<()> {
     let am = row.into_active_model().reset_all();

@@ -92,6 +92,20 @@ pub async fn get(conn: &impl ConnectionTrait, tenant: &TenantId, id: &SurveyId) 
         .ok_or_else(|| AppError::NotFound(format!("survey {id}")))
 }
 
+/// The surveys of these ids that belong to the tenant.
+pub async fn get_many(conn: &impl ConnectionTrait, tenant: &TenantId, ids: &[&str]) -> Result<Vec<Survey>> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    survey::Entity::scoped(tenant)
+        .filter(survey::Column::Id.is_in(ids.iter().copied()))
+        .all(conn)
+        .await?
+        .into_iter()
+        .map(to_domain)
+        .collect()
+}
+
 /// Surveys, newest first.
 pub async fn list(
     conn: &impl ConnectionTrait,

@@ -164,40 +164,42 @@ fn wants(endpoint: &EndpointRow, event_type: &str, data: &serde_json::Value) -> 
         && (surveys.is_empty() || survey.is_some_and(|s| surveys.iter().any(|x| x == s)))
 }
 
-/// Creates the deliveries of one numbered event. `follow_up.opened` waits out the
-/// settle window so the comment that follows the score rides along.
+/// Creates the deliveries of numbered events, in a few multi-row statements.
+/// `follow_up.opened` waits out the settle window so the comment that follows the
+/// score rides along.
 pub async fn fan_out(
     conn: &impl ConnectionTrait,
     endpoints: &[EndpointRow],
-    e: &event::Model,
+    events: &[event::Model],
     now: Timestamp,
     settle: chrono::Duration,
 ) -> Result<()> {
-    let data: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
-    let created = time::from_micros(e.created_at);
-    let due = if e.event_type == EventType::FollowUpOpened.as_str() { (created + settle).max(now) } else { now };
-    for ep in endpoints.iter().filter(|ep| wants(ep, &e.event_type, &data)) {
-        insert_delivery(
-            conn,
-            &ep.tenant_id,
-            &ep.id,
-            &e.id,
-            e.seq.unwrap_or_default(),
-            &e.event_type,
-            &e.data,
-            None,
-            created,
-            due,
-            now,
-        )
-        .await?;
+    if endpoints.is_empty() {
+        return Ok(());
+    }
+    let mut rows = Vec::new();
+    for e in events {
+        let data: serde_json::Value = serde_json::from_str(&e.data).unwrap_or_default();
+        let created = time::from_micros(e.created_at);
+        let due = if e.event_type == EventType::FollowUpOpened.as_str() { (created + settle).max(now) } else { now };
+        for ep in endpoints.iter().filter(|ep| wants(ep, &e.event_type, &data)) {
+            let seq = e.seq.unwrap_or_default();
+            let d = new_delivery(&ep.tenant_id, &ep.id, &e.id, seq, &e.event_type, &e.data, None, created, due, now);
+            rows.push(d.into_active_model());
+        }
+    }
+    // Well under the bind-parameter limits of both databases per statement.
+    const ROWS_PER_STATEMENT: usize = 500;
+    while !rows.is_empty() {
+        let rest = rows.split_off(rows.len().min(ROWS_PER_STATEMENT));
+        delivery::Entity::insert_many(std::mem::replace(&mut rows, rest)).exec_without_returning(conn).await?;
     }
     Ok(())
 }
 
+/// A pending delivery of an event to `endpoint`, due at `due`.
 #[allow(clippy::too_many_arguments)]
-async fn insert_delivery(
-    conn: &impl ConnectionTrait,
+fn new_delivery(
     tenant: &str,
     endpoint: &str,
     event_id: &str,
@@ -208,10 +210,9 @@ async fn insert_delivery(
     event_created: Timestamp,
     due: Timestamp,
     now: Timestamp,
-) -> Result<String> {
-    let id = uuid::Uuid::now_v7().to_string();
+) -> delivery::Model {
     delivery::Model {
-        id: id.clone(),
+        id: uuid::Uuid::now_v7().to_string(),
         tenant_id: tenant.to_owned(),
         endpoint_id: endpoint.to_owned(),
         event_id: event_id.to_owned(),
@@ -229,9 +230,26 @@ async fn insert_delivery(
         created_at: time::to_micros(now),
         updated_at: time::to_micros(now),
     }
-    .into_active_model()
-    .insert(conn)
-    .await?;
+}
+
+/// Inserts one pending delivery (see [`new_delivery`]); returns its id.
+#[allow(clippy::too_many_arguments)]
+async fn insert_delivery(
+    conn: &impl ConnectionTrait,
+    tenant: &str,
+    endpoint: &str,
+    event_id: &str,
+    event_seq: i64,
+    event_type: &str,
+    payload: &str,
+    body: Option<String>,
+    event_created: Timestamp,
+    due: Timestamp,
+    now: Timestamp,
+) -> Result<String> {
+    let d = new_delivery(tenant, endpoint, event_id, event_seq, event_type, payload, body, event_created, due, now);
+    let id = d.id.clone();
+    d.into_active_model().insert(conn).await?;
     Ok(id)
 }
 

@@ -1,0 +1,169 @@
+//! Group commit: concurrent writes of one kind share a transaction.
+//!
+//! A call puts its job in a [`WriteQueue`] and waits for the reply. When fewer than
+//! `max_writers` writers run, that call starts one: a task that takes every job
+//! waiting at that moment (at most `max_batch`), writes them in one transaction, replies
+//! to each, and repeats until the queue is empty. Nothing waits on a timer: a lone call
+//! is written at once, and calls that arrive while a batch is being written form the
+//! next one. Under load one commit (and one statement per table) then serves many calls
+//! instead of each paying its own round trips — the database's own group commit, done
+//! one level up. Replies are sent only after the commit, so an acknowledged answer is
+//! never lost.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard};
+
+/// Jobs waiting to be written, and how many writers are draining them.
+#[derive(Debug)]
+pub struct WriteQueue<J> {
+    state: Mutex<State<J>>,
+    max_batch: usize,
+    max_writers: usize,
+}
+
+#[derive(Debug)]
+struct State<J> {
+    waiting: VecDeque<J>,
+    writers: usize,
+}
+
+impl<J> WriteQueue<J> {
+    /// A queue whose batches hold at most `max_batch` jobs, drained by at most
+    /// `max_writers` writers at once (both at least 1).
+    pub fn new(max_batch: usize, max_writers: usize) -> Self {
+        WriteQueue {
+            state: Mutex::new(State { waiting: VecDeque::new(), writers: 0 }),
+            max_batch: max_batch.max(1),
+            max_writers: max_writers.max(1),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<J>> {
+        // The lock guards only pushes and pops; a panic cannot leave it half-changed.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Queues `job`. Returns true when the caller must start a writer, i.e. run
+    /// [`WriteQueue::drain`] in a task of its own.
+    #[must_use = "when true, a writer must be started or the job is never written"]
+    pub fn push(&self, job: J) -> bool {
+        let mut s = self.lock();
+        s.waiting.push_back(job);
+        if s.writers < self.max_writers {
+            s.writers += 1;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Writes batches with `write` until the queue is empty. If `write` panics, the
+    /// jobs still waiting are dropped, so their callers hear of it instead of waiting
+    /// for a writer that never comes.
+    pub async fn drain<F, Fut>(&self, mut write: F)
+    where
+        F: FnMut(Vec<J>) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let mut slot = WriterSlot { queue: self, held: true };
+        loop {
+            let batch: Vec<J> = {
+                let mut s = self.lock();
+                if s.waiting.is_empty() {
+                    // Leave under the same lock that saw the queue empty: a job pushed
+                    // after this starts a writer of its own.
+                    s.writers -= 1;
+                    slot.held = false;
+                    return;
+                }
+                let n = s.waiting.len().min(self.max_batch);
+                s.waiting.drain(..n).collect()
+            };
+            write(batch).await;
+        }
+    }
+}
+
+/// A running writer's place; given back if the writer stops without emptying the queue.
+struct WriterSlot<'a, J> {
+    queue: &'a WriteQueue<J>,
+    held: bool,
+}
+
+impl<J> Drop for WriterSlot<'_, J> {
+    fn drop(&mut self) {
+        if self.held {
+            let mut s = self.queue.lock();
+            s.writers -= 1;
+            if s.writers == 0 {
+                s.waiting.clear();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+
+    #[test]
+    fn the_first_calls_start_writers_up_to_the_limit() {
+        let q = WriteQueue::new(10, 2);
+        assert!(q.push(1));
+        assert!(q.push(2));
+        assert!(!q.push(3), "a third writer is not started while two run");
+    }
+
+    #[tokio::test]
+    async fn a_writer_takes_what_waits_in_batches_of_at_most_max() {
+        let q = WriteQueue::new(2, 1);
+        assert!(q.push(1));
+        for j in 2..=5 {
+            assert!(!q.push(j));
+        }
+        let mut batches = Vec::new();
+        q.drain(|b| {
+            batches.push(b);
+            async {}
+        })
+        .await;
+        assert_eq!(batches, vec![vec![1, 2], vec![3, 4], vec![5]]);
+        assert!(q.push(6), "an emptied queue starts a new writer for the next job");
+    }
+
+    #[tokio::test]
+    async fn jobs_pushed_while_a_batch_is_written_form_the_next_batch() {
+        let q = Arc::new(WriteQueue::new(100, 1));
+        assert!(q.push(1));
+        let mut batches = Vec::new();
+        let pusher = q.clone();
+        q.drain(|b| {
+            if b == vec![1] {
+                for j in 2..=4 {
+                    assert!(!pusher.push(j));
+                }
+            }
+            batches.push(b);
+            async {}
+        })
+        .await;
+        assert_eq!(batches, vec![vec![1], vec![2, 3, 4]]);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_writer_drops_the_waiting_jobs_and_frees_its_slot() {
+        let q = Arc::new(WriteQueue::new(1, 1));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        assert!(q.push(None));
+        assert!(!q.push(Some(tx)));
+        let writer = q.clone();
+        let task = tokio::spawn(async move {
+            writer.drain(|_| async { panic!("the database driver blew up") }).await;
+        });
+        assert!(task.await.is_err(), "the writer panicked");
+        assert!(rx.await.is_err(), "the waiting caller hears that its job was dropped");
+        assert!(q.push(None), "the next call starts a writer again");
+    }
+}
