@@ -1,6 +1,6 @@
-//! Group commit: concurrent writes of one kind share a transaction.
+//! Group commit: concurrent calls of one kind share a transaction or a query.
 //!
-//! A call puts its job in a [`WriteQueue`] and waits for the reply. When fewer than
+//! A call puts its job in a [`BatchQueue`] and waits for the reply. When fewer than
 //! `max_writers` writers run, that call starts one: a task that takes every job
 //! waiting at that moment (at most `max_batch`), writes them in one transaction, replies
 //! to each, and repeats until the queue is empty. Nothing waits on a timer: a lone call
@@ -13,9 +13,9 @@
 use std::collections::VecDeque;
 use std::sync::{Mutex, MutexGuard};
 
-/// Jobs waiting to be written, and how many writers are draining them.
+/// Jobs waiting to be written (or looked up), and how many writers are draining them.
 #[derive(Debug)]
-pub struct WriteQueue<J> {
+pub struct BatchQueue<J> {
     state: Mutex<State<J>>,
     max_batch: usize,
     max_writers: usize,
@@ -27,11 +27,11 @@ struct State<J> {
     writers: usize,
 }
 
-impl<J> WriteQueue<J> {
+impl<J> BatchQueue<J> {
     /// A queue whose batches hold at most `max_batch` jobs, drained by at most
     /// `max_writers` writers at once (both at least 1).
     pub fn new(max_batch: usize, max_writers: usize) -> Self {
-        WriteQueue {
+        BatchQueue {
             state: Mutex::new(State { waiting: VecDeque::new(), writers: 0 }),
             max_batch: max_batch.max(1),
             max_writers: max_writers.max(1),
@@ -44,7 +44,7 @@ impl<J> WriteQueue<J> {
     }
 
     /// Queues `job`. Returns true when the caller must start a writer, i.e. run
-    /// [`WriteQueue::drain`] in a task of its own.
+    /// [`BatchQueue::drain`] in a task of its own.
     #[must_use = "when true, a writer must be started or the job is never written"]
     pub fn push(&self, job: J) -> bool {
         let mut s = self.lock();
@@ -86,7 +86,7 @@ impl<J> WriteQueue<J> {
 
 /// A running writer's place; given back if the writer stops without emptying the queue.
 struct WriterSlot<'a, J> {
-    queue: &'a WriteQueue<J>,
+    queue: &'a BatchQueue<J>,
     held: bool,
 }
 
@@ -110,7 +110,7 @@ mod tests {
 
     #[test]
     fn the_first_calls_start_writers_up_to_the_limit() {
-        let q = WriteQueue::new(10, 2);
+        let q = BatchQueue::new(10, 2);
         assert!(q.push(1));
         assert!(q.push(2));
         assert!(!q.push(3), "a third writer is not started while two run");
@@ -118,7 +118,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_writer_takes_what_waits_in_batches_of_at_most_max() {
-        let q = WriteQueue::new(2, 1);
+        let q = BatchQueue::new(2, 1);
         assert!(q.push(1));
         for j in 2..=5 {
             assert!(!q.push(j));
@@ -135,7 +135,7 @@ mod tests {
 
     #[tokio::test]
     async fn jobs_pushed_while_a_batch_is_written_form_the_next_batch() {
-        let q = Arc::new(WriteQueue::new(100, 1));
+        let q = Arc::new(BatchQueue::new(100, 1));
         assert!(q.push(1));
         let mut batches = Vec::new();
         let pusher = q.clone();
@@ -154,7 +154,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_panicking_writer_drops_the_waiting_jobs_and_frees_its_slot() {
-        let q = Arc::new(WriteQueue::new(1, 1));
+        let q = Arc::new(BatchQueue::new(1, 1));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         assert!(q.push(None));
         assert!(!q.push(Some(tx)));

@@ -241,16 +241,6 @@ pub(crate) enum IssueError {
     App(AppError),
 }
 
-impl IssueError {
-    /// Whether the database could not be reached (retrying at once will not help).
-    pub(crate) fn is_unavailable(&self) -> bool {
-        match self {
-            IssueError::Db(e) => crate::store::is_unavailable(e),
-            IssueError::App(e) => matches!(e, AppError::Unavailable(_)),
-        }
-    }
-}
-
 impl From<crate::store::DbError> for IssueError {
     fn from(e: crate::store::DbError) -> Self {
         IssueError::Db(e)

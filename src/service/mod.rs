@@ -9,6 +9,7 @@ pub mod events;
 pub mod follow_ups;
 pub mod in_app;
 pub mod invitations;
+pub mod keys;
 pub mod metrics;
 pub mod responses;
 pub mod surveys;
@@ -55,7 +56,9 @@ pub struct Services {
     /// Prometheus counters the use-cases bump after their transaction commits.
     pub metrics: crate::telemetry::Metrics,
     /// `RecordResponse` calls waiting to be written together (group commit).
-    pub records: Arc<batch::WriteQueue<responses::PendingRecord>>,
+    pub records: Arc<batch::BatchQueue<responses::PendingRecord>>,
+    /// Calls waiting for their API key to be looked up (shared lookups).
+    pub key_lookups: Arc<batch::BatchQueue<keys::KeyLookup>>,
 }
 
 /// In-process signals between use-cases, workers and streams. Other replicas are
@@ -107,7 +110,8 @@ impl Services {
     /// Services over a database with default settings.
     pub fn new(db: Db, clock: Clock) -> Self {
         Services {
-            records: Arc::new(responses::record_queue(&db)),
+            records: Arc::new(responses::record_queue()),
+            key_lookups: Arc::new(keys::lookup_queue()),
             db,
             clock,
             bus: EventBus::default(),
@@ -120,11 +124,6 @@ impl Services {
     pub fn with_outbox(mut self, settings: OutboxSettings) -> Self {
         self.outbox = Arc::new(settings);
         self
-    }
-
-    /// Resolves a plaintext key to its caller.
-    pub async fn authenticate(&self, key: &str) -> Result<Principal> {
-        crate::store::tenants::authenticate(&self.db, key).await
     }
 }
 

@@ -104,11 +104,6 @@ impl Db {
         self.conn.get_database_backend()
     }
 
-    /// Whether write transactions queue on one connection (SQLite).
-    pub fn is_single_writer(&self) -> bool {
-        self.backend() == DbBackend::Sqlite
-    }
-
     /// Starts a write transaction. On SQLite it begins IMMEDIATE, taking the write
     /// lock at once: a deferred one can fail with SQLITE_BUSY when it upgrades.
     pub async fn begin_write(&self) -> Result<DatabaseTransaction> {
@@ -141,11 +136,20 @@ impl From<DbErr> for AppError {
     /// Connection trouble is `UNAVAILABLE` (safe to retry); the rest is internal.
     fn from(e: DbErr) -> Self {
         if is_unavailable(&e) {
-            AppError::Unavailable("the database is unreachable; retry later".into())
+            unavailable()
         } else {
             AppError::Internal(anyhow::Error::new(e).context("database error"))
         }
     }
+}
+
+/// Like `AppError::from`, for an error that several callers share (a batch's).
+pub fn classify(e: &DbErr) -> AppError {
+    if is_unavailable(e) { unavailable() } else { AppError::Internal(anyhow::anyhow!("database error: {e}")) }
+}
+
+fn unavailable() -> AppError {
+    AppError::Unavailable("the database is unreachable; retry later".into())
 }
 
 /// Whether `e` is connection trouble (`UNAVAILABLE`, safe to retry later).

@@ -6,7 +6,7 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryF
 use super::Db;
 use super::entities::{api_key, tenant};
 use crate::domain::eligibility::Policy;
-use crate::domain::model::{IssuedKey, KeyKind, Principal};
+use crate::domain::model::{IssuedKey, KeyKind};
 use crate::domain::time::Timestamp;
 use crate::domain::{KeyId, TenantId, secrets, time};
 use crate::error::{AppError, Result};
@@ -91,25 +91,29 @@ pub async fn revoke_key(db: &Db, key_id: &str, now: Timestamp) -> Result<()> {
     Ok(())
 }
 
-/// The caller behind a plaintext key, or `UNAUTHENTICATED`.
-pub async fn authenticate(db: &Db, key: &str) -> Result<Principal> {
-    let unknown = || AppError::Unauthenticated("unknown or revoked API key".into());
-    let kind = if key.starts_with(KeyKind::Secret.prefix()) {
-        KeyKind::Secret
-    } else if key.starts_with(KeyKind::Publishable.prefix()) {
-        KeyKind::Publishable
-    } else {
-        return Err(unknown());
-    };
-    let row = api_key::Entity::find()
-        .filter(api_key::Column::KeyHash.eq(secrets::hash(key)))
-        .one(db.conn())
+/// An API key as authentication needs it.
+#[derive(Debug, Clone)]
+pub struct KeyRecord {
+    pub key_hash: String,
+    pub key_id: KeyId,
+    pub tenant: TenantId,
+    pub revoked: bool,
+}
+
+/// The keys with these hashes, in one query.
+pub async fn keys_by_hash(db: &Db, hashes: &[&str]) -> Result<Vec<KeyRecord>, sea_orm::DbErr> {
+    Ok(api_key::Entity::find()
+        .filter(api_key::Column::KeyHash.is_in(hashes.iter().copied()))
+        .all(db.conn())
         .await?
-        .ok_or_else(unknown)?;
-    if row.revoked_at.is_some() {
-        return Err(unknown());
-    }
-    Ok(Principal { tenant: TenantId(row.tenant_id), key_id: KeyId(row.id), kind })
+        .into_iter()
+        .map(|row| KeyRecord {
+            key_hash: row.key_hash,
+            key_id: KeyId(row.id),
+            tenant: TenantId(row.tenant_id),
+            revoked: row.revoked_at.is_some(),
+        })
+        .collect())
 }
 
 /// Whether the database has no tenant yet.

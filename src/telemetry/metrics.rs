@@ -109,6 +109,7 @@ struct Inner {
     pool_connections: Family<StateLabels, Gauge>,
     pool_max: Gauge,
     webhook_deliveries: Family<OutcomeLabels, Counter>,
+    response_batch_size: Histogram,
 }
 
 impl Default for Metrics {
@@ -171,6 +172,12 @@ impl Metrics {
             "Webhook delivery attempts, by outcome",
             webhook_deliveries.clone(),
         );
+        let response_batch_size = Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]);
+        registry.register(
+            "rapport_response_batch_size",
+            "RecordResponse calls written per transaction (group commit; 1 when calls do not overlap)",
+            response_batch_size.clone(),
+        );
         Metrics(Arc::new(Inner {
             registry,
             rpc_started,
@@ -182,6 +189,7 @@ impl Metrics {
             pool_connections,
             pool_max,
             webhook_deliveries,
+            response_batch_size,
         }))
     }
 
@@ -210,6 +218,11 @@ impl Metrics {
         if opened_follow_up {
             self.follow_up_opened(kind);
         }
+    }
+
+    /// A transaction wrote `n` RecordResponse calls' answers (after it committed).
+    pub fn response_batch_written(&self, n: usize) {
+        self.0.response_batch_size.observe(n as f64);
     }
 
     /// A follow-up was opened (call after its transaction committed).

@@ -1,0 +1,75 @@
+//! Authentication: a plaintext API key to its caller.
+//!
+//! Every call looks its key up in the database — a revoked key fails at once, so no
+//! answer is cached. Concurrent calls share lookups instead (see [`super::batch`]): a
+//! lookup takes the keys of every call waiting when it starts, so each call is
+//! answered by a query that began after it arrived, never by an older one.
+
+use std::collections::HashMap;
+
+use tokio::sync::oneshot;
+
+use super::Services;
+use super::batch::BatchQueue;
+use crate::domain::model::{KeyKind, Principal};
+use crate::domain::secrets;
+use crate::error::{AppError, Result};
+use crate::store::{self, tenants};
+
+/// One call waiting for its key to be looked up.
+#[derive(Debug)]
+pub struct KeyLookup {
+    hash: String,
+    kind: KeyKind,
+    reply: oneshot::Sender<Result<Principal>>,
+}
+
+/// Most keys in one lookup.
+const MAX_LOOKUP_BATCH: usize = 256;
+/// Lookups in flight at once (each on a pooled connection).
+const LOOKUP_WRITERS: usize = 4;
+
+/// The queue [`Services::key_lookups`] starts with.
+pub fn lookup_queue() -> BatchQueue<KeyLookup> {
+    BatchQueue::new(MAX_LOOKUP_BATCH, LOOKUP_WRITERS)
+}
+
+fn unknown() -> AppError {
+    AppError::Unauthenticated("unknown or revoked API key".into())
+}
+
+impl Services {
+    /// Resolves a plaintext key to its caller, or `UNAUTHENTICATED`.
+    pub async fn authenticate(&self, key: &str) -> Result<Principal> {
+        let kind = [KeyKind::Secret, KeyKind::Publishable]
+            .into_iter()
+            .find(|k| key.starts_with(k.prefix()))
+            .ok_or_else(unknown)?;
+        let (reply, answer) = oneshot::channel();
+        if self.key_lookups.push(KeyLookup { hash: secrets::hash(key), kind, reply }) {
+            let svc = self.clone();
+            tokio::spawn(async move { svc.key_lookups.drain(|batch| svc.look_up_keys(batch)).await });
+        }
+        answer.await.unwrap_or_else(|_| Err(AppError::Internal(anyhow::anyhow!("the key lookup stopped"))))
+    }
+
+    async fn look_up_keys(&self, batch: Vec<KeyLookup>) {
+        let hashes: Vec<&str> = batch.iter().map(|l| l.hash.as_str()).collect();
+        let found = tenants::keys_by_hash(&self.db, &hashes).await;
+        let found: std::result::Result<HashMap<String, tenants::KeyRecord>, _> =
+            found.map(|keys| keys.into_iter().map(|k| (k.key_hash.clone(), k)).collect());
+        for lookup in batch {
+            let result = match &found {
+                Ok(keys) => match keys.get(&lookup.hash) {
+                    Some(k) if !k.revoked => {
+                        Ok(Principal { tenant: k.tenant.clone(), key_id: k.key_id.clone(), kind: lookup.kind })
+                    }
+                    _ => Err(unknown()),
+                },
+                Err(e) => Err(store::classify(e)),
+            };
+            // A caller that gave up no longer listens.
+            let _ = lookup.reply.send(result);
+        }
+    }
+}
