@@ -8,6 +8,7 @@ mod m20261123_000001_survey_core;
 mod m20261124_000001_engagement;
 mod m20261124_000002_outbox_webhooks;
 mod m20261126_000001_in_app;
+mod m20261129_000001_pending_events_index;
 mod util;
 
 /// Applies the migrations in order.
@@ -21,6 +22,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261124_000001_engagement::Migration),
             Box::new(m20261124_000002_outbox_webhooks::Migration),
             Box::new(m20261126_000001_in_app::Migration),
+            Box::new(m20261129_000001_pending_events_index::Migration),
         ]
     }
 }
