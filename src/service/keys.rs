@@ -73,3 +73,48 @@ impl Services {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::service::Clock;
+    use crate::store::{Db, DbSettings};
+
+    #[tokio::test]
+    async fn one_lookup_answers_each_key_on_its_own() {
+        let settings = DbSettings {
+            url: "sqlite::memory:".into(),
+            max_connections: 1,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        };
+        let db = Db::connect(&settings).await.expect("in-memory SQLite");
+        db.migrate().await.expect("migrated");
+        let svc = Services::new(db, Clock::default());
+        let acme = svc.create_tenant("acme").await.unwrap();
+        let globex = svc.create_tenant("globex").await.unwrap();
+        let public = svc.create_key("acme", KeyKind::Publishable).await.unwrap();
+        let revoked = svc.create_key("globex", KeyKind::Secret).await.unwrap();
+        svc.revoke_key(&revoked.id.0).await.unwrap();
+
+        let keys = [&acme.secret, &globex.secret, &public.secret, &revoked.secret, "rk_secret_unknown"];
+        let (batch, answers): (Vec<_>, Vec<_>) = keys
+            .iter()
+            .map(|k| {
+                let (reply, answer) = oneshot::channel();
+                let kind =
+                    if k.starts_with(KeyKind::Publishable.prefix()) { KeyKind::Publishable } else { KeyKind::Secret };
+                (KeyLookup { hash: secrets::hash(k), kind, reply }, answer)
+            })
+            .unzip();
+        svc.look_up_keys(batch).await;
+        let mut got = Vec::new();
+        for a in answers {
+            got.push(a.await.expect("answered").map(|p| (p.tenant, p.kind)));
+        }
+        assert_eq!(got[0].as_ref().ok(), Some(&(acme.tenant.clone(), KeyKind::Secret)));
+        assert_eq!(got[1].as_ref().ok(), Some(&(globex.tenant.clone(), KeyKind::Secret)));
+        assert_eq!(got[2].as_ref().ok(), Some(&(acme.tenant.clone(), KeyKind::Publishable)));
+        assert!(matches!(got[3], Err(AppError::Unauthenticated(_))), "revoked");
+        assert!(matches!(got[4], Err(AppError::Unauthenticated(_))), "unknown");
+    }
+}

@@ -18,6 +18,7 @@ crate::on_both!(
     a_follow_up_condition_on_customer_properties_narrows_it,
     a_changed_score_shows_on_the_follow_up_and_leaving_the_threshold_is_noted,
     long_comments_and_too_many_properties_are_refused,
+    answers_in_flight_together_each_get_their_own_outcome,
 );
 
 fn record(target: Target, score: Option<i32>) -> pb::RecordResponseRequest {
@@ -366,4 +367,89 @@ async fn long_comments_and_too_many_properties_are_refused(b: Backend) {
     assert!(app.all_responses().await.is_empty());
     req.properties.clear();
     c.record_response(req).await.expect("5 000 characters are fine");
+}
+
+/// Many answers at once share transactions (group commit); whichever batches they
+/// fall into, each answer gets the outcome it would get alone.
+async fn answers_in_flight_together_each_get_their_own_outcome(b: Backend) {
+    let app = spawn_app(b).await;
+    let s = app.survey(pb::SurveyKind::Nps, None).await;
+    let archived = app.survey(pb::SurveyKind::Nps, None).await;
+    app.surveys.clone().archive_survey(pb::ArchiveSurveyRequest { id: archived.id.clone() }).await.unwrap();
+    let issued = app.issue(&s.id, "invited").await;
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Expect {
+        Recorded(i32),
+        Invalid,
+        Archived,
+        OneOfTheToken,
+    }
+    let mut calls: Vec<(pb::RecordResponseRequest, Expect)> = Vec::new();
+    for i in 0..30 {
+        calls.push((record(direct(&s.id, &format!("new-{i}")), Some(i % 11)), Expect::Recorded(i % 11)));
+    }
+    for i in 0..6 {
+        calls.push((record(direct(&s.id, "regular"), Some(i)), Expect::Recorded(i)));
+        calls.push((record(direct(&s.id, &format!("bad-{i}")), Some(12)), Expect::Invalid));
+    }
+    for i in 0..3 {
+        calls.push((record(direct(&archived.id, &format!("late-{i}")), Some(9)), Expect::Archived));
+        calls.push((record(Target::Token(issued.token.clone()), Some(4)), Expect::OneOfTheToken));
+    }
+    let mut tasks = Vec::new();
+    for (req, expect) in calls {
+        let mut c = app.surveys.clone();
+        tasks.push(tokio::spawn(async move { (expect, c.record_response(req).await.map(|r| r.into_inner())) }));
+    }
+    let (mut recorded, mut token_wins) = (Vec::new(), 0);
+    for t in tasks {
+        let (expect, got) = t.await.unwrap();
+        match (expect, got) {
+            (Expect::Recorded(score), Ok(r)) => {
+                assert_eq!(r.score, score);
+                recorded.push(r);
+            }
+            (Expect::Invalid, Err(e)) => assert_invalid(&e, "score"),
+            (Expect::Archived, Err(e)) => assert_eq!(e.code(), Code::FailedPrecondition, "{e:?}"),
+            (Expect::OneOfTheToken, Ok(r)) => {
+                token_wins += 1;
+                recorded.push(r);
+            }
+            (Expect::OneOfTheToken, Err(e)) => assert_eq!(e.code(), Code::AlreadyExists, "{e:?}"),
+            (expect, got) => panic!("expected {expect:?}, got {got:?}"),
+        }
+    }
+    assert_eq!(token_wins, 1, "the invitation takes exactly one answer");
+    assert_eq!(recorded.len(), 30 + 6 + 1);
+
+    let stored = app.all_responses().await;
+    let mut ids: Vec<&str> = stored.iter().map(|r| r.id.as_str()).collect();
+    let mut acknowledged: Vec<&str> = recorded.iter().map(|r| r.id.as_str()).collect();
+    ids.sort_unstable();
+    acknowledged.sort_unstable();
+    assert_eq!(ids, acknowledged, "every acknowledged answer is stored, and nothing else");
+    let regular: Vec<&pb::Response> = stored.iter().filter(|r| r.customer_id == "regular").collect();
+    assert_eq!(regular.len(), 6, "one customer, six answers");
+
+    // A follow-up for exactly the detractors (0–6), each with its response.
+    let follow_ups = app.all_follow_ups().await;
+    let detractors: Vec<&str> = stored.iter().filter(|r| r.score <= 6).map(|r| r.id.as_str()).collect();
+    assert_eq!(follow_ups.len(), detractors.len());
+    for f in &follow_ups {
+        assert!(detractors.contains(&f.response_id.as_str()), "{f:?}");
+    }
+    // Refused answers created no customers.
+    let mut engagement = rapport::grpc::pb::engagement_service_client::EngagementServiceClient::with_interceptor(
+        app.channel.clone(),
+        Auth(Some(app.key.clone())),
+    );
+    let customers = engagement
+        .list_customers(pb::ListCustomersRequest { page_size: 1000, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .customers;
+    assert_eq!(customers.len(), 30 + 1 + 1, "new-*, regular and invited");
+    assert!(customers.iter().all(|c| !c.customer_id.starts_with("bad-") && !c.customer_id.starts_with("late-")));
 }
