@@ -162,9 +162,12 @@ async fn bench(db: &DbSettings, store: &Db, args: &BenchArgs, server: &mut Serve
         let op = RecordOp::connect(server.uri(), &auth, &survey_id, &run_tag, concurrency).await?;
         let rapport = run_level(&op, concurrency, warmup, measure).await?;
         let rss = server.pid().map(rss_of);
+        eprintln!("c={concurrency}: GetSurvey over gRPC for {warmup:?} + {measure:?}…");
+        let read = ReadOp { clients: op.clients.clone(), survey_id: Arc::from(survey_id.as_str()) };
+        let reference = drive(&read, concurrency, warmup, measure).await?;
         eprintln!("c={concurrency}: baseline INSERTs for {warmup:?} + {measure:?}…");
         let base = baseline_level(&baseline, concurrency, warmup, measure).await?;
-        levels.push(Level { concurrency, rapport, baseline: base, rss });
+        levels.push(Level { concurrency, rapport, reference, baseline: base, rss });
     }
     let webhooks = if args.webhooks {
         Some(webhook_phase(server, store, &auth, &survey_id, &run_tag, &levels, warmup, measure).await?)
@@ -541,6 +544,24 @@ impl Operation for RecordOp {
     }
 }
 
+/// One `GetSurvey` per call, over the same connections and key: authentication and
+/// one indexed read, no write. It shows what a call through gRPC alone reaches on the
+/// machine, the ceiling under any use-case that also writes.
+#[derive(Clone)]
+struct ReadOp {
+    clients: Arc<[SurveyClient]>,
+    survey_id: Arc<str>,
+}
+
+impl Operation for ReadOp {
+    async fn call(&self, worker: usize, _seq: u64) -> anyhow::Result<()> {
+        let mut client = self.clients[(worker / TASKS_PER_CHANNEL) % self.clients.len()].clone();
+        let request = pb::GetSurveyRequest { id: self.survey_id.to_string() };
+        client.get_survey(request).await.map_err(|s| anyhow::anyhow!(describe_status(&s)))?;
+        Ok(())
+    }
+}
+
 /// One autocommitted one-row INSERT into [`BASELINE_TABLE`] per call, through a pool
 /// configured like the server's.
 #[derive(Clone)]
@@ -722,6 +743,8 @@ fn percentile(sorted: &[Duration], pct: f64) -> Option<Duration> {
 struct Level {
     concurrency: usize,
     rapport: Sample,
+    /// `GetSurvey` at the same concurrency (see [`ReadOp`]).
+    reference: Sample,
     baseline: Sample,
     /// The server's memory after the level; `None` for an external server.
     rss: Option<anyhow::Result<Rss>>,
@@ -772,7 +795,9 @@ impl Report {
             println!();
         }
         for l in &self.levels {
-            for (what, s) in [("RecordResponse", &l.rapport), ("baseline INSERT", &l.baseline)] {
+            for (what, s) in
+                [("RecordResponse", &l.rapport), ("GetSurvey", &l.reference), ("baseline INSERT", &l.baseline)]
+            {
                 if s.errors + s.warmup_errors > 0 {
                     println!(
                         "ERRORS at c={}: {} {what} calls failed in the measured window, {} in the warm-up; first error: {}",
@@ -799,6 +824,8 @@ impl Report {
             "baseline p50 ms",
             "baseline p99 ms",
             "ratio",
+            "GetSurvey req/s",
+            "GetSurvey ratio",
             "server RSS MiB",
         ];
         let mut rows = vec![header.iter().map(|h| h.to_string()).collect()];
@@ -816,6 +843,11 @@ impl Report {
                 ms(l.baseline.p(50.0)),
                 ms(l.baseline.p(99.0)),
                 l.ratio().map_or_else(|| "-".into(), |r| format!("{r:.2}×")),
+                format!("{:.0}", l.reference.rate()),
+                match l.baseline.rate() {
+                    base if base > 0.0 => format!("{:.2}×", l.reference.rate() / base),
+                    _ => "-".into(),
+                },
                 match &l.rss {
                     None => "n/a (external server)".into(),
                     Some(Ok(rss)) => {
