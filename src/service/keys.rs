@@ -77,19 +77,10 @@ impl Services {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::Clock;
-    use crate::store::{Db, DbSettings};
 
     #[tokio::test]
     async fn one_lookup_answers_each_key_on_its_own() {
-        let settings = DbSettings {
-            url: "sqlite::memory:".into(),
-            max_connections: 1,
-            acquire_timeout: std::time::Duration::from_secs(5),
-        };
-        let db = Db::connect(&settings).await.expect("in-memory SQLite");
-        db.migrate().await.expect("migrated");
-        let svc = Services::new(db, Clock::default());
+        let svc = crate::service::in_memory().await;
         let acme = svc.create_tenant("acme").await.unwrap();
         let globex = svc.create_tenant("globex").await.unwrap();
         let public = svc.create_key("acme", KeyKind::Publishable).await.unwrap();

@@ -151,3 +151,16 @@ pub fn require_secret(p: &Principal) -> Result<()> {
         )),
     }
 }
+
+/// Services over a fresh in-memory SQLite database, for unit tests of use-cases.
+#[cfg(test)]
+pub(crate) async fn in_memory() -> Services {
+    let settings = crate::store::DbSettings {
+        url: "sqlite::memory:".into(),
+        max_connections: 1,
+        acquire_timeout: std::time::Duration::from_secs(5),
+    };
+    let db = Db::connect(&settings).await.expect("in-memory SQLite");
+    db.migrate().await.expect("migrated");
+    Services::new(db, Clock::default())
+}

@@ -205,131 +205,24 @@ impl Services {
     async fn record_many(&self, jobs: &[&PendingRecord]) -> Result<Vec<Result<Response>>, IssueError> {
         let now = self.clock.now();
         let txn = self.db.begin_write().await?;
-
-        // Whom each answer is for: an invitation's survey and customer, or the caller's.
-        let token_hashes: Vec<Option<String>> = jobs
+        let targets = answering(&txn, jobs, now).await?;
+        let Checked { surveys, answers } = check(&txn, jobs, targets).await?;
+        let customers = customers_of(&txn, jobs, &answers, now).await?;
+        let outcomes: Vec<Result<Recorded>> = jobs
             .iter()
-            .map(|j| match &j.req.target {
-                Target::Token(t) => Some(secrets::hash(t)),
-                Target::Direct { .. } => None,
+            .zip(answers)
+            .map(|(job, a)| {
+                let a = a?;
+                let customer = customers.get(&(job.tenant.clone(), a.target.customer.clone())).ok_or_else(|| {
+                    AppError::Internal(anyhow::anyhow!("customer of {:?} vanished", a.target.customer))
+                })?;
+                plan(job, &a.target, &surveys[&a.survey], a.score, customer, now)
             })
             .collect();
-        let hashes: Vec<&str> = token_hashes.iter().flatten().map(String::as_str).collect();
-        let invitations: HashMap<String, invitations::Row> = invitations::by_token_hashes(&txn, &hashes)
-            .await?
-            .into_iter()
-            .filter_map(|row| row.token_hash.clone().map(|h| (h, row)))
-            .collect();
-        let mut targets: Vec<Result<Answering>> = Vec::with_capacity(jobs.len());
-        for (job, hash) in jobs.iter().zip(&token_hashes) {
-            targets.push(match (&job.req.target, hash) {
-                (Target::Direct { survey, customer, .. }, _) => Ok(Answering {
-                    survey: survey.clone(),
-                    customer: Who::External(customer.clone()),
-                    invitation: None,
-                }),
-                (Target::Token(_), hash) => hash
-                    .as_ref()
-                    .and_then(|h| invitations.get(h))
-                    .filter(|row| row.tenant_id == job.tenant.0)
-                    .ok_or_else(|| AppError::NotFound("invitation (unknown token)".into()))
-                    .and_then(|row| Answering::invitation(row, now)),
-            });
-        }
-
-        // The surveys, per tenant; then the score and the survey's state.
-        let mut survey_ids: HashMap<&TenantId, Vec<&str>> = HashMap::new();
-        for (job, t) in jobs.iter().zip(&targets) {
-            if let Ok(t) = t {
-                survey_ids.entry(&job.tenant).or_default().push(t.survey.as_str());
-            }
-        }
-        let mut surveys: HashMap<(TenantId, SurveyId), Survey> = HashMap::new();
-        for (tenant, ids) in survey_ids {
-            for s in surveys::get_many(&txn, tenant, &ids).await? {
-                surveys.insert((tenant.clone(), s.id.clone()), s);
-            }
-        }
-        let mut checked: Vec<Result<(Answering, &Survey, Score)>> = Vec::with_capacity(jobs.len());
-        for (job, t) in jobs.iter().zip(targets) {
-            checked.push(t.and_then(|t| {
-                let survey = surveys
-                    .get(&(job.tenant.clone(), t.survey.clone()))
-                    .ok_or_else(|| AppError::NotFound(format!("survey {}", t.survey)))?;
-                if t.invitation.is_none() && survey.archived_at.is_some() {
-                    return Err(AppError::FailedPrecondition(format!("survey {} is archived", survey.id)));
-                }
-                let score = Score::parse(survey.scale, job.req.score)?;
-                Ok((t, survey, score))
-            }));
-        }
-
-        // The customers of the answers that passed, created on first use.
-        let mut by_row: HashMap<&TenantId, Vec<&str>> = HashMap::new();
-        let mut by_external: HashMap<&TenantId, Vec<&CustomerRef>> = HashMap::new();
-        for (job, c) in jobs.iter().zip(&checked) {
-            match c {
-                Ok((Answering { customer: Who::Row(id), .. }, ..)) => by_row.entry(&job.tenant).or_default().push(id),
-                Ok((Answering { customer: Who::External(ext), .. }, ..)) => {
-                    by_external.entry(&job.tenant).or_default().push(ext)
-                }
-                Err(_) => {}
-            }
-        }
-        let mut customers_of: HashMap<(TenantId, Who), customers::Customer> = HashMap::new();
-        for (tenant, ids) in by_row {
-            for c in customers::by_row_ids(&txn, tenant, &ids).await? {
-                customers_of.insert((tenant.clone(), Who::Row(c.id.0.clone())), c);
-            }
-        }
-        for (tenant, mut externals) in by_external {
-            externals.sort_by(|a, b| a.as_str().cmp(b.as_str()));
-            externals.dedup();
-            for c in customers::ensure_many(&txn, tenant, &externals, now).await? {
-                customers_of.insert((tenant.clone(), Who::External(c.external.clone())), c);
-            }
-        }
-
-        // What each answer writes.
-        let mut outcomes: Vec<Result<Recorded>> = Vec::with_capacity(jobs.len());
-        for (job, c) in jobs.iter().zip(checked) {
-            outcomes.push(c.and_then(|(t, survey, score)| {
-                let customer = customers_of
-                    .get(&(job.tenant.clone(), t.customer.clone()))
-                    .ok_or_else(|| AppError::Internal(anyhow::anyhow!("customer of {:?} vanished", t.customer)))?;
-                plan(job, &t, survey, score, customer, now)
-            }));
-        }
-
-        let mut responses_new = Vec::new();
-        let mut opened_by_tenant: HashMap<&TenantId, Vec<(follow_ups::Row, FollowUpEntry)>> = HashMap::new();
-        let mut events_by_tenant: HashMap<&TenantId, Vec<(&str, serde_json::Value)>> = HashMap::new();
-        for (job, o) in jobs.iter().zip(&outcomes) {
-            let Ok(r) = o else { continue };
-            responses_new.push(r.row.clone());
-            let events = events_by_tenant.entry(&job.tenant).or_default();
-            events.push((EventType::ResponseRecorded.as_str(), event_data::response_data(&r.response)));
-            if let Some((row, entry)) = &r.opened {
-                let f = follow_ups::to_domain(row.clone(), r.response.clone(), vec![entry.clone()])?;
-                events.push((EventType::FollowUpOpened.as_str(), event_data::follow_up_data(&f)));
-                opened_by_tenant.entry(&job.tenant).or_default().push((row.clone(), entry.clone()));
-            }
-        }
-        if responses_new.is_empty() {
+        if outcomes.iter().all(|o| o.is_err()) {
             return Ok(outcomes.into_iter().map(|o| o.map(|r| r.response)).collect());
         }
-        responses::insert_many(&txn, responses_new).await?;
-        for r in outcomes.iter().flatten() {
-            if let Some(inv) = &r.response.invitation_id {
-                invitations::mark_answered(&txn, inv, &r.response.id, now).await?;
-            }
-        }
-        for (tenant, opened) in &opened_by_tenant {
-            follow_ups::insert_opened(&txn, tenant, opened).await?;
-        }
-        for (tenant, events) in &events_by_tenant {
-            events::append_all(&txn, tenant, events, now).await?;
-        }
+        write(&txn, jobs, &outcomes, now).await?;
         txn.commit().await?;
         self.bus.outbox_written();
         self.metrics.response_batch_written(jobs.len());
@@ -539,6 +432,155 @@ fn plan(
     Ok(Recorded { row, response, opened })
 }
 
+/// Whom each answer is for: an invitation's survey and customer (the invitation must
+/// still be open), or the caller's direct target.
+async fn answering(txn: &store::Tx, jobs: &[&PendingRecord], now: Timestamp) -> Result<Vec<Result<Answering>>> {
+    let token_hashes: Vec<Option<String>> = jobs
+        .iter()
+        .map(|j| match &j.req.target {
+            Target::Token(t) => Some(secrets::hash(t)),
+            Target::Direct { .. } => None,
+        })
+        .collect();
+    let hashes: Vec<&str> = token_hashes.iter().flatten().map(String::as_str).collect();
+    let invitations: HashMap<String, invitations::Row> = invitations::by_token_hashes(txn, &hashes)
+        .await?
+        .into_iter()
+        .filter_map(|row| row.token_hash.clone().map(|h| (h, row)))
+        .collect();
+    Ok(jobs
+        .iter()
+        .zip(&token_hashes)
+        .map(|(job, hash)| match &job.req.target {
+            Target::Direct { survey, customer, .. } => {
+                Ok(Answering { survey: survey.clone(), customer: Who::External(customer.clone()), invitation: None })
+            }
+            Target::Token(_) => hash
+                .as_ref()
+                .and_then(|h| invitations.get(h))
+                .filter(|row| row.tenant_id == job.tenant.0)
+                .ok_or_else(|| AppError::NotFound("invitation (unknown token)".into()))
+                .and_then(|row| Answering::invitation(row, now)),
+        })
+        .collect())
+}
+
+/// The surveys of a batch and each answer checked against its survey.
+struct Checked {
+    surveys: HashMap<(TenantId, SurveyId), Survey>,
+    answers: Vec<Result<Passed>>,
+}
+
+/// An answer that passed its checks.
+struct Passed {
+    target: Answering,
+    /// Its survey's key in [`Checked::surveys`].
+    survey: (TenantId, SurveyId),
+    score: Score,
+}
+
+/// Loads the surveys (one query per tenant) and checks each answer: the survey exists
+/// and, for a direct answer, is not archived; the score fits its scale.
+async fn check(txn: &store::Tx, jobs: &[&PendingRecord], targets: Vec<Result<Answering>>) -> Result<Checked> {
+    let mut ids: HashMap<&TenantId, Vec<&str>> = HashMap::new();
+    for (job, t) in jobs.iter().zip(&targets) {
+        if let Ok(t) = t {
+            ids.entry(&job.tenant).or_default().push(t.survey.as_str());
+        }
+    }
+    let mut surveys = HashMap::new();
+    for (tenant, ids) in ids {
+        for s in surveys::get_many(txn, tenant, &ids).await? {
+            surveys.insert((tenant.clone(), s.id.clone()), s);
+        }
+    }
+    let answers = jobs
+        .iter()
+        .zip(targets)
+        .map(|(job, t)| {
+            let t = t?;
+            let key = (job.tenant.clone(), t.survey.clone());
+            let survey = surveys.get(&key).ok_or_else(|| AppError::NotFound(format!("survey {}", t.survey)))?;
+            if t.invitation.is_none() && survey.archived_at.is_some() {
+                return Err(AppError::FailedPrecondition(format!("survey {} is archived", survey.id)));
+            }
+            let score = Score::parse(survey.scale, job.req.score)?;
+            Ok(Passed { target: t, survey: key, score })
+        })
+        .collect();
+    Ok(Checked { surveys, answers })
+}
+
+/// The customers of the answers that passed their checks, a direct answer's created on
+/// first use (in CRM-id order, so concurrent batches take their locks in one order).
+async fn customers_of(
+    txn: &store::Tx,
+    jobs: &[&PendingRecord],
+    answers: &[Result<Passed>],
+    now: Timestamp,
+) -> Result<HashMap<(TenantId, Who), customers::Customer>> {
+    let mut by_row: HashMap<&TenantId, Vec<&str>> = HashMap::new();
+    let mut by_external: HashMap<&TenantId, Vec<&CustomerRef>> = HashMap::new();
+    for (job, a) in jobs.iter().zip(answers) {
+        match a.as_ref().map(|a| &a.target.customer) {
+            Ok(Who::Row(id)) => by_row.entry(&job.tenant).or_default().push(id),
+            Ok(Who::External(ext)) => by_external.entry(&job.tenant).or_default().push(ext),
+            Err(_) => {}
+        }
+    }
+    let mut found = HashMap::new();
+    for (tenant, ids) in by_row {
+        for c in customers::by_row_ids(txn, tenant, &ids).await? {
+            found.insert((tenant.clone(), Who::Row(c.id.0.clone())), c);
+        }
+    }
+    for (tenant, mut externals) in by_external {
+        externals.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        externals.dedup();
+        for c in customers::ensure_many(txn, tenant, &externals, now).await? {
+            found.insert((tenant.clone(), Who::External(c.external.clone())), c);
+        }
+    }
+    Ok(found)
+}
+
+/// Writes the recorded answers: responses, invitations answered, follow-ups with their
+/// first history lines, and the outbox events, one statement per table and tenant.
+async fn write(
+    txn: &store::Tx,
+    jobs: &[&PendingRecord],
+    outcomes: &[Result<Recorded>],
+    now: Timestamp,
+) -> Result<(), IssueError> {
+    let mut rows = Vec::new();
+    let mut opened: HashMap<&TenantId, Vec<(follow_ups::Row, FollowUpEntry)>> = HashMap::new();
+    let mut events: HashMap<&TenantId, Vec<(&str, serde_json::Value)>> = HashMap::new();
+    for (job, o) in jobs.iter().zip(outcomes) {
+        let Ok(r) = o else { continue };
+        rows.push(r.row.clone());
+        let tenant_events = events.entry(&job.tenant).or_default();
+        tenant_events.push((EventType::ResponseRecorded.as_str(), event_data::response_data(&r.response)));
+        if let Some((row, entry)) = &r.opened {
+            let f = follow_ups::to_domain(row.clone(), r.response.clone(), vec![entry.clone()])?;
+            tenant_events.push((EventType::FollowUpOpened.as_str(), event_data::follow_up_data(&f)));
+            opened.entry(&job.tenant).or_default().push((row.clone(), entry.clone()));
+        }
+    }
+    responses::insert_many(txn, rows).await?;
+    for r in outcomes.iter().flatten() {
+        if let Some(inv) = &r.response.invitation_id {
+            invitations::mark_answered(txn, inv, &r.response.id, now).await?;
+        }
+    }
+    for (tenant, opened) in &opened {
+        follow_ups::insert_opened(txn, tenant, opened).await?;
+    }
+    for (tenant, events) in &events {
+        events::append_all(txn, tenant, events, now).await?;
+    }
+    Ok(())
+}
+
 fn writer_lost() -> AppError {
     AppError::Internal(anyhow::anyhow!("the response writer returned no result"))
 }
@@ -613,18 +655,9 @@ mod tests {
     use super::*;
     use crate::domain::model::{FollowUpRule, SurveyDraft};
     use crate::domain::{Scale, SurveyKind};
-    use crate::service::Clock;
-    use crate::store::{Db, DbSettings};
 
     async fn services() -> (Services, Principal, Survey) {
-        let settings = DbSettings {
-            url: "sqlite::memory:".into(),
-            max_connections: 1,
-            acquire_timeout: std::time::Duration::from_secs(5),
-        };
-        let db = Db::connect(&settings).await.expect("in-memory SQLite");
-        db.migrate().await.expect("migrated");
-        let svc = Services::new(db, Clock::default());
+        let svc = crate::service::in_memory().await;
         let key = svc.create_tenant("acme").await.expect("tenant");
         let principal = svc.authenticate(&key.secret).await.expect("the new key works");
         let draft = SurveyDraft {

@@ -232,22 +232,8 @@ fn new_delivery(
     }
 }
 
-/// Inserts one pending delivery (see [`new_delivery`]); returns its id.
-#[allow(clippy::too_many_arguments)]
-async fn insert_delivery(
-    conn: &impl ConnectionTrait,
-    tenant: &str,
-    endpoint: &str,
-    event_id: &str,
-    event_seq: i64,
-    event_type: &str,
-    payload: &str,
-    body: Option<String>,
-    event_created: Timestamp,
-    due: Timestamp,
-    now: Timestamp,
-) -> Result<String> {
-    let d = new_delivery(tenant, endpoint, event_id, event_seq, event_type, payload, body, event_created, due, now);
+/// Inserts one delivery made by [`new_delivery`]; returns its id.
+async fn insert_delivery(conn: &impl ConnectionTrait, d: delivery::Model) -> Result<String> {
     let id = d.id.clone();
     d.into_active_model().insert(conn).await?;
     Ok(id)
@@ -264,16 +250,18 @@ pub async fn insert_test_delivery(
     let event_id = uuid::Uuid::now_v7().to_string();
     insert_delivery(
         conn,
-        tenant.as_str(),
-        endpoint,
-        &event_id,
-        0,
-        EventType::WebhookTest.as_str(),
-        &data.to_string(),
-        None,
-        now,
-        now,
-        now,
+        new_delivery(
+            tenant.as_str(),
+            endpoint,
+            &event_id,
+            0,
+            EventType::WebhookTest.as_str(),
+            &data.to_string(),
+            None,
+            now,
+            now,
+            now,
+        ),
     )
     .await
 }
@@ -530,16 +518,18 @@ pub async fn replay(
         }
         insert_delivery(
             conn,
-            &d.tenant_id,
-            &d.endpoint_id,
-            &d.event_id,
-            d.event_seq,
-            &d.event_type,
-            &d.payload,
-            d.body.clone(),
-            time::from_micros(d.event_created_at),
-            now,
-            now,
+            new_delivery(
+                &d.tenant_id,
+                &d.endpoint_id,
+                &d.event_id,
+                d.event_seq,
+                &d.event_type,
+                &d.payload,
+                d.body.clone(),
+                time::from_micros(d.event_created_at),
+                now,
+                now,
+            ),
         )
         .await?;
         n += 1;
@@ -555,16 +545,18 @@ pub async fn replay(
             .ok_or_else(|| AppError::NotFound(format!("event {id}")))?;
         insert_delivery(
             conn,
-            &endpoint.tenant_id,
-            &endpoint.id,
-            &e.id,
-            e.seq.unwrap_or_default(),
-            &e.event_type,
-            &e.data,
-            None,
-            time::from_micros(e.created_at),
-            now,
-            now,
+            new_delivery(
+                &endpoint.tenant_id,
+                &endpoint.id,
+                &e.id,
+                e.seq.unwrap_or_default(),
+                &e.event_type,
+                &e.data,
+                None,
+                time::from_micros(e.created_at),
+                now,
+                now,
+            ),
         )
         .await?;
         n = 1;
