@@ -94,22 +94,27 @@ pub async fn sequence_pending(db: &Db, now: Timestamp, settle: chrono::Duration,
     if db.backend() == DbBackend::Postgres {
         txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({SEQUENCER_LOCK})")).await?;
     }
-    let pending = event::Entity::find()
+    // Ids and tenants only: the payloads are read below for tenants with endpoints.
+    let pending: Vec<(String, String)> = event::Entity::find()
         .filter(event::Column::Seq.is_null())
         .order_by_asc(event::Column::Id)
         .limit(limit)
+        .select_only()
+        .column(event::Column::Id)
+        .column(event::Column::TenantId)
+        .into_tuple()
         .all(&txn)
         .await?;
     if pending.is_empty() {
         return Ok(0);
     }
     let n = pending.len();
-    let mut by_tenant: BTreeMap<String, Vec<event::Model>> = BTreeMap::new();
-    for e in pending {
-        by_tenant.entry(e.tenant_id.clone()).or_default().push(e);
+    let mut by_tenant: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (id, tenant_id) in pending {
+        by_tenant.entry(tenant_id).or_default().push(id);
     }
     let at = time::to_micros(now);
-    for (tenant_id, events) in by_tenant {
+    for (tenant_id, ids) in by_tenant {
         let current: Option<i64> = tenant::Entity::find_by_id(tenant_id.clone())
             .select_only()
             .column(tenant::Column::EventSeq)
@@ -117,22 +122,27 @@ pub async fn sequence_pending(db: &Db, now: Timestamp, settle: chrono::Duration,
             .one(&txn)
             .await?;
         let first = current.unwrap_or(0) + 1;
-        let seq = first + events.len() as i64 - 1;
+        let seq = first + ids.len() as i64 - 1;
         // One statement numbers the tenant's whole batch: `CASE id WHEN … THEN n …`.
-        let numbering = events
+        let numbering = ids
             .iter()
             .zip(first..)
-            .fold(CaseStatement::new(), |case, (e, n)| case.case(event::Column::Id.eq(e.id.as_str()), n));
+            .fold(CaseStatement::new(), |case, (id, n)| case.case(event::Column::Id.eq(id.as_str()), n));
         event::Entity::update_many()
             .col_expr(event::Column::Seq, numbering.into())
             .col_expr(event::Column::SequencedAt, Expr::value(at))
-            .filter(event::Column::Id.is_in(events.iter().map(|e| e.id.as_str())))
+            .filter(event::Column::Id.is_in(ids.iter().map(String::as_str)))
             .exec(&txn)
             .await?;
-        let sequenced: Vec<event::Model> =
-            events.into_iter().zip(first..).map(|(e, n)| event::Model { seq: Some(n), ..e }).collect();
         let endpoints = webhooks::fanout_endpoints(&txn, &TenantId(tenant_id.clone())).await?;
-        webhooks::fan_out(&txn, &endpoints, &sequenced, now, settle).await?;
+        if !endpoints.is_empty() {
+            let sequenced = event::Entity::find()
+                .filter(event::Column::Id.is_in(ids.iter().map(String::as_str)))
+                .order_by_asc(event::Column::Id)
+                .all(&txn)
+                .await?;
+            webhooks::fan_out(&txn, &endpoints, &sequenced, now, settle).await?;
+        }
         tenant::Entity::update_many()
             .col_expr(tenant::Column::EventSeq, Expr::value(seq))
             .filter(tenant::Column::Id.eq(tenant_id.as_str()))
