@@ -91,7 +91,8 @@ pub struct CommonArgs {
     /// Database URL: `postgres://…` or `sqlite://path?mode=rwc`. Default: ./rapport.db (SQLite).
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Most connections in the database pool.
+    /// Most connections in the database pool. On PostgreSQL one more connection, of
+    /// its own, carries the batched writes of RecordResponse.
     #[arg(long, env = "RAPPORT_DB_MAX_CONNECTIONS", default_value_t = 32, global = true)]
     pub db_max_connections: u32,
     /// Seconds a call waits for a database connection before failing with UNAVAILABLE.

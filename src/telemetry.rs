@@ -41,7 +41,13 @@ impl Drop for TelemetryGuard {
 
 /// Installs the global subscriber. Call once, from `main`, inside the runtime.
 pub fn init(format: LogFormat, filter: &str) -> anyhow::Result<TelemetryGuard> {
-    let filter = EnvFilter::try_new(filter)?;
+    let mut env_filter = EnvFilter::try_new(filter)?;
+    if !filter.contains("sqlx") {
+        // PostgreSQL's NOTICEs ("relation … already exists, skipping" at every start's
+        // migration check) are noise at INFO; a filter that names sqlx decides itself.
+        env_filter = env_filter.add_directive("sqlx::postgres::notice=warn".parse()?);
+    }
+    let filter = env_filter;
     let json = match format {
         LogFormat::Json => true,
         LogFormat::Text => false,

@@ -204,7 +204,7 @@ impl Services {
     /// nothing, and the others are written with one statement per table.
     async fn record_many(&self, jobs: &[&PendingRecord]) -> Result<Vec<Result<Response>>, IssueError> {
         let now = self.clock.now();
-        let txn = self.db.begin_write().await?;
+        let txn = self.db.begin_batch().await?;
         let targets = answering(&txn, jobs, now).await?;
         let Checked { surveys, answers } = check(&txn, jobs, targets).await?;
         let customers = customers_of(&txn, jobs, &answers, now).await?;

@@ -45,7 +45,15 @@ pub struct Db {
     /// instead of polling on the busy timeout (which made the p99 of concurrent
     /// writers seconds long). PostgreSQL: the main pool.
     writer: DatabaseConnection,
+    /// The connection batched writes (group commit) run on. PostgreSQL: one connection
+    /// of its own whose statement cache holds every batch size's statements, so a
+    /// batch is never parsed and planned again. SQLite: the writer.
+    batcher: DatabaseConnection,
 }
+
+/// Prepared statements the batch connection keeps: a batch of n answers is one
+/// statement shape per table, n from 1 to 128 (the default cache keeps 100).
+const BATCH_STATEMENT_CACHE: usize = 1_024;
 
 /// How to reach the database.
 #[derive(Clone, Debug)]
@@ -63,12 +71,16 @@ impl Db {
         let memory = settings.url.contains(":memory:") || settings.url.contains("mode=memory");
         let conn =
             Database::connect(Self::options(settings, if memory { 1 } else { settings.max_connections })).await?;
-        let writer = if conn.get_database_backend() == DbBackend::Sqlite && !memory {
-            Database::connect(Self::options(settings, 1)).await?
+        let sqlite = conn.get_database_backend() == DbBackend::Sqlite;
+        let writer = if sqlite && !memory { Database::connect(Self::options(settings, 1)).await? } else { conn.clone() };
+        let batcher = if sqlite {
+            writer.clone()
         } else {
-            conn.clone()
+            let mut opts = Self::options(settings, 1);
+            opts.map_sqlx_postgres_opts(|o| o.statement_cache_capacity(BATCH_STATEMENT_CACHE));
+            Database::connect(opts).await?
         };
-        Ok(Db { conn, writer })
+        Ok(Db { conn, writer, batcher })
     }
 
     fn options(settings: &DbSettings, max_connections: u32) -> ConnectOptions {
@@ -114,6 +126,16 @@ impl Db {
             .await?)
     }
 
+    /// Starts a write transaction for a batch of calls (see `service::batch`), on the
+    /// batch connection.
+    pub async fn begin_batch(&self) -> Result<DatabaseTransaction> {
+        let sqlite_mode = (self.backend() == DbBackend::Sqlite).then_some(SqliteTransactionMode::Immediate);
+        Ok(self
+            .batcher
+            .begin_with_options(TransactionOptions { sqlite_transaction_mode: sqlite_mode, ..Default::default() })
+            .await?)
+    }
+
     /// Applies every pending migration.
     pub async fn migrate(&self) -> Result<(), DbErr> {
         use migrations::MigratorTrait;
@@ -127,6 +149,7 @@ impl Db {
 
     /// Closes the pool.
     pub async fn close(self) {
+        let _ = self.batcher.close().await;
         let _ = self.writer.close().await;
         let _ = self.conn.close().await;
     }
