@@ -72,7 +72,8 @@ impl Db {
         let conn =
             Database::connect(Self::options(settings, if memory { 1 } else { settings.max_connections })).await?;
         let sqlite = conn.get_database_backend() == DbBackend::Sqlite;
-        let writer = if sqlite && !memory { Database::connect(Self::options(settings, 1)).await? } else { conn.clone() };
+        let writer =
+            if sqlite && !memory { Database::connect(Self::options(settings, 1)).await? } else { conn.clone() };
         let batcher = if sqlite {
             writer.clone()
         } else {
