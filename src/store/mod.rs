@@ -120,21 +120,19 @@ impl Db {
     /// Starts a write transaction. On SQLite it begins IMMEDIATE, taking the write
     /// lock at once: a deferred one can fail with SQLITE_BUSY when it upgrades.
     pub async fn begin_write(&self) -> Result<DatabaseTransaction> {
-        let sqlite_mode = (self.backend() == DbBackend::Sqlite).then_some(SqliteTransactionMode::Immediate);
-        Ok(self
-            .writer
-            .begin_with_options(TransactionOptions { sqlite_transaction_mode: sqlite_mode, ..Default::default() })
-            .await?)
+        self.begin_on(&self.writer).await
     }
 
     /// Starts a write transaction for a batch of calls (see `service::batch`), on the
     /// batch connection.
     pub async fn begin_batch(&self) -> Result<DatabaseTransaction> {
+        self.begin_on(&self.batcher).await
+    }
+
+    async fn begin_on(&self, pool: &DatabaseConnection) -> Result<DatabaseTransaction> {
         let sqlite_mode = (self.backend() == DbBackend::Sqlite).then_some(SqliteTransactionMode::Immediate);
-        Ok(self
-            .batcher
-            .begin_with_options(TransactionOptions { sqlite_transaction_mode: sqlite_mode, ..Default::default() })
-            .await?)
+        let options = TransactionOptions { sqlite_transaction_mode: sqlite_mode, ..Default::default() };
+        Ok(pool.begin_with_options(options).await?)
     }
 
     /// Applies every pending migration.
