@@ -78,7 +78,10 @@ impl Db {
             writer.clone()
         } else {
             let mut opts = Self::options(settings, 1);
-            opts.map_sqlx_postgres_opts(|o| o.statement_cache_capacity(BATCH_STATEMENT_CACHE));
+            // Busy, it is in use back to back and never pinged; after a pause of its
+            // own it is, so a database that restarted meanwhile costs no call.
+            opts.test_before_acquire_if_idle_for(Duration::from_millis(100))
+                .map_sqlx_postgres_opts(|o| o.statement_cache_capacity(BATCH_STATEMENT_CACHE));
             Database::connect(opts).await?
         };
         Ok(Db { conn, writer, batcher })

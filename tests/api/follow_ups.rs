@@ -33,7 +33,10 @@ async fn a_follow_up_moves_through_its_statuses_and_keeps_every_timestamp(b: Bac
     app.clock.advance(chrono::Duration::minutes(10));
     let acked = c.update_follow_up(act(&f.id, Action::Acknowledge(u::Acknowledge {}))).await.unwrap().into_inner();
     assert_eq!(acked.status, pb::FollowUpStatus::Acknowledged as i32);
-    assert_eq!(acked.acknowledge_time.unwrap().seconds - f.open_time.unwrap().seconds, 600);
+    // Ten minutes on the test clock, plus the real time between the two calls.
+    let micros = |t: prost_types::Timestamp| t.seconds * 1_000_000 + i64::from(t.nanos) / 1_000;
+    let since_open = micros(acked.acknowledge_time.unwrap()) - micros(f.open_time.unwrap());
+    assert!((600_000_000..605_000_000).contains(&since_open), "acknowledged {since_open} µs after opening");
 
     let resolved = c
         .update_follow_up(act(&f.id, Action::Resolve(u::Resolve { resolution: "Called; refund issued".into() })))
