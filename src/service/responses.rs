@@ -567,11 +567,12 @@ async fn write(
         }
     }
     responses::insert_many(txn, rows).await?;
-    for r in outcomes.iter().flatten() {
-        if let Some(inv) = &r.response.invitation_id {
-            invitations::mark_answered(txn, inv, &r.response.id, now).await?;
-        }
-    }
+    let answered: Vec<(&InvitationId, &ResponseId)> = outcomes
+        .iter()
+        .flatten()
+        .filter_map(|r| r.response.invitation_id.as_ref().map(|inv| (inv, &r.response.id)))
+        .collect();
+    invitations::mark_answered(txn, &answered, now).await?;
     for (tenant, opened) in &opened {
         follow_ups::insert_opened(txn, tenant, opened).await?;
     }
@@ -737,6 +738,52 @@ mod tests {
                 customers::find(svc.db.conn(), &p.tenant, &CustomerRef(refused.into())).await.unwrap().is_none(),
                 "a refused answer creates no customer ({refused})"
             );
+        }
+    }
+
+    #[tokio::test]
+    async fn invitations_answered_in_one_batch_each_point_at_their_own_response() {
+        use crate::domain::model::{Channel, IssueOutcome};
+        use crate::service::invitations::IssueRequest;
+        let (svc, p, survey) = services().await;
+        let mut tokens = Vec::new();
+        for customer in ["hal", "ivy", "jon"] {
+            let req = IssueRequest {
+                survey: survey.id.clone(),
+                customer: CustomerRef(customer.into()),
+                channel: Channel::Email,
+                properties: Properties::new(),
+                idempotency_key: None,
+                force: false,
+            };
+            match svc.issue_survey(&p, req).await.expect("issued") {
+                IssueOutcome::Issued { token, .. } => tokens.push(token),
+                other => panic!("not issued: {other:?}"),
+            }
+        }
+        let (jobs, answers): (Vec<_>, Vec<_>) = tokens
+            .iter()
+            .zip([2, 9, 5])
+            .map(|(token, score)| {
+                let req = RecordRequest {
+                    target: Target::Token(token.clone()),
+                    score: Some(score),
+                    comment: String::new(),
+                    properties: Properties::new(),
+                    idempotency_key: None,
+                };
+                let (reply, answer) = oneshot::channel();
+                let fingerprint = req.fingerprint();
+                let span = tracing::Span::none();
+                (PendingRecord { tenant: p.tenant.clone(), req, fingerprint, span, reply }, answer)
+            })
+            .unzip();
+        svc.write_records(jobs).await;
+        for (token, answer) in tokens.iter().zip(answers) {
+            let recorded = answer.await.expect("answered").expect("recorded");
+            let inv = svc.invitation_by_token(token).await.expect("the invitation");
+            assert_eq!(inv.invitation.response_id.as_ref(), Some(&recorded.id), "{}", recorded.customer.as_str());
+            assert_eq!(recorded.invitation_id.as_ref(), Some(&inv.invitation.id));
         }
     }
 

@@ -2,7 +2,7 @@
 //! eligibility reads.
 
 use sea_orm::ExprTrait as _;
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{CaseStatement, Expr};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect};
 
 use super::entities::{Scoped, invitation, response};
@@ -75,17 +75,22 @@ pub async fn set_token_hash(conn: &impl ConnectionTrait, id: &InvitationId, hash
     Ok(())
 }
 
-/// Marks an invitation answered by a response.
+/// Marks invitations answered, each by its response, in one statement.
 pub async fn mark_answered(
     conn: &impl ConnectionTrait,
-    id: &InvitationId,
-    response: &ResponseId,
+    answered: &[(&InvitationId, &ResponseId)],
     at: Timestamp,
 ) -> Result<()> {
+    if answered.is_empty() {
+        return Ok(());
+    }
+    let response_of = answered.iter().fold(CaseStatement::new(), |case, (inv, resp)| {
+        case.case(invitation::Column::Id.eq(inv.as_str()), resp.as_str())
+    });
     invitation::Entity::update_many()
         .col_expr(invitation::Column::AnsweredAt, Expr::value(time::to_micros(at)))
-        .col_expr(invitation::Column::ResponseId, Expr::value(response.as_str()))
-        .filter(invitation::Column::Id.eq(id.as_str()))
+        .col_expr(invitation::Column::ResponseId, response_of.into())
+        .filter(invitation::Column::Id.is_in(answered.iter().map(|(inv, _)| inv.as_str())))
         .exec(conn)
         .await?;
     Ok(())
