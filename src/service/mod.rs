@@ -1,5 +1,7 @@
 //! Use-cases: each takes the caller and domain inputs, runs in one transaction, and
 //! returns domain records. No transport types here, and no SQL (that is `store/`).
+//! `RecordResponse` calls that overlap share their transaction, and key lookups their
+//! query ([`batch`]: group commit).
 
 pub mod admin;
 pub mod batch;
