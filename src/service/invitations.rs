@@ -195,16 +195,21 @@ impl Services {
 
     /// The invitation a token stands for, or `NOT_FOUND`.
     pub async fn invitation_by_token(&self, token: &str) -> Result<TokenInvitation> {
-        let not_found = || AppError::NotFound("invitation (unknown token)".into());
-        if !token.starts_with(TOKEN_PREFIX) || token.len() > 100 {
-            return Err(not_found());
-        }
+        let row = self.invitation_row_by_token(token).await?;
         let conn = self.db.conn();
-        let row = invitations::by_token_hash(conn, &secrets::hash(token)).await?.ok_or_else(not_found)?;
         let tenant = TenantId(row.tenant_id.clone());
         let customer = customer_ref(&self.db, &tenant, &row.customer_id).await?;
         let survey = surveys::get(conn, &tenant, &SurveyId(row.survey_id.clone())).await?;
         Ok(TokenInvitation { invitation: invitations::to_domain(&row, &customer), tenant, row, survey })
+    }
+
+    /// The stored invitation of a token (one query), or `NOT_FOUND`.
+    pub(crate) async fn invitation_row_by_token(&self, token: &str) -> Result<invitations::Row> {
+        let not_found = || AppError::NotFound("invitation (unknown token)".into());
+        if !token.starts_with(TOKEN_PREFIX) || token.len() > 100 {
+            return Err(not_found());
+        }
+        invitations::by_token_hash(self.db.conn(), &secrets::hash(token)).await?.ok_or_else(not_found)
     }
 
     /// Sets or clears a customer's opt-out; creates the customer if new.

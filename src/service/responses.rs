@@ -97,7 +97,8 @@ impl Services {
     #[tracing::instrument(skip_all)]
     pub async fn record_response(&self, req: RecordRequest) -> Result<Response> {
         let tenant = match &req.target {
-            Target::Token(token) => self.invitation_by_token(token).await?.tenant,
+            // Only the tenant is needed here: the batch reads and checks the rest.
+            Target::Token(token) => TenantId(self.invitation_row_by_token(token).await?.tenant_id),
             Target::Direct { principal, .. } => {
                 require_secret(principal)?;
                 principal.tenant.clone()

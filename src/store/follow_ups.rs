@@ -13,11 +13,6 @@ use crate::error::{AppError, Result};
 
 pub use follow_up::Model as Row;
 
-pub async fn insert(conn: &impl ConnectionTrait, row: Row) -> Result<()> {
-    row.into_active_model().insert(conn).await?;
-    Ok(())
-}
-
 pub async fn save(conn: &impl ConnectionTrait, row: Row) -> Result<()> {
     follow_up::Entity::update(row.into_active_model().reset_all()).exec(conn).await?;
     Ok(())

@@ -36,10 +36,6 @@ pub fn to_domain(m: Row, customer: CustomerRef, follow_up_id: Option<String>) ->
     })
 }
 
-pub async fn insert(conn: &impl ConnectionTrait, row: Row) -> Result<(), sea_orm::DbErr> {
-    row.into_active_model().insert(conn).await.map(|_| ())
-}
-
 /// Inserts rows in one statement.
 pub async fn insert_many(conn: &impl ConnectionTrait, rows: Vec<Row>) -> Result<(), sea_orm::DbErr> {
     if rows.is_empty() {
