@@ -1,4 +1,4 @@
-//! The event stream and the sequencer step (DESIGN §7).
+//! The event stream and the webhook fan-out step (DESIGN §7).
 
 use super::{Services, require_secret};
 use crate::domain::events::{self, Event};
@@ -7,8 +7,8 @@ use crate::domain::{FollowUpId, TenantId};
 use crate::error::{AppError, Result};
 use crate::store::{events as store_events, follow_ups};
 
-/// Events numbered per sequencer transaction at most.
-const SEQUENCE_BATCH: u64 = 500;
+/// Events fanned out per transaction at most.
+const FANOUT_BATCH: u64 = 500;
 
 impl Services {
     /// Checks that the events after `after` are still kept (else `OUT_OF_RANGE`).
@@ -42,19 +42,19 @@ impl Services {
         store_events::after(self.db.conn(), tenant, after, limit).await
     }
 
-    /// Numbers committed events and queues their deliveries; returns how many.
-    pub async fn sequence_events(&self) -> Result<usize> {
+    /// Creates the webhook deliveries of events not fanned out yet; returns how many
+    /// events it passed.
+    pub async fn fan_out_events(&self) -> Result<usize> {
         let mut total = 0;
         loop {
-            let n =
-                store_events::sequence_pending(&self.db, self.clock.now(), self.outbox.settle, SEQUENCE_BATCH).await?;
+            let n = store_events::fan_out_new(&self.db, self.clock.now(), self.outbox.settle, FANOUT_BATCH).await?;
             total += n;
-            if (n as u64) < SEQUENCE_BATCH {
+            if (n as u64) < FANOUT_BATCH {
                 break;
             }
         }
         if total > 0 {
-            self.bus.sequenced();
+            self.bus.deliveries_queued();
         }
         Ok(total)
     }

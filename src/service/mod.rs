@@ -68,7 +68,7 @@ pub struct Services {
 #[derive(Clone, Debug)]
 pub struct EventBus {
     outbox: Arc<tokio::sync::Notify>,
-    sequenced: Arc<tokio::sync::watch::Sender<u64>>,
+    committed: Arc<tokio::sync::watch::Sender<u64>>,
     deliveries: Arc<tokio::sync::Notify>,
 }
 
@@ -76,28 +76,24 @@ impl Default for EventBus {
     fn default() -> Self {
         EventBus {
             outbox: Arc::default(),
-            sequenced: Arc::new(tokio::sync::watch::channel(0).0),
+            committed: Arc::new(tokio::sync::watch::channel(0).0),
             deliveries: Arc::default(),
         }
     }
 }
 
 impl EventBus {
-    /// A use-case committed events: the sequencer should run.
+    /// A use-case committed events: streams should look, the fan-out should run.
     pub fn outbox_written(&self) {
+        self.committed.send_modify(|n| *n += 1);
         self.outbox.notify_one();
     }
     pub async fn wait_outbox(&self) {
         self.outbox.notified().await
     }
-    /// The sequencer numbered events: streams and the dispatcher should look.
-    pub fn sequenced(&self) {
-        self.sequenced.send_modify(|n| *n += 1);
-        self.deliveries.notify_one();
-    }
     /// A receiver that changes whenever events were numbered.
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.sequenced.subscribe()
+        self.committed.subscribe()
     }
     /// Deliveries were queued (a replay or a test event).
     pub fn deliveries_queued(&self) {

@@ -3,7 +3,7 @@
 
 use super::invitations::IssueError;
 use super::{Services, require_secret};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use tokio::sync::oneshot;
 use tracing::Instrument as _;
@@ -555,7 +555,9 @@ async fn write(
 ) -> Result<(), IssueError> {
     let mut rows = Vec::new();
     let mut opened: HashMap<&TenantId, Vec<(follow_ups::Row, FollowUpEntry)>> = HashMap::new();
-    let mut events: HashMap<&TenantId, Vec<(&str, serde_json::Value)>> = HashMap::new();
+    // Tenants in order: appending events locks each tenant's row (store::events), and
+    // a fixed order keeps a batch of several tenants from deadlocking with another writer.
+    let mut events: BTreeMap<&TenantId, Vec<(&str, serde_json::Value)>> = BTreeMap::new();
     for (job, o) in jobs.iter().zip(outcomes) {
         let Ok(r) = o else { continue };
         rows.push(r.row.clone());

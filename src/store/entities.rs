@@ -166,6 +166,12 @@ entity!(webhook_endpoint, "webhook_endpoints", {
     updated_at: i64,
 });
 
+// Per tenant (`id` is the tenant's id): the last event whose webhook deliveries exist.
+entity!(fanout_cursor, "fanout_cursors", {
+    seq: i64,
+    updated_at: i64,
+});
+
 entity!(delivery, "deliveries", {
     tenant_id: String,
     endpoint_id: String,

@@ -1,33 +1,34 @@
-//! The event outbox and its sequencer.
+//! The event outbox and the webhook fan-out.
 //!
-//! Use-cases append events with no sequence number inside their own transaction. The
-//! sequencer, one at a time across every replica (a PostgreSQL advisory lock; SQLite
-//! has one writer anyway), numbers committed events per tenant and fans them out to
-//! the tenant's webhook endpoints, in one transaction. A reader that follows sequence
-//! numbers therefore never skips an event that committed late: numbers are handed out
-//! only to committed events, in order, and become visible all at once.
+//! Use-cases append events inside their own transaction, numbered there: appending
+//! bumps the tenant's counter (`tenants.event_seq`), which holds the tenant's row
+//! locked until the transaction ends, so a second writer of the same tenant takes its
+//! numbers only after the first has committed. Numbers therefore become visible in
+//! order: a reader that follows them never skips an event that commits late. The
+//! fan-out, one at a time across every replica (a PostgreSQL advisory lock; SQLite has
+//! one writer anyway), creates the webhook deliveries of each tenant's events after
+//! its cursor (`fanout_cursors`).
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
-use sea_orm::sea_query::{CaseStatement, Expr};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
 };
 use serde_json::Value;
 
 use super::Db;
-use super::entities::{Scoped, event, tenant};
+use super::entities::{Scoped, event, fanout_cursor, tenant};
 use super::webhooks;
 use crate::domain::TenantId;
 use crate::domain::events::Event;
 use crate::domain::time::{self, Timestamp};
-use crate::error::Result;
+use crate::error::{AppError, Result};
 
-/// Key of the PostgreSQL advisory lock that makes the sequencer a singleton.
-const SEQUENCER_LOCK: i64 = 0x7261_7070_6f72_7401;
+/// Key of the PostgreSQL advisory lock that makes the fan-out a singleton.
+const FANOUT_LOCK: i64 = 0x7261_7070_6f72_7401;
 
-/// Appends an event to the outbox, in the caller's transaction.
+/// Appends an event to the outbox, in the caller's transaction; returns its id.
 pub async fn append(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
@@ -35,46 +36,58 @@ pub async fn append(
     data: &Value,
     now: Timestamp,
 ) -> Result<String> {
-    let id = uuid::Uuid::now_v7().to_string();
-    event::Model {
-        id: id.clone(),
-        tenant_id: tenant.0.clone(),
-        seq: None,
-        event_type: event_type.to_owned(),
-        data: data.to_string(),
-        created_at: time::to_micros(now),
-        sequenced_at: None,
-    }
-    .into_active_model()
-    .insert(conn)
-    .await?;
-    Ok(id)
+    let mut ids = append_all(conn, tenant, &[(event_type, data.clone())], now).await?;
+    ids.pop().ok_or_else(|| AppError::Internal(anyhow::anyhow!("an appended event has no id")))
 }
 
-/// Appends several events in one statement, in order, in the caller's transaction.
+/// Appends several events, numbered in order, in the caller's transaction; returns
+/// their ids. From here to the end of the transaction the tenant's row stays locked
+/// (see the module doc), so callers append last, just before they commit.
 pub async fn append_all(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
     events: &[(&str, Value)],
     now: Timestamp,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     if events.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    let rows = events.iter().map(|(event_type, data)| {
-        event::Model {
+    let last = take_numbers(conn, tenant, events.len() as i64).await?;
+    let first = last - events.len() as i64 + 1;
+    let at = time::to_micros(now);
+    let rows: Vec<event::Model> = events
+        .iter()
+        .zip(first..)
+        .map(|((event_type, data), seq)| event::Model {
             id: uuid::Uuid::now_v7().to_string(),
             tenant_id: tenant.0.clone(),
-            seq: None,
+            seq: Some(seq),
             event_type: (*event_type).to_owned(),
             data: data.to_string(),
-            created_at: time::to_micros(now),
-            sequenced_at: None,
-        }
-        .into_active_model()
-    });
-    event::Entity::insert_many(rows).exec_without_returning(conn).await?;
-    Ok(())
+            created_at: at,
+            sequenced_at: Some(at),
+        })
+        .collect();
+    let ids = rows.iter().map(|r| r.id.clone()).collect();
+    event::Entity::insert_many(rows.into_iter().map(IntoActiveModel::into_active_model))
+        .exec_without_returning(conn)
+        .await?;
+    Ok(ids)
+}
+
+/// Moves the tenant's counter on by `n` and returns the new last number.
+async fn take_numbers(conn: &impl ConnectionTrait, tenant: &TenantId, n: i64) -> Result<i64> {
+    let bump = Query::update()
+        .table(tenant::Entity)
+        .value(tenant::Column::EventSeq, Expr::col(tenant::Column::EventSeq).add(n))
+        .and_where(tenant::Column::Id.eq(tenant.as_str()))
+        .returning_col(tenant::Column::EventSeq)
+        .to_owned();
+    let row = conn
+        .query_one(&bump)
+        .await?
+        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("tenant {} vanished while writing", tenant.0)))?;
+    Ok(row.try_get::<i64>("", "event_seq")?)
 }
 
 fn to_domain(m: event::Model) -> Event {
@@ -87,70 +100,85 @@ fn to_domain(m: event::Model) -> Event {
     }
 }
 
-/// Numbers up to `limit` committed events and creates their deliveries. Returns how
-/// many it numbered.
-pub async fn sequence_pending(db: &Db, now: Timestamp, settle: chrono::Duration, limit: u64) -> Result<usize> {
-    let txn = db.begin_write().await?;
-    if db.backend() == DbBackend::Postgres {
-        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({SEQUENCER_LOCK})")).await?;
-    }
-    // Ids and tenants only: the payloads are read below for tenants with endpoints.
-    let pending: Vec<(String, String)> = event::Entity::find()
-        .filter(event::Column::Seq.is_null())
-        .order_by_asc(event::Column::Id)
-        .limit(limit)
-        .select_only()
-        .column(event::Column::Id)
-        .column(event::Column::TenantId)
-        .into_tuple()
-        .all(&txn)
-        .await?;
-    if pending.is_empty() {
+/// Creates the webhook deliveries of up to `limit` events past the tenants' cursors
+/// and moves the cursors on. Returns how many events it passed.
+pub async fn fan_out_new(db: &Db, now: Timestamp, settle: chrono::Duration, limit: u64) -> Result<usize> {
+    // A cheap look first, without a transaction: usually nobody is behind, or only
+    // tenants without endpoints.
+    if behind(db.conn()).await?.is_empty() {
         return Ok(0);
     }
-    let n = pending.len();
-    let mut by_tenant: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (id, tenant_id) in pending {
-        by_tenant.entry(tenant_id).or_default().push(id);
+    let txn = db.begin_write().await?;
+    if db.backend() == DbBackend::Postgres {
+        txn.execute_unprepared(&format!("SELECT pg_advisory_xact_lock({FANOUT_LOCK})")).await?;
     }
-    let at = time::to_micros(now);
-    for (tenant_id, ids) in by_tenant {
-        let current: Option<i64> = tenant::Entity::find_by_id(tenant_id.clone())
-            .select_only()
-            .column(tenant::Column::EventSeq)
-            .into_tuple()
-            .one(&txn)
-            .await?;
-        let first = current.unwrap_or(0) + 1;
-        let seq = first + ids.len() as i64 - 1;
-        // One statement numbers the tenant's whole batch: `CASE id WHEN … THEN n …`.
-        let numbering = ids
-            .iter()
-            .zip(first..)
-            .fold(CaseStatement::new(), |case, (id, n)| case.case(event::Column::Id.eq(id.as_str()), n));
-        event::Entity::update_many()
-            .col_expr(event::Column::Seq, numbering.into())
-            .col_expr(event::Column::SequencedAt, Expr::value(at))
-            .filter(event::Column::Id.is_in(ids.iter().map(String::as_str)))
-            .exec(&txn)
-            .await?;
-        let endpoints = webhooks::fanout_endpoints(&txn, &TenantId(tenant_id.clone())).await?;
-        if !endpoints.is_empty() {
-            let sequenced = event::Entity::find()
-                .filter(event::Column::Id.is_in(ids.iter().map(String::as_str)))
-                .order_by_asc(event::Column::Id)
+    let mut passed = 0;
+    for (tenant_id, (cursor, last)) in behind(&txn).await? {
+        let tenant = TenantId(tenant_id);
+        let endpoints = webhooks::fanout_endpoints(&txn, &tenant).await?;
+        let upto = if endpoints.is_empty() {
+            last
+        } else {
+            let events = event::Entity::scoped(&tenant)
+                .filter(event::Column::Seq.gt(cursor))
+                .filter(event::Column::Seq.lte(last))
+                .order_by_asc(event::Column::Seq)
+                .limit(Ord::max(limit.saturating_sub(passed as u64), 1))
                 .all(&txn)
                 .await?;
-            webhooks::fan_out(&txn, &endpoints, &sequenced, now, settle).await?;
-        }
-        tenant::Entity::update_many()
-            .col_expr(tenant::Column::EventSeq, Expr::value(seq))
-            .filter(tenant::Column::Id.eq(tenant_id.as_str()))
-            .exec(&txn)
+            webhooks::fan_out(&txn, &endpoints, &events, now, settle).await?;
+            events.last().and_then(|e| e.seq).unwrap_or(last)
+        };
+        passed += (upto - cursor) as usize;
+        let moved = fanout_cursor::ActiveModel {
+            id: sea_orm::Set(tenant.0.clone()),
+            seq: sea_orm::Set(upto),
+            updated_at: sea_orm::Set(time::to_micros(now)),
+        };
+        fanout_cursor::Entity::insert(moved)
+            .on_conflict(
+                OnConflict::column(fanout_cursor::Column::Id)
+                    .update_columns([fanout_cursor::Column::Seq, fanout_cursor::Column::UpdatedAt])
+                    .to_owned(),
+            )
+            .exec_without_returning(&txn)
             .await?;
+        if passed as u64 >= limit {
+            break;
+        }
     }
     txn.commit().await?;
-    Ok(n)
+    Ok(passed)
+}
+
+/// Tenants whose last event number is past their fan-out cursor: (cursor, last).
+/// Every number up to `last` is committed, since numbers commit in order.
+async fn behind(conn: &impl ConnectionTrait) -> Result<Vec<(String, (i64, i64))>> {
+    let cursors: HashMap<String, i64> = fanout_cursor::Entity::find()
+        .select_only()
+        .column(fanout_cursor::Column::Id)
+        .column(fanout_cursor::Column::Seq)
+        .into_tuple::<(String, i64)>()
+        .all(conn)
+        .await?
+        .into_iter()
+        .collect();
+    let tenants: Vec<(String, i64)> = tenant::Entity::find()
+        .select_only()
+        .column(tenant::Column::Id)
+        .column(tenant::Column::EventSeq)
+        .filter(tenant::Column::EventSeq.gt(0))
+        .order_by_asc(tenant::Column::Id)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    Ok(tenants
+        .into_iter()
+        .filter_map(|(id, last)| {
+            let cursor = cursors.get(&id).copied().unwrap_or(0);
+            (last > cursor).then_some((id, (cursor, last)))
+        })
+        .collect())
 }
 
 /// Numbered events after `after`, in order, at most `limit`.
@@ -202,4 +230,126 @@ pub async fn prune(conn: &impl ConnectionTrait, before: Timestamp) -> Result<u64
         .exec(conn)
         .await?;
     Ok(res.rows_affected)
+}
+
+#[cfg(test)]
+mod tests {
+    use migrations::MigratorTrait;
+    use sea_orm::ActiveModelTrait;
+
+    use super::*;
+    use crate::store::DbSettings;
+
+    async fn memory_db() -> Db {
+        let settings = DbSettings {
+            url: "sqlite::memory:".into(),
+            max_connections: 1,
+            acquire_timeout: std::time::Duration::from_secs(5),
+        };
+        Db::connect(&settings).await.expect("in-memory SQLite")
+    }
+
+    fn tenant_row(id: &str, event_seq: i64) -> tenant::Model {
+        tenant::Model {
+            id: id.into(),
+            name: id.into(),
+            time_zone: "UTC".into(),
+            days_after_invitation_this_survey: 0,
+            days_after_invitation_any_survey: 0,
+            days_after_response_this_survey: 0,
+            days_after_response_any_survey: 0,
+            invitation_expiry_days: 7,
+            created_at: 0,
+            event_seq,
+        }
+    }
+
+    fn event_row(id: &str, tenant: &str, seq: Option<i64>) -> event::Model {
+        event::Model {
+            id: id.into(),
+            tenant_id: tenant.into(),
+            seq,
+            event_type: "response.recorded".into(),
+            data: "{}".into(),
+            created_at: 1,
+            sequenced_at: seq.map(|_| 1),
+        }
+    }
+
+    async fn seqs(db: &Db, ids: &[&str]) -> Vec<Option<i64>> {
+        let mut out = Vec::new();
+        for id in ids {
+            out.push(event::Entity::find_by_id(*id).one(db.conn()).await.unwrap().unwrap().seq);
+        }
+        out
+    }
+
+    async fn cursor(db: &Db, tenant: &str) -> Option<i64> {
+        fanout_cursor::Entity::find_by_id(tenant).one(db.conn()).await.unwrap().map(|c| c.seq)
+    }
+
+    async fn counter(db: &Db, tenant: &str) -> i64 {
+        tenant::Entity::find_by_id(tenant).one(db.conn()).await.unwrap().unwrap().event_seq
+    }
+
+    #[tokio::test]
+    async fn events_a_sequencer_left_unnumbered_are_numbered_by_the_upgrade_and_fanned_out_later() {
+        let db = memory_db().await;
+        let before = migrations::Migrator::migrations().len() as u32 - 1;
+        migrations::Migrator::up(db.conn(), Some(before)).await.unwrap();
+        tenant_row("t1", 2).into_active_model().insert(db.conn()).await.unwrap();
+        tenant_row("t2", 0).into_active_model().insert(db.conn()).await.unwrap();
+        for e in [
+            event_row("e1", "t1", Some(1)),
+            event_row("e2", "t1", Some(2)),
+            event_row("e3", "t1", None),
+            event_row("e4", "t2", None),
+            event_row("e5", "t1", None),
+        ] {
+            e.into_active_model().insert(db.conn()).await.unwrap();
+        }
+
+        db.migrate().await.unwrap();
+
+        assert_eq!(seqs(&db, &["e1", "e2", "e3", "e5", "e4"]).await, [Some(1), Some(2), Some(3), Some(4), Some(1)]);
+        assert_eq!((counter(&db, "t1").await, counter(&db, "t2").await), (4, 1));
+        // What was numbered before the upgrade was fanned out with its numbering.
+        assert_eq!((cursor(&db, "t1").await, cursor(&db, "t2").await), (Some(2), Some(0)));
+        let passed = fan_out_new(&db, time::from_micros(2), chrono::Duration::zero(), 100).await.unwrap();
+        assert_eq!(passed, 3, "e3, e5 and e4 are passed to the fan-out");
+        assert_eq!((cursor(&db, "t1").await, cursor(&db, "t2").await), (Some(4), Some(1)));
+    }
+
+    #[tokio::test]
+    async fn each_transaction_numbers_its_events_after_the_last_committed_one() {
+        let db = memory_db().await;
+        db.migrate().await.unwrap();
+        tenant_row("t1", 0).into_active_model().insert(db.conn()).await.unwrap();
+        tenant_row("t2", 0).into_active_model().insert(db.conn()).await.unwrap();
+        let now = time::from_micros(5);
+        let (t1, t2) = (TenantId("t1".into()), TenantId("t2".into()));
+        let two = [("response.recorded", Value::Null), ("follow_up.opened", Value::Null)];
+
+        let txn = db.begin_write().await.unwrap();
+        let first = append_all(&txn, &t1, &two, now).await.unwrap();
+        txn.commit().await.unwrap();
+        let txn = db.begin_write().await.unwrap();
+        let other = append(&txn, &t2, "response.recorded", &Value::Null, now).await.unwrap();
+        let third = append(&txn, &t1, "response.recorded", &Value::Null, now).await.unwrap();
+        txn.commit().await.unwrap();
+        // A transaction that rolls back gives its numbers back.
+        let txn = db.begin_write().await.unwrap();
+        append(&txn, &t1, "response.recorded", &Value::Null, now).await.unwrap();
+        txn.rollback().await.unwrap();
+
+        let ids: Vec<&str> = first.iter().chain([&third, &other]).map(String::as_str).collect();
+        assert_eq!(seqs(&db, &ids).await, [Some(1), Some(2), Some(3), Some(1)]);
+        assert_eq!((counter(&db, "t1").await, counter(&db, "t2").await), (3, 1));
+        let listed: Vec<i64> = after(db.conn(), &t1, 1, 10).await.unwrap().iter().map(|e| e.sequence).collect();
+        assert_eq!(listed, [2, 3]);
+        // No endpoints: the fan-out only moves the cursors on.
+        assert_eq!(fan_out_new(&db, now, chrono::Duration::zero(), 100).await.unwrap(), 4);
+        assert_eq!(fan_out_new(&db, now, chrono::Duration::zero(), 100).await.unwrap(), 0);
+        assert_eq!((cursor(&db, "t1").await, cursor(&db, "t2").await), (Some(3), Some(1)));
+    }
 }

@@ -1,7 +1,7 @@
-//! Background work inside `rapport serve`: the event sequencer, the webhook
+//! Background work inside `rapport serve`: the webhook fan-out and
 //! dispatcher, follow-up SLA escalation and event retention. Each is a loop around
 //! one use-case of `service/`; every replica runs them, and the database decides who
-//! does what (an advisory lock for the sequencer, `FOR UPDATE SKIP LOCKED` claims for
+//! does what (an advisory lock for the fan-out, `FOR UPDATE SKIP LOCKED` claims for
 //! deliveries, conditional updates for overdue marking).
 
 use std::future::Future;
@@ -12,11 +12,9 @@ use tokio::task::JoinHandle;
 
 use crate::service::Services;
 
-/// How long the sequencer gathers committed events after a pass that numbered some:
-/// the delay a webhook or an event stream sees at most from it, against one pass per
-/// commit under load (`rapport bench`, PostgreSQL, c=64: 3 638–4 095 req/s without
-/// the pause, 4 260–4 436 with it; see README "Benchmark").
-const SEQUENCER_GATHER: Duration = Duration::from_millis(20);
+/// How long the fan-out gathers committed events after a pass that found some: the
+/// delay it adds to a webhook at most, against one pass per commit under load.
+const FANOUT_GATHER: Duration = Duration::from_millis(20);
 
 /// How often old events are pruned.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
@@ -31,15 +29,15 @@ pub fn spawn(services: Services, stop: watch::Receiver<bool>) -> Vec<JoinHandle<
 
     let s = services.clone();
     handles.push(tokio::spawn(run(
-        "sequencer",
+        "fan-out",
         stop.clone(),
         move || {
             let s = s.clone();
             async move {
-                let n = s.sequence_events().await?;
-                // After numbering something, gather for a moment (not woken by each
-                // commit): under load one pass then numbers many commits' events.
-                Ok(if n > 0 { Wait::Until(SEQUENCER_GATHER, Wake::Timer) } else { Wait::Until(poll, Wake::Outbox) })
+                let n = s.fan_out_events().await?;
+                // After fanning something out, gather for a moment (not woken by each
+                // commit): under load one pass then takes many commits' events.
+                Ok(if n > 0 { Wait::Until(FANOUT_GATHER, Wake::Timer) } else { Wait::Until(poll, Wake::Outbox) })
             }
         },
         services.clone(),
