@@ -54,7 +54,11 @@ impl Services {
     }
 
     async fn look_up_keys(&self, batch: Vec<KeyLookup>) {
-        let hashes: Vec<&str> = batch.iter().map(|l| l.hash.as_str()).collect();
+        // Calls usually share a few keys (a CRM sends all of its calls with one): each
+        // is asked for once, and the statement keeps one shape.
+        let mut hashes: Vec<&str> = batch.iter().map(|l| l.hash.as_str()).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
         let found = tenants::keys_by_hash(&self.db, &hashes).await;
         let found: std::result::Result<HashMap<String, tenants::KeyRecord>, _> =
             found.map(|keys| keys.into_iter().map(|k| (k.key_hash.clone(), k)).collect());

@@ -490,7 +490,10 @@ async fn check(txn: &store::Tx, jobs: &[&PendingRecord], targets: Vec<Result<Ans
         }
     }
     let mut surveys = HashMap::new();
-    for (tenant, ids) in ids {
+    for (tenant, mut ids) in ids {
+        // Most answers of a batch are to a few surveys: each is asked for once.
+        ids.sort_unstable();
+        ids.dedup();
         for s in surveys::get_many(txn, tenant, &ids).await? {
             surveys.insert((tenant.clone(), s.id.clone()), s);
         }
@@ -530,7 +533,9 @@ async fn customers_of(
         }
     }
     let mut found = HashMap::new();
-    for (tenant, ids) in by_row {
+    for (tenant, mut ids) in by_row {
+        ids.sort_unstable();
+        ids.dedup();
         for c in customers::by_row_ids(txn, tenant, &ids).await? {
             found.insert((tenant.clone(), Who::Row(c.id.0.clone())), c);
         }
