@@ -92,7 +92,10 @@ impl Services {
             updated_at: now,
         };
         let secret = webhooks::generate_secret();
-        store::insert_endpoint(self.db.conn(), &p.tenant, &endpoint, &secret).await?;
+        let txn = self.db.begin_write().await?;
+        crate::store::events::start_fan_out(&txn, &p.tenant, now).await?;
+        store::insert_endpoint(&txn, &p.tenant, &endpoint, &secret).await?;
+        txn.commit().await?;
         Ok((endpoint, secret))
     }
 

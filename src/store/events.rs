@@ -18,7 +18,7 @@ use sea_orm::{
 use serde_json::Value;
 
 use super::Db;
-use super::entities::{Scoped, event, fanout_cursor, tenant};
+use super::entities::{Scoped, event, fanout_cursor, tenant, webhook_endpoint};
 use super::webhooks;
 use crate::domain::TenantId;
 use crate::domain::events::Event;
@@ -100,11 +100,10 @@ fn to_domain(m: event::Model) -> Event {
     }
 }
 
-/// Creates the webhook deliveries of up to `limit` events past the tenants' cursors
-/// and moves the cursors on. Returns how many events it passed.
+/// Creates the webhook deliveries of up to `limit` events past the cursors of the
+/// tenants with endpoints, and moves the cursors on. Returns how many events it passed.
 pub async fn fan_out_new(db: &Db, now: Timestamp, settle: chrono::Duration, limit: u64) -> Result<usize> {
-    // A cheap look first, without a transaction: usually nobody is behind, or only
-    // tenants without endpoints.
+    // A cheap look first, without a transaction or lock: usually nobody is behind.
     if behind(db.conn()).await?.is_empty() {
         return Ok(0);
     }
@@ -116,33 +115,18 @@ pub async fn fan_out_new(db: &Db, now: Timestamp, settle: chrono::Duration, limi
     for (tenant_id, (cursor, last)) in behind(&txn).await? {
         let tenant = TenantId(tenant_id);
         let endpoints = webhooks::fanout_endpoints(&txn, &tenant).await?;
-        let upto = if endpoints.is_empty() {
-            last
-        } else {
-            let events = event::Entity::scoped(&tenant)
-                .filter(event::Column::Seq.gt(cursor))
-                .filter(event::Column::Seq.lte(last))
-                .order_by_asc(event::Column::Seq)
-                .limit(Ord::max(limit.saturating_sub(passed as u64), 1))
-                .all(&txn)
-                .await?;
-            webhooks::fan_out(&txn, &endpoints, &events, now, settle).await?;
-            events.last().and_then(|e| e.seq).unwrap_or(last)
-        };
-        passed += (upto - cursor) as usize;
-        let moved = fanout_cursor::ActiveModel {
-            id: sea_orm::Set(tenant.0.clone()),
-            seq: sea_orm::Set(upto),
-            updated_at: sea_orm::Set(time::to_micros(now)),
-        };
-        fanout_cursor::Entity::insert(moved)
-            .on_conflict(
-                OnConflict::column(fanout_cursor::Column::Id)
-                    .update_columns([fanout_cursor::Column::Seq, fanout_cursor::Column::UpdatedAt])
-                    .to_owned(),
-            )
-            .exec_without_returning(&txn)
+        let events = event::Entity::scoped(&tenant)
+            .filter(event::Column::Seq.gt(cursor))
+            .filter(event::Column::Seq.lte(last))
+            .order_by_asc(event::Column::Seq)
+            .limit(Ord::max(limit.saturating_sub(passed as u64), 1))
+            .all(&txn)
             .await?;
+        webhooks::fan_out(&txn, &endpoints, &events, now, settle).await?;
+        // Events pruned before their turn leave nothing to read: the cursor moves past.
+        let upto = events.last().and_then(|e| e.seq).unwrap_or(last);
+        passed += (upto - cursor) as usize;
+        move_cursor(&txn, &tenant, upto, now).await?;
         if passed as u64 >= limit {
             break;
         }
@@ -151,27 +135,68 @@ pub async fn fan_out_new(db: &Db, now: Timestamp, settle: chrono::Duration, limi
     Ok(passed)
 }
 
-/// Tenants whose last event number is past their fan-out cursor: (cursor, last).
-/// Every number up to `last` is committed, since numbers commit in order.
+/// Called in the transaction that creates an endpoint: for a tenant without endpoints
+/// (whose events nobody fanned out) the cursor moves to its last event, so a new
+/// endpoint hears of what happens from now on, not of the tenant's history. A tenant
+/// that has endpoints keeps its cursor: their deliveries are not fanned out yet.
+pub async fn start_fan_out(conn: &impl ConnectionTrait, tenant: &TenantId, now: Timestamp) -> Result<()> {
+    if !webhooks::fanout_endpoints(conn, tenant).await?.is_empty() {
+        return Ok(());
+    }
+    let last: Option<i64> = tenant::Entity::find_by_id(tenant.0.clone())
+        .select_only()
+        .column(tenant::Column::EventSeq)
+        .into_tuple()
+        .one(conn)
+        .await?;
+    move_cursor(conn, tenant, last.unwrap_or(0), now).await
+}
+
+async fn move_cursor(conn: &impl ConnectionTrait, tenant: &TenantId, seq: i64, now: Timestamp) -> Result<()> {
+    let moved = fanout_cursor::ActiveModel {
+        id: sea_orm::Set(tenant.0.clone()),
+        seq: sea_orm::Set(seq),
+        updated_at: sea_orm::Set(time::to_micros(now)),
+    };
+    fanout_cursor::Entity::insert(moved)
+        .on_conflict(
+            OnConflict::column(fanout_cursor::Column::Id)
+                .update_columns([fanout_cursor::Column::Seq, fanout_cursor::Column::UpdatedAt])
+                .to_owned(),
+        )
+        .exec_without_returning(conn)
+        .await?;
+    Ok(())
+}
+
+/// Tenants with webhook endpoints whose last event number is past their fan-out
+/// cursor: (cursor, last). Every number up to `last` is committed, since numbers
+/// commit in order.
 async fn behind(conn: &impl ConnectionTrait) -> Result<Vec<(String, (i64, i64))>> {
+    let with_endpoints =
+        Query::select().distinct().column(webhook_endpoint::Column::TenantId).from(webhook_endpoint::Entity).to_owned();
+    let tenants: Vec<(String, i64)> = tenant::Entity::find()
+        .select_only()
+        .column(tenant::Column::Id)
+        .column(tenant::Column::EventSeq)
+        .filter(tenant::Column::Id.in_subquery(with_endpoints))
+        .order_by_asc(tenant::Column::Id)
+        .into_tuple()
+        .all(conn)
+        .await?;
+    if tenants.is_empty() {
+        return Ok(Vec::new());
+    }
     let cursors: HashMap<String, i64> = fanout_cursor::Entity::find()
         .select_only()
         .column(fanout_cursor::Column::Id)
         .column(fanout_cursor::Column::Seq)
+        .filter(fanout_cursor::Column::Id.is_in(tenants.iter().map(|(id, _)| id.as_str())))
         .into_tuple::<(String, i64)>()
         .all(conn)
         .await?
         .into_iter()
         .collect();
-    let tenants: Vec<(String, i64)> = tenant::Entity::find()
-        .select_only()
-        .column(tenant::Column::Id)
-        .column(tenant::Column::EventSeq)
-        .filter(tenant::Column::EventSeq.gt(0))
-        .order_by_asc(tenant::Column::Id)
-        .into_tuple()
-        .all(conn)
-        .await?;
     Ok(tenants
         .into_iter()
         .filter_map(|(id, last)| {
@@ -292,6 +317,36 @@ mod tests {
         tenant::Entity::find_by_id(tenant).one(db.conn()).await.unwrap().unwrap().event_seq
     }
 
+    fn endpoint_row(id: &str, tenant: &str) -> webhook_endpoint::Model {
+        webhook_endpoint::Model {
+            id: id.into(),
+            tenant_id: tenant.into(),
+            url: "https://example.com/hook".into(),
+            description: String::new(),
+            event_types: "[]".into(),
+            survey_ids: "[]".into(),
+            secret: "whsec_test".into(),
+            enabled: true,
+            disabled_reason: String::new(),
+            failing_since: None,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    /// The event numbers that have deliveries.
+    async fn delivered_seqs(db: &Db) -> Vec<i64> {
+        let mut v: Vec<i64> = super::super::entities::delivery::Entity::find()
+            .all(db.conn())
+            .await
+            .unwrap()
+            .iter()
+            .map(|d| d.event_seq)
+            .collect();
+        v.sort_unstable();
+        v
+    }
+
     #[tokio::test]
     async fn events_a_sequencer_left_unnumbered_are_numbered_by_the_upgrade_and_fanned_out_later() {
         let db = memory_db().await;
@@ -299,6 +354,7 @@ mod tests {
         migrations::Migrator::up(db.conn(), Some(before)).await.unwrap();
         tenant_row("t1", 2).into_active_model().insert(db.conn()).await.unwrap();
         tenant_row("t2", 0).into_active_model().insert(db.conn()).await.unwrap();
+        endpoint_row("w1", "t1").into_active_model().insert(db.conn()).await.unwrap();
         for e in [
             event_row("e1", "t1", Some(1)),
             event_row("e2", "t1", Some(2)),
@@ -316,8 +372,9 @@ mod tests {
         // What was numbered before the upgrade was fanned out with its numbering.
         assert_eq!((cursor(&db, "t1").await, cursor(&db, "t2").await), (Some(2), Some(0)));
         let passed = fan_out_new(&db, time::from_micros(2), chrono::Duration::zero(), 100).await.unwrap();
-        assert_eq!(passed, 3, "e3, e5 and e4 are passed to the fan-out");
-        assert_eq!((cursor(&db, "t1").await, cursor(&db, "t2").await), (Some(4), Some(1)));
+        assert_eq!(passed, 2, "e3 and e5 go to t1's endpoint; t2 has none");
+        assert_eq!(delivered_seqs(&db).await, [3, 4]);
+        assert_eq!((cursor(&db, "t1").await, cursor(&db, "t2").await), (Some(4), Some(0)));
     }
 
     #[tokio::test]
@@ -347,9 +404,45 @@ mod tests {
         assert_eq!((counter(&db, "t1").await, counter(&db, "t2").await), (3, 1));
         let listed: Vec<i64> = after(db.conn(), &t1, 1, 10).await.unwrap().iter().map(|e| e.sequence).collect();
         assert_eq!(listed, [2, 3]);
-        // No endpoints: the fan-out only moves the cursors on.
-        assert_eq!(fan_out_new(&db, now, chrono::Duration::zero(), 100).await.unwrap(), 4);
+    }
+
+    #[tokio::test]
+    async fn a_first_endpoint_hears_of_events_after_it_a_further_one_also_of_those_not_yet_fanned_out() {
+        let db = memory_db().await;
+        db.migrate().await.unwrap();
+        tenant_row("t1", 0).into_active_model().insert(db.conn()).await.unwrap();
+        let (t1, now) = (TenantId("t1".into()), time::from_micros(5));
+        let write = |n: usize| {
+            let db = db.clone();
+            let t1 = t1.clone();
+            async move {
+                let txn = db.begin_write().await.unwrap();
+                let events = vec![("response.recorded", Value::Null); n];
+                append_all(&txn, &t1, &events, now).await.unwrap();
+                txn.commit().await.unwrap();
+            }
+        };
+        write(2).await;
+        // No endpoint: nothing to fan out, and the fan-out does not even look.
         assert_eq!(fan_out_new(&db, now, chrono::Duration::zero(), 100).await.unwrap(), 0);
-        assert_eq!((cursor(&db, "t1").await, cursor(&db, "t2").await), (Some(3), Some(1)));
+        assert_eq!(cursor(&db, "t1").await, None);
+
+        let txn = db.begin_write().await.unwrap();
+        start_fan_out(&txn, &t1, now).await.unwrap();
+        endpoint_row("w1", "t1").into_active_model().insert(&txn).await.unwrap();
+        txn.commit().await.unwrap();
+        assert_eq!(cursor(&db, "t1").await, Some(2), "events 1 and 2 came before the endpoint");
+        write(1).await;
+        // A second endpoint while event 3 is not fanned out yet: the cursor stays.
+        let txn = db.begin_write().await.unwrap();
+        start_fan_out(&txn, &t1, now).await.unwrap();
+        endpoint_row("w2", "t1").into_active_model().insert(&txn).await.unwrap();
+        txn.commit().await.unwrap();
+        assert_eq!(cursor(&db, "t1").await, Some(2));
+
+        assert_eq!(fan_out_new(&db, now, chrono::Duration::zero(), 100).await.unwrap(), 1);
+        assert_eq!(delivered_seqs(&db).await, [3, 3], "event 3 to each endpoint");
+        assert_eq!(cursor(&db, "t1").await, Some(3));
+        assert_eq!(fan_out_new(&db, now, chrono::Duration::zero(), 100).await.unwrap(), 0);
     }
 }
