@@ -10,7 +10,7 @@ use crate::domain::time::Timestamp;
 use crate::domain::webhooks::{self, AttemptOutcome};
 use crate::domain::{TenantId, input, time};
 use crate::error::{AppError, Result};
-use crate::store::PageRequest;
+use crate::store::{PageRequest, events as store_events};
 use crate::store::webhooks::{self as store, AttemptRecord, DeliveryFilter};
 
 /// An endpoint as a caller describes it.
@@ -93,7 +93,7 @@ impl Services {
         };
         let secret = webhooks::generate_secret();
         let txn = self.db.begin_write().await?;
-        crate::store::events::start_fan_out(&txn, &p.tenant, now).await?;
+        store_events::start_fan_out(&txn, &p.tenant, now).await?;
         store::insert_endpoint(&txn, &p.tenant, &endpoint, &secret).await?;
         txn.commit().await?;
         Ok((endpoint, secret))
