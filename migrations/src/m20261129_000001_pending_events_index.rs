@@ -6,7 +6,7 @@
 
 use sea_orm_migration::prelude::*;
 
-use crate::util::index;
+use crate::util::{index, pending_events_index};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -15,15 +15,7 @@ pub struct Migration;
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {
         m.drop_index(Index::drop().name("ix_events_unsequenced").table("events").to_owned()).await?;
-        m.create_index(
-            Index::create()
-                .name("ix_events_pending")
-                .table("events")
-                .col("id")
-                .and_where(Expr::col("seq").is_null())
-                .to_owned(),
-        )
-        .await
+        m.create_index(pending_events_index()).await
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {

@@ -17,7 +17,7 @@ use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
 use sea_orm_migration::sea_orm::{DbBackend, Statement, TryGetable};
 
-use crate::util::id;
+use crate::util::{id, pending_events_index};
 
 #[derive(DeriveMigrationName)]
 pub struct Migration;
@@ -43,15 +43,7 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, m: &SchemaManager) -> Result<(), DbErr> {
-        m.create_index(
-            Index::create()
-                .name("ix_events_pending")
-                .table("events")
-                .col("id")
-                .and_where(Expr::col("seq").is_null())
-                .to_owned(),
-        )
-        .await?;
+        m.create_index(pending_events_index()).await?;
         m.drop_table(Table::drop().table("fanout_cursors").to_owned()).await
     }
 }

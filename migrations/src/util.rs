@@ -25,3 +25,9 @@ pub fn index(table: &'static str, name: &str, cols: &[&'static str], unique: boo
     }
     idx.to_owned()
 }
+
+/// The partial index of the events not numbered yet (m20261129_000001 creates it,
+/// m20261129_000002 drops it once events are numbered when written).
+pub fn pending_events_index() -> IndexCreateStatement {
+    Index::create().name("ix_events_pending").table("events").col("id").and_where(Expr::col("seq").is_null()).to_owned()
+}

@@ -10,8 +10,8 @@ use crate::domain::time::Timestamp;
 use crate::domain::webhooks::{self, AttemptOutcome};
 use crate::domain::{TenantId, input, time};
 use crate::error::{AppError, Result};
-use crate::store::{PageRequest, events as store_events};
 use crate::store::webhooks::{self as store, AttemptRecord, DeliveryFilter};
+use crate::store::{PageRequest, events as store_events};
 
 /// An endpoint as a caller describes it.
 #[derive(Debug, Clone, Default)]

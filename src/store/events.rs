@@ -143,13 +143,8 @@ pub async fn start_fan_out(conn: &impl ConnectionTrait, tenant: &TenantId, now: 
     if !webhooks::fanout_endpoints(conn, tenant).await?.is_empty() {
         return Ok(());
     }
-    let last: Option<i64> = tenant::Entity::find_by_id(tenant.0.clone())
-        .select_only()
-        .column(tenant::Column::EventSeq)
-        .into_tuple()
-        .one(conn)
-        .await?;
-    move_cursor(conn, tenant, last.unwrap_or(0), now).await
+    let last = last_sequence(conn, tenant).await?;
+    move_cursor(conn, tenant, last, now).await
 }
 
 async fn move_cursor(conn: &impl ConnectionTrait, tenant: &TenantId, seq: i64, now: Timestamp) -> Result<()> {

@@ -13,6 +13,7 @@ use crate::helpers::*;
 crate::on_both!(
     every_state_change_is_an_event_with_its_full_payload,
     a_stream_resumed_from_the_last_sequence_misses_nothing_while_events_are_written,
+    events_of_concurrent_transactions_are_numbered_in_commit_order,
     a_sequence_older_than_the_retention_is_out_of_range,
     an_open_follow_up_past_due_is_marked_overdue_exactly_once,
 );
@@ -220,6 +221,69 @@ async fn a_stream_resumed_from_the_last_sequence_misses_nothing_while_events_are
     assert_eq!(seen.iter().filter(|e| e.r#type == "follow_up.opened").count(), low);
     let ids: std::collections::HashSet<&str> = seen.iter().map(|e| e.id.as_str()).collect();
     assert_eq!(ids.len(), total);
+}
+
+/// Each IssueSurvey is a transaction of its own (answers share one): while six of
+/// them and a stream of answers write at once, a reader that follows the numbers from
+/// the start sees every event exactly once, numbered 1..N. A number taken by a
+/// transaction that commits late would otherwise be skipped by a reader that already
+/// went past it.
+async fn events_of_concurrent_transactions_are_numbered_in_commit_order(b: Backend) {
+    let app = spawn_app_with(b, fast_outbox).await;
+    let s = app.survey(pb::SurveyKind::Nps, None).await;
+    let (issuers, issues_each, answers) = (6usize, 10usize, 20usize);
+    let reader = {
+        let app_channel = app.channel.clone();
+        let key = app.key.clone();
+        let total = issuers * issues_each + answers;
+        tokio::spawn(async move {
+            // Follows the stream live from 0 while the writers run.
+            let mut stream = EventServiceClient::with_interceptor(app_channel, Auth(Some(key)))
+                .watch_events(pb::WatchEventsRequest { after_sequence: 0, types: vec![] })
+                .await
+                .expect("watch")
+                .into_inner();
+            let mut out = Vec::new();
+            while out.len() < total {
+                match tokio::time::timeout(Duration::from_secs(20), stream.message()).await {
+                    Ok(Ok(Some(e))) => out.push(e),
+                    other => panic!("stream ended early after {} of {total}: {other:?}", out.len()),
+                }
+            }
+            out
+        })
+    };
+    let mut tasks = Vec::new();
+    for w in 0..issuers {
+        let c = app.surveys.clone();
+        let sid = s.id.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..issues_each {
+                c.clone()
+                    .issue_survey(pb::IssueSurveyRequest {
+                        survey_id: sid.clone(),
+                        customer_id: format!("issued-{w}-{i}"),
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("issue");
+            }
+        }));
+    }
+    for i in 0..answers {
+        // Scores 7–10 open no follow-up: one event per answer.
+        app.answer(&s.id, &format!("answered-{i}"), 7 + (i % 4) as i32).await.expect("answer");
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let seen = reader.await.unwrap();
+    let total = issuers * issues_each + answers;
+    let seqs: Vec<i64> = seen.iter().map(|e| e.sequence).collect();
+    assert_eq!(seqs, (1..=total as i64).collect::<Vec<_>>(), "no gap, no duplicate, in order");
+    let issued = seen.iter().filter(|e| e.r#type == "invitation.issued" || e.r#type == "invitation.suppressed");
+    assert_eq!(issued.count(), issuers * issues_each);
+    assert_eq!(seen.iter().filter(|e| e.r#type == "response.recorded").count(), answers);
 }
 
 async fn a_sequence_older_than_the_retention_is_out_of_range(b: Backend) {
