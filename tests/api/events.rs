@@ -232,53 +232,35 @@ async fn events_of_concurrent_transactions_are_numbered_in_commit_order(b: Backe
     let app = spawn_app_with(b, fast_outbox).await;
     let s = app.survey(pb::SurveyKind::Nps, None).await;
     let (issuers, issues_each, answers) = (6usize, 10usize, 20usize);
-    let reader = {
-        let app_channel = app.channel.clone();
-        let key = app.key.clone();
-        let total = issuers * issues_each + answers;
-        tokio::spawn(async move {
-            // Follows the stream live from 0 while the writers run.
-            let mut stream = EventServiceClient::with_interceptor(app_channel, Auth(Some(key)))
-                .watch_events(pb::WatchEventsRequest { after_sequence: 0, types: vec![] })
-                .await
-                .expect("watch")
-                .into_inner();
-            let mut out = Vec::new();
-            while out.len() < total {
-                match tokio::time::timeout(Duration::from_secs(20), stream.message()).await {
-                    Ok(Ok(Some(e))) => out.push(e),
-                    other => panic!("stream ended early after {} of {total}: {other:?}", out.len()),
-                }
-            }
-            out
-        })
-    };
-    let mut tasks = Vec::new();
-    for w in 0..issuers {
-        let c = app.surveys.clone();
-        let sid = s.id.clone();
-        tasks.push(tokio::spawn(async move {
-            for i in 0..issues_each {
-                c.clone()
-                    .issue_survey(pb::IssueSurveyRequest {
-                        survey_id: sid.clone(),
-                        customer_id: format!("issued-{w}-{i}"),
-                        ..Default::default()
-                    })
-                    .await
-                    .expect("issue");
-            }
-        }));
-    }
-    for i in 0..answers {
-        // Scores 7–10 open no follow-up: one event per answer.
-        app.answer(&s.id, &format!("answered-{i}"), 7 + (i % 4) as i32).await.expect("answer");
-    }
-    for t in tasks {
-        t.await.unwrap();
-    }
-    let seen = reader.await.unwrap();
     let total = issuers * issues_each + answers;
+    let writers = async {
+        let mut tasks = Vec::new();
+        for w in 0..issuers {
+            let c = app.surveys.clone();
+            let sid = s.id.clone();
+            tasks.push(tokio::spawn(async move {
+                for i in 0..issues_each {
+                    c.clone()
+                        .issue_survey(pb::IssueSurveyRequest {
+                            survey_id: sid.clone(),
+                            customer_id: format!("issued-{w}-{i}"),
+                            ..Default::default()
+                        })
+                        .await
+                        .expect("issue");
+                }
+            }));
+        }
+        for i in 0..answers {
+            // Scores 7–10 open no follow-up: one event per answer.
+            app.answer(&s.id, &format!("answered-{i}"), 7 + (i % 4) as i32).await.expect("answer");
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+    };
+    // The reader follows the stream live from 0 while the writers run.
+    let (seen, ()) = tokio::join!(read(&app, 0, total), writers);
     let seqs: Vec<i64> = seen.iter().map(|e| e.sequence).collect();
     assert_eq!(seqs, (1..=total as i64).collect::<Vec<_>>(), "no gap, no duplicate, in order");
     let issued = seen.iter().filter(|e| e.r#type == "invitation.issued" || e.r#type == "invitation.suppressed");
