@@ -91,7 +91,8 @@ impl EventBus {
     pub async fn wait_outbox(&self) {
         self.outbox.notified().await
     }
-    /// A receiver that changes whenever events were numbered.
+    /// A receiver that changes whenever this replica committed events (streams also
+    /// poll, for events other replicas commit).
     pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
         self.committed.subscribe()
     }
