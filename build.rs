@@ -21,6 +21,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // `encode_file_descriptor_set` keeps custom options that `compile()` drops.
     fs::write(out.join("rapport_descriptor.bin"), compiler.encode_file_descriptor_set())?;
 
-    tonic_prost_build::configure().build_client(true).build_server(true).compile_fds(compiler.file_descriptor_set())?;
+    // Every message names itself (`prost::Name`) so the checking codec can find its
+    // descriptor; every RPC decodes through that codec (src/grpc/codec.rs), which
+    // refuses control characters and out-of-range timestamps before a handler runs.
+    let mut config = tonic_prost_build::Config::new();
+    config.enable_type_names();
+    tonic_prost_build::configure()
+        .build_client(true)
+        .build_server(true)
+        .codec_path("crate::grpc::codec::CheckedCodec")
+        .compile_fds_with_config(compiler.file_descriptor_set(), config)?;
     Ok(())
 }

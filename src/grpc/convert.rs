@@ -22,13 +22,11 @@ pub fn opt_ts(t: Option<Timestamp>) -> Option<PbTime> {
     t.map(ts)
 }
 
-/// A caller's timestamp; `field` names it when out of range.
+/// A caller's timestamp, in the API's range (years 1970–9999); `field` names it when
+/// out of range. The codec has checked this already; the check stays here so a
+/// conversion can never yield a time the domain's arithmetic was not made for.
 pub fn parse_ts(t: &PbTime, field: &str) -> Result<Timestamp> {
-    if !(0..1_000_000_000).contains(&t.nanos) {
-        return Err(AppError::invalid(field, "nanos must be from 0 to 999 999 999"));
-    }
-    chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32)
-        .ok_or_else(|| AppError::invalid(field, "is out of range"))
+    crate::domain::time::check_range(field, t.seconds, t.nanos)
 }
 
 pub fn parse_opt_ts(t: &Option<PbTime>, field: &str) -> Result<Option<Timestamp>> {

@@ -1,6 +1,7 @@
 //! The gRPC transport: decode, authenticate, convert, call a use-case, and map the
 //! result back. No business rules here.
 
+pub mod codec;
 pub mod convert;
 mod engagement;
 mod follow_ups;

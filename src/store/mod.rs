@@ -245,6 +245,9 @@ impl PageRequest {
             let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(page_token).map_err(|_| bad())?;
             let s = String::from_utf8(bytes).map_err(|_| bad())?;
             let id = s.strip_prefix("after:").ok_or_else(bad)?;
+            if id.is_empty() || crate::domain::input::control_character(id).is_some() {
+                return Err(bad());
+            }
             Some(id.to_owned())
         };
         Ok(PageRequest { size, after })
