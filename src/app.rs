@@ -10,7 +10,6 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::net::TcpListener;
 use tonic::service::Routes;
-use tonic::service::interceptor::InterceptedService;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -97,26 +96,23 @@ impl Application {
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
             .build_v1alpha()?;
 
-        // Every call passes the rate-limit gate (in-app calls only; secret keys pass).
-        let gate = Gate::new(RateLimits::new(args.rate_limits()), args.client_ip_header()?);
-        let surveys = InterceptedService::new(
+        // Every call passes the gate: who may call each method, and the rate limits of
+        // in-app and token calls (grpc::gate).
+        let gate = Gate::new(services.clone(), RateLimits::new(args.rate_limits()), args.client_ip_header()?);
+        let surveys = gate.wrap(
             SurveyServiceServer::new(SurveyApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
-            gate.clone(),
         );
-        let follow_ups = InterceptedService::new(
+        let follow_ups = gate.wrap(
             FollowUpServiceServer::new(FollowUpApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
-            gate.clone(),
         );
-        let webhooks = InterceptedService::new(
+        let webhooks = gate.wrap(
             WebhookServiceServer::new(WebhookApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
-            gate.clone(),
         );
-        let engagement = InterceptedService::new(
+        let engagement = gate.wrap(
             EngagementServiceServer::new(EngagementApi::new(services.clone()))
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
-            gate.clone(),
         );
-        let events = InterceptedService::new(EventServiceServer::new(EventApi::new(services.clone())), gate);
+        let events = gate.wrap(EventServiceServer::new(EventApi::new(services.clone())));
 
         // The HTTP gateway calls the same services (gRPC-Web and the JSON routes).
         let grpc_routes = Routes::new(surveys.clone())

@@ -373,7 +373,12 @@ pub fn parse_url(raw: &str, allow_http_hosts: &[String]) -> Result<url::Url> {
         "https" => {}
         "http" if allow_http_hosts.iter().any(|h| h.eq_ignore_ascii_case(&host)) => {}
         "http" => return Err(bad("must use https (plain http only to hosts the operator allows)")),
-        other => return Err(bad(&format!("scheme {other:?} is not allowed; use https"))),
+        other => {
+            return Err(bad(&format!(
+                "scheme {:?} is not allowed; use https",
+                crate::domain::input::quote_prefix(other)
+            )));
+        }
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(bad("must not carry credentials"));

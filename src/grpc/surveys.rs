@@ -4,7 +4,7 @@ use tonic::Request;
 
 use super::convert::{self as c};
 use super::pb::{self, survey_service_server::SurveyService};
-use super::{R, ok, principal, status};
+use super::{R, caller, ok, principal, status};
 use crate::domain::model::{IssueOutcome, KeyKind};
 use crate::domain::stats::Grain;
 use crate::domain::{CustomerRef, ResponseId, SurveyId, input};
@@ -85,7 +85,8 @@ impl SurveyService for SurveyApi {
 
     #[tracing::instrument(skip_all, fields(rpc.method = "IssueSurvey"))]
     async fn issue_survey(&self, req: Request<pb::IssueSurveyRequest>) -> R<pb::IssueSurveyResponse> {
-        let p = principal(&self.svc, &req).await?;
+        // Publishable keys may issue in-app surveys.
+        let p = caller(&self.svc, &req).await?;
         let r = req.into_inner();
         let parsed = (|| {
             Ok::<_, crate::error::AppError>(IssueRequest {

@@ -198,7 +198,7 @@ impl WebhookService for WebhookApi {
                 other => {
                     return Err(status(AppError::invalid(
                         "update_mask",
-                        format!("unknown or read-only field {other:?}"),
+                        format!("unknown or read-only field {:?}", crate::domain::input::quote_prefix(other)),
                     )));
                 }
             }

@@ -165,27 +165,20 @@ pub struct RateLimitSettings {
     pub per_address_burst: u32,
 }
 
-/// The credential a call carries, as far as rate limiting cares.
+/// The credential a call carries, as far as rate limiting cares. The gate
+/// (`grpc::gate`) classifies it from the method and the bearer value, before any
+/// lookup, so a flood is turned away without touching the database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Credential<'a> {
-    /// A secret key (a server): never limited here.
+    /// A secret key (a server): never limited here. On a token call only a key that
+    /// authenticated lately counts (`keys::VerifiedKeys`); elsewhere the call's own
+    /// authentication refuses a bad one.
     Secret,
     /// A publishable key: limited per key and per address.
     Publishable(&'a str),
-    /// No key (an invitation token, or nothing): limited per address.
+    /// No key (an invitation token, or nothing), or a secret key not known to be
+    /// good on a token call: limited per address.
     None,
-}
-
-impl<'a> Credential<'a> {
-    /// Classifies the bearer value of a call by its prefix, before any lookup, so a
-    /// flood is turned away without touching the database.
-    pub fn from_bearer(bearer: Option<&'a str>) -> Self {
-        match bearer {
-            Some(k) if k.starts_with(KeyKind::Secret.prefix()) => Credential::Secret,
-            Some(k) if k.starts_with(KeyKind::Publishable.prefix()) => Credential::Publishable(k),
-            _ => Credential::None,
-        }
-    }
 }
 
 /// Keyed token buckets (GCRA, the `governor` crate): one per publishable key and one
@@ -262,14 +255,6 @@ fn exhausted(what: &str, wait: Duration) -> AppError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn credentials_are_classified_by_prefix() {
-        assert_eq!(Credential::from_bearer(Some("rk_secret_abc")), Credential::Secret);
-        assert_eq!(Credential::from_bearer(Some("rk_pub_abc")), Credential::Publishable("rk_pub_abc"));
-        assert_eq!(Credential::from_bearer(Some("inv_abc")), Credential::None);
-        assert_eq!(Credential::from_bearer(None), Credential::None);
-    }
 
     #[test]
     fn a_bucket_allows_its_burst_then_refuses_with_a_delay_and_keys_do_not_share() {

@@ -4,8 +4,14 @@
 //! answer is cached. Concurrent calls share lookups instead (see [`super::batch`]): a
 //! lookup takes the keys of every call waiting when it starts, so each call is
 //! answered by a query that began after it arrived, never by an older one.
+//!
+//! What is remembered is only which secret keys authenticated lately
+//! ([`VerifiedKeys`]): the rate-limit gate lets them skip the per-address limit of
+//! the token calls, which an unverified `rk_secret_…` header does not.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -34,6 +40,52 @@ const LOOKUP_WRITERS: usize = 1;
 /// The queue [`Services::key_lookups`] starts with.
 pub fn lookup_queue() -> BatchQueue<KeyLookup> {
     BatchQueue::new(MAX_LOOKUP_BATCH, LOOKUP_WRITERS)
+}
+
+/// How long a secret key that authenticated counts as verified for the rate limits.
+/// A key revoked meanwhile is refused at once by every call that needs it; it only
+/// keeps skipping the per-address limit of token calls for at most this long.
+pub const VERIFIED_FOR: Duration = Duration::from_secs(60);
+/// Most keys remembered; past it the oldest half is forgotten.
+const MAX_VERIFIED: usize = 10_000;
+
+/// Hashes of the secret keys that authenticated in the last [`VERIFIED_FOR`]: a
+/// check costs one hash and one short lock, no database work.
+#[derive(Debug, Default)]
+pub struct VerifiedKeys {
+    seen: Mutex<HashMap<String, Instant>>,
+}
+
+impl VerifiedKeys {
+    /// Whether the secret key with this hash authenticated lately.
+    pub fn contains(&self, hash: &str) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.get(hash).is_some_and(|at| at.elapsed() < VERIFIED_FOR)
+    }
+
+    /// Whether this plaintext secret key authenticated lately.
+    pub fn contains_key(&self, key: &str) -> bool {
+        key.starts_with(KeyKind::Secret.prefix()) && self.contains(&secrets::hash(key))
+    }
+
+    fn insert(&self, hash: &str) {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.len() >= MAX_VERIFIED && !seen.contains_key(hash) {
+            seen.retain(|_, at| at.elapsed() < VERIFIED_FOR);
+            if seen.len() >= MAX_VERIFIED {
+                let mut times: Vec<Instant> = seen.values().copied().collect();
+                times.sort_unstable();
+                let median = times[times.len() / 2];
+                seen.retain(|_, at| *at > median);
+            }
+        }
+        seen.insert(hash.to_owned(), Instant::now());
+    }
+
+    /// Forgets every key (after a revocation in this process).
+    pub fn clear(&self) {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
 }
 
 fn unknown() -> AppError {
@@ -68,6 +120,9 @@ impl Services {
             let result = match &found {
                 Ok(keys) => match keys.get(&lookup.hash) {
                     Some(k) if !k.revoked => {
+                        if lookup.kind == KeyKind::Secret {
+                            self.verified_keys.insert(&lookup.hash);
+                        }
                         Ok(Principal { tenant: k.tenant.clone(), key_id: k.key_id.clone(), kind: lookup.kind })
                     }
                     _ => Err(unknown()),
@@ -113,5 +168,26 @@ mod tests {
         assert_eq!(got[2].as_ref().ok(), Some(&(acme.tenant.clone(), KeyKind::Publishable)));
         assert!(matches!(got[3], Err(AppError::Unauthenticated(_))), "revoked");
         assert!(matches!(got[4], Err(AppError::Unauthenticated(_))), "unknown");
+
+        // Only the secret keys that authenticated count as verified.
+        assert!(svc.verified_keys.contains_key(&acme.secret));
+        assert!(svc.verified_keys.contains_key(&globex.secret));
+        for not_verified in [&public.secret, &revoked.secret, "rk_secret_unknown", "rk_secret_"] {
+            assert!(!svc.verified_keys.contains_key(not_verified), "{not_verified}");
+        }
     }
+
+    #[test]
+    fn the_verified_set_stays_bounded() {
+        let v = VerifiedKeys::default();
+        for i in 0..(MAX_VERIFIED + 10) {
+            v.insert(&format!("h{i}"));
+        }
+        let len = v.seen.lock().unwrap().len();
+        assert!(len <= MAX_VERIFIED, "{len}");
+        assert!(v.contains(&format!("h{}", MAX_VERIFIED + 9)), "the newest stays");
+        v.clear();
+        assert!(!v.contains(&format!("h{}", MAX_VERIFIED + 9)));
+    }
+
 }

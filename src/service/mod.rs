@@ -61,6 +61,8 @@ pub struct Services {
     pub records: Arc<batch::BatchQueue<responses::PendingRecord>>,
     /// Calls waiting for their API key to be looked up (shared lookups).
     pub key_lookups: Arc<batch::BatchQueue<keys::KeyLookup>>,
+    /// The secret keys that authenticated lately (for the rate-limit gate only).
+    pub verified_keys: Arc<keys::VerifiedKeys>,
 }
 
 /// In-process signals between use-cases, workers and streams. Other replicas are
@@ -111,6 +113,7 @@ impl Services {
         Services {
             records: Arc::new(responses::record_queue()),
             key_lookups: Arc::new(keys::lookup_queue()),
+            verified_keys: Arc::default(),
             db,
             clock,
             bus: EventBus::default(),

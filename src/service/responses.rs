@@ -111,20 +111,31 @@ impl Services {
             return self.replay_record(&tenant, first, &fingerprint).await;
         }
         let idempotency_key = req.idempotency_key.clone();
-        match self.record_batched(tenant.clone(), req, fingerprint.clone()).await {
-            Ok(r) => Ok(r),
-            Err(IssueError::Db(e)) if store::is_unique_violation(&e) => {
-                // Either a concurrent attempt with the same key won, or the invitation
-                // was answered meanwhile: the constraint decided, not a prior check.
-                if let Some(key) = &idempotency_key
-                    && let Some(first) = responses::row_by_idempotency_key(self.db.conn(), &tenant, key).await?
-                {
-                    return self.replay_record(&tenant, first, &fingerprint).await;
-                }
-                Err(already_answered())
-            }
-            Err(IssueError::Db(e)) => Err(e.into()),
-            Err(IssueError::App(e)) => Err(e),
+        let err = match self.record_batched(tenant.clone(), req, fingerprint.clone()).await {
+            Ok(r) => return Ok(r),
+            Err(e) => e,
+        };
+        // An answer can lose to a concurrent attempt in two ways: its insert breaks a
+        // unique constraint (same batch, or another writer), or its batch finds the
+        // invitation already answered (the first attempt committed just before). Both
+        // times the winner has committed: with the same idempotency key, the loser is a
+        // retry and gets the winner's result (or ALREADY_EXISTS if its body differs).
+        let lost_a_race = match &err {
+            IssueError::Db(e) => store::is_unique_violation(e),
+            IssueError::App(AppError::AlreadyExists(_)) => true,
+            IssueError::App(_) => false,
+        };
+        if lost_a_race
+            && let Some(key) = &idempotency_key
+            && let Some(first) = responses::row_by_idempotency_key(self.db.conn(), &tenant, key).await?
+        {
+            return self.replay_record(&tenant, first, &fingerprint).await;
+        }
+        match err {
+            // The invitation was answered meanwhile: the constraint decided, not a prior check.
+            IssueError::Db(e) if store::is_unique_violation(&e) => Err(already_answered()),
+            IssueError::Db(e) => Err(e.into()),
+            IssueError::App(e) => Err(e),
         }
     }
 
@@ -792,6 +803,38 @@ mod tests {
             let inv = svc.invitation_by_token(token).await.expect("the invitation");
             assert_eq!(inv.invitation.response_id.as_ref(), Some(&recorded.id), "{}", recorded.customer.as_str());
             assert_eq!(recorded.invitation_id.as_ref(), Some(&inv.invitation.id));
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_retries_of_a_token_answer_return_the_first_result() {
+        use crate::domain::model::{Channel, IssueOutcome};
+        use crate::service::invitations::IssueRequest;
+        let (svc, p, survey) = services().await;
+        for i in 0..10 {
+            let issue = IssueRequest {
+                survey: survey.id.clone(),
+                customer: CustomerRef(format!("c{i}")),
+                channel: Channel::Email,
+                properties: Properties::new(),
+                idempotency_key: None,
+                force: false,
+            };
+            let IssueOutcome::Issued { token, .. } = svc.issue_survey(&p, issue).await.expect("issued") else {
+                panic!("not issued")
+            };
+            let req = RecordRequest {
+                target: Target::Token(token),
+                score: Some(5),
+                comment: String::new(),
+                properties: Properties::new(),
+                idempotency_key: Some(format!("k-{i}")),
+            };
+            let (a, b) = tokio::join!(svc.record_response(req.clone()), svc.record_response(req.clone()));
+            let (a, b) = (a.expect("the first"), b.expect("the retry gets the first result"));
+            assert_eq!((&a.id, &a.follow_up_id), (&b.id, &b.follow_up_id));
+            let other = RecordRequest { score: Some(6), ..req };
+            assert!(matches!(svc.record_response(other).await, Err(AppError::AlreadyExists(_))), "another body");
         }
     }
 

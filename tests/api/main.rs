@@ -11,6 +11,7 @@ mod engagement_profile;
 mod events;
 mod follow_ups;
 mod gateway;
+mod hardening_auth;
 mod hardening_input;
 mod health;
 mod in_app;
