@@ -47,7 +47,8 @@ fn epoch() -> NaiveDate {
 
 /// Parses an IANA zone name (`Europe/Berlin`, `UTC`).
 pub fn parse_zone(name: &str, field: &str) -> Result<Tz> {
-    name.parse::<Tz>().map_err(|_| AppError::invalid(field, format!("{name:?} is not an IANA time zone name")))
+    name.parse::<Tz>()
+        .map_err(|_| AppError::invalid(field, format!("{:?} is not an IANA time zone name", input::quote_prefix(name))))
 }
 
 /// The local calendar day of `t` in `tz`.
@@ -325,7 +326,10 @@ pub fn action_name(raw: &str, field: &str) -> Result<String> {
     if raw.chars().count() > MAX_ACTION_CHARS || raw.chars().any(char::is_control) {
         return Err(AppError::invalid(
             field,
-            format!("action {raw:?}: at most {MAX_ACTION_CHARS} characters, no control characters"),
+            format!(
+                "action {:?}: at most {MAX_ACTION_CHARS} characters, no control characters",
+                input::quote_prefix(raw)
+            ),
         ));
     }
     Ok(raw.to_owned())
@@ -336,7 +340,10 @@ pub fn currency(raw: &str, field: &str) -> Result<String> {
     if raw.len() == 3 && raw.chars().all(|c| c.is_ascii_uppercase()) {
         Ok(raw.to_owned())
     } else {
-        Err(AppError::invalid(field, format!("must be an ISO 4217 code such as USD; got {raw:?}")))
+        Err(AppError::invalid(
+            field,
+            format!("must be an ISO 4217 code such as USD; got {:?}", input::quote_prefix(raw)),
+        ))
     }
 }
 

@@ -290,7 +290,7 @@ pub fn survey_patch(s: Option<pb::Survey>, mask: Option<prost_types::FieldMask>)
             }),
             other => errors.push(crate::error::FieldViolation {
                 field: "update_mask".into(),
-                description: format!("unknown or read-only field {other:?}"),
+                description: format!("unknown or read-only field {:?}", crate::domain::input::quote_prefix(other)),
             }),
         }
     }

@@ -224,7 +224,11 @@ impl Services {
             if !CONFIG_FIELDS.contains(&path.as_str()) {
                 return Err(AppError::invalid(
                     "update_mask",
-                    format!("unknown field {path:?}; one of {}", CONFIG_FIELDS.join(", ")),
+                    format!(
+                        "unknown field {:?}; one of {}",
+                        crate::domain::input::quote_prefix(path),
+                        CONFIG_FIELDS.join(", ")
+                    ),
                 ));
             }
         }

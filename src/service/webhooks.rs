@@ -45,7 +45,7 @@ fn check_types(types: &[String]) -> Result<Vec<String>> {
             let known: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
             return Err(AppError::invalid(
                 "event_types",
-                format!("unknown event type {t:?}; known: {}", known.join(", ")),
+                format!("unknown event type {:?}; known: {}", input::quote_prefix(t), known.join(", ")),
             ));
         }
     }
@@ -61,7 +61,12 @@ impl Services {
             let port = url.port_or_known_default().unwrap_or(443);
             let addrs: Vec<std::net::SocketAddr> = match tokio::net::lookup_host((host.as_str(), port)).await {
                 Ok(a) => a.collect(),
-                Err(_) => return Err(AppError::invalid("url", format!("host {host:?} does not resolve"))),
+                Err(_) => {
+                    return Err(AppError::invalid(
+                        "url",
+                        format!("host {:?} does not resolve", input::quote_prefix(&host)),
+                    ));
+                }
             };
             if addrs.is_empty() || addrs.iter().any(|a| webhooks::is_private(a.ip())) {
                 return Err(AppError::invalid(
