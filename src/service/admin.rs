@@ -21,7 +21,11 @@ impl Services {
 
     /// Revokes a key by id.
     pub async fn revoke_key(&self, key_id: &str) -> Result<()> {
-        tenants::revoke_key(&self.db, key_id, self.clock.now()).await
+        tenants::revoke_key(&self.db, key_id, self.clock.now()).await?;
+        // The revoked key no longer skips the per-address limit of token calls here
+        // (other processes forget it within keys::VERIFIED_FOR).
+        self.verified_keys.clear();
+        Ok(())
     }
 
     /// On an empty database, creates the tenant `default` and returns its key.

@@ -175,6 +175,8 @@ mod tests {
         for not_verified in [&public.secret, &revoked.secret, "rk_secret_unknown", "rk_secret_"] {
             assert!(!svc.verified_keys.contains_key(not_verified), "{not_verified}");
         }
+        svc.revoke_key(&acme.id.0).await.unwrap();
+        assert!(!svc.verified_keys.contains_key(&acme.secret), "a revocation forgets the verified keys");
     }
 
     #[test]
