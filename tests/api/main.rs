@@ -21,5 +21,6 @@ mod metrics;
 mod observability;
 mod responses;
 mod surveys;
+mod sweep;
 mod web;
 mod webhooks;
