@@ -14,6 +14,8 @@ pub mod input;
 pub mod model;
 pub mod secrets;
 pub mod stats;
+#[cfg(test)]
+mod stats_coverage;
 pub mod survey;
 pub mod time;
 pub mod webhooks;

@@ -1,5 +1,6 @@
 //! The numbers behind every metric: headline scores, means and their 95 % confidence
-//! intervals (DESIGN §3), and the time-series intervals.
+//! intervals (their coverage is checked by simulation in `stats_coverage`), and the
+//! time-series intervals.
 
 use std::collections::BTreeMap;
 
@@ -63,16 +64,27 @@ pub fn summarize(scale: Scale, scores: &[i32]) -> Summary {
     }
 }
 
-/// NPS = 100 (p − d) with the normal-approximation interval
-/// 100 ((p − d) ± z sqrt((p + d − (p − d)²) / n)), clamped to [−100, 100].
+/// NPS = 100 (p − d), the plain share of promoters less the share of detractors, with
+/// its adjusted-Wald 95 % interval (Rocks 2016, "Interval estimation for the 'net
+/// promoter score'", The American Statistician 70:4): add ¾ to the promoters and ¾ to
+/// the detractors and 3 to n, so p̃ = (P + ¾) / (n + 3) and d̃ = (D + ¾) / (n + 3), then
+/// take the variance of a difference of two proportions of one sample on those:
+/// 100 ((p̃ − d̃) ± z sqrt((p̃ + d̃ − (p̃ − d̃)²) / (n + 3))), clamped to [−100, 100].
+///
+/// The interval is centred on the adjusted difference, not on the headline, and never
+/// collapses to a point, as the plain normal approximation does when every answer
+/// falls in one bucket. It holds the headline from n = 2 (checked for every sample up
+/// to n = 300); at n = 1 a promoter's or a detractor's headline lies just outside it
+/// (one detractor: −100, interval [−98.5, 48.5]).
 pub fn nps(promoters: i64, detractors: i64, n: i64) -> (f64, Interval) {
-    let nf = n as f64;
-    let p = promoters as f64 / nf;
-    let d = detractors as f64 / nf;
+    let headline = if n > 0 { 100.0 * (promoters - detractors) as f64 / n as f64 } else { 0.0 };
+    let m = n as f64 + 3.0;
+    let p = (promoters as f64 + 0.75) / m;
+    let d = (detractors as f64 + 0.75) / m;
     let diff = p - d;
-    let var = (p + d - diff * diff) / nf;
+    let var = (p + d - diff * diff) / m;
     let half = Z_95 * var.max(0.0).sqrt();
-    (100.0 * diff, Interval { lower: (100.0 * (diff - half)).max(-100.0), upper: (100.0 * (diff + half)).min(100.0) })
+    (headline, Interval { lower: (100.0 * (diff - half)).max(-100.0), upper: (100.0 * (diff + half)).min(100.0) })
 }
 
 /// Wilson score interval for `k` successes in `n`, in percent.
@@ -166,22 +178,45 @@ mod tests {
 
     #[test]
     fn nps_of_a_known_sample() {
-        // 5 promoters, 3 passives, 2 detractors: p = .5, d = .2, NPS = 30.
+        // 5 promoters, 3 passives, 2 detractors: the headline is the plain
+        // 100 (.5 − .2) = 30. Adjusted: p̃ = 5.75/13, d̃ = 2.75/13, centre 3/13,
+        // variance (8.5/13 − 9/169)/13 = 101.5/2197; worked out by hand (and checked in
+        // Python) to ten places: [−19.0506153764, 65.2044615302].
         let scale = Scale::parse(SurveyKind::Nps, None).unwrap();
         let s = summarize(scale, &[10, 9, 9, 10, 9, 7, 8, 8, 3, 6]);
         close(s.headline.unwrap(), 30.0);
-        let half = 1.959963984540054 * ((0.5 + 0.2 - 0.09_f64) / 10.0).sqrt() * 100.0;
         let ci = s.headline_interval.unwrap();
-        close(ci.lower, 30.0 - half);
-        close(ci.upper, 30.0 + half);
+        close(ci.lower, -19.050_615_376_4);
+        close(ci.upper, 65.204_461_530_2);
+        close((ci.lower + ci.upper) / 2.0, 100.0 * 3.0 / 13.0);
     }
 
     #[test]
     fn nps_interval_is_clamped() {
+        // Three promoters: p̃ = 3.75/6, d̃ = .75/6, centre .5, variance (.75 − .25)/6;
+        // the raw upper bound 106.579… is clamped, the lower one is not.
         let (score, ci) = nps(3, 0, 3);
         close(score, 100.0);
         close(ci.upper, 100.0);
-        close(ci.lower, 100.0);
+        close(ci.lower, -6.579_286_703_8);
+        // Five detractors: centre −.625, raw lower bound −107.5… clamped to −100.
+        let (score, ci) = nps(0, 5, 5);
+        close(score, -100.0);
+        close(ci.lower, -100.0);
+        close(ci.upper, -17.491_453_034_2);
+    }
+
+    #[test]
+    fn one_answer_gives_a_wide_interval_not_a_point() {
+        // One detractor: p̃ = .75/4, d̃ = 1.75/4, centre −.25, variance .140625.
+        let (score, ci) = nps(0, 1, 1);
+        close(score, -100.0);
+        close(ci.lower, -98.498_649_420_3);
+        close(ci.upper, 48.498_649_420_3);
+        let (score, ci) = nps(1, 0, 1);
+        close(score, 100.0);
+        close(ci.lower, -48.498_649_420_3);
+        close(ci.upper, 98.498_649_420_3);
     }
 
     #[test]

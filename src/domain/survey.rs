@@ -205,7 +205,9 @@ impl Scale {
     pub fn interval_method(self) -> &'static str {
         match self.kind {
             SurveyKind::Nps => {
-                "normal approximation: NPS ± 1.96 × 100 × sqrt((p + d − (p − d)²) / n), clamped to [−100, 100]; mean: Student t"
+                "adjusted-Wald (Rocks 2016): p̃ = (promoters + ¾) / (n + 3), d̃ = (detractors + ¾) / (n + 3), \
+                 100 × ((p̃ − d̃) ± 1.96 × sqrt((p̃ + d̃ − (p̃ − d̃)²) / (n + 3))), clamped to [−100, 100]; \
+                 mean: Student t"
             }
             SurveyKind::Csat | SurveyKind::Ces => "Wilson score interval at 95 %; mean: Student t",
         }

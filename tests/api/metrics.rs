@@ -1,7 +1,7 @@
 //! GetSurveyMetrics: headline scores, counts, means and their 95 % intervals checked
 //! against values worked out by hand (or by a small calculation written here, never by
 //! rapport's own functions); time-series buckets; property filters; the invitation
-//! funnel; scope by kind; and bad input (DESIGN §3, §10).
+//! funnel; scope by kind; and bad input.
 
 use std::collections::BTreeMap;
 
@@ -11,8 +11,9 @@ use tonic::{Code, Status};
 use crate::helpers::*;
 
 crate::on_both!(
-    nps_over_known_answers_gives_headline_counts_normal_interval_mean_t_interval_and_definition,
+    nps_gives_headline_counts_adjusted_wald_interval_mean_t_interval_and_definition,
     an_nps_interval_past_one_hundred_is_clamped,
+    one_detractor_gives_a_wide_nps_interval_not_a_point,
     csat_and_ces_give_percent_good_with_a_wilson_interval_and_the_mean,
     a_survey_without_answers_has_n_zero_no_headline_no_mean_and_zero_counts,
     a_day_series_counts_each_utc_day_of_the_window_including_empty_days,
@@ -86,6 +87,16 @@ fn mean_and_half_width(scores: &[i32], t: f64) -> (f64, f64) {
     let mean = scores.iter().sum::<i32>() as f64 / n;
     let var = scores.iter().map(|&s| (s as f64 - mean) * (s as f64 - mean)).sum::<f64>() / (n - 1.0);
     (mean, t * (var / n).sqrt())
+}
+
+/// Adjusted-Wald 95 % interval of an NPS, in points (Rocks 2016): ¾ added to the
+/// promoters and to the detractors, 3 to n, then the variance of a difference of two
+/// proportions on the adjusted shares, centred on the adjusted difference, clamped.
+fn adjusted_wald_nps(promoters: f64, detractors: f64, n: f64) -> (f64, f64) {
+    let m = n + 3.0;
+    let (p, d) = ((promoters + 0.75) / m, (detractors + 0.75) / m);
+    let half = Z * ((p + d - (p - d) * (p - d)) / m).sqrt();
+    ((100.0 * (p - d - half)).max(-100.0), (100.0 * (p - d + half)).min(100.0))
 }
 
 /// Wilson 95 % interval for k of n, in percent.
@@ -168,7 +179,7 @@ fn props(kv: &[(&str, &str)]) -> std::collections::HashMap<String, String> {
     kv.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
 }
 
-async fn nps_over_known_answers_gives_headline_counts_normal_interval_mean_t_interval_and_definition(b: Backend) {
+async fn nps_gives_headline_counts_adjusted_wald_interval_mean_t_interval_and_definition(b: Backend) {
     let app = spawn_app(b).await;
     let s = app.survey(pb::SurveyKind::Nps, None).await;
     // 5 promoters, 3 passives, 2 detractors.
@@ -182,12 +193,14 @@ async fn nps_over_known_answers_gives_headline_counts_normal_interval_mean_t_int
     assert_eq!(count(sum, pb::Bucket::Passive), 3);
     assert_eq!(count(sum, pb::Bucket::Detractor), 2);
     assert_eq!(sum.bucket_counts.len(), 3, "only the NPS buckets: {:?}", sum.bucket_counts);
-    // p = .5, d = .2: NPS = 100 (.5 − .2) = 30.
+    // p = .5, d = .2: the headline is the plain NPS, 100 (.5 − .2) = 30.
     close(sum.headline.expect("a headline"), 30.0, 1e-9);
-    // Variance (p + d − (p − d)²) / n = (.7 − .09) / 10 = .061.
-    let half = 100.0 * Z * 0.061_f64.sqrt();
-    close(half, 48.4076, 1e-3);
-    assert_interval(&sum.headline_interval, 30.0 - half, 30.0 + half, 1e-6);
+    // Adjusted: p̃ = 5.75 / 13, d̃ = 2.75 / 13, centre 3 / 13 (23.08, not 30); variance
+    // (8.5 / 13 − 9 / 169) / 13 = 101.5 / 2197, half width 1.96 × 21.494 = 42.13.
+    let (lo, hi) = adjusted_wald_nps(5.0, 2.0, 10.0);
+    close(lo, -19.0506, 1e-4);
+    close(hi, 65.2045, 1e-4);
+    assert_interval(&sum.headline_interval, lo, hi, 1e-6);
     // Mean 79 / 10 = 7.9; sample variance 40.9 / 9; t₀.₉₇₅,₉ = 2.262157.
     let (mean, mean_half) = mean_and_half_width(&scores, T_975_DF9);
     close(mean, 7.9, 1e-12);
@@ -209,7 +222,8 @@ async fn nps_over_known_answers_gives_headline_counts_normal_interval_mean_t_int
         ]
     );
     assert!(!d.formula.is_empty());
-    assert!(!d.interval_method.is_empty());
+    assert!(d.interval_method.starts_with("adjusted-Wald"), "{}", d.interval_method);
+    assert!(d.interval_method.contains("Student t"), "{}", d.interval_method);
     // No interval asked for: no series.
     assert!(m.series.is_empty());
 }
@@ -217,25 +231,57 @@ async fn nps_over_known_answers_gives_headline_counts_normal_interval_mean_t_int
 async fn an_nps_interval_past_one_hundred_is_clamped(b: Backend) {
     let app = spawn_app(b).await;
     let s = app.survey(pb::SurveyKind::Nps, None).await;
-    // 9 promoters, 1 detractor: p = .9, d = .1, NPS 80, variance (1 − .64) / 10 = .036.
+    // 9 promoters, 1 detractor: NPS 80. Adjusted: p̃ = 9.75 / 13 = .75, d̃ = 1.75 / 13,
+    // centre 8 / 13, variance (11.5 / 13 − 64 / 169) / 13 = .038917, so the raw bounds
+    // are 22.874 and 100.203: the upper one is clamped to 100.
     answer_all(&app, &s.id, "c", &[10, 10, 10, 9, 9, 9, 9, 9, 9, 2]).await;
     let m = metrics(&app, of_survey(&s.id)).await.unwrap();
     let sum = summary(&m);
     close(sum.headline.unwrap(), 80.0, 1e-9);
-    let half = 100.0 * Z * 0.036_f64.sqrt();
-    assert!(80.0 + half > 100.0, "the raw upper bound passes 100");
-    assert_interval(&sum.headline_interval, 80.0 - half, 100.0, 1e-6);
+    let half = 100.0 * Z * ((11.5 / 13.0 - 64.0 / 169.0) / 13.0_f64).sqrt();
+    assert!(800.0 / 13.0 + half > 100.0, "the raw upper bound passes 100");
+    close(800.0 / 13.0 - half, 22.8736, 1e-4);
+    assert_interval(&sum.headline_interval, 800.0 / 13.0 - half, 100.0, 1e-6);
 
-    // All promoters: a zero-width interval at 100. One score: no mean interval.
+    // One promoter: no longer a zero-width interval at 100 but a wide one around the
+    // adjusted centre 25 (p̃ = 1.75 / 4, d̃ = .75 / 4, variance .140625); it does not
+    // even reach the headline. One score: no mean interval.
     let t = app.survey(pb::SurveyKind::Nps, None).await;
     app.answer(&t.id, "solo", 10).await.unwrap();
     let m = metrics(&app, of_survey(&t.id)).await.unwrap();
     let sum = summary(&m);
     assert_eq!(sum.n, 1);
     close(sum.headline.unwrap(), 100.0, 1e-9);
-    assert_interval(&sum.headline_interval, 100.0, 100.0, 1e-9);
+    let half = 100.0 * Z * 0.140625_f64.sqrt();
+    close(25.0 + half, 98.4986, 1e-4);
+    assert_interval(&sum.headline_interval, 25.0 - half, 25.0 + half, 1e-6);
     close(sum.mean.unwrap(), 10.0, 1e-9);
     assert!(sum.mean_interval.is_none(), "a t-interval needs two scores");
+}
+
+async fn one_detractor_gives_a_wide_nps_interval_not_a_point(b: Backend) {
+    let app = spawn_app(b).await;
+    let s = app.survey(pb::SurveyKind::Nps, None).await;
+    // The reported case: one detractor came back as −100 with the interval (−100, −100).
+    // Adjusted: p̃ = .75 / 4, d̃ = 1.75 / 4, centre −.25, variance (.625 − .0625) / 4.
+    app.answer(&s.id, "d0", 3).await.unwrap();
+    let sum = summary(&metrics(&app, of_survey(&s.id)).await.unwrap()).clone();
+    assert_eq!(sum.n, 1);
+    close(sum.headline.unwrap(), -100.0, 1e-9);
+    let (lo, hi) = adjusted_wald_nps(0.0, 1.0, 1.0);
+    close(lo, -98.4986, 1e-4);
+    close(hi, 48.4986, 1e-4);
+    assert_interval(&sum.headline_interval, lo, hi, 1e-6);
+
+    // Five detractors: centre −.625, variance (.8125 − .390625) / 8; the lower bound
+    // (−107.5) is clamped to −100, the upper one stays well below 0.
+    answer_all(&app, &s.id, "d", &[0, 6, 5, 1]).await;
+    let sum = summary(&metrics(&app, of_survey(&s.id)).await.unwrap()).clone();
+    assert_eq!(sum.n, 5);
+    close(sum.headline.unwrap(), -100.0, 1e-9);
+    let half = 100.0 * Z * ((0.8125 - 0.390625) / 8.0_f64).sqrt();
+    close(-62.5 + half, -17.4915, 1e-4);
+    assert_interval(&sum.headline_interval, -100.0, -62.5 + half, 1e-6);
 }
 
 async fn csat_and_ces_give_percent_good_with_a_wilson_interval_and_the_mean(b: Backend) {
