@@ -585,6 +585,21 @@ pub fn score_from_key(key: f64, as_of: Day, reference: Day, half_life_days: f64)
     key * decay((as_of - reference) as f64, half_life_days)
 }
 
+/// Significant digits of a reported score. Sums of the same terms added in another
+/// order (events that arrived in other batches) differ in the last bits of a double;
+/// rounded to this many digits they are equal, so customers with the same activity
+/// have the same score and rank as a tie.
+pub const SCORE_DIGITS: usize = 12;
+
+/// A score as reported and ranked: rounded to [`SCORE_DIGITS`] significant digits.
+/// Monotone: a higher score never rounds below a lower one.
+pub fn round_score(x: f64) -> f64 {
+    if !x.is_finite() || x == 0.0 {
+        return x;
+    }
+    format!("{:.*e}", SCORE_DIGITS - 1, x).parse().unwrap_or(x)
+}
+
 /// How far past the reference day keys may grow before they are rebased (2^600 is
 /// far from f64's limit of 2^1023).
 pub const MAX_KEY_EXPONENT: f64 = 600.0;
@@ -750,6 +765,21 @@ mod tests {
         // A customer not in the snapshot with key 3: all four lower.
         assert_eq!(s.percentile(3.0, false), Some(100.0));
         assert_eq!(ScoreSnapshot::build(vec![], 1).percentile(0.0, true), None);
+    }
+
+    #[test]
+    fn scores_summed_in_another_order_round_to_the_same_value() {
+        let terms: Vec<f64> = [3, 17, 29, 41].iter().map(|d| key_term(2.0, *d, 0, 30.0)).collect();
+        let forward = terms.iter().fold(0.0, |a, t| a + t);
+        let backward = terms.iter().rev().fold(0.0, |a, t| a + t);
+        let batched = (terms[0] + terms[1]) + (terms[2] + terms[3]);
+        assert_eq!(round_score(forward), round_score(backward));
+        assert_eq!(round_score(forward), round_score(batched));
+        assert!((round_score(forward) - forward).abs() <= 1e-11 * forward);
+        assert_eq!((round_score(0.0), round_score(1.0)), (0.0, 1.0));
+        // Monotone.
+        let xs: Vec<f64> = (1..2000).map(|i| 0.1 + i as f64 * 1e-13).collect();
+        assert!(xs.windows(2).all(|w| round_score(w[0]) <= round_score(w[1])));
     }
 
     #[test]

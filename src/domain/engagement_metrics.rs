@@ -1,5 +1,19 @@
-//! Org-wide engagement metrics (DESIGN §9): DAU/WAU/MAU, stickiness, new and churned
-//! customers, churn and retention rates, monthly cohorts and net revenue retention.
+//! Org-wide engagement metrics: DAU/WAU/MAU, stickiness, new and churned customers,
+//! churn and retention rates, monthly cohorts and net revenue retention. Every
+//! definition here holds at any as-of day: nothing recorded after it counts.
+//!
+//! **Churn.** A customer *churns* on day d + T when d is an active day followed by T
+//! days without activity (T = the tenant's inactivity threshold); one customer may
+//! churn several times (go silent, come back, go silent again). In a window [a, b]:
+//! - *churn episodes*: churn days in [a, b], summed over customers;
+//! - *churned customers*: customers with at least one churn day in [a, b];
+//! - *customers at the start*: customers active in the T days before the window
+//!   ([a − T, a − 1]), i.e. not churned when it starts;
+//! - *churn rate* = customers at the start who churned in the window / customers at
+//!   the start — at most 1. Customers acquired inside the window count as churned
+//!   customers (and episodes) but not in the rate.
+//!
+//! See [`ChurnSums`] and [`ChurnWindow`].
 //!
 //! Distinct-customer counts over any window come from one small per-tenant table, the
 //! *gap histogram*: for every (customer, active day) it counts the gap in days to the
@@ -89,16 +103,104 @@ impl GapSum {
         GapSum { next_after: Some(to), ..Self::days(from, to) }
     }
 
-    /// Customers whose `inactivity_days` without activity ended within [a, b]: their
-    /// last active day d before the silence has d + T in [a, b] and no activity in
-    /// the T days after it. They count as churned on day d + T.
-    pub fn churned(a: Day, b: Day, inactivity_days: i32) -> Self {
+    /// Churn *episodes* in [a, b]: active days d with d + T in [a, b] and no activity
+    /// in the T days after d (each is a churn on day d + T). A customer who churns
+    /// twice in the window is two episodes; [`ChurnWindow`] counts customers.
+    pub fn churn_episodes(a: Day, b: Day, inactivity_days: i32) -> Self {
         GapSum { gap_over: Some(inactivity_days), ..Self::days(a - inactivity_days, b - inactivity_days) }
     }
 
     /// Customers active in [from, to] who came back within [to + 1, by].
     pub fn returned(from: Day, to: Day, by: Day) -> Self {
         GapSum { next_after: Some(to), next_by: Some(by), ..Self::days(from, to) }
+    }
+}
+
+/// One window's churn, as [`ChurnWindow`] defines it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChurnSums {
+    /// Churn days in the window, summed over customers.
+    pub episodes: i64,
+    /// Customers with at least one churn day in the window.
+    pub churned: i64,
+    /// Of the customers at the start, those who churned in the window.
+    pub churned_from_start: i64,
+    /// Customers active in the threshold's days before the window.
+    pub at_start: i64,
+}
+
+impl ChurnSums {
+    /// The sums when every episode is a distinct customer at the start (see
+    /// [`ChurnWindow::episodes_are_customers`]).
+    pub fn from_episodes(episodes: i64, at_start: i64) -> Self {
+        ChurnSums { episodes, churned: episodes, churned_from_start: episodes, at_start }
+    }
+
+    /// churned from the start / at the start: the share of the customers the window
+    /// started with who churned in it (0–1); `None` without customers at the start.
+    pub fn rate(&self) -> Option<f64> {
+        ratio(self.churned_from_start, self.at_start)
+    }
+
+    /// episodes / at the start: churn episodes (of anyone, also customers acquired in
+    /// the window) per customer at the start; may exceed 1.
+    pub fn episode_rate(&self) -> Option<f64> {
+        ratio(self.episodes, self.at_start)
+    }
+}
+
+/// A window [a, b] of churn with inactivity threshold T (see the module docs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChurnWindow {
+    pub a: Day,
+    pub b: Day,
+    pub inactivity_days: i32,
+}
+
+impl ChurnWindow {
+    /// The window of `days` days ending on `end` (inclusive).
+    pub fn ending(end: Day, days: i32, inactivity_days: i32) -> Self {
+        ChurnWindow { a: end - days + 1, b: end, inactivity_days }
+    }
+
+    /// Customers at the start: active in [a − T, a − 1].
+    pub fn at_start(&self) -> GapSum {
+        GapSum::active(self.a - self.inactivity_days, self.a - 1)
+    }
+
+    /// Churn episodes in the window.
+    pub fn episodes(&self) -> GapSum {
+        GapSum::churn_episodes(self.a, self.b, self.inactivity_days)
+    }
+
+    /// Whether the episodes are distinct customers who were all customers at the
+    /// start, so the histogram alone gives every churn figure: true when the window
+    /// is no longer than the threshold. A churn day c = d + T in [a, b] has d ≤ b − T
+    /// < a, so d is in [a − T, a − 1] (the customer was there at the start); and two
+    /// churns of one customer need active days d₁ < d₂ with d₂ − d₁ > T, which do not
+    /// fit in [a − T, a − 1].
+    pub fn episodes_are_customers(&self) -> bool {
+        self.b - self.a < self.inactivity_days
+    }
+
+    /// The active days a per-customer count must read: [a − T, b].
+    pub fn days_read(&self) -> (Day, Day) {
+        (self.a - self.inactivity_days, self.b)
+    }
+
+    /// For one customer's sorted active days (all of them, or those in
+    /// [`days_read`](Self::days_read)): (churned in the window, churned in it and was a
+    /// customer at its start). The storage layer counts the same condition in SQL.
+    pub fn customer(&self, days: &[Day]) -> (bool, bool) {
+        let t = self.inactivity_days;
+        let churned = days.iter().enumerate().any(|(i, d)| {
+            let churn_day = d + t;
+            // The next active day, if it is read at all, is at most b: beyond it (or
+            // none) means the silence reached T (churn_day ≤ b).
+            (self.a..=self.b).contains(&churn_day) && days.get(i + 1).is_none_or(|n| *n > churn_day)
+        });
+        let at_start = days.iter().any(|d| (self.a - t..self.a).contains(d));
+        (churned, churned && at_start)
     }
 }
 
@@ -113,11 +215,7 @@ pub struct MetricSums {
     pub dau_total: i64,
     /// Customers first seen in the window.
     pub new_customers: i64,
-    /// Customers churned in the window (see [`GapSum::churned`]).
-    pub churned: i64,
-    /// Customers active in the `inactivity_days` before the window: the customers
-    /// the window starts with.
-    pub at_start: i64,
+    pub churn: ChurnSums,
     /// Customers active in the previous window of the same length…
     pub previous_active: i64,
     /// …and of them, those active again in this window.
@@ -139,10 +237,11 @@ pub struct OrgMetrics {
     /// Mean DAU over the window / MAU; `None` when MAU is 0.
     pub stickiness: Option<f64>,
     pub new_customers: i64,
-    pub churned: i64,
-    pub at_start: i64,
-    /// churned / at_start.
+    pub churn: ChurnSums,
+    /// [`ChurnSums::rate`].
     pub churn_rate: Option<f64>,
+    /// [`ChurnSums::episode_rate`].
+    pub churn_episode_rate: Option<f64>,
     pub previous_active: i64,
     pub retained: i64,
     /// retained / previous_active.
@@ -168,9 +267,9 @@ pub fn org_metrics(window_days: i32, s: MetricSums) -> OrgMetrics {
         mean_dau,
         stickiness: (s.mau > 0).then(|| mean_dau / s.mau as f64),
         new_customers: s.new_customers,
-        churned: s.churned,
-        at_start: s.at_start,
-        churn_rate: ratio(s.churned, s.at_start),
+        churn: s.churn,
+        churn_rate: s.churn.rate(),
+        churn_episode_rate: s.churn.episode_rate(),
         previous_active: s.previous_active,
         retained: s.retained,
         retention_rate: ratio(s.retained, s.previous_active),
@@ -190,8 +289,22 @@ pub struct Cohort {
     pub retention: Vec<f64>,
 }
 
+/// The as-of month's cells: from the customers active in that month up to the as-of
+/// day, counted per first active day (`(first day, customers)`, first days up to the
+/// as-of day), as (cohort month, `last`, customers). The stored cells are cut by
+/// month only, so for the as-of month they would also count days after the as-of
+/// day — and customers first seen after it.
+pub fn as_of_month_cells(last: i32, by_first_day: &[(Day, i64)]) -> Vec<(i32, i32, i64)> {
+    let mut out: BTreeMap<i32, i64> = BTreeMap::new();
+    for (first_day, n) in by_first_day {
+        *out.entry(month_of(*first_day)).or_default() += n;
+    }
+    out.into_iter().map(|(c, n)| (c, last, n)).collect()
+}
+
 /// Cohorts from (first-seen month, active month, customers) cells, for the cohort
-/// months [first, last], each followed up to `last`.
+/// months [first, last], each followed up to `last`. At a past as-of day the cells
+/// of its month must be [`as_of_month_cells`].
 pub fn cohorts(cells: &[(i32, i32, i64)], first: i32, last: i32) -> Vec<Cohort> {
     (first..=last)
         .map(|m| {
@@ -267,7 +380,7 @@ mod tests {
     }
 
     #[test]
-    fn churn_counts_the_day_the_silence_reaches_the_threshold() {
+    fn churn_episodes_are_the_days_the_silence_reaches_the_threshold() {
         let custs = customers();
         let h = histogram(&custs);
         let t = 30;
@@ -286,8 +399,112 @@ mod tests {
                         .count() as i64
                 })
                 .sum();
-            assert_eq!(sum(&h, GapSum::churned(a, b, t)), brute, "[{a}, {b}]");
+            assert_eq!(sum(&h, GapSum::churn_episodes(a, b, t)), brute, "[{a}, {b}]");
         }
+    }
+
+    /// Brute force, by the definition: (customers with a churn day in [a, b], of them
+    /// those active in [a − t, a − 1], customers active in [a − t, a − 1]).
+    fn brute_churn(custs: &[Vec<Day>], a: Day, b: Day, t: i32) -> (i64, i64, i64) {
+        let churns =
+            |ds: &Vec<Day>| (a..=b).any(|c| ds.contains(&(c - t)) && !ds.iter().any(|x| *x > c - t && *x <= c));
+        let there = |ds: &Vec<Day>| ds.iter().any(|d| (a - t..a).contains(d));
+        let churned = custs.iter().filter(|ds| churns(ds)).count() as i64;
+        let from_start = custs.iter().filter(|ds| churns(ds) && there(ds)).count() as i64;
+        (churned, from_start, custs.iter().filter(|ds| there(ds)).count() as i64)
+    }
+
+    /// Customers who go silent, come back and go silent again within a month.
+    fn restless() -> Vec<Vec<Day>> {
+        vec![
+            vec![1, 2, 3, 10, 40],
+            vec![5],
+            vec![20, 21, 60, 61],
+            vec![2, 45],
+            vec![30, 31, 32, 33, 34, 35],
+            vec![8, 16, 24, 32, 40, 48],
+            vec![11, 12, 30, 31, 50],
+            vec![3, 9, 15, 26, 38, 39],
+        ]
+    }
+
+    #[test]
+    fn churned_customers_are_counted_once_and_the_rate_never_exceeds_one() {
+        let custs = restless();
+        let h = histogram(&custs);
+        let mut saw_two_churns = false;
+        for t in [3, 7, 10, 30] {
+            for w in [1, 7, 10, 30, 60] {
+                for end in 0..110 {
+                    let win = ChurnWindow::ending(end, w, t);
+                    let (churned, from_start, at_start) = brute_churn(&custs, win.a, win.b, t);
+                    let by_customer: Vec<(bool, bool)> = custs.iter().map(|ds| win.customer(ds)).collect();
+                    assert_eq!(
+                        by_customer.iter().filter(|c| c.0).count() as i64,
+                        churned,
+                        "t {t} [{}, {}]",
+                        win.a,
+                        win.b
+                    );
+                    assert_eq!(by_customer.iter().filter(|c| c.1).count() as i64, from_start);
+                    // Reading only the days [a − T, b] gives the same answer.
+                    let (lo, hi) = win.days_read();
+                    let cut: Vec<(bool, bool)> = custs
+                        .iter()
+                        .map(|ds| {
+                            win.customer(&ds.iter().copied().filter(|d| (lo..=hi).contains(d)).collect::<Vec<_>>())
+                        })
+                        .collect();
+                    assert_eq!(cut, by_customer);
+                    assert_eq!(sum(&h, win.at_start()), at_start);
+                    let episodes = sum(&h, win.episodes());
+                    saw_two_churns |= episodes > churned;
+                    let sums = ChurnSums { episodes, churned, churned_from_start: from_start, at_start };
+                    assert!(sums.rate().is_none_or(|r| (0.0..=1.0).contains(&r)));
+                    if win.episodes_are_customers() {
+                        assert_eq!(ChurnSums::from_episodes(episodes, at_start), sums, "t {t} w {w} end {end}");
+                    }
+                }
+            }
+        }
+        assert!(saw_two_churns, "the data has customers who churn twice in a window");
+    }
+
+    #[test]
+    fn a_short_threshold_separates_episodes_customers_and_the_rate() {
+        // T = 7, the 30 days [100, 129]. X: active 95, 110, 125 → churns on 102 and 117
+        // (and 132, after the window): two episodes, one customer, there at the start.
+        // Y: first seen 105 → churns on 112: churned, not at the start. Z: active every
+        // third day from 96 to 126 → churns on 133: not in the window.
+        let x = vec![95, 110, 125];
+        let y = vec![105];
+        let z: Vec<Day> = (96..=128).step_by(3).collect();
+        let custs = vec![x, y, z];
+        let h = histogram(&custs);
+        let win = ChurnWindow::ending(129, 30, 7);
+        assert!(!win.episodes_are_customers());
+        assert_eq!(sum(&h, win.episodes()), 3);
+        assert_eq!(sum(&h, win.at_start()), 2); // X and Z
+        let by: Vec<(bool, bool)> = custs.iter().map(|ds| win.customer(ds)).collect();
+        assert_eq!(by, vec![(true, true), (true, false), (false, false)]);
+        let sums = ChurnSums { episodes: 3, churned: 2, churned_from_start: 1, at_start: 2 };
+        assert_eq!(sums.rate(), Some(0.5));
+        assert_eq!(sums.episode_rate(), Some(1.5), "the episode figure can pass 100 %");
+    }
+
+    #[test]
+    fn the_as_of_months_cells_count_customers_first_seen_by_then() {
+        let d = super::super::engagement::month_start;
+        let (jan, feb) = (672, 673);
+        // Active in February up to the as-of day: two first seen in January, one on
+        // February 3; customers first seen after the as-of day are not in the input.
+        let cells = as_of_month_cells(feb, &[(d(jan) + 4, 1), (d(jan) + 20, 1), (d(feb) + 2, 1)]);
+        assert_eq!(cells, vec![(jan, feb, 2), (feb, feb, 1)]);
+        let mut all = vec![(jan, jan, 2)];
+        all.extend(cells);
+        let cs = cohorts(&all, jan, feb);
+        assert_eq!((cs[0].size, cs[0].active.clone()), (2, vec![2, 2]));
+        assert_eq!((cs[1].size, cs[1].active.clone()), (1, vec![1]));
     }
 
     #[test]
@@ -315,8 +532,7 @@ mod tests {
                 mau: 8,
                 dau_total: 40,
                 new_customers: 2,
-                churned: 1,
-                at_start: 4,
+                churn: ChurnSums { episodes: 3, churned: 2, churned_from_start: 1, at_start: 4 },
                 previous_active: 5,
                 retained: 4,
                 previous_revenue: 1000,
@@ -325,7 +541,10 @@ mod tests {
         );
         assert_eq!(m.mean_dau, 4.0);
         assert_eq!(m.stickiness, Some(0.5));
+        // Of the four customers at the start one churned; the other churned customer
+        // and the third episode belong to customers acquired in the window.
         assert_eq!(m.churn_rate, Some(0.25));
+        assert_eq!(m.churn_episode_rate, Some(0.75));
         assert_eq!(m.retention_rate, Some(0.8));
         assert_eq!(m.net_revenue_retention, Some(1.1));
         let empty = org_metrics(7, MetricSums::default());

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use chrono_tz::Tz;
 
-use super::engagement::{Day, ScoringConfig, day_of, day_start, decayed_score};
+use super::engagement::{Day, ScoringConfig, day_of, day_start, decayed_score, round_score};
 use super::survey::{Bucket, SurveyKind};
 use super::time::Timestamp;
 
@@ -155,7 +155,8 @@ pub struct Activity {
 
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct EngagementScore {
-    /// Σ Wᵢ·Nᵢ, each day's events decayed by 2^(−age / half-life).
+    /// Σ Wᵢ·Nᵢ, each day's events decayed by 2^(−age / half-life), to
+    /// [`SCORE_DIGITS`](super::engagement::SCORE_DIGITS) significant digits.
     pub score: f64,
     pub percentile: Option<f64>,
     pub half_life_days: f64,
@@ -304,7 +305,7 @@ pub fn profile(input: &ProfileInput) -> Profile {
     days.sort_by_key(|d| d.day);
     let activity = activity(&input.config, &days, today);
     let engagement = EngagementScore {
-        score: score_on(&input.config, &days, today),
+        score: round_score(score_on(&input.config, &days, today)),
         percentile: input.percentile,
         half_life_days: input.config.half_life_days,
     };

@@ -248,6 +248,11 @@ impl EngagementService for EngagementApi {
         let page_size = parsed.page_size;
         let out = self.svc.top_customers(&p, parsed).await.map_err(status)?;
         let token = PageRequest { size: page_size, after: None };
+        let is_count = out.is_count;
+        let (window_days, start_date, end_date) = match out.window {
+            Some((days, start, end)) => (days, date_of(start).to_string(), date_of(end).to_string()),
+            None => (0, String::new(), String::new()),
+        };
         ok(pb::ListTopCustomersResponse {
             customers: out
                 .customers
@@ -257,16 +262,18 @@ impl EngagementService for EngagementApi {
                     customer_id: id,
                     account_id: account.unwrap_or_default(),
                     value,
+                    count: is_count.then_some(value as i64),
                 })
                 .collect(),
             next_page_token: match out.next_offset {
                 Some(o) => token.next_token(page_size as usize, Some(&o.to_string())),
                 None => String::new(),
             },
-            window_days: out.window_days,
-            start_date: date_of(out.start).to_string(),
-            end_date: date_of(out.end).to_string(),
+            window_days,
+            start_date,
+            end_date,
             definition: out.definition,
+            as_of_date: date_of(out.as_of_day).to_string(),
         })
     }
 
@@ -418,6 +425,7 @@ impl Win {
     }
 }
 
+/// A measure of a number that need not be whole (a ratio, mean or score).
 fn m(value: Option<f64>, unit: &str, w: Win, definition: impl Into<String>) -> Option<pb::Measure> {
     Some(pb::Measure {
         value,
@@ -426,11 +434,22 @@ fn m(value: Option<f64>, unit: &str, w: Win, definition: impl Into<String>) -> O
         start_time: opt_ts(w.start),
         end_time: opt_ts(w.end),
         definition: definition.into(),
+        count: None,
     })
 }
 
-fn n(v: i64) -> Option<f64> {
-    Some(v as f64)
+/// A measure of a whole number (a count or minor units): in `count`, and in `value`
+/// as a double for compatibility.
+fn mc(count: i64, unit: &str, w: Win, definition: impl Into<String>) -> Option<pb::Measure> {
+    m(Some(count as f64), unit, w, definition).map(|x| pb::Measure { count: Some(count), ..x })
+}
+
+/// [`mc`] of a count that may be undefined.
+fn mc_opt(count: Option<i64>, unit: &str, w: Win, definition: impl Into<String>) -> Option<pb::Measure> {
+    match count {
+        Some(c) => mc(c, unit, w, definition),
+        None => m(None, unit, w, definition),
+    }
 }
 
 fn pb_lifecycle(l: Option<Lifecycle>) -> pb::LifecycleState {
@@ -470,8 +489,8 @@ fn pb_profile(out: &ProfileOut) -> pb::EngagementProfile {
                     window_days: w.days,
                     start_time: Some(ts(w.start)),
                     end_time: Some(ts(w.end)),
-                    nps_answers: m(n(w.nps_answers), "answers", win, "NPS answers recorded in the window"),
-                    csat_answers: m(n(w.csat_answers), "answers", win, "CSAT answers recorded in the window"),
+                    nps_answers: mc(w.nps_answers, "answers", win, "NPS answers recorded in the window"),
+                    csat_answers: mc(w.csat_answers, "answers", win, "CSAT answers recorded in the window"),
                     csat_mean: m(
                         w.csat_mean,
                         "score",
@@ -484,7 +503,7 @@ fn pb_profile(out: &ProfileOut) -> pb::EngagementProfile {
                         win,
                         "mean CSAT as 100 × (score − 1) / (scale max − 1)",
                     ),
-                    ces_answers: m(n(w.ces_answers), "answers", win, "CES (effort) answers recorded in the window"),
+                    ces_answers: mc(w.ces_answers, "answers", win, "CES (effort) answers recorded in the window"),
                     ces_mean: m(
                         w.ces_mean,
                         "score",
@@ -497,7 +516,7 @@ fn pb_profile(out: &ProfileOut) -> pb::EngagementProfile {
                         win,
                         "mean CES as 100 × (score − 1) / (scale max − 1)",
                     ),
-                    invitations: m(n(w.invitations), "invitations", win, "invitations issued in the window"),
+                    invitations: mc(w.invitations, "invitations", win, "invitations issued in the window"),
                     response_rate: m(
                         w.response_rate,
                         "ratio",
@@ -507,14 +526,14 @@ fn pb_profile(out: &ProfileOut) -> pb::EngagementProfile {
                 }
             })
             .collect(),
-        open_follow_ups: m(
-            n(v.open_follow_ups),
+        open_follow_ups: mc(
+            v.open_follow_ups,
             "follow-ups",
             Win::at(as_of),
             "follow-ups open or acknowledged at as_of",
         ),
-        overdue_follow_ups: m(
-            n(v.overdue_follow_ups),
+        overdue_follow_ups: mc(
+            v.overdue_follow_ups,
             "follow-ups",
             Win::at(as_of),
             "open follow-ups past their due time at as_of",
@@ -527,8 +546,8 @@ fn pb_profile(out: &ProfileOut) -> pb::EngagementProfile {
     let activity = pb::ActivityProfile {
         first_seen_date: date(a.first_seen),
         last_seen_date: date(a.last_seen),
-        recency_days: m(
-            a.recency_days.map(|d| d as f64),
+        recency_days: mc_opt(
+            a.recency_days,
             "days",
             Win::at(as_of),
             "calendar days from the last active day to as_of's day (tenant's time zone)",
@@ -542,17 +561,12 @@ fn pb_profile(out: &ProfileOut) -> pb::EngagementProfile {
                     window_days: w.days,
                     start_date: date_of(w.start).to_string(),
                     end_date: date_of(w.end).to_string(),
-                    active_days: m(n(w.active_days), "days", win, "days with at least one event"),
+                    active_days: mc(w.active_days, "days", win, "days with at least one event"),
                     stickiness: m(Some(w.stickiness), "ratio", win, format!("active days / {}", w.days)),
-                    events: m(n(w.events), "events", win, "events of any kind"),
-                    actions: m(n(w.actions), "events", win, "action events"),
-                    sessions: m(n(w.sessions), "sessions", win, "session events (visits)"),
-                    total_session_seconds: m(
-                        n(w.session_seconds),
-                        "seconds",
-                        win,
-                        "Σ activity seconds of the sessions",
-                    ),
+                    events: mc(w.events, "events", win, "events of any kind"),
+                    actions: mc(w.actions, "events", win, "action events"),
+                    sessions: mc(w.sessions, "sessions", win, "session events (visits)"),
+                    total_session_seconds: mc(w.session_seconds, "seconds", win, "Σ activity seconds of the sessions"),
                     mean_session_seconds: m(
                         w.mean_session_seconds,
                         "seconds",
@@ -570,7 +584,7 @@ fn pb_profile(out: &ProfileOut) -> pb::EngagementProfile {
                         .iter()
                         .map(|(name, count)| pb::ActionCount {
                             action: name.clone(),
-                            count: m(n(*count), "events", win, format!("{name} events")),
+                            count: mc(*count, "events", win, format!("{name} events")),
                         })
                         .collect(),
                     lifecycle: pb_lifecycle(w.lifecycle) as i32,
@@ -583,9 +597,9 @@ fn pb_profile(out: &ProfileOut) -> pb::EngagementProfile {
             pb::FirstWeek {
                 start_date: date_of(fw.start).to_string(),
                 end_date: date_of(fw.end).to_string(),
-                actions: m(n(fw.actions), "events", win, "action events in the 7 days from the first active day"),
-                active_days: m(n(fw.active_days), "days", win, "active days in the 7 days from the first active day"),
-                sessions: m(n(fw.sessions), "sessions", win, "sessions in the 7 days from the first active day"),
+                actions: mc(fw.actions, "events", win, "action events in the 7 days from the first active day"),
+                active_days: mc(fw.active_days, "days", win, "active days in the 7 days from the first active day"),
+                sessions: mc(fw.sessions, "sessions", win, "sessions in the 7 days from the first active day"),
             }
         }),
     };
@@ -625,14 +639,14 @@ fn pb_profile(out: &ProfileOut) -> pb::EngagementProfile {
                     window_days: w.days,
                     start_date: date_of(w.start).to_string(),
                     end_date: date_of(w.end).to_string(),
-                    revenue: m(n(w.revenue_minor), &money, win, "Σ purchase amounts"),
-                    purchases: m(n(w.purchases), "purchases", win, "purchase events"),
+                    revenue: mc(w.revenue_minor, &money, win, "Σ purchase amounts"),
+                    purchases: mc(w.purchases, "purchases", win, "purchase events"),
                     mean_order_value: m(w.mean_order_minor, &money, win, "revenue / purchases"),
                 }
             })
             .collect(),
-        lifetime_revenue: m(n(val.lifetime_revenue_minor), &money, Win::all(), "Σ purchase amounts up to as_of"),
-        lifetime_purchases: m(n(val.lifetime_purchases), "purchases", Win::all(), "purchase events up to as_of"),
+        lifetime_revenue: mc(val.lifetime_revenue_minor, &money, Win::all(), "Σ purchase amounts up to as_of"),
+        lifetime_purchases: mc(val.lifetime_purchases, "purchases", Win::all(), "purchase events up to as_of"),
         mean_order_value: m(val.mean_order_minor, &money, Win::all(), "lifetime revenue / lifetime purchases"),
         historical_value: m(Some(val.historical_value_minor), &money, Win::all(), "lifetime revenue × profit margin"),
         purchases_per_month: m(
@@ -645,7 +659,8 @@ fn pb_profile(out: &ProfileOut) -> pb::EngagementProfile {
             Some(val.expected_lifetime_months),
             "months",
             Win::at(as_of),
-            "1 / the tenant's churn rate over the 30 days to as_of, at most 60 (60 when no one churned)",
+            "1 / the tenant's monthly churn rate (customers at the start of the 30 days to as_of who churned in \
+             them / customers at the start), at most 60 (60 when no one churned)",
         ),
         predicted_clv: m(
             Some(val.predicted_clv_minor),
@@ -747,56 +762,80 @@ fn pb_metrics(out: &MetricsOut, tz: Tz) -> pb::EngagementMetrics {
         window_days: w,
         start_date: date_of(out.start).to_string(),
         end_date: date_of(out.end).to_string(),
-        dau: m(n(x.dau), "customers", Win::days(tz, 1, today, as_of), "customers with an event on as_of's day"),
-        wau: m(
-            n(x.wau),
+        dau: mc(x.dau, "customers", Win::days(tz, 1, today, as_of), "customers with an event on as_of's day"),
+        wau: mc(
+            x.wau,
             "customers",
             Win::days(tz, 7, today - 6, as_of),
             "customers with an event in the 7 days to as_of",
         ),
-        mau: m(
-            n(x.mau),
+        mau: mc(
+            x.mau,
             "customers",
             Win::days(tz, 30, today - 29, as_of),
             "customers with an event in the 30 days to as_of",
         ),
         mean_dau: m(Some(x.mean_dau), "customers", win, "daily active customers averaged over the window's days"),
         stickiness: m(x.stickiness, "ratio", win, "mean DAU over the window / MAU"),
-        new_customers: m(n(x.new_customers), "customers", win, "customers whose first event falls in the window"),
-        churned_customers: m(
-            n(x.churned),
+        new_customers: mc(x.new_customers, "customers", win, "customers whose first event falls in the window"),
+        churned_customers: mc(
+            x.churn.churned,
             "customers",
             win,
-            "customers whose inactivity reached the tenant's threshold in the window: last active day d with \
-             d + threshold in the window and no event in between",
+            "distinct customers who churned in the window: an active day d followed by the inactivity threshold's \
+             days without an event, d + threshold in the window; each customer once, also those acquired in it",
         ),
-        customers_at_start: m(
-            n(x.at_start),
+        customers_at_start: mc(
+            x.churn.at_start,
             "customers",
             Win::at(day_start(tz, out.start)),
             "customers active in the inactivity threshold's days before the window (not churned at its start)",
         ),
-        churn_rate: m(x.churn_rate, "ratio", win, "churned customers / customers at start"),
-        previously_active: m(
-            n(x.previous_active),
+        churn_rate: m(
+            x.churn_rate,
+            "ratio",
+            win,
+            "customers at the start who churned in the window / customers at the start (0–1)",
+        ),
+        churned_from_start: mc(
+            x.churn.churned_from_start,
+            "customers",
+            win,
+            "customers at the start who churned in the window",
+        ),
+        churn_episodes: mc(
+            x.churn.episodes,
+            "episodes",
+            win,
+            "churn episodes in the window: days d + threshold inside it for an active day d followed by the \
+             threshold's days without an event; a customer who churns twice counts twice",
+        ),
+        churn_episode_rate: m(
+            x.churn_episode_rate,
+            "ratio",
+            win,
+            "churn episodes / customers at the start; may exceed 1 (not a churn rate)",
+        ),
+        previously_active: mc(
+            x.previous_active,
             "customers",
             prev,
             "customers active in the previous window of the same length",
         ),
-        retained_customers: m(
-            n(x.retained),
+        retained_customers: mc(
+            x.retained,
             "customers",
             win,
             "customers of the previous window active again in this one",
         ),
         retention_rate: m(x.retention_rate, "ratio", win, "retained customers / previously active customers"),
-        previous_revenue: m(
-            n(x.previous_revenue),
+        previous_revenue: mc(
+            x.previous_revenue,
             &money,
             prev,
             "revenue of the customers who purchased in the previous window",
         ),
-        retained_revenue: m(n(x.retained_revenue), &money, win, "revenue in this window of the same customers"),
+        retained_revenue: mc(x.retained_revenue, &money, win, "revenue in this window of the same customers"),
         net_revenue_retention: m(x.net_revenue_retention, "ratio", win, "retained revenue / previous revenue"),
         cohorts: out
             .cohorts

@@ -16,13 +16,13 @@ use std::time::Duration;
 
 use super::{Services, require_secret};
 use crate::domain::engagement::{self as eng, Day, ScoringConfig, date_of, day_of, key_term};
-use crate::domain::engagement_metrics::{self as em, GapSum, MetricSums, OrgMetrics};
+use crate::domain::engagement_metrics::{self as em, ChurnSums, ChurnWindow, GapSum, MetricSums, OrgMetrics};
 use crate::domain::engagement_profile::{self as ep, DayActivity, Profile, ProfileInput};
 use crate::domain::model::Principal;
 use crate::domain::time::Timestamp;
 use crate::domain::{CustomerRef, History, TenantId, eligibility, time};
 use crate::error::{AppError, Result};
-use crate::store::engagement_read::{self as er, CountFilter, Ranked, StoredSnapshot};
+use crate::store::engagement_read::{self as er, CountFilter, RankBy, Ranked, ScoreOn, StoredSnapshot};
 use crate::store::{Db, engagement as es, tenants};
 
 /// Tenants with at most this many customers get an up-to-date snapshot on read.
@@ -82,11 +82,14 @@ pub struct TopRequest {
 
 #[derive(Debug, Clone)]
 pub struct TopOut {
+    /// (rank: the 1-based row number, customer).
     pub customers: Vec<(u64, Ranked)>,
     pub next_offset: Option<u64>,
-    pub window_days: i32,
-    pub start: Day,
-    pub end: Day,
+    /// Whether the values are counts (an action ranking) rather than scores.
+    pub is_count: bool,
+    pub as_of_day: Day,
+    /// (days, start, end) of a count's window; `None` for a score (all history).
+    pub window: Option<(i32, Day, Day)>,
     pub definition: String,
 }
 
@@ -178,11 +181,9 @@ impl Services {
         let before = er::snapshot_before(conn, &p.tenant, time::to_micros(as_of - chrono::Duration::days(30))).await?;
         let percentile_before = rank(&before, today - 30);
 
-        // The tenant's churn over the last 30 days gives the expected lifetime.
-        let t = config.inactivity_days;
-        let churned = er::gap_sum(conn, &p.tenant, GapSum::churned(today - 29, today, t)).await?;
-        let at_start = er::gap_sum(conn, &p.tenant, GapSum::active(today - 30 - t + 1, today - 30)).await?;
-        let monthly_churn_rate = (at_start > 0).then(|| churned as f64 / at_start as f64);
+        // The tenant's churn rate over the 30 days to as_of gives the expected lifetime.
+        let window = ChurnWindow::ending(today, 30, config.inactivity_days);
+        let monthly_churn_rate = churn(conn, &p.tenant, window).await?.rate();
 
         let profile = ep::profile(&ProfileInput {
             config,
@@ -274,7 +275,6 @@ impl Services {
         let config = es::load_config(conn, &p.tenant, day_of(chrono_tz::Tz::UTC, now)).await?.config;
         let today = day_of(config.tz(), as_of);
         let (a, b) = (today - w + 1, today);
-        let t = config.inactivity_days;
         let tenant = &p.tenant;
         let sum = |g: GapSum| er::gap_sum(conn, tenant, g);
         let (dau_total, new_customers) = er::day_totals(conn, tenant, a, b).await?;
@@ -285,8 +285,7 @@ impl Services {
             mau: sum(GapSum::active(today - 29, today)).await?,
             dau_total,
             new_customers,
-            churned: sum(GapSum::churned(a, b, t)).await?,
-            at_start: sum(GapSum::active(a - t, a - 1)).await?,
+            churn: churn(conn, tenant, ChurnWindow::ending(today, w, config.inactivity_days)).await?,
             previous_active: sum(GapSum::active(a - w, a - 1)).await?,
             retained: sum(GapSum::returned(a - w, a - 1, b)).await?,
             previous_revenue,
@@ -294,7 +293,18 @@ impl Services {
         };
         let last = eng::month_of(today);
         let first = last - months + 1;
-        let cells = er::cohort_cells(conn, tenant, first, last).await?;
+        // The stored cells are cut by month. When something was recorded after the
+        // as-of day, the as-of month is counted from its days up to that day instead.
+        let recorded_after = er::last_recorded_day(conn, tenant).await?.is_some_and(|d| d > today);
+        let cells = if recorded_after {
+            let mut cells = er::cohort_cells(conn, tenant, first, last, last - 1).await?;
+            let by_first_day =
+                er::active_by_first_day(conn, tenant, eng::month_start(last), today, eng::month_start(first)).await?;
+            cells.extend(em::as_of_month_cells(last, &by_first_day));
+            cells
+        } else {
+            er::cohort_cells(conn, tenant, first, last, last).await?
+        };
         Ok(MetricsOut {
             as_of,
             time_zone: config.time_zone.clone(),
@@ -306,7 +316,9 @@ impl Services {
         })
     }
 
-    /// Customers ranked by score or by an action's count.
+    /// Customers ranked by score or by an action's count. Equal values are ordered by
+    /// customer id (A→Z) in either direction, and a customer's rank is its row number
+    /// in that order (1, 2, 3, 4 — not a competition rank 1, 2, 2, 4).
     #[tracing::instrument(skip_all, fields(tenant = %p.tenant))]
     pub async fn top_customers(&self, p: &Principal, req: TopRequest) -> Result<TopOut> {
         require_secret(p)?;
@@ -319,77 +331,97 @@ impl Services {
         let (start, end) = (today - w + 1, today);
         let (limit, offset) = (req.page_size, req.offset);
         let tenant = &p.tenant;
-        let (filter, definition) = match &req.ranking {
-            Ranking::Score => (
-                None,
-                format!(
-                    "engagement score on {}: Σ Wᵢ·Nᵢ over all recorded events, each decayed by 2^(−age in days / {} days)",
-                    date_of(today),
-                    config.half_life_days
-                ),
-            ),
+        let mut score_on = None;
+        let (filter, window, definition) = match &req.ranking {
+            Ranking::Score => {
+                // The stored keys hold every recorded day; when something was recorded
+                // after the as-of day (a past as_of, or events up to a day ahead of
+                // now), the scores of that day are summed from the roll-ups up to it.
+                if er::last_recorded_day(conn, tenant).await?.is_some_and(|d| d > today) {
+                    score_on = Some(score_on_day(conn, tenant, config, today).await?);
+                }
+                (
+                    None,
+                    None,
+                    format!(
+                        "engagement score on {}: Σ Wᵢ·Nᵢ over the events up to that day, each day's events decayed \
+                         by 2^(−age in days / {} days) (as GetEngagementProfile at as_of); equal scores in \
+                         customer-id order; rank is the row number",
+                        date_of(today),
+                        config.half_life_days
+                    ),
+                )
+            }
             Ranking::Action { name, property } => (
                 Some(CountFilter { action: name.clone(), property: property.clone(), from: start, to: end }),
+                Some((w, start, end)),
                 match property {
-                    None => format!("count of {name} events from {} to {}", date_of(start), date_of(end)),
-                    Some((k, v)) => {
-                        format!("count of {name} events with {k} = {v} from {} to {}", date_of(start), date_of(end))
-                    }
+                    None => format!(
+                        "count of {name} events from {} to {}; equal counts in customer-id order; rank is the row number",
+                        date_of(start),
+                        date_of(end)
+                    ),
+                    Some((k, v)) => format!(
+                        "count of {name} events with {k} = {v} from {} to {}; equal counts in customer-id order; \
+                         rank is the row number",
+                        date_of(start),
+                        date_of(end)
+                    ),
                 },
             ),
         };
-        let filter_ref = filter.as_ref();
-        let ranked = |offset: u64, limit: u64| async move {
-            match filter_ref {
-                None => er::top_by_score(conn, tenant, req.ascending, offset, limit).await,
-                Some(f) => er::top_by_count(conn, tenant, f, req.ascending, offset, limit).await,
-            }
+        let by = match (&filter, &score_on) {
+            (Some(f), _) => RankBy::Count(f),
+            (None, Some(s)) => RankBy::ScoreOn(s),
+            (None, None) => RankBy::StoredScore,
         };
-        let zeros = |offset: u64, limit: u64| er::zeros(conn, tenant, filter_ref, offset, limit);
+        // The reported (and ranked) value of a stored key or a summed score.
+        let value = |k: f64| match by {
+            RankBy::StoredScore => {
+                eng::round_score(eng::score_from_key(k, today, stored.reference_day, config.half_life_days))
+            }
+            RankBy::ScoreOn(_) => eng::round_score(k),
+            RankBy::Count(_) => k,
+        };
+        let ranked = |offset: u64, limit: u64| ranked_page(conn, tenant, by, req.ascending, offset, limit, value);
         let mut out: Vec<Ranked>;
         if !req.include_zero {
             out = ranked(offset, limit).await?;
         } else {
             // Zeros follow the others (descending) or come first (ascending). The size
             // of the first part is only counted when a page starts past its end.
-            let count_counted = || async move {
-                Ok::<u64, AppError>(match filter_ref {
-                    None => er::count_scored(conn, tenant).await?,
-                    Some(f) => er::count_counted(conn, tenant, f).await?,
-                } as u64)
+            let first = if req.ascending {
+                er::zeros(conn, tenant, by, offset, limit).await?
+            } else {
+                ranked(offset, limit).await?
             };
-            let first = if req.ascending { zeros(offset, limit).await? } else { ranked(offset, limit).await? };
             let got = first.len() as u64;
             out = first;
             if got < limit {
                 let first_len = if got > 0 {
                     offset + got
                 } else if req.ascending {
-                    (er::population(conn, tenant).await? as u64).saturating_sub(count_counted().await?)
+                    (er::population(conn, tenant).await? as u64)
+                        .saturating_sub(er::count_positive(conn, tenant, by).await? as u64)
                 } else {
-                    count_counted().await?
+                    er::count_positive(conn, tenant, by).await? as u64
                 };
                 let second_offset = (offset + got).saturating_sub(first_len);
                 let more = if req.ascending {
                     ranked(second_offset, limit - got).await?
                 } else {
-                    zeros(second_offset, limit - got).await?
+                    er::zeros(conn, tenant, by, second_offset, limit - got).await?
                 };
                 out.extend(more);
-            }
-        }
-        if matches!(req.ranking, Ranking::Score) {
-            for r in &mut out {
-                r.2 = eng::score_from_key(r.2, today, stored.reference_day, config.half_life_days);
             }
         }
         let next_offset = (out.len() as u64 >= limit).then_some(offset + limit);
         Ok(TopOut {
             customers: out.into_iter().enumerate().map(|(i, r)| (offset + i as u64 + 1, r)).collect(),
             next_offset,
-            window_days: w,
-            start,
-            end,
+            is_count: filter.is_some(),
+            as_of_day: today,
+            window,
             definition,
         })
     }
@@ -415,6 +447,86 @@ impl Services {
         let (values, total) = er::top_values(conn, &p.tenant, action, property, start, end, limit).await?;
         Ok(ValuesOut { values, total, window_days: w, start, end })
     }
+}
+
+/// Rows fetched on each side of a page to find the whole of a tie at its edges, at
+/// first and at most.
+const TIE_MARGIN: u64 = 16;
+const MAX_TIE_MARGIN: u64 = 4_096;
+
+/// A page of the customers with a non-zero value, with each value as reported
+/// (`value` of the stored one). The database orders by the stored value, then by
+/// customer id; values that differ only beyond what is reported (scores summed in
+/// another order) are ties too, so the page is cut from a window around it re-sorted
+/// by (reported value, customer id), widened until the ties at its edges fit
+/// (at most [`MAX_TIE_MARGIN`] rows each side).
+async fn ranked_page(
+    conn: &impl sea_orm::ConnectionTrait,
+    tenant: &TenantId,
+    by: RankBy<'_>,
+    ascending: bool,
+    offset: u64,
+    limit: u64,
+    value: impl Fn(f64) -> f64,
+) -> Result<Vec<Ranked>> {
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let mut margin = if matches!(by, RankBy::Count(_)) { 0 } else { TIE_MARGIN };
+    loop {
+        let from = offset.saturating_sub(margin);
+        let want = offset - from + limit + margin;
+        let mut rows = er::top(conn, tenant, by, ascending, from, want).await?;
+        for r in &mut rows {
+            r.2 = value(r.2);
+        }
+        let first = (offset - from) as usize;
+        if first >= rows.len() {
+            return Ok(Vec::new());
+        }
+        let last = (first + limit as usize).min(rows.len()) - 1;
+        let spills = (from > 0 && rows[0].2 == rows[first].2)
+            || (rows.len() as u64 == want && rows[rows.len() - 1].2 == rows[last].2);
+        if margin > 0 && spills && margin < MAX_TIE_MARGIN {
+            margin *= 4;
+            continue;
+        }
+        rows.sort_by(|a, b| {
+            let v = if ascending { a.2.total_cmp(&b.2) } else { b.2.total_cmp(&a.2) };
+            v.then_with(|| a.0.cmp(&b.0))
+        });
+        return Ok(rows.drain(first..=last).collect());
+    }
+}
+
+/// One window's churn: the episodes and the customers at the start from the gap
+/// histogram, the churned customers from it too when the window is no longer than the
+/// threshold (see [`ChurnWindow::episodes_are_customers`]), else counted per customer.
+async fn churn(conn: &impl sea_orm::ConnectionTrait, tenant: &TenantId, w: ChurnWindow) -> Result<ChurnSums> {
+    let episodes = er::gap_sum(conn, tenant, w.episodes()).await?;
+    let at_start = er::gap_sum(conn, tenant, w.at_start()).await?;
+    if w.episodes_are_customers() {
+        return Ok(ChurnSums::from_episodes(episodes, at_start));
+    }
+    let (churned, churned_from_start) = er::churned_customers(conn, tenant, w).await?;
+    Ok(ChurnSums { episodes, churned, churned_from_start, at_start })
+}
+
+/// What ranking by the score of `day` sums: the weighted actions and the decay of
+/// every recorded day up to `day` (the terms of [`eng::decayed_score`]).
+async fn score_on_day(
+    conn: &impl sea_orm::ConnectionTrait,
+    tenant: &TenantId,
+    config: &ScoringConfig,
+    day: Day,
+) -> Result<ScoreOn> {
+    let weights = config.action_weights.iter().filter(|(_, w)| **w > 0.0).map(|(a, w)| (a.clone(), *w)).collect();
+    let factors = er::recorded_days(conn, tenant, day)
+        .await?
+        .into_iter()
+        .map(|d| (d, eng::decay((day - d) as f64, config.half_life_days)))
+        .collect();
+    Ok(ScoreOn { day, weights, factors })
 }
 
 /// Takes and stores a snapshot of the tenant's score keys.

@@ -10,7 +10,7 @@ use sea_orm::{ConnectionTrait, QueryResult, Value};
 use super::engagement::{Sql, get_i64, get_opt_i64, insert_rows};
 use super::{PageRequest, props_from_json};
 use crate::domain::engagement::{CustomerChange, CustomerRecord, Day, ScoreSnapshot, Traits};
-use crate::domain::engagement_metrics::{GapSum, NO_NEXT};
+use crate::domain::engagement_metrics::{ChurnWindow, GapSum, NO_NEXT};
 use crate::domain::engagement_profile::{Answer, DayActivity, FollowUpTimes};
 use crate::domain::model::Page;
 use crate::domain::{Bucket, CustomerRef, SurveyKind, TenantId, time};
@@ -321,6 +321,49 @@ pub async fn gap_sum(conn: &impl ConnectionTrait, tenant: &TenantId, g: GapSum) 
     }
 }
 
+/// (churned customers, of them those who were customers at the start) of a window,
+/// counted per customer as [`ChurnWindow::customer`] defines it, from the active days
+/// in [`ChurnWindow::days_read`]: its cost grows with the customer-days read.
+pub async fn churned_customers(conn: &impl ConnectionTrait, tenant: &TenantId, w: ChurnWindow) -> Result<(i64, i64)> {
+    let (lo, hi) = w.days_read();
+    let t = w.inactivity_days;
+    let mut q = Sql::new(
+        conn.get_database_backend(),
+        "SELECT CAST(COUNT(*) AS BIGINT), CAST(COALESCE(SUM(CASE WHEN first_read < ",
+    );
+    q.bind(w.a)
+        .push(" THEN 1 ELSE 0 END), 0) AS BIGINT) FROM (SELECT customer_id, MIN(first_read) AS first_read FROM (");
+    q.push(
+        "SELECT customer_id, day, LEAD(day) OVER (PARTITION BY customer_id ORDER BY day) AS next_day, \
+         MIN(day) OVER (PARTITION BY customer_id) AS first_read FROM activity_days WHERE tenant_id = ",
+    );
+    q.bind(tenant.as_str()).push(" AND day >= ").bind(lo).push(" AND day <= ").bind(hi);
+    // A churn on day + T inside [a, b]: no next active day up to it.
+    q.push(") x WHERE day + ").bind(t).push(" >= ").bind(w.a).push(" AND day + ").bind(t).push(" <= ").bind(w.b);
+    q.push(" AND (next_day IS NULL OR next_day > day + ").bind(t).push(") GROUP BY customer_id) y");
+    match q.one(conn).await? {
+        Some(r) => Ok((get_i64(&r, 0)?, get_i64(&r, 1)?)),
+        None => Ok((0, 0)),
+    }
+}
+
+/// The last day with any recorded activity, if any.
+pub async fn last_recorded_day(conn: &impl ConnectionTrait, tenant: &TenantId) -> Result<Option<Day>> {
+    let mut q = Sql::new(conn.get_database_backend(), "SELECT MAX(day) FROM engagement_days WHERE tenant_id = ");
+    q.bind(tenant.as_str());
+    match q.one(conn).await? {
+        Some(r) => Ok(get_opt_i64(&r, 0)?.map(|d| d as Day)),
+        None => Ok(None),
+    }
+}
+
+/// The days up to `to` with recorded activity, in order.
+pub async fn recorded_days(conn: &impl ConnectionTrait, tenant: &TenantId, to: Day) -> Result<Vec<Day>> {
+    let mut q = Sql::new(conn.get_database_backend(), "SELECT DISTINCT day FROM engagement_days WHERE tenant_id = ");
+    q.bind(tenant.as_str()).push(" AND day <= ").bind(to).push(" ORDER BY day");
+    q.all(conn).await?.iter().map(|r| Ok(get_i64(r, 0)? as Day)).collect()
+}
+
 /// (Σ DAU, Σ new customers) over the days [from, to].
 pub async fn day_totals(conn: &impl ConnectionTrait, tenant: &TenantId, from: Day, to: Day) -> Result<(i64, i64)> {
     let mut q = Sql::new(
@@ -360,20 +403,41 @@ pub async fn revenue_retention(
 }
 
 /// Cohort cells (first-seen month, active month, customers) for cohort months
-/// [first, last] and active months up to `last`.
+/// [first, last] and active months up to `active_through`.
 pub async fn cohort_cells(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
     first: i32,
     last: i32,
+    active_through: i32,
 ) -> Result<Vec<(i32, i32, i64)>> {
     let mut q = Sql::new(
         conn.get_database_backend(),
         "SELECT cohort_month, active_month, CAST(SUM(customers) AS BIGINT) FROM engagement_cohorts WHERE tenant_id = ",
     );
     q.bind(tenant.as_str()).push(" AND cohort_month >= ").bind(first).push(" AND cohort_month <= ").bind(last);
-    q.push(" AND active_month <= ").bind(last).push(" GROUP BY cohort_month, active_month");
+    q.push(" AND active_month <= ").bind(active_through).push(" GROUP BY cohort_month, active_month");
     q.all(conn).await?.iter().map(|r| Ok((get_i64(r, 0)? as i32, get_i64(r, 1)? as i32, get_i64(r, 2)?))).collect()
+}
+
+/// Customers active in [from, to] per first active day, for first days from
+/// `first_from` on: (first day, customers). Reads the customer-days of [from, to].
+pub async fn active_by_first_day(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    from: Day,
+    to: Day,
+    first_from: Day,
+) -> Result<Vec<(Day, i64)>> {
+    let mut q = Sql::new(
+        conn.get_database_backend(),
+        "SELECT e.first_day, CAST(COUNT(DISTINCT a.customer_id) AS BIGINT) FROM activity_days a \
+         JOIN engagement_customers e ON e.tenant_id = a.tenant_id AND e.customer_id = a.customer_id \
+         WHERE a.tenant_id = ",
+    );
+    q.bind(tenant.as_str()).push(" AND a.day >= ").bind(from).push(" AND a.day <= ").bind(to);
+    q.push(" AND e.first_day >= ").bind(first_from).push(" GROUP BY e.first_day");
+    q.all(conn).await?.iter().map(|r| Ok((get_i64(r, 0)? as Day, get_i64(r, 1)?))).collect()
 }
 
 // ---------------------------------------------------------------------------------
@@ -383,30 +447,130 @@ pub async fn cohort_cells(
 /// One ranked customer: CRM id, account, value.
 pub type Ranked = (String, Option<String>, f64);
 
-/// Customers by score key, highest (or lowest) first, non-zero keys only.
-pub async fn top_by_score(
+/// The engagement score on one day from the daily roll-ups up to it: Σ over days
+/// d ≤ `day` of Σ Wᵢ·Nᵢ(d) · `factors`(d), where the factor of a day is its decay
+/// 2^(−(day − d) / half-life) — what the profile sums for that day.
+#[derive(Debug, Clone)]
+pub struct ScoreOn {
+    pub day: Day,
+    /// The weighted actions (weight > 0).
+    pub weights: Vec<(String, f64)>,
+    /// (day, decay factor) for every recorded day up to `day`.
+    pub factors: Vec<(Day, f64)>,
+}
+
+/// What a ranking ranks by.
+#[derive(Debug, Clone, Copy)]
+pub enum RankBy<'a> {
+    /// The stored score keys: right on any day after which nothing was recorded.
+    StoredScore,
+    /// The score on a day, summed from the roll-ups.
+    ScoreOn(&'a ScoreOn),
+    /// An action's count in a window.
+    Count(&'a CountFilter),
+}
+
+/// `SELECT customer_id, k …`: each customer's score on `s.day` (rows with a positive
+/// weight only; customers without any are absent).
+fn score_on_source(q: &mut Sql, tenant: &TenantId, s: &ScoreOn) {
+    q.push(
+        "SELECT a.customer_id, SUM(CAST(a.count AS DOUBLE PRECISION) * w.column2 * CAST(f.column2 AS DOUBLE PRECISION)) \
+         AS k FROM activity_day_actions a JOIN (VALUES ",
+    );
+    // The weights are the tenant's action names: bound. An empty list gets a row that
+    // matches no action (names are never empty).
+    if s.weights.is_empty() {
+        q.push("(").bind("").push(", ").bind(0.0f64).push(")");
+    }
+    for (i, (action, w)) in s.weights.iter().enumerate() {
+        q.push(if i == 0 { "(" } else { ", (" }).bind(action.as_str()).push(", ").bind(*w).push(")");
+    }
+    // The factors are our own numbers, written as literals: a day per row would
+    // otherwise spend two of the statement's bound parameters per day of history.
+    q.push(") AS w ON w.column1 = a.action JOIN (VALUES ");
+    let mut rows: Vec<String> = s.factors.iter().map(|(d, f)| format!("({d}, {f:e})")).collect();
+    if rows.is_empty() {
+        rows.push(format!("({}, 0e0)", Day::MIN));
+    }
+    q.push(&rows.join(", "));
+    q.push(") AS f ON f.column1 = a.day WHERE a.tenant_id = ").bind(tenant.as_str());
+    q.push(" AND a.day <= ").bind(s.day).push(" GROUP BY a.customer_id");
+}
+
+/// Customers by score or count, highest (or lowest) first, non-zero values only;
+/// equal values in customer-id order (A→Z) whichever the direction.
+pub async fn top(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
+    by: RankBy<'_>,
     ascending: bool,
     offset: u64,
     limit: u64,
 ) -> Result<Vec<Ranked>> {
-    let mut q = Sql::new(
-        conn.get_database_backend(),
-        "SELECT c.external_id, c.account_id, e.score_key FROM engagement_customers e JOIN customers c \
-         ON c.id = e.customer_id WHERE e.tenant_id = ",
-    );
-    q.bind(tenant.as_str()).push(" AND e.score_key > 0 AND c.erased_at IS NULL");
+    let b = conn.get_database_backend();
     let dir = if ascending { "ASC" } else { "DESC" };
-    // In index order (tenant, score_key, customer row), so the top N reads N rows.
-    q.push(&format!(" ORDER BY e.score_key {dir}, e.customer_id {dir} LIMIT {limit} OFFSET {offset}"));
-    q.all(conn).await?.iter().map(|r| Ok((s(r, 0)?, opt_s(r, 1)?, f(r, 2)?))).collect()
+    // Ties in byte order of the id, as the service re-sorts them (Rust's `str` order).
+    let id = if b == sea_orm::DbBackend::Postgres { "c.external_id COLLATE \"C\"" } else { "c.external_id" };
+    let rows = match by {
+        RankBy::StoredScore => {
+            let mut q = Sql::new(
+                b,
+                "SELECT c.external_id, c.account_id, e.score_key FROM engagement_customers e JOIN customers c \
+                 ON c.id = e.customer_id WHERE e.tenant_id = ",
+            );
+            q.bind(tenant.as_str()).push(" AND e.score_key > 0 AND c.erased_at IS NULL");
+            // The index (tenant, score_key, …) gives the order; ties are sorted by id.
+            q.push(&format!(" ORDER BY e.score_key {dir}, {id} ASC LIMIT {limit} OFFSET {offset}"));
+            q.all(conn).await?
+        }
+        RankBy::ScoreOn(s) => {
+            let mut q = Sql::new(b, "SELECT c.external_id, c.account_id, k.k FROM (");
+            score_on_source(&mut q, tenant, s);
+            q.push(") k JOIN customers c ON c.id = k.customer_id WHERE c.erased_at IS NULL AND k.k > 0");
+            q.push(&format!(" ORDER BY k.k {dir}, {id} ASC LIMIT {limit} OFFSET {offset}"));
+            q.all(conn).await?
+        }
+        RankBy::Count(filter) => {
+            let mut q = Sql::new(
+                b,
+                "SELECT c.external_id, c.account_id, t.n FROM (SELECT a.customer_id, CAST(SUM(a.count) AS BIGINT) AS n",
+            );
+            count_source(&mut q, tenant, filter);
+            q.push(&format!(
+                " GROUP BY a.customer_id) t JOIN customers c ON c.id = t.customer_id \
+                 ORDER BY t.n {dir}, {id} ASC LIMIT {limit} OFFSET {offset}"
+            ));
+            return q.all(conn).await?.iter().map(|r| Ok((s(r, 0)?, opt_s(r, 1)?, get_i64(r, 2)? as f64))).collect();
+        }
+    };
+    rows.iter().map(|r| Ok((s(r, 0)?, opt_s(r, 1)?, f(r, 2)?))).collect()
 }
 
-/// How many customers have a non-zero score key.
-pub async fn count_scored(conn: &impl ConnectionTrait, tenant: &TenantId) -> Result<i64> {
-    let mut q = Sql::new(conn.get_database_backend(), "SELECT COUNT(*) FROM engagement_customers WHERE tenant_id = ");
-    q.bind(tenant.as_str()).push(" AND score_key > 0");
+/// How many customers [`top`] ranks (a non-zero value).
+pub async fn count_positive(conn: &impl ConnectionTrait, tenant: &TenantId, by: RankBy<'_>) -> Result<i64> {
+    let b = conn.get_database_backend();
+    let q = match by {
+        RankBy::StoredScore => {
+            let mut q = Sql::new(
+                b,
+                "SELECT COUNT(*) FROM engagement_customers e JOIN customers c ON c.id = e.customer_id \
+                 WHERE e.tenant_id = ",
+            );
+            q.bind(tenant.as_str()).push(" AND e.score_key > 0 AND c.erased_at IS NULL");
+            q
+        }
+        RankBy::ScoreOn(s) => {
+            let mut q = Sql::new(b, "SELECT COUNT(*) FROM (");
+            score_on_source(&mut q, tenant, s);
+            q.push(") k JOIN customers c ON c.id = k.customer_id WHERE c.erased_at IS NULL AND k.k > 0");
+            q
+        }
+        RankBy::Count(filter) => {
+            let mut q = Sql::new(b, "SELECT COUNT(DISTINCT a.customer_id)");
+            count_source(&mut q, tenant, filter);
+            q
+        }
+    };
     match q.one(conn).await? {
         Some(r) => get_i64(&r, 0),
         None => Ok(0),
@@ -439,43 +603,13 @@ fn count_source(q: &mut Sql, tenant: &TenantId, f: &CountFilter) {
     q.push(" AND a.day >= ").bind(f.from).push(" AND a.day <= ").bind(f.to);
 }
 
-/// Customers by their count, highest (or lowest) first, counts above zero only.
-pub async fn top_by_count(
-    conn: &impl ConnectionTrait,
-    tenant: &TenantId,
-    filter: &CountFilter,
-    ascending: bool,
-    offset: u64,
-    limit: u64,
-) -> Result<Vec<Ranked>> {
-    // Rank and cut the page in the aggregate, then look up only the page's customers.
-    let mut q = Sql::new(
-        conn.get_database_backend(),
-        "SELECT c.external_id, c.account_id, t.n FROM (SELECT a.customer_id, CAST(SUM(a.count) AS BIGINT) AS n",
-    );
-    count_source(&mut q, tenant, filter);
-    let dir = if ascending { "ASC" } else { "DESC" };
-    q.push(&format!(" GROUP BY a.customer_id ORDER BY n {dir}, a.customer_id {dir} LIMIT {limit} OFFSET {offset}"));
-    q.push(&format!(") t JOIN customers c ON c.id = t.customer_id ORDER BY t.n {dir}, t.customer_id {dir}"));
-    q.all(conn).await?.iter().map(|r| Ok((s(r, 0)?, opt_s(r, 1)?, get_i64(r, 2)? as f64))).collect()
-}
-
-/// How many customers have a count above zero.
-pub async fn count_counted(conn: &impl ConnectionTrait, tenant: &TenantId, filter: &CountFilter) -> Result<i64> {
-    let mut q = Sql::new(conn.get_database_backend(), "SELECT COUNT(DISTINCT a.customer_id)");
-    count_source(&mut q, tenant, filter);
-    match q.one(conn).await? {
-        Some(r) => get_i64(&r, 0),
-        None => Ok(0),
-    }
-}
-
-/// The tenant's customers with a zero count (or, without a filter, a zero score),
-/// by CRM id.
+/// The tenant's customers [`top`] leaves out (a zero count or score), by CRM id in
+/// the database's order (byte order in SQLite, and in PostgreSQL under a `C` or
+/// `C.UTF-8` collation), which lets it walk the customers' index.
 pub async fn zeros(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
-    filter: Option<&CountFilter>,
+    by: RankBy<'_>,
     offset: u64,
     limit: u64,
 ) -> Result<Vec<Ranked>> {
@@ -483,21 +617,27 @@ pub async fn zeros(
         conn.get_database_backend(),
         "SELECT c.external_id, c.account_id FROM customers c WHERE c.tenant_id = ",
     );
-    // NOT EXISTS walks customers in id order and probes each one's rows by key, so a
-    // page of zeros costs about its size, not the number of customers who did act.
-    q.bind(tenant.as_str()).push(" AND c.erased_at IS NULL AND NOT EXISTS (");
-    match filter {
-        Some(f) => {
-            q.push("SELECT 1");
+    q.bind(tenant.as_str()).push(" AND c.erased_at IS NULL AND ");
+    match by {
+        // NOT EXISTS walks customers in id order and probes each one's rows by key, so
+        // a page of zeros costs about its size, not the number of customers who did act.
+        RankBy::Count(f) => {
+            q.push("NOT EXISTS (SELECT 1");
             count_source(&mut q, tenant, f);
-            q.push(" AND a.customer_id = c.id");
+            q.push(" AND a.customer_id = c.id)");
         }
-        None => {
-            q.push("SELECT 1 FROM engagement_customers e WHERE e.tenant_id = ").bind(tenant.as_str());
-            q.push(" AND e.customer_id = c.id AND e.score_key > 0");
+        RankBy::StoredScore => {
+            q.push("NOT EXISTS (SELECT 1 FROM engagement_customers e WHERE e.tenant_id = ").bind(tenant.as_str());
+            q.push(" AND e.customer_id = c.id AND e.score_key > 0)");
+        }
+        // The scores of the day are summed once, not per customer.
+        RankBy::ScoreOn(s) => {
+            q.push("c.id NOT IN (SELECT k.customer_id FROM (");
+            score_on_source(&mut q, tenant, s);
+            q.push(") k WHERE k.k > 0)");
         }
     }
-    q.push(&format!(") ORDER BY c.external_id LIMIT {limit} OFFSET {offset}"));
+    q.push(&format!(" ORDER BY c.external_id LIMIT {limit} OFFSET {offset}"));
     q.all(conn).await?.iter().map(|r| Ok((s(r, 0)?, opt_s(r, 1)?, 0.0))).collect()
 }
 

@@ -6,6 +6,7 @@ mod receiver;
 
 mod chart;
 mod engagement;
+mod engagement_asof;
 mod engagement_metrics;
 mod engagement_profile;
 mod events;
