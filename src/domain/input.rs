@@ -85,7 +85,8 @@ where
                 field: format!("{field}[{}]", quote_prefix(k)),
                 description: format!("must be at most {MAX_PROPERTY_CHARS} characters"),
             });
-        } else if let Err(AppError::InvalidArgument(v)) = no_control_characters(&format!("{field}[{}]", quote_prefix(k)), v)
+        } else if let Err(AppError::InvalidArgument(v)) =
+            no_control_characters(&format!("{field}[{}]", quote_prefix(k)), v)
         {
             violations.extend(v);
         }

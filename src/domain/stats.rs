@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Datelike, Duration, NaiveDate, TimeZone, Utc};
+use chrono::{Datelike, Days, Months, NaiveDate, NaiveTime, TimeZone, Utc};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 use super::survey::{Bucket, Scale, SurveyKind};
@@ -132,37 +132,85 @@ pub enum Grain {
 pub fn period_start(grain: Grain, t: Timestamp) -> Timestamp {
     let date = t.date_naive();
     let start = match grain {
-        Grain::Day => date,
-        Grain::Week => date - Duration::days(date.weekday().num_days_from_monday() as i64),
-        Grain::Month => NaiveDate::from_ymd_opt(date.year(), date.month(), 1).unwrap_or(date),
+        Grain::Day => Some(date),
+        Grain::Week => date.checked_sub_days(Days::new(u64::from(date.weekday().num_days_from_monday()))),
+        Grain::Month => NaiveDate::from_ymd_opt(date.year(), date.month(), 1),
     };
-    Utc.from_utc_datetime(&start.and_hms_opt(0, 0, 0).unwrap_or_default())
+    // Only the first days chrono can hold have no week start; they are outside the
+    // API's range (docs/api.md, "Input rules"), and the day itself is the next best.
+    midnight(start.unwrap_or(date))
 }
 
-/// The start of the period after the one starting at `start`.
-pub fn next_period(grain: Grain, start: Timestamp) -> Timestamp {
+fn midnight(date: NaiveDate) -> Timestamp {
+    Utc.from_utc_datetime(&date.and_time(NaiveTime::MIN))
+}
+
+/// The start of the period after the one starting at `start`, or `None` when that
+/// time cannot be represented. Always later than `start` when it exists.
+pub fn next_period(grain: Grain, start: Timestamp) -> Option<Timestamp> {
+    let d = start.date_naive();
+    let next = match grain {
+        Grain::Day => d.checked_add_days(Days::new(1))?,
+        Grain::Week => d.checked_add_days(Days::new(7))?,
+        Grain::Month => d.with_day(1)?.checked_add_months(Months::new(1))?,
+    };
+    Some(midnight(next)).filter(|n| *n > start)
+}
+
+/// How many periods of `grain` cover [start, end), computed without listing them.
+pub fn period_count(grain: Grain, start: Timestamp, end: Timestamp) -> u64 {
+    if start >= end {
+        return 0;
+    }
+    let first = period_start(grain, start).date_naive();
+    // The last day the window touches, counted whole.
+    let last = if end.time() == NaiveTime::MIN { end.date_naive().pred_opt() } else { Some(end.date_naive()) };
+    let Some(last) = last.filter(|l| *l >= first) else { return 1 };
+    let days = u64::try_from((last - first).num_days()).unwrap_or(0) + 1;
     match grain {
-        Grain::Day => start + Duration::days(1),
-        Grain::Week => start + Duration::days(7),
+        Grain::Day => days,
+        Grain::Week => days.div_ceil(7),
         Grain::Month => {
-            let d = start.date_naive();
-            let (y, m) = if d.month() == 12 { (d.year() + 1, 1) } else { (d.year(), d.month() + 1) };
-            let next = NaiveDate::from_ymd_opt(y, m, 1).unwrap_or(d);
-            Utc.from_utc_datetime(&next.and_hms_opt(0, 0, 0).unwrap_or_default())
+            let months = |d: NaiveDate| i64::from(d.year()) * 12 + i64::from(d.month0());
+            u64::try_from(months(last) - months(first)).unwrap_or(0) + 1
         }
     }
 }
 
-/// The periods covering [start, end): each is [from, to) clipped to the window.
-pub fn periods(grain: Grain, start: Timestamp, end: Timestamp) -> Vec<(Timestamp, Timestamp)> {
-    let mut out = Vec::new();
+/// A window that would have more than the allowed number of periods.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooManyPeriods {
+    pub count: u64,
+}
+
+/// The periods covering [start, end): each is [from, to) clipped to the window. The
+/// number is computed first, so a window of more than `limit` periods allocates
+/// nothing and is refused.
+pub fn periods(
+    grain: Grain,
+    start: Timestamp,
+    end: Timestamp,
+    limit: usize,
+) -> Result<Vec<(Timestamp, Timestamp)>, TooManyPeriods> {
+    let count = period_count(grain, start, end);
+    if count > limit as u64 {
+        return Err(TooManyPeriods { count });
+    }
+    let mut out = Vec::with_capacity(count as usize);
     let mut from = period_start(grain, start);
     while from < end {
-        let to = next_period(grain, from);
-        out.push((from.max(start), to.min(end)));
-        from = to;
+        match next_period(grain, from) {
+            Some(to) => {
+                out.push((from.max(start), to.min(end)));
+                from = to;
+            }
+            None => {
+                out.push((from.max(start), end));
+                break;
+            }
+        }
     }
-    out
+    Ok(out)
 }
 
 /// Time series may not have more points than this.
@@ -250,9 +298,74 @@ mod tests {
         assert_eq!(period_start(Grain::Week, t), Utc.with_ymd_and_hms(2026, 11, 16, 0, 0, 0).unwrap());
         assert_eq!(period_start(Grain::Month, t), Utc.with_ymd_and_hms(2026, 11, 1, 0, 0, 0).unwrap());
         let dec = Utc.with_ymd_and_hms(2026, 12, 1, 0, 0, 0).unwrap();
-        assert_eq!(next_period(Grain::Month, dec), Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap());
-        let ps = periods(Grain::Day, t, t + Duration::days(2));
+        assert_eq!(next_period(Grain::Month, dec), Some(Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0).unwrap()));
+        let ps = periods(Grain::Day, t, t + chrono::Duration::days(2), MAX_SERIES_POINTS).unwrap();
         assert_eq!(ps.len(), 3);
         assert_eq!(ps[0].0, t);
+    }
+
+    #[test]
+    fn the_last_representable_month_ends_the_series_instead_of_looping() {
+        let last = chrono::DateTime::<Utc>::MAX_UTC;
+        assert_eq!(next_period(Grain::Month, period_start(Grain::Month, last)), None);
+        let ps = periods(Grain::Month, last - chrono::Duration::days(40), last, 10).unwrap();
+        assert_eq!(ps.len(), 2);
+        assert_eq!(ps[1].1, last);
+    }
+
+    #[test]
+    fn a_huge_window_is_refused_before_anything_is_listed() {
+        let from = Utc.with_ymd_and_hms(1970, 1, 1, 0, 0, 0).unwrap();
+        let to = Utc.with_ymd_and_hms(9999, 12, 31, 23, 59, 59).unwrap();
+        let err = periods(Grain::Day, from, to, MAX_SERIES_POINTS).unwrap_err();
+        assert_eq!(err.count, 2_932_897);
+        assert_eq!(periods(Grain::Month, from, to, 200_000).unwrap().len(), 12 * 8030);
+    }
+
+    fn any_time() -> impl proptest::strategy::Strategy<Value = Timestamp> {
+        use proptest::prelude::*;
+        (crate::domain::time::MIN_SECONDS..=crate::domain::time::MAX_SECONDS)
+            .prop_map(|s| chrono::DateTime::from_timestamp(s, 0).unwrap())
+    }
+
+    fn any_grain() -> impl proptest::strategy::Strategy<Value = Grain> {
+        proptest::sample::select(vec![Grain::Day, Grain::Week, Grain::Month])
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn periods_tile_the_window_and_match_their_count(
+            grain in any_grain(),
+            start in any_time(),
+            span in 1i64..(400 * 86_400),
+        ) {
+            let end = start + chrono::Duration::seconds(span);
+            let ps = periods(grain, start, end, 100_000).unwrap();
+            proptest::prop_assert_eq!(ps.len() as u64, period_count(grain, start, end));
+            proptest::prop_assert_eq!(ps[0].0, start);
+            proptest::prop_assert_eq!(ps[ps.len() - 1].1, end);
+            for w in ps.windows(2) {
+                proptest::prop_assert_eq!(w[0].1, w[1].0);
+                proptest::prop_assert!(w[0].0 < w[0].1);
+            }
+        }
+
+        #[test]
+        fn next_period_always_advances(grain in any_grain(), t in any_time()) {
+            let start = period_start(grain, t);
+            proptest::prop_assert!(start <= t);
+            let next = next_period(grain, start).unwrap();
+            proptest::prop_assert!(next > t);
+            proptest::prop_assert_eq!(period_start(grain, next), next);
+        }
+
+        #[test]
+        fn any_window_is_counted_without_panicking(grain in any_grain(), a in any_time(), b in any_time()) {
+            let n = period_count(grain, a.min(b), a.max(b));
+            if a != b {
+                proptest::prop_assert!(n >= 1);
+            }
+            proptest::prop_assert_eq!(periods(grain, a.min(b), a.max(b), 50).is_ok(), n <= 50);
+        }
     }
 }

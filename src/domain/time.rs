@@ -52,7 +52,10 @@ mod tests {
     fn the_range_is_1970_to_9999() {
         assert!(check_range("t", 0, 0).is_ok());
         assert!(check_range("t", -1, 999_999_999).is_err());
-        assert_eq!(check_range("t", MAX_SECONDS, 999_999_999).unwrap().to_rfc3339(), "9999-12-31T23:59:59.999999999+00:00");
+        assert_eq!(
+            check_range("t", MAX_SECONDS, 999_999_999).unwrap().to_rfc3339(),
+            "9999-12-31T23:59:59.999999999+00:00"
+        );
         assert!(check_range("t", MAX_SECONDS + 1, 0).is_err());
         assert!(check_range("t", 1, -1).is_err());
         assert!(check_range("t", 1, 1_000_000_000).is_err());

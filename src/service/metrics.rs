@@ -39,14 +39,18 @@ impl Services {
         if start >= end {
             return Err(AppError::invalid("start_time", "must be before end_time"));
         }
-        if let Some(grain) = req.grain
-            && stats::periods(grain, start, end).len() > MAX_SERIES_POINTS
-        {
-            return Err(AppError::invalid(
-                "interval",
-                format!("the window would have more than {MAX_SERIES_POINTS} points; choose a coarser interval"),
-            ));
-        }
+        let periods = match req.grain {
+            None => Vec::new(),
+            Some(grain) => stats::periods(grain, start, end, MAX_SERIES_POINTS).map_err(|e| {
+                AppError::invalid(
+                    "interval",
+                    format!(
+                        "the window would have {} points, more than {MAX_SERIES_POINTS}; choose a coarser interval",
+                        e.count
+                    ),
+                )
+            })?,
+        };
         let conn = self.db.conn();
         let (ids, scale) = match &req.scope {
             MetricScope::Survey(id) => {
@@ -84,7 +88,7 @@ impl Services {
                 for r in &rows {
                     by_period.entry(stats::period_start(grain, r.recorded_at)).or_default().push(r.score);
                 }
-                stats::periods(grain, start, end)
+                periods
                     .into_iter()
                     .map(|(from, to)| {
                         let scores = by_period.remove(&stats::period_start(grain, from)).unwrap_or_default();
