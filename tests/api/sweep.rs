@@ -79,12 +79,53 @@ mod postgres {
     }
 }
 
+/// The sweep's own instruments, checked: a panic on a sweep thread is seen (and one on
+/// another thread is not), and a changed row shows in the comparison.
+mod instruments {
+    use super::*;
+
+    #[test]
+    fn the_panic_hook_records_panics_on_sweep_threads_only() {
+        install_panic_hook();
+        let name = format!("{THREAD_PREFIX}self-test");
+        let on = std::thread::Builder::new().name(name.clone()).spawn(|| panic!("a planted panic"));
+        assert!(on.expect("a thread").join().is_err());
+        let off = std::thread::Builder::new().name("elsewhere".into()).spawn(|| panic!("not ours"));
+        assert!(off.expect("a thread").join().is_err());
+        let seen = server_panics(&name);
+        assert_eq!(seen.len(), 1, "{seen:?}");
+        assert!(seen[0].starts_with("a planted panic at tests/api/sweep.rs:"), "{seen:?}");
+    }
+
+    #[tokio::test]
+    async fn a_changed_row_shows_in_the_comparison() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("rows.db").display());
+        let rows = Rows::new(&url).await;
+        for sql in [
+            "CREATE TABLE things (id TEXT PRIMARY KEY, n INTEGER, note TEXT)",
+            "CREATE TABLE fanout_cursors (tenant_id TEXT, seq INTEGER)",
+            "INSERT INTO things VALUES ('a', 1, NULL)",
+        ] {
+            rows.conn.execute_unprepared(sql).await.expect(sql);
+        }
+        let before = rows.take().await;
+        rows.conn.execute_unprepared("INSERT INTO fanout_cursors VALUES ('t', 1)").await.expect("insert");
+        assert_eq!(diff(&before, &rows.take().await), None, "fanout_cursors is not compared");
+        rows.conn.execute_unprepared("UPDATE things SET note = 'x' WHERE id = 'a'").await.expect("update");
+        let changed = diff(&before, &rows.take().await).expect("a changed row shows");
+        assert!(changed.starts_with("things +1 -1"), "{changed}");
+    }
+}
+
 /// Seed of the generator: every run sends the same calls.
 const SEED: u64 = 0x5eed_0011;
-/// At most this many generated inputs of each class per base request (a deterministic
-/// sample when there are more), so a database's sweep takes seconds in a debug build.
-const MAX_REFUSE_PER_BASE: usize = 40;
-const MAX_EDGE_PER_BASE: usize = 36;
+/// Every base gets every input marked `always` (NUL in every text, every timestamp
+/// extreme, every 20 000-character string, page tokens, undecodable frames) and at most
+/// this many of the others of each class (a seeded sample), so a database's sweep takes
+/// seconds in a debug build.
+const MORE_REFUSE_PER_BASE: usize = 12;
+const MORE_EDGE_PER_BASE: usize = 24;
 /// Refusable inputs of each base also sent with each other credential.
 const REFUSE_PER_OTHER_CREDENTIAL: usize = 2;
 /// A call that takes longer than this hangs.
@@ -882,6 +923,8 @@ struct Case {
     json_text: Option<(Vec<String>, String)>,
     /// JSON cannot carry this input (proto3 JSON writes the timestamp normalised).
     no_json: bool,
+    /// Sent for every base (not sampled).
+    always: bool,
 }
 
 /// One base request of one RPC with its generated inputs and JSON routes.
@@ -923,8 +966,8 @@ fn plan<'a>(api: &'a Api, seed: &HashMap<&str, String>, routes: &'a [Route], rng
                 Class::Edge => edge.push(c),
             }
         }
-        sample(&mut refuse, MAX_REFUSE_PER_BASE, rng);
-        sample(&mut edge, MAX_EDGE_PER_BASE, rng);
+        sample(&mut refuse, MORE_REFUSE_PER_BASE, rng);
+        sample(&mut edge, MORE_EDGE_PER_BASE, rng);
         let case = |kind: &str, m: DynamicMessage| Case {
             field: "-".into(),
             kind: kind.into(),
@@ -932,6 +975,7 @@ fn plan<'a>(api: &'a Api, seed: &HashMap<&str, String>, routes: &'a [Route], rng
             payload: Payload::Msg(m),
             json_text: None,
             no_json: false,
+            always: true,
         };
         // Only the routes that can address the base (a token route needs a token).
         let routes: Vec<&Route> =
@@ -955,17 +999,18 @@ fn plan<'a>(api: &'a Api, seed: &HashMap<&str, String>, routes: &'a [Route], rng
     targets
 }
 
-/// Keeps at most `max` cases: the first of each input kind, then a seeded sample.
-fn sample(cases: &mut Vec<Case>, max: usize, rng: &mut StdRng) {
-    if cases.len() <= max {
-        return;
-    }
-    let mut seen = BTreeSet::new();
-    let (mut keep, mut rest): (Vec<Case>, Vec<Case>) = cases.drain(..).partition(|c| seen.insert(c.kind.clone()));
-    keep.shuffle(rng);
-    keep.truncate(max);
+/// Keeps every `always` case and at most `more` others: the first of each input kind
+/// that is not kept anyway, then a seeded sample.
+fn sample(cases: &mut Vec<Case>, more: usize, rng: &mut StdRng) {
+    let (mut keep, others): (Vec<Case>, Vec<Case>) = cases.drain(..).partition(|c| c.always);
+    let mut seen: BTreeSet<String> = keep.iter().map(|c| c.kind.clone()).collect();
+    let (mut first, mut rest): (Vec<Case>, Vec<Case>) = others.into_iter().partition(|c| seen.insert(c.kind.clone()));
+    first.shuffle(rng);
+    first.truncate(more);
     rest.shuffle(rng);
-    keep.extend(rest.into_iter().take(max.saturating_sub(keep.len())));
+    let room = more - first.len();
+    keep.extend(first);
+    keep.extend(rest.into_iter().take(room));
     *cases = keep;
 }
 
@@ -981,8 +1026,70 @@ enum Step {
 fn generate(base: &DynamicMessage, rng: &mut StdRng) -> Vec<Case> {
     let mut out = Vec::new();
     walk(base, &base.descriptor(), &mut Vec::new(), "", 0, rng, &mut out);
+    windows(base, &mut out);
     raw_cases(base, rng, &mut out);
     out
+}
+
+/// Both ends of each time window at once (`start_time`/`end_time` side by side): the
+/// widest window the rules allow, and one that ends before it starts.
+fn windows(base: &DynamicMessage, out: &mut Vec<Case>) {
+    let mut stamps = Vec::new();
+    timestamps(&base.descriptor(), &mut Vec::new(), "", 0, &mut stamps);
+    for (start, start_path) in &stamps {
+        let Some((parent, _)) = start_path.rsplit_once("start").filter(|(_, rest)| rest.starts_with("_time")) else {
+            continue;
+        };
+        let Some((end, _)) = stamps.iter().find(|(_, p)| *p == format!("{parent}end_time")) else { continue };
+        let Some(Step::Field(f)) = start.last() else { continue };
+        let Kind::Message(ts) = f.kind() else { continue };
+        let at = |seconds: i64| {
+            let mut t = DynamicMessage::new(ts.clone());
+            t.set_field_by_name("seconds", Value::I64(seconds));
+            Some(Value::Message(t))
+        };
+        for (kind, from, to) in [
+            ("widest window (1970 to 9999)", 0, 253_402_300_799),
+            ("reversed window (9999 to 1970)", 253_402_300_799, 0),
+        ] {
+            let mut m = base.clone();
+            set_at(&mut m, start, at(from));
+            set_at(&mut m, end, at(to));
+            out.push(Case {
+                field: format!("{parent}start_time+end_time"),
+                kind: kind.into(),
+                class: Class::Edge,
+                payload: Payload::Msg(m),
+                json_text: None,
+                no_json: false,
+                always: true,
+            });
+        }
+    }
+}
+
+/// The singular timestamp fields under `desc`, with their steps and paths.
+fn timestamps(
+    desc: &MessageDescriptor,
+    steps: &mut Vec<Step>,
+    path: &str,
+    depth: usize,
+    out: &mut Vec<(Vec<Step>, String)>,
+) {
+    for f in desc.fields() {
+        let Kind::Message(m) = f.kind() else { continue };
+        if f.is_list() || f.is_map() || depth >= 3 {
+            continue;
+        }
+        let p = if path.is_empty() { f.name().to_owned() } else { format!("{path}.{}", f.name()) };
+        steps.push(Step::Field(f.clone()));
+        if m.full_name() == "google.protobuf.Timestamp" {
+            out.push((steps.clone(), p));
+        } else if !m.full_name().starts_with("google.protobuf.") {
+            timestamps(&m, steps, &p, depth + 1, out);
+        }
+        steps.pop();
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1002,6 +1109,7 @@ fn walk(
             let mut m = root.clone();
             set_at(&mut m, steps, v.value);
             let json_text = v.json_text.map(|t| (json_path(steps), t));
+            let always = v.always || (v.class == Class::Refuse && v.kind.contains("NUL"));
             out.push(Case {
                 field: v.field,
                 kind: v.kind,
@@ -1009,6 +1117,7 @@ fn walk(
                 payload: Payload::Msg(m),
                 json_text,
                 no_json: v.no_json,
+                always,
             });
         }
         if let Kind::Message(m) = f.kind()
@@ -1074,10 +1183,25 @@ struct Generated {
     value: Option<Value>,
     json_text: Option<String>,
     no_json: bool,
+    always: bool,
 }
 
 fn g(field: &str, kind: &str, class: Class, value: Option<Value>) -> Generated {
-    Generated { field: field.to_owned(), kind: kind.to_owned(), class, value, json_text: None, no_json: false }
+    Generated {
+        field: field.to_owned(),
+        kind: kind.to_owned(),
+        class,
+        value,
+        json_text: None,
+        no_json: false,
+        always: false,
+    }
+}
+
+/// A value sent for every base.
+fn always(mut v: Generated) -> Generated {
+    v.always = true;
+    v
 }
 
 /// Strings the input rules refuse, by kind.
@@ -1162,17 +1286,17 @@ fn values(f: &FieldDescriptor, p: &str, rng: &mut StdRng) -> Vec<Generated> {
             for (kind, bad) in BAD_TEXT {
                 out.push(g(p, kind, Refuse, Some(s(bad))));
             }
-            out.push(g(p, "20 000 chars", Edge, Some(s(&long))));
+            out.push(always(g(p, "20 000 chars", Edge, Some(s(&long)))));
             out.push(g(p, "empty", Edge, Some(s(""))));
             out.push(g(p, "blank", Edge, Some(s("   "))));
             out.push(g(p, "format characters", Edge, Some(s("é😀\u{200b}\u{202e}\u{feff}"))));
             if f.name().ends_with("page_token") {
-                out.push(g(p, "token of after:NUL", Refuse, Some(s(&b64(b"after:\0")))));
-                out.push(g(p, "token of after:ESC", Refuse, Some(s(&b64(b"after:x\x1b")))));
-                out.push(g(p, "token not base64", Refuse, Some(s("%%not-a-token%%"))));
+                out.push(always(g(p, "token of after:NUL", Refuse, Some(s(&b64(b"after:\0"))))));
+                out.push(always(g(p, "token of after:ESC", Refuse, Some(s(&b64(b"after:x\x1b"))))));
+                out.push(always(g(p, "token not base64", Refuse, Some(s("%%not-a-token%%")))));
                 let random: Vec<u8> = (0..24).map(|_| rng.random()).collect();
-                out.push(g(p, "random base64 token", Edge, Some(s(&b64(&random)))));
-                out.push(g(p, "huge token", Edge, Some(s(&b64(format!("after:{long}").as_bytes())))));
+                out.push(always(g(p, "random base64 token", Edge, Some(s(&b64(&random))))));
+                out.push(always(g(p, "huge token", Edge, Some(s(&b64(format!("after:{long}").as_bytes()))))));
             }
         }
         Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
@@ -1223,13 +1347,13 @@ fn values(f: &FieldDescriptor, p: &str, rng: &mut StdRng) -> Vec<Generated> {
                 ("nanos 1e9", 1_700_000_000, 1_000_000_000, None),
             ];
             for (kind, seconds, nanos, text) in refused {
-                let mut v = g(p, kind, Refuse, ts(seconds, nanos));
+                let mut v = always(g(p, kind, Refuse, ts(seconds, nanos)));
                 v.json_text = text.map(str::to_owned);
                 v.no_json = nanos != 0;
                 out.push(v);
             }
-            out.push(g(p, "1970-01-01T00:00:00Z", Edge, ts(0, 0)));
-            out.push(g(p, "9999-12-31T23:59:59.999999999Z", Edge, ts(253_402_300_799, 999_999_999)));
+            out.push(always(g(p, "1970-01-01T00:00:00Z", Edge, ts(0, 0))));
+            out.push(always(g(p, "9999-12-31T23:59:59.999999999Z", Edge, ts(253_402_300_799, 999_999_999))));
             out.push(g(p, "unset", Edge, None));
         }
         Kind::Message(m) if m.full_name() == "google.protobuf.FieldMask" => {
@@ -1264,6 +1388,7 @@ fn raw_cases(base: &DynamicMessage, rng: &mut StdRng, out: &mut Vec<Case>) {
         payload: Payload::Raw(Bytes::from(bytes)),
         json_text: None,
         no_json: false,
+        always: class == Class::Refuse,
     };
     let key = |number: u32, wire: u32, buf: &mut Vec<u8>| {
         prost::encoding::encode_varint(u64::from((number << 3) | wire), buf)
@@ -1302,6 +1427,7 @@ fn raw_cases(base: &DynamicMessage, rng: &mut StdRng, out: &mut Vec<Case>) {
         payload: Payload::JsonText(body),
         json_text: None,
         no_json: false,
+        always: class == Class::Refuse,
     };
     out.push(text("body not JSON", Class::Refuse, "{\"a\":"));
     out.push(text("body a JSON array", Class::Refuse, "[]"));
