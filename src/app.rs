@@ -114,6 +114,17 @@ impl Application {
         );
         let events = gate.wrap(EventServiceServer::new(EventApi::new(services.clone())));
 
+        // Metrics and the span of every RPC, health and reflection included, and the
+        // gateway's (which calls them in process); it answers INTERNAL to a panic.
+        let rpc_layer = RpcLayer::new(
+            services.metrics.clone(),
+            &[
+                grpc::pb::FILE_DESCRIPTOR_SET,
+                tonic_health::pb::FILE_DESCRIPTOR_SET,
+                tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            ],
+        )?;
         // The HTTP gateway calls the same services (gRPC-Web and the JSON routes).
         let grpc_routes = Routes::new(surveys.clone())
             .add_service(follow_ups.clone())
@@ -123,6 +134,7 @@ impl Application {
         let gateway = crate::http::router(
             services.clone(),
             grpc_routes,
+            &rpc_layer,
             crate::http::HttpSettings {
                 allowed_origins: args.allowed_origins(),
                 client_ip_header: args.client_ip_header()?,
@@ -133,16 +145,6 @@ impl Application {
             let _ = http_stop_rx.await;
         }));
 
-        // Metrics and the span of every RPC, health and reflection included.
-        let rpc_layer = RpcLayer::new(
-            services.metrics.clone(),
-            &[
-                grpc::pb::FILE_DESCRIPTOR_SET,
-                tonic_health::pb::FILE_DESCRIPTOR_SET,
-                tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET,
-                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
-            ],
-        )?;
         // The admin listener keeps serving while gRPC drains, and stops after it.
         let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
         let admin = tokio::spawn(crate::telemetry::admin::serve(

@@ -23,9 +23,9 @@ use prost_reflect::{
 };
 use serde_json::{Map, Value as Json, json};
 use tonic::Code;
-use tonic::service::Routes;
 use tower::ServiceExt as _;
 
+use super::GrpcService;
 use crate::error::AppError;
 use crate::grpc::gate::ClientAddr;
 
@@ -155,8 +155,13 @@ impl Transcoder {
         if allowed.is_empty() { Lookup::NotFound } else { Lookup::MethodNotAllowed(allowed) }
     }
 
+    /// The template of the first route `path` matches, whatever the method.
+    pub fn template_of(&self, path: &str) -> Option<&str> {
+        self.routes.iter().find(|r| r.template.matches(path).is_some()).map(|r| r.template.raw.as_str())
+    }
+
     /// Serves one JSON request by calling its RPC on `grpc`.
-    pub async fn handle(&self, grpc: Routes, req: axum::extract::Request) -> Response {
+    pub(crate) async fn handle(&self, grpc: GrpcService, req: axum::extract::Request) -> Response {
         let (parts, body) = req.into_parts();
         let (route, vars) = match self.lookup(&parts.method, parts.uri.path()) {
             Lookup::Found(r, v) => (r, v),
@@ -274,6 +279,12 @@ impl Transcoder {
             details = d;
         }
         let body = json!({"code": status.code() as i32, "message": status.message(), "details": details});
+        // A message over the size limit is 413, as a body over it is; not a rate limit.
+        let too_large = status.code() == Code::ResourceExhausted
+            && status.message().starts_with(crate::telemetry::rpc::TOO_LARGE_MESSAGE);
+        if too_large {
+            return json_response(StatusCode::PAYLOAD_TOO_LARGE, &body);
+        }
         let mut resp = json_response(http_status(status.code()), &body);
         if status.code() == Code::ResourceExhausted {
             use tonic_types::StatusExt as _;
@@ -291,8 +302,8 @@ impl Transcoder {
 
 /// Calls a unary RPC of `grpc` in process with an encoded request, forwarding the
 /// caller's `authorization` and client address. Returns the encoded reply.
-pub async fn call_unary(
-    grpc: Routes,
+pub(crate) async fn call_unary(
+    grpc: GrpcService,
     path: &str,
     message: Vec<u8>,
     headers: &HeaderMap,

@@ -188,16 +188,30 @@ pub fn is_unavailable(e: &DbErr) -> bool {
             | sqlx::Error::Tls(_)
             | sqlx::Error::Protocol(_)
             | sqlx::Error::WorkerCrashed => true,
+            // SQLite: BUSY (5) or LOCKED (6), by the primary code of the extended code
+            // sqlx gives (BUSY_RECOVERY 261, BUSY_SNAPSHOT 517, BUSY_TIMEOUT 773,
+            // LOCKED_SHAREDCACHE 262, …).
+            sqlx::Error::Database(db) if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() => {
+                db.code().is_some_and(|c| sqlite_busy_or_locked(&c))
+            }
             sqlx::Error::Database(db) => db.code().is_some_and(|c| {
                 // PostgreSQL: connection exception (08), insufficient resources (53),
                 // operator intervention (57, e.g. terminated backends), and 55000 for
-                // "database is not currently accepting connections". SQLite: BUSY (5).
-                c.starts_with("08") || c.starts_with("53") || c.starts_with("57") || c == "55000" || c == "5"
+                // "database is not currently accepting connections".
+                c.starts_with("08") || c.starts_with("53") || c.starts_with("57") || c == "55000"
             }),
             _ => false,
         },
         _ => false,
     }
+}
+
+/// Whether an SQLite result code (extended, as sqlx reports it) is BUSY or LOCKED:
+/// the primary code is the low byte.
+fn sqlite_busy_or_locked(code: &str) -> bool {
+    const SQLITE_BUSY: i64 = 5;
+    const SQLITE_LOCKED: i64 = 6;
+    code.trim().parse::<i64>().is_ok_and(|c| matches!(c & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
 }
 
 /// Whether `e` broke a unique constraint.
@@ -261,5 +275,53 @@ impl PageRequest {
             }
             _ => String::new(),
         }
+    }
+}
+
+#[cfg(test)]
+mod sqlite_busy_tests {
+    use sea_orm::{DbErr, RuntimeErr};
+    use sqlx::{ConnectOptions as _, Executor as _};
+
+    use super::*;
+
+    #[test]
+    fn sqlite_busy_and_locked_are_matched_by_their_primary_code() {
+        // BUSY, BUSY_RECOVERY, BUSY_SNAPSHOT, BUSY_TIMEOUT, LOCKED, LOCKED_SHAREDCACHE, LOCKED_VTAB.
+        for code in ["5", "261", "517", "773", "6", "262", "518"] {
+            assert!(sqlite_busy_or_locked(code), "{code}");
+        }
+        // ERROR, CONSTRAINT, CONSTRAINT_UNIQUE, CANTOPEN, IOERR, and what is no SQLite code.
+        for code in ["1", "19", "2067", "14", "10", "", "x", "08006"] {
+            assert!(!sqlite_busy_or_locked(code), "{code}");
+        }
+    }
+
+    /// A real SQLITE_BUSY_SNAPSHOT (517): a read transaction in WAL mode that tries to
+    /// write after another connection wrote is refused, and that is worth a retry.
+    #[tokio::test]
+    async fn a_busy_snapshot_from_sqlite_is_unavailable() {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let opts = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(dir.path().join("busy.db"))
+            .create_if_missing(true)
+            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
+            .busy_timeout(Duration::ZERO);
+        let mut a = opts.connect().await.expect("a connection");
+        let mut b = opts.connect().await.expect("another connection");
+        a.execute("CREATE TABLE t (x INTEGER)").await.expect("created");
+        a.execute("INSERT INTO t VALUES (1)").await.expect("written");
+        a.execute("BEGIN").await.expect("a transaction");
+        sqlx::query("SELECT x FROM t").fetch_all(&mut a).await.expect("a read snapshot");
+        b.execute("INSERT INTO t VALUES (2)").await.expect("written beside it");
+        let err = a.execute("INSERT INTO t VALUES (3)").await.expect_err("the snapshot is stale");
+        let code = match &err {
+            sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
+            other => panic!("not a database error: {other:?}"),
+        };
+        assert_eq!(code.as_deref(), Some("517"), "SQLITE_BUSY_SNAPSHOT: {err:?}");
+        let err = DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err)));
+        assert!(is_unavailable(&err), "{err:?}");
+        assert!(matches!(classify(&err), AppError::Unavailable(_)));
     }
 }

@@ -12,10 +12,19 @@
 //! | `rapport_db_pool_connections` | gauge | `state` (`in_use`, `idle`) |
 //! | `rapport_db_pool_max_connections` | gauge | |
 //! | `rapport_webhook_deliveries_total` | counter | `outcome` |
+//! | `rapport_panics_total` | counter | `route` |
+//! | `http_server_request_duration_seconds` | histogram | `http_request_method`, `http_route`, `http_response_status_code` |
 //!
 //! The gRPC names and labels are those of go-grpc-prometheus (and grpc-ecosystem's
 //! middleware), so existing dashboards and alerts work unchanged; `grpc_code` is the
 //! code's name as grpc-go spells it (`OK`, `InvalidArgument`, `NotFound`, …).
+//!
+//! The HTTP gateway's calls are RPCs too (in process), so they count in the gRPC
+//! metrics; every HTTP request, the hosted page and the widget included, is also in
+//! the HTTP histogram, whose names and labels are those of the OpenTelemetry HTTP
+//! conventions (`http.server.request.duration`) as Prometheus spells them. Routes are
+//! labelled by their template (`/s/{token}`, `/v1/invitations/{token}/response`),
+//! never by the path, which would carry invitation tokens and grow without bound.
 //!
 //! Domain counters are incremented by the use-cases right after their transaction
 //! commits, so a rolled-back write never counts. Gauges that describe the database
@@ -85,6 +94,19 @@ struct StateLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+/// Which HTTP request: the labels of `http_server_request_duration_seconds`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HttpLabels {
+    http_request_method: &'static str,
+    http_route: String,
+    http_response_status_code: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
     outcome: &'static str,
 }
@@ -110,6 +132,8 @@ struct Inner {
     pool_max: Gauge,
     webhook_deliveries: Family<OutcomeLabels, Counter>,
     response_batch_size: Histogram,
+    panics: Family<RouteLabels, Counter>,
+    http_seconds: Family<HttpLabels, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Metrics {
@@ -178,6 +202,19 @@ impl Metrics {
             "RecordResponse calls written per transaction (group commit; 1 when calls do not overlap)",
             response_batch_size.clone(),
         );
+        let panics = Family::<RouteLabels, Counter>::default();
+        registry.register(
+            "rapport_panics",
+            "Panics caught while handling a request (answered INTERNAL, or HTTP 500), by route",
+            panics.clone(),
+        );
+        let http_seconds = Family::<HttpLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        registry.register(
+            "http_server_request_duration_seconds",
+            "HTTP gateway requests (JSON, gRPC-Web, the hosted page, the widget): time to the response headers, \
+             in seconds, by method, route template and status",
+            http_seconds.clone(),
+        );
         Metrics(Arc::new(Inner {
             registry,
             rpc_started,
@@ -190,6 +227,8 @@ impl Metrics {
             pool_max,
             webhook_deliveries,
             response_batch_size,
+            panics,
+            http_seconds,
         }))
     }
 
@@ -208,6 +247,33 @@ impl Metrics {
         };
         self.0.rpc_handled.get_or_create(&labels).inc();
         self.0.rpc_seconds.get_or_create(rpc).observe(elapsed.as_secs_f64());
+    }
+
+    /// A panic was caught while handling a request on `route` (a gRPC method's path
+    /// such as `/rapport.v1.SurveyService/RecordResponse`, or an HTTP route template;
+    /// callers pass only known routes or `unknown`).
+    pub fn panicked(&self, route: &str) {
+        self.0.panics.get_or_create(&RouteLabels { route: route.to_owned() }).inc();
+    }
+
+    /// An HTTP request on `route` (a template, or `unmatched`) was answered `status`
+    /// after `elapsed`. Methods outside the standard ones are labelled `_OTHER`.
+    pub fn http_handled(&self, method: &http::Method, route: &str, status: u16, elapsed: Duration) {
+        let http_request_method = match *method {
+            http::Method::GET => "GET",
+            http::Method::HEAD => "HEAD",
+            http::Method::POST => "POST",
+            http::Method::PUT => "PUT",
+            http::Method::PATCH => "PATCH",
+            http::Method::DELETE => "DELETE",
+            http::Method::OPTIONS => "OPTIONS",
+            http::Method::CONNECT => "CONNECT",
+            http::Method::TRACE => "TRACE",
+            _ => "_OTHER",
+        };
+        let labels =
+            HttpLabels { http_request_method, http_route: route.to_owned(), http_response_status_code: status };
+        self.0.http_seconds.get_or_create(&labels).observe(elapsed.as_secs_f64());
     }
 
     /// A response was recorded, opening a follow-up or not (call after its transaction
@@ -342,6 +408,9 @@ mod tests {
         m.rpc_handled(&rpc, 3, Duration::from_millis(2));
         m.response_recorded(SurveyKind::Nps, Bucket::Detractor, true);
         m.webhook_delivery("delivered");
+        m.panicked("/rapport.v1.SurveyService/RecordResponse");
+        m.http_handled(&http::Method::GET, "/s/{token}", 200, Duration::from_millis(1));
+        m.http_handled(&http::Method::from_bytes(b"BREW").unwrap(), "unmatched", 404, Duration::from_millis(1));
         m.0.follow_ups_open.get_or_create(&StatusLabels { status: "open" }).set(1);
         m.0.pool_connections.get_or_create(&StateLabels { state: "idle" }).set(1);
         let text = m.encode();
@@ -355,6 +424,8 @@ mod tests {
             "rapport_db_pool_connections",
             "rapport_db_pool_max_connections",
             "rapport_webhook_deliveries",
+            "rapport_panics",
+            "http_server_request_duration_seconds",
         ] {
             assert!(text.contains(&format!("# TYPE {name} ")), "{name} missing from:\n{text}");
         }
@@ -364,5 +435,14 @@ mod tests {
              grpc_method=\"RecordResponse\",grpc_code=\"InvalidArgument\"} 1"
         ));
         assert!(text.contains("rapport_follow_ups_opened_total{kind=\"nps\"} 1"), "{text}");
+        assert!(text.contains("rapport_panics_total{route=\"/rapport.v1.SurveyService/RecordResponse\"} 1"), "{text}");
+        assert!(
+            text.contains(
+                "http_server_request_duration_seconds_count{http_request_method=\"GET\",http_route=\"/s/{token}\",\
+                 http_response_status_code=\"200\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("http_request_method=\"_OTHER\""), "{text}");
     }
 }

@@ -14,6 +14,7 @@ mod follow_ups;
 mod gateway;
 mod hardening_auth;
 mod hardening_input;
+mod hardening_obs;
 mod health;
 mod in_app;
 mod invitations;
