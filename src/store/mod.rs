@@ -320,7 +320,7 @@ mod sqlite_busy_tests {
             other => panic!("not a database error: {other:?}"),
         };
         assert_eq!(code.as_deref(), Some("517"), "SQLITE_BUSY_SNAPSHOT: {err:?}");
-        let err = DbErr::Exec(RuntimeErr::SqlxError(Arc::new(err)));
+        let err = DbErr::Exec(RuntimeErr::SqlxError(std::sync::Arc::new(err)));
         assert!(is_unavailable(&err), "{err:?}");
         assert!(matches!(classify(&err), AppError::Unavailable(_)));
     }
