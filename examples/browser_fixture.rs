@@ -40,9 +40,9 @@ fn arg(name: &str) -> Option<String> {
 async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let db = DbSettings {
-        url: format!("sqlite://{}?mode=rwc", dir.path().join("rapport.db").display()),
         max_connections: 8,
         acquire_timeout: Duration::from_secs(5),
+        ..DbSettings::new(format!("sqlite://{}?mode=rwc", dir.path().join("rapport.db").display()))
     };
     let args = ServeArgs {
         grpc_addr: arg("--grpc-addr").unwrap_or_else(|| "127.0.0.1:0".into()).parse()?,

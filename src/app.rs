@@ -18,9 +18,10 @@ use crate::grpc::gate::Gate;
 use crate::grpc::pb::engagement_service_server::EngagementServiceServer;
 use crate::grpc::pb::event_service_server::EventServiceServer;
 use crate::grpc::pb::follow_up_service_server::FollowUpServiceServer;
+use crate::grpc::pb::import_service_server::ImportServiceServer;
 use crate::grpc::pb::survey_service_server::SurveyServiceServer;
 use crate::grpc::pb::webhook_service_server::WebhookServiceServer;
-use crate::grpc::{self, EngagementApi, EventApi, FollowUpApi, SurveyApi, WebhookApi};
+use crate::grpc::{self, EngagementApi, EventApi, FollowUpApi, ImportApi, SurveyApi, WebhookApi};
 use crate::service::in_app::RateLimits;
 use crate::service::{Clock, Services};
 use crate::store::{Db, DbSettings};
@@ -45,8 +46,12 @@ impl Application {
         if args.migrate_on_start {
             db.migrate().await?;
         }
-        let services = Services::new(db, clock).with_outbox(args.outbox.settings()?);
-        let listener = TcpListener::bind(args.grpc_addr).await?;
+        let services = Services::new(db, clock)
+            .with_outbox(args.outbox.settings()?)
+            .with_record_queue_limit(args.record_queue_limit);
+        let listener = TcpListener::bind(args.grpc_addr)
+            .await
+            .with_context(|| format!("binding the gRPC listener (RAPPORT_GRPC_ADDR) on {}", args.grpc_addr))?;
         let admin_listener = TcpListener::bind(args.admin_addr)
             .await
             .with_context(|| format!("binding the admin listener (RAPPORT_ADMIN_ADDR) on {}", args.admin_addr))?;
@@ -81,11 +86,8 @@ impl Application {
         let Application { listener, admin_listener, http_listener, services, args } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_all(&reporter, ServingStatus::NotServing).await;
-        let health_task = tokio::spawn(watch_database(
-            services.db.clone(),
-            reporter.clone(),
-            Duration::from_millis(args.health_interval_ms.max(50)),
-        ));
+        let health_every = Duration::from_millis(args.health_interval_ms.max(50));
+        let health_task = tokio::spawn(watch_database(services.db.clone(), reporter.clone(), health_every));
 
         let reflection_v1 = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(grpc::pb::FILE_DESCRIPTOR_SET)
@@ -113,6 +115,21 @@ impl Application {
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
         );
         let events = gate.wrap(EventServiceServer::new(EventApi::new(services.clone())));
+        let imports = gate.wrap(
+            ImportServiceServer::new(ImportApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+        );
+
+        // In front of the gate (which may look a key up): while health finds the
+        // database unreachable, calls fail at once instead of waiting for a connection.
+        let db_up = DbUp { db: services.db.clone(), retry_after: health_every.max(Duration::from_secs(1)) };
+        let (surveys, follow_ups, webhooks, engagement, events, imports) = (
+            db_up.wrap(surveys),
+            db_up.wrap(follow_ups),
+            db_up.wrap(webhooks),
+            db_up.wrap(engagement),
+            db_up.wrap(events),
+            db_up.wrap(imports),
+        );
 
         // Metrics and the span of every RPC, health and reflection included, and the
         // gateway's (which calls them in process); it answers INTERNAL to a panic.
@@ -130,6 +147,7 @@ impl Application {
             .add_service(follow_ups.clone())
             .add_service(webhooks.clone())
             .add_service(events.clone())
+            .add_service(imports.clone())
             .add_service(health_service.clone());
         let gateway = crate::http::router(
             services.clone(),
@@ -167,6 +185,7 @@ impl Application {
             .add_service(engagement)
             .add_service(webhooks)
             .add_service(events)
+            .add_service(imports)
             .serve_with_incoming_shutdown(
                 // Small gRPC frames must not wait for Nagle's algorithm (≈40 ms a call).
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
@@ -175,28 +194,29 @@ impl Application {
                 },
             );
         let mut server = tokio::spawn(server);
-        let (stop_workers, workers_stop) = tokio::sync::watch::channel(false);
-        let workers = crate::workers::spawn(services.clone(), workers_stop);
-        // If this future is dropped (a crash-like stop), everything it started stops too.
+        let workers = crate::workers::spawn(services.clone());
+        // If this future is dropped (a crash-like stop), everything it started stops too:
+        // its tasks are aborted, and the streams and tracked tasks told to stop.
         let _abort = AbortOnDrop(
             [server.abort_handle(), http_server.abort_handle(), health_task.abort_handle(), admin.abort_handle()]
                 .into_iter()
                 .chain(workers.iter().map(|w| w.abort_handle()))
                 .collect(),
         );
+        let _cancel = services.shutdown.clone().drop_guard();
 
         tokio::select! {
             res = &mut server => {
                 health_task.abort();
                 http_server.abort();
-                let _ = stop_workers.send(true);
+                services.shutdown.cancel();
                 admin.abort();
                 return Ok(res??);
             }
             res = &mut http_server => {
                 health_task.abort();
                 server.abort();
-                let _ = stop_workers.send(true);
+                services.shutdown.cancel();
                 return res?;
             }
             _ = shutdown => {}
@@ -206,14 +226,16 @@ impl Application {
         set_all(&reporter, ServingStatus::NotServing).await;
         let _ = stop_tx.send(());
         let _ = http_stop_tx.send(());
-        let _ = stop_workers.send(true);
+        // Event streams end now (UNAVAILABLE; clients resume from after_sequence), so
+        // they do not hold the drain; workers stop after the step they are in.
+        services.shutdown.cancel();
+        services.tasks.close();
         let grace = Duration::from_secs(args.shutdown_grace_seconds);
         let drained = async {
             let served = (&mut server).await;
             let http = (&mut http_server).await;
-            for w in workers {
-                let _ = w.await;
-            }
+            // Workers, batch writers, snapshot refreshes and streams.
+            services.tasks.wait().await;
             (served, http)
         };
         match tokio::time::timeout(grace, drained).await {
@@ -238,6 +260,64 @@ impl Application {
     }
 }
 
+/// A tonic service behind the database check: while the health watcher finds the
+/// database unreachable ([`Db::is_down`]), a call fails at once with UNAVAILABLE and
+/// RetryInfo, instead of waiting for a connection until its deadline.
+#[derive(Clone)]
+struct DbUp {
+    db: Db,
+    retry_after: Duration,
+}
+
+impl DbUp {
+    fn wrap<S>(&self, inner: S) -> DbUpService<S> {
+        DbUpService { check: self.clone(), inner }
+    }
+
+    fn refusal(&self) -> tonic::Status {
+        use tonic_types::StatusExt as _;
+        let mut details = tonic_types::ErrorDetails::new();
+        details.set_retry_info(Some(self.retry_after));
+        tonic::Status::with_error_details(tonic::Code::Unavailable, "the database is unreachable; retry later", details)
+    }
+}
+
+#[derive(Clone)]
+struct DbUpService<S> {
+    check: DbUp,
+    inner: S,
+}
+
+impl<S: tonic::server::NamedService> tonic::server::NamedService for DbUpService<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> tower_service::Service<http::Request<B>> for DbUpService<S>
+where
+    S: tower_service::Service<
+            http::Request<B>,
+            Response = http::Response<tonic::body::Body>,
+            Error = std::convert::Infallible,
+        >,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        if self.check.db.is_down() {
+            let refused = self.check.refusal().into_http();
+            return Box::pin(std::future::ready(Ok(refused)));
+        }
+        Box::pin(self.inner.call(req))
+    }
+}
+
 /// Aborts tasks when dropped.
 struct AbortOnDrop(Vec<tokio::task::AbortHandle>);
 
@@ -254,6 +334,7 @@ async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
     reporter.set_service_status("rapport.v1.SurveyService", status).await;
     reporter.set_service_status("rapport.v1.FollowUpService", status).await;
     reporter.set_service_status("rapport.v1.EngagementService", status).await;
+    reporter.set_service_status("rapport.v1.ImportService", status).await;
     reporter.set_service_status("rapport.v1.WebhookService", status).await;
     reporter.set_service_status("rapport.v1.EventService", status).await;
 }
@@ -264,6 +345,8 @@ async fn watch_database(db: Db, reporter: HealthReporter, every: Duration) {
     loop {
         let up = tokio::time::timeout(every.max(Duration::from_secs(1)), db.ping()).await.unwrap_or(false);
         let status = if up { ServingStatus::Serving } else { ServingStatus::NotServing };
+        // Calls fail fast while it is down ([`DbUp`]); this loop keeps probing.
+        db.set_reachable(up);
         if last != Some(up) {
             if up {
                 tracing::info!("database reachable: serving");

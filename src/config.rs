@@ -36,6 +36,9 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Send history from files (answers, activity) to a running server.
+    #[command(subcommand)]
+    Import(crate::import_file::ImportCommand),
     /// Load-generate against a server and compare with raw database inserts.
     Bench(crate::bench::BenchArgs),
     /// Load-generate engagement: RecordEvents throughput and profile/metric latencies.
@@ -98,6 +101,20 @@ pub struct CommonArgs {
     /// Seconds a call waits for a database connection before failing with UNAVAILABLE.
     #[arg(long, env = "RAPPORT_DB_ACQUIRE_TIMEOUT_SECONDS", default_value_t = 5, global = true)]
     pub db_acquire_timeout_seconds: u64,
+    /// PostgreSQL: seconds a statement may run before the server cancels it
+    /// (`statement_timeout`; the call fails with UNAVAILABLE); 0: no limit. Migrations
+    /// run without it.
+    #[arg(long, env = "RAPPORT_DB_STATEMENT_TIMEOUT_SECONDS", default_value_t = 60, global = true)]
+    pub db_statement_timeout_seconds: u64,
+    /// PostgreSQL: TCP keepalive of the database connections, on both ends: seconds
+    /// without traffic before the first probe, then a probe every third of that;
+    /// three unanswered probes end the connection. 0: the operating system's default.
+    #[arg(long, env = "RAPPORT_DB_TCP_KEEPALIVE_SECONDS", default_value_t = 30, global = true)]
+    pub db_tcp_keepalive_seconds: u64,
+    /// Seconds each step of a batched RecordResponse write (begin, statements,
+    /// commit) may take before the batch fails with UNAVAILABLE.
+    #[arg(long, env = "RAPPORT_DB_BATCH_TIMEOUT_SECONDS", default_value_t = 10, global = true)]
+    pub db_batch_timeout_seconds: u64,
     /// Log format.
     #[arg(long, env = "RAPPORT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
     pub log_format: LogFormat,
@@ -108,10 +125,14 @@ pub struct CommonArgs {
 
 impl CommonArgs {
     pub fn db(&self) -> DbSettings {
+        let seconds = |s: u64| (s > 0).then(|| Duration::from_secs(s));
         DbSettings {
             url: self.database_url.clone().unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
             max_connections: self.db_max_connections.max(1),
             acquire_timeout: Duration::from_secs(self.db_acquire_timeout_seconds.max(1)),
+            statement_timeout: seconds(self.db_statement_timeout_seconds),
+            tcp_keepalive: seconds(self.db_tcp_keepalive_seconds),
+            batch_timeout: Duration::from_secs(self.db_batch_timeout_seconds.max(1)),
         }
     }
 }
@@ -127,10 +148,17 @@ pub struct ServeArgs {
     /// On an empty database, create the tenant `default` and print its key once.
     #[arg(long, env = "RAPPORT_BOOTSTRAP_TENANT", default_value_t = true, action = clap::ArgAction::Set)]
     pub bootstrap_tenant: bool,
-    /// After SIGTERM, how long in-flight calls may take to finish.
+    /// After SIGTERM, how long in-flight calls may take to finish. Open WatchEvents
+    /// streams end at once with UNAVAILABLE (clients resume from after_sequence);
+    /// workers finish the delivery they are making.
     #[arg(long, env = "RAPPORT_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
-    /// How often health checks the database, in milliseconds.
+    /// Most RecordResponse calls waiting for their batch to be written; past it calls
+    /// fail at once with RESOURCE_EXHAUSTED (and RetryInfo) instead of queueing.
+    #[arg(long, env = "RAPPORT_RECORD_QUEUE_LIMIT", default_value_t = crate::service::responses::DEFAULT_RECORD_QUEUE_LIMIT)]
+    pub record_queue_limit: usize,
+    /// How often health checks the database, in milliseconds. While it finds the
+    /// database unreachable, calls fail at once with UNAVAILABLE (and RetryInfo).
     #[arg(long, env = "RAPPORT_HEALTH_INTERVAL_MS", default_value_t = 1000)]
     pub health_interval_ms: u64,
     /// Address of the admin HTTP listener serving Prometheus `/metrics`.
@@ -300,6 +328,7 @@ impl Default for ServeArgs {
             migrate_on_start: true,
             bootstrap_tenant: false,
             shutdown_grace_seconds: 20,
+            record_queue_limit: crate::service::responses::DEFAULT_RECORD_QUEUE_LIMIT,
             health_interval_ms: 1000,
             // Tests: a random port, no cross-origin pages, and no rate limits unless asked.
             http_addr: "127.0.0.1:0".parse().expect("a valid address"),

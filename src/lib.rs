@@ -14,6 +14,7 @@
 //! - [`bench`]: the load generator behind `rapport bench`.
 //! - [`bench_engagement`]: the engagement load generator behind `rapport bench-engagement`.
 //! - [`http`]: the HTTP gateway: JSON routes, gRPC-Web, the hosted page and widget.
+//! - [`import_file`]: `rapport import`, a client that sends history files to a server.
 
 pub mod app;
 pub mod bench;
@@ -23,6 +24,7 @@ pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod http;
+pub mod import_file;
 pub mod service;
 pub mod store;
 pub mod telemetry;

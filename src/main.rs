@@ -77,6 +77,14 @@ async fn main() -> anyhow::Result<()> {
             println!("key {key_id} revoked");
             Ok(())
         }
+        Command::Import(command) => {
+            let tally = rapport::import_file::run(command, &mut std::io::stdout()).await?;
+            println!(
+                "done: {} imported, {} duplicates, {} rejected, {} unreadable lines",
+                tally.imported, tally.duplicates, tally.rejected, tally.unreadable
+            );
+            Ok(())
+        }
         Command::Bench(args) => rapport::bench::run(&db_settings, args).await,
         Command::BenchEngagement(args) => rapport::bench_engagement::run(&db_settings, args).await,
     }

@@ -56,7 +56,8 @@ pub fn init(format: LogFormat, filter: &str) -> anyhow::Result<TelemetryGuard> {
     let fmt = if json {
         tracing_subscriber::fmt::layer().json().with_current_span(true).boxed()
     } else {
-        tracing_subscriber::fmt::layer().boxed()
+        // Colour only on a terminal: escape codes in a file or a pipe are noise.
+        tracing_subscriber::fmt::layer().with_ansi(colour(std::io::stdout().is_terminal())).boxed()
     };
 
     let endpoint = std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT").ok().filter(|e| !e.is_empty());
@@ -70,6 +71,12 @@ pub fn init(format: LogFormat, filter: &str) -> anyhow::Result<TelemetryGuard> {
     let otel = provider.as_ref().map(otel_layer);
     tracing_subscriber::registry().with(filter).with(fmt).with(otel).try_init()?;
     Ok(TelemetryGuard { provider })
+}
+
+/// Whether text logs are coloured: only on a terminal (logs go to stdout), and never
+/// when `NO_COLOR` is set (no-color.org).
+fn colour(terminal: bool) -> bool {
+    terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
 /// A tracer provider that batches spans to an OTLP/gRPC collector at `endpoint`

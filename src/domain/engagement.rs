@@ -498,6 +498,20 @@ fn first_violation(e: AppError, fallback: &str) -> Rejection {
 
 /// Checks one event at `now` against the tenant's currency (DESIGN §8).
 pub fn check_event(raw: RawEvent, now: Timestamp, tenant_currency: &str) -> std::result::Result<Event, Rejection> {
+    check_event_within(raw, now, tenant_currency, MAX_LATE_DAYS)
+}
+
+/// Events older than this many days are refused by an import (docs/imports.md).
+pub const MAX_IMPORT_DAYS: i64 = 3_660;
+
+/// [`check_event`] with the age limit given: [`MAX_LATE_DAYS`] for live traffic,
+/// [`MAX_IMPORT_DAYS`] for an import.
+pub fn check_event_within(
+    raw: RawEvent,
+    now: Timestamp,
+    tenant_currency: &str,
+    max_late_days: i64,
+) -> std::result::Result<Event, Rejection> {
     if raw.message_id.is_empty() {
         return Err(reject("message_id", "is required"));
     }
@@ -513,11 +527,16 @@ pub fn check_event(raw: RawEvent, now: Timestamp, tenant_currency: &str) -> std:
     if at > now + chrono::Duration::hours(MAX_FUTURE_HOURS) {
         return Err(reject("time", format!("is more than {MAX_FUTURE_HOURS} hours in the future")));
     }
-    if at < now - chrono::Duration::days(MAX_LATE_DAYS) {
-        return Err(reject(
-            "time",
-            format!("is more than {MAX_LATE_DAYS} days in the past; late events are kept up to {MAX_LATE_DAYS} days"),
-        ));
+    if at < now - chrono::Duration::days(max_late_days) {
+        let reason = if max_late_days == MAX_LATE_DAYS {
+            format!(
+                "is more than {MAX_LATE_DAYS} days in the past; late events are kept up to {MAX_LATE_DAYS} days \
+                 (older history goes through ImportEvents)"
+            )
+        } else {
+            format!("is more than {max_late_days} days in the past")
+        };
+        return Err(reject("time", reason));
     }
     let kind = match raw.kind {
         None => return Err(reject("kind", "name one kind: action, session or purchase")),

@@ -133,7 +133,7 @@ fn walk_message(message: &DynamicMessage, path: &str, out: &mut Vec<FieldViolati
         if out.len() >= MAX_VIOLATIONS {
             return;
         }
-        walk_value(&value, &join(path, field.name()), out);
+        walk_value(value, &join(path, field.name()), out);
     }
 }
 
@@ -218,7 +218,6 @@ mod tests {
                     ..Default::default()
                 },
             ],
-            ..Default::default()
         };
         let mut fields: Vec<String> = check(&req).into_iter().map(|v| v.field).collect();
         fields.sort();

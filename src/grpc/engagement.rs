@@ -84,76 +84,10 @@ impl EngagementService for EngagementApi {
 
     #[tracing::instrument(skip_all, fields(rpc.method = "RecordEvents"))]
     async fn record_events(&self, req: Request<pb::RecordEventsRequest>) -> R<pb::RecordEventsResponse> {
-        use pb::activity_event::Kind;
         let p = principal(&self.svc, &req).await?;
-        let r = req.into_inner();
-        let mut bad_times = Vec::new();
-        let raw: Vec<RawEvent> = r
-            .events
-            .into_iter()
-            .enumerate()
-            .map(|(i, e)| {
-                let at = match e.time.as_ref().map(|t| c::parse_ts(t, "time")) {
-                    Some(Ok(t)) => Some(t),
-                    Some(Err(_)) => {
-                        bad_times.push(i);
-                        None
-                    }
-                    None => None,
-                };
-                RawEvent {
-                    message_id: e.message_id,
-                    customer_id: e.customer_id,
-                    at,
-                    kind: match e.kind {
-                        Some(Kind::Action(a)) => Some(RawKind::Action { name: a.name, properties: a.properties }),
-                        Some(Kind::Session(s)) => Some(RawKind::Session { seconds: s.activity_seconds }),
-                        Some(Kind::Purchase(x)) => {
-                            Some(RawKind::Purchase { amount_minor: x.amount_minor, currency: x.currency })
-                        }
-                        None => None,
-                    },
-                }
-            })
-            .collect();
-        let ids: Vec<String> = raw.iter().map(|e| e.message_id.clone()).collect();
-        let mut outcomes = self.svc.record_events(&p, raw).await.map_err(status)?;
-        for i in bad_times {
-            outcomes[i] = EventOutcome::Rejected(eng::Rejection {
-                field: "time".into(),
-                reason: "is not a valid timestamp".into(),
-            });
-        }
-        let mut resp = pb::RecordEventsResponse::default();
-        for (i, (o, id)) in outcomes.into_iter().zip(ids).enumerate() {
-            let (st, field, reason) = match o {
-                EventOutcome::Accepted => {
-                    resp.accepted += 1;
-                    (pb::ActivityEventStatus::Accepted, String::new(), String::new())
-                }
-                EventOutcome::Duplicate { same_payload } => {
-                    resp.duplicates += 1;
-                    let reason = match same_payload {
-                        Some(true) => "already recorded with the same payload",
-                        Some(false) => "already recorded with a different payload; the first one is kept",
-                        None => "repeated within this batch; the first one is kept",
-                    };
-                    (pb::ActivityEventStatus::Duplicate, String::new(), reason.to_owned())
-                }
-                EventOutcome::Rejected(rej) => {
-                    resp.rejected += 1;
-                    (pb::ActivityEventStatus::Rejected, format!("events[{i}].{}", rej.field), rej.reason)
-                }
-            };
-            resp.results.push(pb::ActivityEventResult {
-                index: i as i32,
-                message_id: id,
-                status: st as i32,
-                field,
-                reason,
-            });
-        }
-        ok(resp)
+        let (raw, ids, bad_times) = raw_events(req.into_inner().events);
+        let outcomes = self.svc.record_events(&p, raw).await.map_err(status)?;
+        ok(events_response(outcomes, ids, bad_times))
     }
 
     #[tracing::instrument(skip_all, fields(rpc.method = "GetScoringConfig"))]
@@ -849,4 +783,82 @@ fn pb_metrics(out: &MetricsOut, tz: Tz) -> pb::EngagementMetrics {
             .collect(),
         currency: out.currency.clone(),
     }
+}
+
+/// Activity events as the domain takes them, their message ids, and the positions
+/// of those whose time could not be converted (shared by RecordEvents and ImportEvents).
+pub(super) fn raw_events(events: Vec<pb::ActivityEvent>) -> (Vec<RawEvent>, Vec<String>, Vec<usize>) {
+    use pb::activity_event::Kind;
+    let mut bad_times = Vec::new();
+    let raw: Vec<RawEvent> = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let at = match e.time.as_ref().map(|t| c::parse_ts(t, "time")) {
+                Some(Ok(t)) => Some(t),
+                Some(Err(_)) => {
+                    bad_times.push(i);
+                    None
+                }
+                None => None,
+            };
+            RawEvent {
+                message_id: e.message_id,
+                customer_id: e.customer_id,
+                at,
+                kind: match e.kind {
+                    Some(Kind::Action(a)) => Some(RawKind::Action { name: a.name, properties: a.properties }),
+                    Some(Kind::Session(s)) => Some(RawKind::Session { seconds: s.activity_seconds }),
+                    Some(Kind::Purchase(x)) => {
+                        Some(RawKind::Purchase { amount_minor: x.amount_minor, currency: x.currency })
+                    }
+                    None => None,
+                },
+            }
+        })
+        .collect();
+    let ids = raw.iter().map(|e| e.message_id.clone()).collect();
+    (raw, ids, bad_times)
+}
+
+/// The per-event results of a batch, in request order, with their totals.
+pub(super) fn events_response(
+    mut outcomes: Vec<EventOutcome>,
+    ids: Vec<String>,
+    bad_times: Vec<usize>,
+) -> pb::RecordEventsResponse {
+    for i in bad_times {
+        outcomes[i] =
+            EventOutcome::Rejected(eng::Rejection { field: "time".into(), reason: "is not a valid timestamp".into() });
+    }
+    let mut resp = pb::RecordEventsResponse::default();
+    for (i, (o, id)) in outcomes.into_iter().zip(ids).enumerate() {
+        let (st, field, reason) = match o {
+            EventOutcome::Accepted => {
+                resp.accepted += 1;
+                (pb::ActivityEventStatus::Accepted, String::new(), String::new())
+            }
+            EventOutcome::Duplicate { same_payload } => {
+                resp.duplicates += 1;
+                let reason = match same_payload {
+                    Some(true) => "already recorded with the same payload",
+                    Some(false) => "already recorded with a different payload; the first one is kept",
+                    None => "repeated within this batch; the first one is kept",
+                };
+                (pb::ActivityEventStatus::Duplicate, String::new(), reason.to_owned())
+            }
+            EventOutcome::Rejected(rej) => {
+                resp.rejected += 1;
+                (pb::ActivityEventStatus::Rejected, format!("events[{i}].{}", rej.field), rej.reason)
+            }
+        };
+        resp.results.push(pb::ActivityEventResult {
+            index: i as i32,
+            message_id: id,
+            status: st as i32,
+            field,
+            reason,
+        });
+    }
+    resp
 }

@@ -6,11 +6,13 @@ pub mod convert;
 mod engagement;
 mod follow_ups;
 pub mod gate;
+mod imports;
 mod surveys;
 mod webhooks;
 
 pub use engagement::EngagementApi;
 pub use follow_ups::FollowUpApi;
+pub use imports::ImportApi;
 pub use surveys::SurveyApi;
 pub use webhooks::{EventApi, WebhookApi};
 

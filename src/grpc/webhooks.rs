@@ -298,36 +298,69 @@ impl EventService for EventApi {
         let r = req.into_inner();
         let types = stream_filter(&r.types).map_err(status)?;
         // Subscribe before the first read, so nothing numbered in between is missed.
-        let mut numbered = self.svc.bus.subscribe();
+        let numbered = self.svc.bus.subscribe();
         self.svc.check_stream_start(&p, r.after_sequence).await.map_err(status)?;
         let svc = self.svc.clone();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::Event, Status>>(256);
-        tokio::spawn(async move {
-            let mut cursor = r.after_sequence;
-            loop {
-                let batch = match svc.events_after(&p.tenant, cursor, STREAM_BATCH).await {
-                    Ok(b) => b,
-                    Err(e) => {
-                        let _ = tx.send(Err(status(e))).await;
-                        return;
-                    }
-                };
-                let caught_up = (batch.len() as u64) < STREAM_BATCH;
-                for e in batch {
-                    cursor = e.sequence;
-                    if (types.is_empty() || types.contains(&e.event_type)) && tx.send(Ok(pb_event(&e))).await.is_err() {
-                        return;
-                    }
-                }
-                if caught_up {
-                    tokio::select! {
-                        _ = numbered.changed() => {}
-                        _ = tokio::time::sleep(svc.outbox.poll) => {}
-                        _ = tx.closed() => return,
-                    }
-                }
+        // A tracked task, ended by the server's shutdown: an open stream must not hold
+        // the shutdown for its whole grace period.
+        let shutdown = svc.shutdown.clone();
+        self.svc.tasks.spawn(async move {
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = stream_events(svc, p, types, numbered, r.after_sequence, tx) => {}
             }
         });
-        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+        // After the events sent, a stream ended by the shutdown says so: UNAVAILABLE,
+        // and the client resumes after the last sequence number it received.
+        let ended = self.svc.shutdown.clone();
+        let shut = std::iter::once_with(move || {
+            ended.is_cancelled().then(|| {
+                Err(Status::unavailable(
+                    "the server is shutting down; resume with after_sequence set to the last sequence received",
+                ))
+            })
+        })
+        .flatten();
+        let events =
+            tokio_stream::StreamExt::chain(tokio_stream::wrappers::ReceiverStream::new(rx), tokio_stream::iter(shut));
+        Ok(Response::new(Box::pin(events)))
+    }
+}
+
+/// Sends the events after `after` (of `types`, if any) to `tx` until the receiver goes
+/// away or a read fails, waking when this replica commits events and polling for
+/// other replicas'.
+async fn stream_events(
+    svc: Services,
+    p: crate::domain::model::Principal,
+    types: Vec<String>,
+    mut numbered: tokio::sync::watch::Receiver<u64>,
+    after: i64,
+    tx: tokio::sync::mpsc::Sender<Result<pb::Event, Status>>,
+) {
+    let mut cursor = after;
+    loop {
+        let batch = match svc.events_after(&p.tenant, cursor, STREAM_BATCH).await {
+            Ok(b) => b,
+            Err(e) => {
+                let _ = tx.send(Err(status(e))).await;
+                return;
+            }
+        };
+        let caught_up = (batch.len() as u64) < STREAM_BATCH;
+        for e in batch {
+            cursor = e.sequence;
+            if (types.is_empty() || types.contains(&e.event_type)) && tx.send(Ok(pb_event(&e))).await.is_err() {
+                return;
+            }
+        }
+        if caught_up {
+            tokio::select! {
+                _ = numbered.changed() => {}
+                _ = tokio::time::sleep(svc.outbox.poll) => {}
+                _ = tx.closed() => return,
+            }
+        }
     }
 }

@@ -87,6 +87,18 @@ impl Services {
     /// Records a batch: per item accepted, duplicate or rejected; valid items kept.
     #[tracing::instrument(skip_all, fields(tenant = %p.tenant, events = raw.len()))]
     pub async fn record_events(&self, p: &Principal, raw: Vec<RawEvent>) -> Result<Vec<EventOutcome>> {
+        self.record_events_within(p, raw, eng::MAX_LATE_DAYS).await
+    }
+
+    /// [`Services::record_events`] taking events up to `max_late_days` old: the live
+    /// limit for RecordEvents, a longer one for an import (docs/imports.md). Old events
+    /// are rolled up on the day they happened, as if they had arrived then.
+    pub async fn record_events_within(
+        &self,
+        p: &Principal,
+        raw: Vec<RawEvent>,
+        max_late_days: i64,
+    ) -> Result<Vec<EventOutcome>> {
         require_secret(p)?;
         if raw.is_empty() {
             return Err(AppError::invalid("events", "send 1 to 1 000 events"));
@@ -109,7 +121,7 @@ impl Services {
         let mut valid: Vec<(usize, Event)> = Vec::with_capacity(raw.len());
         let mut seen: HashMap<String, usize> = HashMap::with_capacity(raw.len());
         for (i, r) in raw.into_iter().enumerate() {
-            match eng::check_event(r, now, &config.currency) {
+            match eng::check_event_within(r, now, &config.currency, max_late_days) {
                 Err(rej) => outcomes.push(EventOutcome::Rejected(rej)),
                 Ok(e) => {
                     if seen.insert(e.message_id.clone(), i).is_some() {

@@ -35,6 +35,28 @@ pub const MAX_WINDOW_DAYS: i32 = 365;
 /// Tenants whose snapshot is being refreshed in the background (one at a time each).
 static REFRESHING: Mutex<Option<HashSet<String>>> = Mutex::new(None);
 
+/// A tenant's place in [`REFRESHING`], held by its background refresh and given back
+/// when dropped: also when the refresh panics or its task is aborted, so no tenant is
+/// left marked as refreshing (and never refreshed again).
+struct RefreshClaim(String);
+
+impl RefreshClaim {
+    /// The tenant's place, unless a refresh of it holds it.
+    fn take(tenant: &TenantId) -> Option<Self> {
+        let mut set = REFRESHING.lock().unwrap_or_else(|e| e.into_inner());
+        set.get_or_insert_with(HashSet::new).insert(tenant.0.clone()).then(|| RefreshClaim(tenant.0.clone()))
+    }
+}
+
+impl Drop for RefreshClaim {
+    fn drop(&mut self) {
+        let mut set = REFRESHING.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(set) = set.as_mut() {
+            set.remove(&self.0);
+        }
+    }
+}
+
 /// A profile with the snapshot its percentile ranks against.
 #[derive(Debug, Clone)]
 pub struct ProfileOut {
@@ -236,22 +258,22 @@ impl Services {
     }
 
     fn refresh_in_background(&self, tenant: &TenantId) {
-        {
-            let mut guard = REFRESHING.lock().unwrap_or_else(|e| e.into_inner());
-            if !guard.get_or_insert_with(HashSet::new).insert(tenant.0.clone()) {
-                return;
-            }
-        }
-        let (db, tenant, clock) = (self.db.clone(), tenant.clone(), self.clock.clone());
-        tokio::spawn(async move {
-            if let Err(e) = take_snapshot(&db, &tenant, clock.now()).await {
-                tracing::warn!(tenant = %tenant, error = %e, "refreshing the score snapshot failed");
-            }
-            let mut guard = REFRESHING.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(set) = guard.as_mut() {
-                set.remove(&tenant.0);
+        let (db, t, clock) = (self.db.clone(), tenant.clone(), self.clock.clone());
+        self.spawn_refresh(tenant, async move { take_snapshot(&db, &t, clock.now()).await.map(|_| ()) });
+    }
+
+    /// Runs `refresh` of `tenant`'s snapshot in a tracked task, unless one of that
+    /// tenant runs already; returns whether it started. However the task ends —
+    /// done, failed, panicked or aborted — the tenant is free for the next refresh.
+    fn spawn_refresh(&self, tenant: &TenantId, refresh: impl Future<Output = Result<()>> + Send + 'static) -> bool {
+        let Some(claim) = RefreshClaim::take(tenant) else { return false };
+        self.tasks.spawn(async move {
+            let claim = claim;
+            if let Err(e) = refresh.await {
+                tracing::warn!(tenant = %claim.0, error = %e, "refreshing the score snapshot failed");
             }
         });
+        true
     }
 
     /// Org-wide metrics for a window ending on the as-of day.
@@ -542,4 +564,36 @@ async fn take_snapshot(db: &Db, tenant: &TenantId, now: Timestamp) -> Result<Sto
     er::save_snapshot(&txn, tenant, taken_at, version, &snapshot).await?;
     txn.commit().await?;
     Ok(StoredSnapshot { taken_at, data_version: version, snapshot })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_refresh_that_panics_leaves_its_tenant_free_for_the_next_one() {
+        let svc = crate::service::in_memory().await;
+        let tenant = TenantId("refresh-that-panics".into());
+        let (go, wait) = tokio::sync::oneshot::channel::<()>();
+        assert!(svc.spawn_refresh(&tenant, async move {
+            let _ = wait.await;
+            if true {
+                panic!("the snapshot query blew up");
+            }
+            Ok(())
+        }));
+        assert!(!svc.spawn_refresh(&tenant, async { Ok(()) }), "one refresh of a tenant at a time");
+        let _ = go.send(());
+        svc.tasks.close();
+        svc.tasks.wait().await;
+        svc.tasks.reopen();
+
+        let (done, finished) = tokio::sync::oneshot::channel();
+        let started = svc.spawn_refresh(&tenant, async move {
+            let _ = done.send(());
+            Ok(())
+        });
+        assert!(started, "after the panic the tenant is refreshed again");
+        finished.await.expect("the next refresh ran");
+    }
 }

@@ -39,8 +39,11 @@ const LOOKUP_WRITERS: usize = 1;
 
 /// The queue [`Services::key_lookups`] starts with.
 pub fn lookup_queue() -> BatchQueue<KeyLookup> {
-    BatchQueue::new(MAX_LOOKUP_BATCH, LOOKUP_WRITERS)
+    BatchQueue::new(MAX_LOOKUP_BATCH, LOOKUP_WRITERS, LOOKUP_QUEUE_LIMIT)
 }
+
+/// Most calls waiting for their key's lookup; past it calls are refused at once.
+const LOOKUP_QUEUE_LIMIT: usize = 10_000;
 
 /// How long a secret key that authenticated counts as verified for the rate limits.
 /// A key revoked meanwhile is refused at once by every call that needs it; it only
@@ -100,9 +103,13 @@ impl Services {
             .find(|k| key.starts_with(k.prefix()))
             .ok_or_else(unknown)?;
         let (reply, answer) = oneshot::channel();
-        if self.key_lookups.push(KeyLookup { hash: secrets::hash(key), kind, reply }) {
-            let svc = self.clone();
-            tokio::spawn(async move { svc.key_lookups.drain(|batch| svc.look_up_keys(batch)).await });
+        match self.key_lookups.push(KeyLookup { hash: secrets::hash(key), kind, reply }) {
+            Ok(true) => {
+                let svc = self.clone();
+                self.tasks.spawn(async move { svc.key_lookups.drain(|batch| svc.look_up_keys(batch)).await });
+            }
+            Ok(false) => {}
+            Err(_) => return Err(super::busy("API key lookups")),
         }
         answer.await.unwrap_or_else(|_| Err(AppError::Internal(anyhow::anyhow!("the key lookup stopped"))))
     }
@@ -191,5 +198,4 @@ mod tests {
         v.clear();
         assert!(!v.contains(&format!("h{}", MAX_VERIFIED + 9)));
     }
-
 }

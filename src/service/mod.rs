@@ -9,6 +9,7 @@ pub mod engagement;
 pub mod engagement_read;
 pub mod events;
 pub mod follow_ups;
+pub mod imports;
 pub mod in_app;
 pub mod invitations;
 pub mod keys;
@@ -61,6 +62,12 @@ pub struct Services {
     pub records: Arc<batch::BatchQueue<responses::PendingRecord>>,
     /// Calls waiting for their API key to be looked up (shared lookups).
     pub key_lookups: Arc<batch::BatchQueue<keys::KeyLookup>>,
+    /// Every task the services spawn (batch writers, score refreshes, event streams,
+    /// workers): shutdown waits for them, within the grace period.
+    pub tasks: tokio_util::task::TaskTracker,
+    /// Cancelled when the server shuts down: event streams end (UNAVAILABLE), workers
+    /// stop after the step they are in.
+    pub shutdown: tokio_util::sync::CancellationToken,
     /// The secret keys that authenticated lately (for the rate-limit gate only).
     pub verified_keys: Arc<keys::VerifiedKeys>,
 }
@@ -111,7 +118,7 @@ impl Services {
     /// Services over a database with default settings.
     pub fn new(db: Db, clock: Clock) -> Self {
         Services {
-            records: Arc::new(responses::record_queue()),
+            records: Arc::new(responses::record_queue(responses::DEFAULT_RECORD_QUEUE_LIMIT)),
             key_lookups: Arc::new(keys::lookup_queue()),
             verified_keys: Arc::default(),
             db,
@@ -119,13 +126,31 @@ impl Services {
             bus: EventBus::default(),
             outbox: Arc::new(OutboxSettings::default()),
             metrics: crate::telemetry::Metrics::new(),
+            tasks: tokio_util::task::TaskTracker::new(),
+            shutdown: tokio_util::sync::CancellationToken::new(),
         }
+    }
+
+    /// The same services with at most `limit` `RecordResponse` calls waiting for their
+    /// batch (more are refused with RESOURCE_EXHAUSTED).
+    pub fn with_record_queue_limit(mut self, limit: usize) -> Self {
+        self.records = Arc::new(responses::record_queue(limit));
+        self
     }
 
     /// The same services with these webhook and event settings.
     pub fn with_outbox(mut self, settings: OutboxSettings) -> Self {
         self.outbox = Arc::new(settings);
         self
+    }
+}
+
+/// A bounded queue of this process is full ([`batch`]): `RESOURCE_EXHAUSTED`, with
+/// RetryInfo asking for a retry in a second.
+pub(crate) fn busy(what: &str) -> AppError {
+    AppError::ResourceExhausted {
+        message: format!("too many {what} in this server; retry in a moment"),
+        retry_after: std::time::Duration::from_secs(1),
     }
 }
 
@@ -157,11 +182,7 @@ pub fn require_secret(p: &Principal) -> Result<()> {
 /// Services over a fresh in-memory SQLite database, for unit tests of use-cases.
 #[cfg(test)]
 pub(crate) async fn in_memory() -> Services {
-    let settings = crate::store::DbSettings {
-        url: "sqlite::memory:".into(),
-        max_connections: 1,
-        acquire_timeout: std::time::Duration::from_secs(5),
-    };
+    let settings = crate::store::DbSettings { max_connections: 1, ..crate::store::DbSettings::new("sqlite::memory:") };
     let db = Db::connect(&settings).await.expect("in-memory SQLite");
     db.migrate().await.expect("migrated");
     Services::new(db, Clock::default())

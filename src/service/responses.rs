@@ -87,9 +87,13 @@ pub const MAX_RECORD_BATCH: usize = 128;
 /// batches.) SQLite has one writer connection anyway.
 const RECORD_WRITERS: usize = 1;
 
-/// The queue [`Services::records`] starts with.
-pub fn record_queue() -> BatchQueue<PendingRecord> {
-    BatchQueue::new(MAX_RECORD_BATCH, RECORD_WRITERS)
+/// Most `RecordResponse` calls waiting for their batch, by default
+/// (`RAPPORT_RECORD_QUEUE_LIMIT`): 32 full batches.
+pub const DEFAULT_RECORD_QUEUE_LIMIT: usize = 32 * MAX_RECORD_BATCH;
+
+/// The queue of [`Services::records`], holding at most `limit` waiting answers.
+pub fn record_queue(limit: usize) -> BatchQueue<PendingRecord> {
+    BatchQueue::new(MAX_RECORD_BATCH, RECORD_WRITERS, limit)
 }
 
 impl Services {
@@ -159,9 +163,13 @@ impl Services {
     ) -> Result<Response, IssueError> {
         let (reply, answer) = oneshot::channel();
         let span = tracing::Span::current();
-        if self.records.push(PendingRecord { tenant, req, fingerprint, span, reply }) {
-            let svc = self.clone();
-            tokio::spawn(async move { svc.records.drain(|batch| svc.write_records(batch)).await });
+        match self.records.push(PendingRecord { tenant, req, fingerprint, span, reply }) {
+            Ok(true) => {
+                let svc = self.clone();
+                self.tasks.spawn(async move { svc.records.drain(|batch| svc.write_records(batch)).await });
+            }
+            Ok(false) => {}
+            Err(_) => return Err(super::busy("answers waiting to be written").into()),
         }
         answer.await.unwrap_or_else(|_| Err(AppError::Internal(anyhow::anyhow!("the response writer stopped")).into()))
     }
@@ -216,10 +224,13 @@ impl Services {
     /// nothing, and the others are written with one statement per table.
     async fn record_many(&self, jobs: &[&PendingRecord]) -> Result<Vec<Result<Response>>, IssueError> {
         let now = self.clock.now();
-        let txn = self.db.begin_batch().await?;
-        let targets = answering(&txn, jobs, now).await?;
-        let Checked { surveys, answers } = check(&txn, jobs, targets).await?;
-        let customers = customers_of(&txn, jobs, &answers, now).await?;
+        // Each step within the batch timeout: a stalled connection fails this batch
+        // with UNAVAILABLE instead of holding every answer of the process.
+        let db = &self.db;
+        let txn = db.begin_batch().await?;
+        let targets = db.batch_step("reads", answering(&txn, jobs, now)).await?;
+        let Checked { surveys, answers } = db.batch_step("checks", check(&txn, jobs, targets)).await?;
+        let customers = db.batch_step("customer upserts", customers_of(&txn, jobs, &answers, now)).await?;
         let outcomes: Vec<Result<Recorded>> = jobs
             .iter()
             .zip(answers)
@@ -234,8 +245,8 @@ impl Services {
         if outcomes.iter().all(|o| o.is_err()) {
             return Ok(outcomes.into_iter().map(|o| o.map(|r| r.response)).collect());
         }
-        write(&txn, jobs, &outcomes, now).await?;
-        txn.commit().await?;
+        db.batch_step("writes", write(&txn, jobs, &outcomes, now)).await?;
+        db.batch_step("commit", async { txn.commit().await.map_err(IssueError::from) }).await?;
         self.bus.outbox_written();
         self.metrics.response_batch_written(jobs.len());
         for r in outcomes.iter().flatten() {
@@ -610,7 +621,7 @@ fn already_answered() -> AppError {
 }
 
 /// The follow-up a low score opens, with its first history entry (not yet written).
-fn new_follow_up(
+pub(super) fn new_follow_up(
     tenant: &TenantId,
     survey: &Survey,
     response: &responses::Row,

@@ -233,5 +233,14 @@ scoped!(
     event,
     webhook_endpoint,
     delivery,
-    delivery_attempt
+    delivery_attempt,
+    imported_response
 );
+
+// One imported answer (`id` is the response's id) and the source's id it came with.
+entity!(imported_response, "imported_responses", {
+    tenant_id: String,
+    external_id: String,
+    request_hash: String,
+    created_at: i64,
+});

@@ -36,6 +36,17 @@ pub async fn insert(conn: &impl ConnectionTrait, row: Row) -> Result<(), sea_orm
     row.into_active_model().insert(conn).await.map(|_| ())
 }
 
+/// Inserts rows in one statement.
+pub async fn insert_many(conn: &impl ConnectionTrait, rows: Vec<Row>) -> Result<(), sea_orm::DbErr> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    invitation::Entity::insert_many(rows.into_iter().map(IntoActiveModel::into_active_model))
+        .exec_without_returning(conn)
+        .await
+        .map(|_| ())
+}
+
 pub async fn by_idempotency_key(conn: &impl ConnectionTrait, tenant: &TenantId, key: &str) -> Result<Option<Row>> {
     Ok(invitation::Entity::scoped(tenant).filter(invitation::Column::IdempotencyKey.eq(key)).one(conn).await?)
 }

@@ -8,6 +8,7 @@ pub mod engagement_read;
 pub mod entities;
 pub mod events;
 pub mod follow_ups;
+pub mod imports;
 pub mod in_app;
 pub mod invitations;
 pub mod metrics;
@@ -17,7 +18,9 @@ pub mod surveys;
 pub mod tenants;
 pub mod webhooks;
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use sea_orm::sqlx;
@@ -49,11 +52,25 @@ pub struct Db {
     /// of its own whose statement cache holds every batch size's statements, so a
     /// batch is never parsed and planned again. SQLite: the writer.
     batcher: DatabaseConnection,
+    /// What [`Db::ping`] asks: one connection of its own, opened when first needed, so
+    /// a pool busy with calls is not taken for an outage (`sqlite::memory:`: the pool).
+    probe: DatabaseConnection,
+    /// What the health watcher found last ([`Db::set_reachable`]).
+    reach: Arc<Reachability>,
+    /// The settings it was opened with (the batch timeout, migrations' connection).
+    settings: Arc<DbSettings>,
 }
 
 /// Prepared statements the batch connection keeps: a batch of n answers is one
 /// statement shape per table, n from 1 to 128 (the default cache keeps 100).
 const BATCH_STATEMENT_CACHE: usize = 1_024;
+
+/// The default of [`DbSettings::statement_timeout`].
+pub const DEFAULT_STATEMENT_TIMEOUT: Duration = Duration::from_secs(60);
+/// The default of [`DbSettings::tcp_keepalive`].
+pub const DEFAULT_TCP_KEEPALIVE: Duration = Duration::from_secs(30);
+/// The default of [`DbSettings::batch_timeout`].
+pub const DEFAULT_BATCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// How to reach the database.
 #[derive(Clone, Debug)]
@@ -62,32 +79,90 @@ pub struct DbSettings {
     pub max_connections: u32,
     /// How long a call waits for a free (or new) connection before `UNAVAILABLE`.
     pub acquire_timeout: Duration,
+    /// PostgreSQL: the server cancels a statement that runs longer (its
+    /// `statement_timeout`), and the call fails with `UNAVAILABLE`. `None`: no limit.
+    /// Migrations run without it.
+    pub statement_timeout: Option<Duration>,
+    /// PostgreSQL: TCP keepalive on every connection, on both ends: the first probe
+    /// after this long without traffic, then one every third of it; three unanswered
+    /// probes end the connection, so a server (or a client) that vanished without
+    /// closing it is noticed. `None`: the operating system's default (usually off).
+    pub tcp_keepalive: Option<Duration>,
+    /// Each step of a batched write — its begin, its statements, its commit — that
+    /// takes longer fails the batch with `UNAVAILABLE`: one stalled connection cannot
+    /// hold every `RecordResponse` of the process.
+    pub batch_timeout: Duration,
+}
+
+impl DbSettings {
+    /// Settings for `url` with the defaults of the command line: 32 connections, 5 s to
+    /// get one, the default statement timeout, keepalive and batch timeout.
+    pub fn new(url: impl Into<String>) -> Self {
+        DbSettings {
+            url: url.into(),
+            max_connections: 32,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Some(DEFAULT_STATEMENT_TIMEOUT),
+            tcp_keepalive: Some(DEFAULT_TCP_KEEPALIVE),
+            batch_timeout: DEFAULT_BATCH_TIMEOUT,
+        }
+    }
 }
 
 impl Db {
     /// Opens the pool. SQLite files are created if missing and run in WAL mode with a
     /// busy timeout; `sqlite::memory:` uses one shared connection.
-    pub async fn connect(settings: &DbSettings) -> Result<Self, DbErr> {
+    ///
+    /// An error names the database — PostgreSQL's host, port, database and user, or
+    /// the SQLite file — and the cause, never the password.
+    pub async fn connect(settings: &DbSettings) -> anyhow::Result<Self> {
+        let target = Target::of(&settings.url)?;
+        if target.postgres {
+            // Process-wide, for the connections opened from now on (patched sqlx-core).
+            sqlx_core::net::set_tcp_keepalive(settings.tcp_keepalive);
+        }
+        match Self::open(settings).await {
+            Ok(db) => Ok(db),
+            Err(e) => Err(target.failed(&e, settings).await),
+        }
+    }
+
+    async fn open(settings: &DbSettings) -> Result<Self, DbErr> {
         let memory = settings.url.contains(":memory:") || settings.url.contains("mode=memory");
-        let conn =
-            Database::connect(Self::options(settings, if memory { 1 } else { settings.max_connections })).await?;
+        let reach = Arc::new(Reachability::default());
+        let max = if memory { 1 } else { settings.max_connections };
+        let conn = Database::connect(Self::options(settings, &reach, max, None)).await?;
         let sqlite = conn.get_database_backend() == DbBackend::Sqlite;
-        let writer =
-            if sqlite && !memory { Database::connect(Self::options(settings, 1)).await? } else { conn.clone() };
+        let writer = if sqlite && !memory {
+            Database::connect(Self::options(settings, &reach, 1, None)).await?
+        } else {
+            conn.clone()
+        };
         let batcher = if sqlite {
             writer.clone()
         } else {
-            let mut opts = Self::options(settings, 1);
+            let mut opts = Self::options(settings, &reach, 1, Some(BATCH_STATEMENT_CACHE));
             // Busy, it is in use back to back and never pinged; after a pause of its
             // own it is, so a database that restarted meanwhile costs no call.
-            opts.test_before_acquire_if_idle_for(Duration::from_millis(100))
-                .map_sqlx_postgres_opts(|o| o.statement_cache_capacity(BATCH_STATEMENT_CACHE));
+            opts.test_before_acquire_if_idle_for(Duration::from_millis(100));
             Database::connect(opts).await?
         };
-        Ok(Db { conn, writer, batcher })
+        let probe = if memory {
+            conn.clone()
+        } else {
+            let mut opts = Self::options(settings, &reach, 1, None);
+            opts.connect_lazy(true);
+            Database::connect(opts).await?
+        };
+        Ok(Db { conn, writer, batcher, probe, reach, settings: Arc::new(settings.clone()) })
     }
 
-    fn options(settings: &DbSettings, max_connections: u32) -> ConnectOptions {
+    fn options(
+        settings: &DbSettings,
+        reach: &Arc<Reachability>,
+        max_connections: u32,
+        statement_cache: Option<usize>,
+    ) -> ConnectOptions {
         let mut opts = ConnectOptions::new(settings.url.clone());
         let memory = settings.url.contains(":memory:") || settings.url.contains("mode=memory");
         opts.max_connections(max_connections)
@@ -108,6 +183,40 @@ impl Db {
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
             });
+        // PostgreSQL only (sea-orm sends it as a startup option).
+        if let Some(t) = settings.statement_timeout.filter(|t| !t.is_zero()) {
+            opts.statement_timeout(t);
+        }
+        // The server's end of the keepalive: it notices a client that vanished (and
+        // ends its transaction, releasing its locks). The client's end is set in
+        // `connect` (`set_tcp_keepalive`).
+        let keepalive = settings.tcp_keepalive.map(|idle| idle.as_secs().max(1));
+        opts.map_sqlx_postgres_opts(move |mut o| {
+            if let Some(n) = statement_cache {
+                o = o.statement_cache_capacity(n);
+            }
+            if let Some(idle) = keepalive {
+                o = o.options([
+                    ("tcp_keepalives_idle", idle.to_string()),
+                    ("tcp_keepalives_interval", (idle / 3).max(1).to_string()),
+                    ("tcp_keepalives_count", "3".to_owned()),
+                ]);
+            }
+            o
+        });
+        // After an outage, a pooled connection idle since before it ended may be dead
+        // (terminated, or its server restarted): it is tested before use, so the first
+        // calls after the recovery do not fail on it. Once used, it is not tested again.
+        let reach = reach.clone();
+        opts.map_sqlx_postgres_before_acquire(move |conn, meta| {
+            let test = reach.maybe_dead(meta.idle_for);
+            Box::pin(async move {
+                if test {
+                    sqlx::Connection::ping(conn).await?;
+                }
+                Ok(true)
+            })
+        });
         opts
     }
 
@@ -123,13 +232,37 @@ impl Db {
     /// Starts a write transaction. On SQLite it begins IMMEDIATE, taking the write
     /// lock at once: a deferred one can fail with SQLITE_BUSY when it upgrades.
     pub async fn begin_write(&self) -> Result<DatabaseTransaction> {
+        self.check_reachable()?;
         self.begin_on(&self.writer).await
     }
 
     /// Starts a write transaction for a batch of calls (see `service::batch`), on the
-    /// batch connection.
+    /// batch connection, within the batch timeout.
     pub async fn begin_batch(&self) -> Result<DatabaseTransaction> {
-        self.begin_on(&self.batcher).await
+        self.check_reachable()?;
+        self.batch_step("begin", self.begin_on(&self.batcher)).await
+    }
+
+    /// Runs `step` (`what`: its name, for the error) of a batched write within the
+    /// batch timeout ([`DbSettings::batch_timeout`]); past it, `UNAVAILABLE`. The
+    /// step's future is dropped then: its transaction rolls back, and a connection
+    /// left mid-statement is not reused before it answered (sqlx tests it first).
+    pub async fn batch_step<T, E>(&self, what: &str, step: impl Future<Output = Result<T, E>>) -> Result<T, E>
+    where
+        E: From<AppError>,
+    {
+        let limit = self.settings.batch_timeout;
+        match tokio::time::timeout(limit, step).await {
+            Ok(r) => r,
+            Err(_) => {
+                tracing::warn!(step = what, timeout = ?limit, "a batched write timed out");
+                Err(AppError::Unavailable(format!(
+                    "the database did not complete the batch's {what} within {} ms; retry later",
+                    limit.as_millis()
+                ))
+                .into())
+            }
+        }
     }
 
     async fn begin_on(&self, pool: &DatabaseConnection) -> Result<DatabaseTransaction> {
@@ -138,23 +271,232 @@ impl Db {
         Ok(pool.begin_with_options(options).await?)
     }
 
-    /// Applies every pending migration.
+    /// Applies every pending migration. On PostgreSQL they run on a connection of
+    /// their own without the statement timeout: a migration may rewrite a big table.
     pub async fn migrate(&self) -> Result<(), DbErr> {
         use migrations::MigratorTrait;
+        if self.backend() == DbBackend::Postgres && self.settings.statement_timeout.is_some() {
+            let settings = DbSettings { statement_timeout: None, ..(*self.settings).clone() };
+            let conn = Database::connect(Self::options(&settings, &self.reach, 1, None)).await?;
+            let done = migrations::Migrator::up(&conn, None).await;
+            let _ = conn.close().await;
+            return done;
+        }
         migrations::Migrator::up(&self.conn, None).await
     }
 
-    /// Whether the database answers a trivial query.
+    /// Whether the database answers a trivial query (on a connection of its own: a busy
+    /// pool is not an outage).
     pub async fn ping(&self) -> bool {
-        self.conn.execute_unprepared("SELECT 1").await.is_ok()
+        self.probe.execute_unprepared("SELECT 1").await.is_ok()
+    }
+
+    /// Records what the health watcher found. While the database is known to be
+    /// unreachable, calls fail at once with `UNAVAILABLE` ([`Db::is_down`]) instead of
+    /// each waiting for a connection; the watcher keeps probing and clears it.
+    pub fn set_reachable(&self, up: bool) {
+        self.reach.set(up);
+    }
+
+    /// Whether the health watcher last found the database unreachable.
+    pub fn is_down(&self) -> bool {
+        self.reach.down.load(Ordering::Relaxed)
+    }
+
+    /// `UNAVAILABLE` at once while the database is known to be unreachable.
+    pub fn check_reachable(&self) -> Result<()> {
+        if self.is_down() { Err(unavailable()) } else { Ok(()) }
     }
 
     /// Closes the pool.
     pub async fn close(self) {
+        let _ = self.probe.close().await;
         let _ = self.batcher.close().await;
         let _ = self.writer.close().await;
         let _ = self.conn.close().await;
     }
+}
+
+/// What the health watcher found last, shared by the pools.
+#[derive(Debug, Default)]
+struct Reachability {
+    down: AtomicBool,
+    /// When the database was last found unreachable.
+    last_down: Mutex<Option<Instant>>,
+}
+
+impl Reachability {
+    fn set(&self, up: bool) {
+        self.down.store(!up, Ordering::Relaxed);
+        if !up {
+            *self.last_down.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        }
+    }
+
+    /// Whether a connection idle for `idle_for` went idle before the database was last
+    /// found unreachable (and may have died with it).
+    fn maybe_dead(&self, idle_for: Duration) -> bool {
+        self.last_down.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|at| idle_for >= at.elapsed())
+    }
+}
+
+/// Where a database URL points, as errors name it: never with its password.
+struct Target {
+    postgres: bool,
+    /// "PostgreSQL at host:5432/db as user u", "the SQLite database ./x.db".
+    shown: String,
+    /// The password as written in the URL (and decoded), to scrub from causes.
+    secrets: Vec<String>,
+}
+
+impl Target {
+    /// Checks that `url` is a database URL this service supports.
+    fn of(url: &str) -> anyhow::Result<Target> {
+        let secrets = url_passwords(url);
+        let scrub = |s: String| scrub(s, &secrets);
+        let target = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let o: sqlx::postgres::PgConnectOptions = url.parse().map_err(|e: sqlx::Error| {
+                anyhow::anyhow!(
+                    "DATABASE_URL {} is not a valid PostgreSQL URL: {}",
+                    redact_url(url),
+                    scrub(e.to_string())
+                )
+            })?;
+            let place = match o.get_socket() {
+                Some(dir) => format!("socket {}", dir.display()),
+                None => format!("{}:{}", o.get_host(), o.get_port()),
+            };
+            let database = o.get_database().unwrap_or(o.get_username());
+            Target {
+                postgres: true,
+                shown: format!("PostgreSQL at {place}/{database} as user {}", o.get_username()),
+                secrets: Vec::new(),
+            }
+        } else if url.starts_with("sqlite:") {
+            let o: sqlx::sqlite::SqliteConnectOptions = url.parse().map_err(|e: sqlx::Error| {
+                anyhow::anyhow!("DATABASE_URL {} is not a valid SQLite URL: {}", redact_url(url), scrub(e.to_string()))
+            })?;
+            Target {
+                postgres: false,
+                shown: format!("the SQLite database {}", o.get_filename().display()),
+                secrets: Vec::new(),
+            }
+        } else {
+            anyhow::bail!("DATABASE_URL {} is not supported: use postgres://… or sqlite://…", redact_url(url));
+        };
+        Ok(Target { secrets, ..target })
+    }
+
+    /// The error of a failed [`Db::connect`]: where, and why. A PostgreSQL pool that
+    /// timed out says no more than that; one direct attempt then tells the cause
+    /// (refused, unknown host, no answer…).
+    async fn failed(&self, e: &DbErr, settings: &DbSettings) -> anyhow::Error {
+        let mut cause = e.to_string();
+        let timed_out = matches!(e, DbErr::Conn(RuntimeErr::SqlxError(s)) if matches!(&**s, sqlx::Error::PoolTimedOut));
+        if self.postgres && timed_out {
+            use sqlx::ConnectOptions as _;
+            let within = settings.acquire_timeout;
+            let why = match settings.url.parse::<sqlx::postgres::PgConnectOptions>() {
+                Ok(o) => match tokio::time::timeout(within, o.connect()).await {
+                    Ok(Ok(c)) => {
+                        let _ = sqlx::Connection::close(c).await;
+                        None
+                    }
+                    Ok(Err(e)) => Some(e.to_string()),
+                    Err(_) => Some(format!("no answer within {} ms", within.as_millis())),
+                },
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(why) = why {
+                cause = format!("{cause}: {why}");
+            }
+        }
+        let what = if self.postgres { "cannot connect to" } else { "cannot open" };
+        anyhow::anyhow!("{}", scrub(cause, &self.secrets)).context(format!("{what} {}", self.shown))
+    }
+}
+
+/// The passwords a URL may hold, as written and percent-decoded, for [`scrub`].
+fn url_passwords(url: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(u) = url::Url::parse(url)
+        && let Some(p) = u.password()
+    {
+        out.push(p.to_owned());
+        if let Ok(decoded) = percent_decode(p) {
+            out.push(decoded);
+        }
+    }
+    // A URL that does not parse: what lies between the user's `:` and the last `@`.
+    if let Some((_, rest)) = url.split_once("://")
+        && let Some(at) = rest.rfind('@')
+        && let Some((_, p)) = rest[..at].split_once(':')
+    {
+        out.push(p.to_owned());
+    }
+    for (k, v) in url.split_once('?').map(|(_, q)| form_urlencoded::parse(q.as_bytes())).into_iter().flatten() {
+        if k.eq_ignore_ascii_case("password") {
+            out.push(v.into_owned());
+        }
+    }
+    out.retain(|p| !p.is_empty());
+    out.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    out
+}
+
+fn percent_decode(s: &str) -> std::result::Result<String, std::string::FromUtf8Error> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("-"), 16)
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out)
+}
+
+/// `text` with every one of `secrets` replaced by `***`.
+fn scrub(mut text: String, secrets: &[String]) -> String {
+    for s in secrets {
+        text = text.replace(s.as_str(), "***");
+    }
+    text
+}
+
+/// A database URL fit for logs and errors: its password (in the user part or a
+/// `password=` parameter) replaced by `***`, also when the URL does not parse.
+pub fn redact_url(url: &str) -> String {
+    let (mut out, query) = match url.split_once('?') {
+        Some((base, query)) => (base.to_owned(), Some(query)),
+        None => (url.to_owned(), None),
+    };
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some(at) = rest.rfind('@')
+        && let Some((user, _)) = rest[..at].split_once(':')
+    {
+        // The last `@` of the whole URL: a password may hold `/`, `?` or `@` unencoded.
+        let after = &rest[at + 1..];
+        return redact_url(&format!("{scheme}://{user}@{after}")).replacen('@', ":***@", 1);
+    }
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=***"),
+                _ => p.to_owned(),
+            })
+            .collect();
+        out = format!("{out}?{}", params.join("&"));
+    }
+    out
 }
 
 impl From<DbErr> for AppError {
@@ -323,5 +665,30 @@ mod sqlite_busy_tests {
         let err = DbErr::Exec(RuntimeErr::SqlxError(std::sync::Arc::new(err)));
         assert!(is_unavailable(&err), "{err:?}");
         assert!(matches!(classify(&err), AppError::Unavailable(_)));
+    }
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted_whether_or_not_the_url_parses() {
+        for (url, shown) in [
+            ("postgres://u:s3cr3t@db:5432/x", "postgres://u:***@db:5432/x"),
+            ("postgres://u:s3cr3t@db:notaport/x", "postgres://u:***@db:notaport/x"),
+            ("postgres://u:s3/cr@et@db/x?sslmode=require", "postgres://u:***@db/x?sslmode=require"),
+            ("postgres://u@db/x?password=s3cr3t&sslmode=require", "postgres://u@db/x?password=***&sslmode=require"),
+            ("postgres://db/x", "postgres://db/x"),
+            ("sqlite://rapport.db?mode=rwc", "sqlite://rapport.db?mode=rwc"),
+        ] {
+            assert_eq!(redact_url(url), shown, "{url}");
+        }
+    }
+
+    #[test]
+    fn causes_are_scrubbed_of_the_password_as_written_and_decoded() {
+        let secrets = url_passwords("postgres://u:p%40ss-w0rd@db/x");
+        assert_eq!(scrub("auth failed for p%40ss-w0rd / p@ss-w0rd".into(), &secrets), "auth failed for *** / ***");
     }
 }

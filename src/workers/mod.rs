@@ -7,8 +7,8 @@
 use std::future::Future;
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::service::Services;
 
@@ -19,16 +19,19 @@ const FANOUT_GATHER: Duration = Duration::from_millis(20);
 /// How often old events are pruned.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
 
-/// Starts every worker. They stop, after finishing what they are doing (a delivery
-/// attempt included), when `stop` turns true.
-pub fn spawn(services: Services, stop: watch::Receiver<bool>) -> Vec<JoinHandle<()>> {
+/// Starts every worker, as tasks of `services.tasks`. They stop when
+/// `services.shutdown` is cancelled, after finishing what they are doing (a delivery
+/// attempt included).
+pub fn spawn(services: Services) -> Vec<JoinHandle<()>> {
     let poll = services.outbox.poll;
     let sla = services.outbox.sla_check;
     let client = crate::service::webhooks::http_client(services.outbox.timeout);
+    let stop = services.shutdown.clone();
+    let tasks = services.tasks.clone();
     let mut handles = Vec::new();
 
     let s = services.clone();
-    handles.push(tokio::spawn(run(
+    handles.push(tasks.spawn(run(
         "fan-out",
         stop.clone(),
         move || {
@@ -44,7 +47,7 @@ pub fn spawn(services: Services, stop: watch::Receiver<bool>) -> Vec<JoinHandle<
     )));
 
     let s = services.clone();
-    handles.push(tokio::spawn(run(
+    handles.push(tasks.spawn(run(
         "dispatcher",
         stop.clone(),
         move || {
@@ -60,7 +63,7 @@ pub fn spawn(services: Services, stop: watch::Receiver<bool>) -> Vec<JoinHandle<
     )));
 
     let s = services.clone();
-    handles.push(tokio::spawn(run(
+    handles.push(tasks.spawn(run(
         "sla",
         stop.clone(),
         move || {
@@ -74,7 +77,7 @@ pub fn spawn(services: Services, stop: watch::Receiver<bool>) -> Vec<JoinHandle<
     )));
 
     let s = services.clone();
-    handles.push(tokio::spawn(run(
+    handles.push(tasks.spawn(run(
         "retention",
         stop,
         move || {
@@ -105,13 +108,13 @@ enum Wait {
 
 /// Runs `step` until `stop`; a failing step is logged and retried after a pause (the
 /// database may be away; the worker carries on when it returns).
-async fn run<F, Fut>(name: &'static str, mut stop: watch::Receiver<bool>, step: F, services: Services)
+async fn run<F, Fut>(name: &'static str, stop: CancellationToken, step: F, services: Services)
 where
     F: Fn() -> Fut,
     Fut: Future<Output = crate::error::Result<Wait>>,
 {
     loop {
-        if *stop.borrow() {
+        if stop.is_cancelled() {
             return;
         }
         let (pause, wake) = match step().await {
@@ -135,7 +138,7 @@ where
         tokio::select! {
             _ = tokio::time::sleep(pause) => {}
             _ = woken => {}
-            _ = stop.changed() => {}
+            _ = stop.cancelled() => {}
         }
     }
 }

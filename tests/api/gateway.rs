@@ -55,6 +55,8 @@ const ROUTES: &[&str] = &[
     "POST /v1/webhook-endpoints/{endpoint_id}:replay",
     "POST /v1/webhook-endpoints/{endpoint_id}:sendTest",
     "GET /v1/webhook-deliveries",
+    "POST /v1/imports/responses",
+    "POST /v1/imports/events",
 ];
 
 /// The routes a publishable key (or an invitation token) may use.

@@ -69,8 +69,7 @@ async fn a_window_of_millions_of_points_is_refused_without_building_it(b: Backen
         .unwrap_err();
     assert_invalid(&err, "start_time");
     // The whole range by day: 2.9 million points, refused by count.
-    let err =
-        c.get_survey_metrics(metrics_of(&s.id, Some(0), 253_402_300_799, pb::Interval::Day)).await.unwrap_err();
+    let err = c.get_survey_metrics(metrics_of(&s.id, Some(0), 253_402_300_799, pb::Interval::Day)).await.unwrap_err();
     assert_invalid(&err, "interval");
     assert!(err.message().contains("2932897"), "{}", err.message());
 }
@@ -83,15 +82,13 @@ async fn a_profile_at_a_far_past_as_of_is_refused(b: Backend) {
     record_ok(&mut c, vec![action("e1", "alice", now, "export", &[])]).await;
     for seconds in [YEAR_MINUS_262143, YEAR_262142, -86_400] {
         let err = c
-            .get_engagement_profile(pb::GetEngagementProfileRequest {
-                customer_id: "alice".into(),
-                as_of: at(seconds),
-            })
+            .get_engagement_profile(pb::GetEngagementProfileRequest { customer_id: "alice".into(), as_of: at(seconds) })
             .await
             .unwrap_err();
         assert_invalid(&err, "as_of");
     }
-    let ok = c.get_engagement_profile(pb::GetEngagementProfileRequest { customer_id: "alice".into(), as_of: None }).await;
+    let ok =
+        c.get_engagement_profile(pb::GetEngagementProfileRequest { customer_id: "alice".into(), as_of: None }).await;
     assert!(ok.is_ok(), "{ok:?}");
 }
 
@@ -168,14 +165,13 @@ async fn page_tokens_with_control_characters_are_refused(b: Backend) {
     let mut c = app.surveys.clone();
     for raw in ["after:\0", "after:", "after:\u{1}x", "before:x"] {
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw);
-        let err = c
-            .list_surveys(pb::ListSurveysRequest { page_token: token, ..Default::default() })
-            .await
-            .unwrap_err();
+        let err = c.list_surveys(pb::ListSurveysRequest { page_token: token, ..Default::default() }).await.unwrap_err();
         assert_invalid(&err, "page_token");
     }
-    let err =
-        c.list_surveys(pb::ListSurveysRequest { page_token: "x".repeat(20_000), ..Default::default() }).await.unwrap_err();
+    let err = c
+        .list_surveys(pb::ListSurveysRequest { page_token: "x".repeat(20_000), ..Default::default() })
+        .await
+        .unwrap_err();
     assert_invalid(&err, "page_token");
     assert!(err.message().len() < 1_000, "the token is not echoed: {} bytes", err.message().len());
 }
@@ -200,8 +196,7 @@ async fn malformed_protobuf_is_invalid_argument_not_internal(b: Backend) {
     let in_headers = resp.headers().get("grpc-status").map(|v| v.to_str().unwrap().to_owned());
     let bytes = resp.bytes().await.unwrap();
     let text = String::from_utf8_lossy(&bytes).to_lowercase();
-    let code = in_headers.or_else(|| {
-        text.lines().find_map(|l| l.trim().strip_prefix("grpc-status:").map(|c| c.trim().to_owned()))
-    });
+    let code = in_headers
+        .or_else(|| text.lines().find_map(|l| l.trim().strip_prefix("grpc-status:").map(|c| c.trim().to_owned())));
     assert_eq!(code.as_deref(), Some((Code::InvalidArgument as i32).to_string().as_str()), "{text}");
 }

@@ -129,7 +129,7 @@ pub async fn spawn_app_on(
 }
 
 async fn start(backend: Backend, url: String, key: Option<String>, adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
-    let db = DbSettings { url: url.clone(), max_connections: 8, acquire_timeout: Duration::from_secs(2) };
+    let db = DbSettings { max_connections: 8, acquire_timeout: Duration::from_secs(2), ..DbSettings::new(url.clone()) };
     let mut args = ServeArgs { health_interval_ms: 200, ..ServeArgs::default() };
     adjust(&mut args);
     let clock = Clock::default();

@@ -2,5 +2,5 @@ mod socket;
 pub mod tls;
 
 pub use socket::{
-    connect_tcp, connect_uds, BufferedSocket, Socket, SocketIntoBox, WithSocket, WriteBuffer,
+    connect_tcp, connect_uds, set_tcp_keepalive, BufferedSocket, Socket, SocketIntoBox, WithSocket, WriteBuffer,
 };

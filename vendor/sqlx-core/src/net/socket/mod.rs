@@ -193,6 +193,12 @@ pub async fn connect_tcp<Ws: WithSocket>(
         // TCP_NODELAY a message written in more than one piece (a TLS-wrapped statement
         // over 16 KiB) waits ~40 ms for the server's delayed ACK.
         stream.set_nodelay(true)?;
+        // rapport's patch (no release has it; upstream issue transact-rs/sqlx#3540):
+        // TCP keepalive, so a connection whose server vanished without closing it (a
+        // failover, a dropped NAT entry) fails instead of waiting forever for an answer.
+        if let Some(keepalive) = tcp_keepalive() {
+            socket2::SockRef::from(&stream).set_tcp_keepalive(&keepalive)?;
+        }
         return Ok(with_socket.with_socket(stream).await);
     }
 
@@ -203,6 +209,40 @@ pub async fn connect_tcp<Ws: WithSocket>(
             crate::rt::missing_rt((host, port, with_socket))
         }
     }
+}
+
+/// rapport's patch: the TCP keepalive of connections opened from now on (see
+/// [`set_tcp_keepalive`]); `None` leaves the operating system's default (off).
+static TCP_KEEPALIVE: std::sync::RwLock<Option<std::time::Duration>> = std::sync::RwLock::new(None);
+
+/// rapport's patch: turns TCP keepalive on for every TCP connection opened after this
+/// call (tokio runtime): the first probe after `idle` without traffic, then one every
+/// third of it, and the connection fails after three unanswered probes. `None`: off.
+pub fn set_tcp_keepalive(idle: Option<std::time::Duration>) {
+    *TCP_KEEPALIVE.write().unwrap_or_else(|e| e.into_inner()) = idle;
+}
+
+#[cfg(feature = "_rt-tokio")]
+fn tcp_keepalive() -> Option<socket2::TcpKeepalive> {
+    let idle = (*TCP_KEEPALIVE.read().unwrap_or_else(|e| e.into_inner()))?;
+    let idle = idle.max(std::time::Duration::from_secs(1));
+    #[allow(unused_mut)]
+    let mut keepalive = socket2::TcpKeepalive::new().with_time(idle);
+    #[cfg(any(
+        target_os = "linux",
+        target_os = "android",
+        target_os = "macos",
+        target_os = "ios",
+        target_os = "freebsd",
+        target_os = "netbsd",
+        target_os = "windows"
+    ))]
+    {
+        keepalive = keepalive
+            .with_interval((idle / 3).max(std::time::Duration::from_secs(1)))
+            .with_retries(3);
+    }
+    Some(keepalive)
 }
 
 /// Open a TCP socket to `host` and `port`.
