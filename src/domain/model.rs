@@ -52,9 +52,146 @@ pub struct Survey {
     pub policy: PolicyOverrides,
     pub follow_up: FollowUpRule,
     pub in_app: bool,
+    /// The look and language of its hosted page and widget; empty fields take the
+    /// tenant's defaults.
+    pub branding: Branding,
     pub archived_at: Option<Timestamp>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
+}
+
+/// How the hosted page and the widget present a survey: a name, an accent colour, a
+/// logo and the language of their fixed texts. Each field is optional (empty); a
+/// survey's empty field takes the tenant's default, and an empty default the built-in
+/// look (no name, the standard blue, no logo, the browser's language).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Branding {
+    /// Shown above the question, e.g. "Acme" (at most 100 characters).
+    pub display_name: String,
+    /// `#rrggbb`, stored in lower case.
+    pub accent_color: String,
+    /// An `https://` URL of an image (at most 500 characters), shown above the question.
+    pub logo_url: String,
+    /// A BCP 47 language tag such as `de` or `pt-BR` (at most 35 characters).
+    pub language: String,
+}
+
+impl Branding {
+    pub const DISPLAY_NAME_MAX: usize = 100;
+    pub const LOGO_URL_MAX: usize = 500;
+    pub const LANGUAGE_MAX: usize = 35;
+
+    /// Each field checked (and normalised); errors name `{prefix}{field}`, all at once.
+    /// `language_field` is where the language came from (it is not inside `branding`
+    /// in the API).
+    pub fn validate(self, prefix: &str, language_field: &str) -> crate::error::Result<Branding> {
+        use crate::error::{AppError, FieldViolation};
+        let mut errors = Vec::new();
+        let mut push = |field: String, description: String| errors.push(FieldViolation { field, description });
+        let display_name = match super::input::text(
+            &format!("{prefix}display_name"),
+            self.display_name.trim(),
+            Self::DISPLAY_NAME_MAX,
+            false,
+        ) {
+            Ok(v) => v,
+            Err(AppError::InvalidArgument(v)) => {
+                v.into_iter().for_each(|f| push(f.field, f.description));
+                String::new()
+            }
+            Err(e) => return Err(e),
+        };
+        let accent_color = self.accent_color.trim().to_ascii_lowercase();
+        if !accent_color.is_empty() && !is_hex_color(&accent_color) {
+            push(
+                format!("{prefix}accent_color"),
+                format!("must be a colour as #rrggbb; got {:?}", super::input::quote_prefix(&accent_color)),
+            );
+        }
+        let logo_url = match logo_url(self.logo_url.trim()) {
+            Ok(v) => v,
+            Err(why) => {
+                push(format!("{prefix}logo_url"), why);
+                String::new()
+            }
+        };
+        let language = self.language.trim().to_owned();
+        if !language.is_empty() && !is_language_tag(&language) {
+            push(
+                language_field.to_owned(),
+                format!(
+                    "must be a BCP 47 language tag such as \"de\" or \"pt-BR\" (at most {} characters); got {:?}",
+                    Self::LANGUAGE_MAX,
+                    super::input::quote_prefix(&language)
+                ),
+            );
+        }
+        if !errors.is_empty() {
+            return Err(AppError::InvalidArgument(errors));
+        }
+        Ok(Branding { display_name, accent_color, logo_url, language })
+    }
+
+    /// This branding with each empty field taken from `default`.
+    pub fn or(&self, default: &Branding) -> Branding {
+        let pick = |a: &String, b: &String| if a.is_empty() { b.clone() } else { a.clone() };
+        Branding {
+            display_name: pick(&self.display_name, &default.display_name),
+            accent_color: pick(&self.accent_color, &default.accent_color),
+            logo_url: pick(&self.logo_url, &default.logo_url),
+            language: pick(&self.language, &default.language),
+        }
+    }
+
+    /// The `https://host[:port]` origin of the logo, for a Content-Security-Policy.
+    pub fn logo_origin(&self) -> Option<String> {
+        let u = url::Url::parse(&self.logo_url).ok()?;
+        (u.scheme() == "https" && u.host().is_some()).then(|| u.origin().ascii_serialization())
+    }
+}
+
+fn is_hex_color(s: &str) -> bool {
+    s.len() == 7 && s.starts_with('#') && s[1..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// `xx`, `xxx` or either with subtags: ASCII letters first, then `-` and 1–8 letters or digits.
+pub fn is_language_tag(s: &str) -> bool {
+    let mut parts = s.split('-');
+    let first = parts.next().unwrap_or("");
+    s.len() <= Branding::LANGUAGE_MAX
+        && (2..=3).contains(&first.len())
+        && first.bytes().all(|b| b.is_ascii_alphabetic())
+        && parts.all(|p| (1..=8).contains(&p.len()) && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+/// An absolute `https://` URL with a host and no user name or password; normalised.
+fn logo_url(raw: &str) -> Result<String, String> {
+    if raw.is_empty() {
+        return Ok(String::new());
+    }
+    let n = raw.chars().count();
+    if n > Branding::LOGO_URL_MAX {
+        return Err(format!("must be at most {} characters; got {n}", Branding::LOGO_URL_MAX));
+    }
+    if raw.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("must not contain spaces or control characters".into());
+    }
+    let u = url::Url::parse(raw)
+        .map_err(|e| format!("must be an absolute https:// URL ({e}); got {:?}", super::input::quote_prefix(raw)))?;
+    if u.scheme() != "https" {
+        return Err(format!("must be an https:// URL; got {:?}", super::input::quote_prefix(raw)));
+    }
+    if u.host_str().is_none_or(str::is_empty) {
+        return Err("must name a host".into());
+    }
+    if !u.username().is_empty() || u.password().is_some() {
+        return Err("must not contain a user name or password".into());
+    }
+    let out = u.to_string();
+    if out.len() > Branding::LOGO_URL_MAX {
+        return Err(format!("must be at most {} characters once encoded", Branding::LOGO_URL_MAX));
+    }
+    Ok(out)
 }
 
 /// How an invitation reaches the customer.
@@ -300,6 +437,7 @@ pub struct SurveyDraft {
     pub policy: PolicyOverrides,
     pub follow_up: FollowUpRule,
     pub in_app: bool,
+    pub branding: Branding,
 }
 
 /// The fields an `UpdateSurvey` changes; `None` leaves a field as it is.
@@ -319,6 +457,10 @@ pub struct SurveyPatch {
     pub follow_up_condition: Option<Properties>,
     pub follow_up_sla_hours: Option<Option<i32>>,
     pub follow_up_disabled: Option<bool>,
+    pub display_name: Option<String>,
+    pub accent_color: Option<String>,
+    pub logo_url: Option<String>,
+    pub language: Option<String>,
 }
 
 impl SurveyPatch {
@@ -343,6 +485,11 @@ impl SurveyPatch {
         set(&mut s.follow_up.customer_condition, self.follow_up_condition);
         set(&mut s.follow_up.sla_hours, self.follow_up_sla_hours);
         set(&mut s.follow_up.disabled, self.follow_up_disabled);
+        set(&mut s.branding.display_name, self.display_name);
+        set(&mut s.branding.accent_color, self.accent_color);
+        set(&mut s.branding.logo_url, self.logo_url);
+        set(&mut s.branding.language, self.language);
+        s.branding = s.branding.validate("survey.branding.", "survey.language")?;
         s.policy = s.policy.validate()?;
         s.follow_up.validate(s.scale)?;
         Ok(s)

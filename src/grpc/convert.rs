@@ -214,7 +214,37 @@ pub fn survey_draft(s: Option<pb::Survey>) -> Result<model::SurveyDraft> {
     }
     let (scale, follow_up, policy) = (scale?, follow_up?, policy?);
     follow_up.validate(scale).map_err(|e| e.within("survey"))?;
-    Ok(model::SurveyDraft { scale, name, question, low_label, high_label, policy, follow_up, in_app: s.in_app })
+    let branding = branding(&s).validate("survey.branding.", "survey.language")?;
+    Ok(model::SurveyDraft {
+        scale,
+        name,
+        question,
+        low_label,
+        high_label,
+        policy,
+        follow_up,
+        in_app: s.in_app,
+        branding,
+    })
+}
+
+/// The branding fields of a survey message (not yet checked).
+fn branding(s: &pb::Survey) -> model::Branding {
+    let b = s.branding.clone().unwrap_or_default();
+    model::Branding {
+        display_name: b.display_name,
+        accent_color: b.accent_color,
+        logo_url: b.logo_url,
+        language: s.language.clone(),
+    }
+}
+
+pub fn pb_branding(b: &model::Branding) -> pb::Branding {
+    pb::Branding {
+        display_name: b.display_name.clone(),
+        accent_color: b.accent_color.clone(),
+        logo_url: b.logo_url.clone(),
+    }
 }
 
 /// An `UpdateSurvey` mask and values, as a patch.
@@ -228,6 +258,7 @@ pub fn survey_patch(s: Option<pb::Survey>, mask: Option<prost_types::FieldMask>)
     let (name, question, low_label, high_label) = texts(&s, &mut errors);
     let p = s.policy.unwrap_or_default();
     let f = s.follow_up.clone().unwrap_or_default();
+    let b = branding(&s);
     let mut patch = model::SurveyPatch::default();
     for path in &paths {
         match path.as_str() {
@@ -284,6 +315,16 @@ pub fn survey_patch(s: Option<pb::Survey>, mask: Option<prost_types::FieldMask>)
                     patch.follow_up_disabled = Some(f.disabled);
                 }
             }
+            // Checked as a whole when the patch is applied.
+            "branding" => {
+                patch.display_name = Some(b.display_name.clone());
+                patch.accent_color = Some(b.accent_color.clone());
+                patch.logo_url = Some(b.logo_url.clone());
+            }
+            "branding.display_name" => patch.display_name = Some(b.display_name.clone()),
+            "branding.accent_color" => patch.accent_color = Some(b.accent_color.clone()),
+            "branding.logo_url" => patch.logo_url = Some(b.logo_url.clone()),
+            "language" => patch.language = Some(b.language.clone()),
             "kind" | "scale_max" => errors.push(crate::error::FieldViolation {
                 field: "update_mask".into(),
                 description: format!("{path} cannot change after creation; create a new survey"),
@@ -333,11 +374,17 @@ pub fn pb_survey(s: &Survey) -> pb::Survey {
         create_time: Some(ts(s.created_at)),
         update_time: Some(ts(s.updated_at)),
         archive_time: opt_ts(s.archived_at),
+        branding: Some(pb_branding(&s.branding)),
+        language: s.branding.language.clone(),
     }
 }
 
-pub fn pb_form(s: &Survey) -> pb::SurveyForm {
+/// The form of `s` as the hosted page and the widget show it, with `branding` (the
+/// survey's, with the tenant's defaults filled in).
+pub fn pb_form(s: &Survey, branding: &model::Branding) -> pb::SurveyForm {
     pb::SurveyForm {
+        branding: Some(pb_branding(branding)),
+        language: branding.language.clone(),
         survey_id: s.id.0.clone(),
         kind: pb_kind(s.scale.kind) as i32,
         question: s.question.clone(),

@@ -16,7 +16,8 @@ use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::{Services, require_publishable};
-use crate::domain::model::{Channel, Invitation, InvitationStatus, IssueOutcome, KeyKind, Principal};
+use crate::domain::TenantId;
+use crate::domain::model::{Branding, Channel, Invitation, InvitationStatus, IssueOutcome, KeyKind, Principal, Survey};
 use crate::domain::{identity, secrets};
 use crate::error::{AppError, Result};
 use crate::store::{in_app, surveys, tenants};
@@ -145,6 +146,31 @@ impl Services {
         };
         txn.commit().await?;
         Ok(new_secret)
+    }
+}
+
+impl Services {
+    /// Sets a tenant's default branding (each survey's empty fields take it); empty
+    /// fields clear the default. Returns the stored values.
+    pub async fn set_tenant_branding(&self, tenant: &str, branding: Branding) -> Result<Branding> {
+        let branding = branding.validate("", "language")?;
+        let t = tenants::find_tenant(&self.db, tenant).await?;
+        let txn = self.db.begin_write().await?;
+        tenants::set_branding(&txn, &t, &branding).await?;
+        txn.commit().await?;
+        Ok(branding)
+    }
+
+    /// A tenant's default branding.
+    pub async fn tenant_branding(&self, tenant: &str) -> Result<Branding> {
+        let t = tenants::find_tenant(&self.db, tenant).await?;
+        tenants::branding(self.db.conn(), &t).await
+    }
+
+    /// What the hosted page and the widget show for `survey`: its branding, each empty
+    /// field taken from the tenant's default.
+    pub async fn form_branding(&self, tenant: &TenantId, survey: &Survey) -> Result<Branding> {
+        Ok(survey.branding.or(&tenants::branding(self.db.conn(), tenant).await?))
     }
 }
 

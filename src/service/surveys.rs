@@ -23,6 +23,7 @@ impl Services {
             policy: d.policy.validate()?,
             follow_up: d.follow_up,
             in_app: d.in_app,
+            branding: d.branding,
             archived_at: None,
             created_at: now,
             updated_at: now,

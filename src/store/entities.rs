@@ -64,6 +64,19 @@ entity!(survey, "surveys", {
     archived_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    brand_display_name: String,
+    brand_accent_color: String,
+    brand_logo_url: String,
+    language: String,
+});
+
+// The tenant's default branding: the same `tenants` rows, only these columns (the
+// columns have defaults, so `tenant` inserts rows without them).
+entity!(tenant_branding, "tenants", {
+    brand_display_name: String,
+    brand_accent_color: String,
+    brand_logo_url: String,
+    language: String,
 });
 
 entity!(customer, "customers", {

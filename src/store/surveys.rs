@@ -7,7 +7,7 @@ use sea_orm::{
 use super::entities::{Scoped, survey};
 use super::{PageRequest, props_from_json, props_to_json};
 use crate::domain::eligibility::PolicyOverrides;
-use crate::domain::model::{FollowUpRule, Page, Survey};
+use crate::domain::model::{Branding, FollowUpRule, Page, Survey};
 use crate::domain::{Scale, SurveyId, SurveyKind, TenantId, time};
 use crate::error::{AppError, Result};
 
@@ -34,6 +34,12 @@ fn to_domain(m: survey::Model) -> Result<Survey> {
             disabled: m.follow_up_disabled,
         },
         in_app: m.in_app,
+        branding: Branding {
+            display_name: m.brand_display_name,
+            accent_color: m.brand_accent_color,
+            logo_url: m.brand_logo_url,
+            language: m.language,
+        },
         archived_at: m.archived_at.map(time::from_micros),
         created_at: time::from_micros(m.created_at),
         updated_at: time::from_micros(m.updated_at),
@@ -60,6 +66,10 @@ fn to_model(tenant: &TenantId, s: &Survey) -> survey::Model {
         follow_up_sla_hours: s.follow_up.sla_hours,
         follow_up_disabled: s.follow_up.disabled,
         in_app: s.in_app,
+        brand_display_name: s.branding.display_name.clone(),
+        brand_accent_color: s.branding.accent_color.clone(),
+        brand_logo_url: s.branding.logo_url.clone(),
+        language: s.branding.language.clone(),
         archived_at: s.archived_at.map(time::to_micros),
         created_at: time::to_micros(s.created_at),
         updated_at: time::to_micros(s.updated_at),

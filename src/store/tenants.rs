@@ -135,3 +135,38 @@ pub async fn default_policy(conn: &impl sea_orm::ConnectionTrait, tenant: &Tenan
         invitation_expiry_days: t.invitation_expiry_days,
     })
 }
+
+/// A tenant's default branding (all empty until set).
+pub async fn branding(
+    conn: &impl sea_orm::ConnectionTrait,
+    tenant: &TenantId,
+) -> Result<crate::domain::model::Branding> {
+    let row = super::entities::tenant_branding::Entity::find_by_id(tenant.0.clone())
+        .one(conn)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("tenant {tenant}")))?;
+    Ok(crate::domain::model::Branding {
+        display_name: row.brand_display_name,
+        accent_color: row.brand_accent_color,
+        logo_url: row.brand_logo_url,
+        language: row.language,
+    })
+}
+
+/// Replaces a tenant's default branding.
+pub async fn set_branding(
+    conn: &impl sea_orm::ConnectionTrait,
+    tenant: &TenantId,
+    b: &crate::domain::model::Branding,
+) -> Result<()> {
+    use super::entities::tenant_branding;
+    let am = tenant_branding::ActiveModel {
+        id: sea_orm::Unchanged(tenant.0.clone()),
+        brand_display_name: Set(b.display_name.clone()),
+        brand_accent_color: Set(b.accent_color.clone()),
+        brand_logo_url: Set(b.logo_url.clone()),
+        language: Set(b.language.clone()),
+    };
+    tenant_branding::Entity::update(am).exec(conn).await?;
+    Ok(())
+}
