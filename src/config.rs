@@ -65,6 +65,26 @@ pub enum TenantCommand {
         #[arg(long, requires = "enable")]
         rotate: bool,
     },
+    /// Set the default look of the tenant's hosted survey pages and widgets (each
+    /// survey's own `branding` and `language` win). Options not given keep their value;
+    /// an empty value ("") clears one. Without options, prints the current values.
+    Branding {
+        /// The tenant, by name or id.
+        #[arg(long)]
+        tenant: String,
+        /// Shown above the question, e.g. "Acme" (at most 100 characters).
+        #[arg(long)]
+        display_name: Option<String>,
+        /// Accent colour as #rrggbb.
+        #[arg(long)]
+        accent_color: Option<String>,
+        /// An https:// URL of a logo image.
+        #[arg(long)]
+        logo_url: Option<String>,
+        /// Language of the fixed texts, a BCP 47 tag such as de or pt-BR (empty: the browser's).
+        #[arg(long)]
+        language: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -64,6 +64,23 @@ async fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Tenant(TenantCommand::Branding { tenant, display_name, accent_color, logo_url, language }) => {
+            let svc = admin_services(&db_settings).await?;
+            let mut b = svc.tenant_branding(&tenant).await?;
+            let changing = display_name.is_some() || accent_color.is_some() || logo_url.is_some() || language.is_some();
+            if changing {
+                b.display_name = display_name.unwrap_or(b.display_name);
+                b.accent_color = accent_color.unwrap_or(b.accent_color);
+                b.logo_url = logo_url.unwrap_or(b.logo_url);
+                b.language = language.unwrap_or(b.language);
+                b = svc.set_tenant_branding(&tenant, b).await?;
+            }
+            println!(
+                "branding of tenant {tenant}:\n  display name: {:?}\n  accent colour: {:?}\n  logo URL: {:?}\n  language: {:?}",
+                b.display_name, b.accent_color, b.logo_url, b.language
+            );
+            Ok(())
+        }
         Command::Key(KeyCommand::Create { tenant, publishable }) => {
             let svc = admin_services(&db_settings).await?;
             let kind = if publishable { KeyKind::Publishable } else { KeyKind::Secret };

@@ -130,9 +130,10 @@ impl SurveyService for SurveyApi {
             return Err(status(crate::error::AppError::invalid("token", "is required")));
         }
         let inv = self.svc.invitation_by_token(token).await.map_err(status)?;
+        let branding = self.svc.form_branding(&inv.tenant, &inv.survey).await.map_err(status)?;
         ok(pb::GetInvitationResponse {
             invitation: Some(c::pb_invitation(&inv.invitation, self.svc.clock.now())),
-            form: Some(c::pb_form(&inv.survey)),
+            form: Some(c::pb_form(&inv.survey, &branding)),
         })
     }
 

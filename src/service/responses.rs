@@ -700,6 +700,7 @@ mod tests {
             policy: Default::default(),
             follow_up: FollowUpRule::default(),
             in_app: false,
+            branding: Default::default(),
         };
         let survey = svc.create_survey(&principal, draft).await.expect("survey");
         (svc, principal, survey)
