@@ -1,4 +1,4 @@
-//! The HTTP gateway (DESIGN §2, §11), on its own port beside native gRPC: what web
+//! The HTTP gateway (docs/api.md, docs/in-app.md), on its own port beside native gRPC: what web
 //! pages and plain HTTP clients use.
 //!
 //! - **JSON over HTTP** (`/v1/…`), derived from the proto's `google.api.http`
@@ -147,6 +147,8 @@ impl Origins {
 /// The gateway's router: static routes, then gRPC-Web or JSON by content type. The
 /// services of `grpc` are called through `rpc` (as [`RpcLayer::nested`]).
 pub fn router(services: Services, grpc: Routes, rpc: &RpcLayer, settings: HttpSettings) -> anyhow::Result<Router> {
+    // The hosted page's and the widget's texts; a bad RAPPORT_LOCALES_DIR fails here.
+    pages::load_locales()?;
     let rpc = rpc.nested();
     let grpc: GrpcService = BoxCloneSyncService::new(
         tower::ServiceBuilder::new()
