@@ -4,6 +4,7 @@
 mod helpers;
 mod receiver;
 
+mod branding;
 mod chart;
 mod engagement;
 mod engagement_asof;
@@ -23,6 +24,7 @@ mod isolation;
 mod lifecycle;
 mod metrics;
 mod observability;
+mod readme;
 mod responses;
 mod surveys;
 mod sweep;
