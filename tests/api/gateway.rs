@@ -324,6 +324,18 @@ fn other_routes(
         ),
         ("POST /v1/webhook-endpoints/{endpoint_id}:sendTest", format!("{ep}:sendTest"), Some(json!({}))),
         ("DELETE /v1/webhook-endpoints/{endpoint_id}", ep.clone(), None),
+        (
+            "POST /v1/imports/responses",
+            "/v1/imports/responses".into(),
+            Some(json!({"responses": [{"externalId": "old-1", "surveyId": survey, "customerId": "imp-1",
+                                       "score": 7, "recordedTime": "2026-01-02T03:04:05Z"}]})),
+        ),
+        (
+            "POST /v1/imports/events",
+            "/v1/imports/events".into(),
+            Some(json!({"events": [{"messageId": "old-e1", "customerId": "imp-1", "time": "2026-01-02T03:04:05Z",
+                                    "action": {"name": "export"}}]})),
+        ),
     ]
 }
 
