@@ -27,7 +27,7 @@ use crate::service::{Clock, Services};
 use crate::store::{Db, DbSettings};
 use crate::telemetry::rpc::RpcLayer;
 
-/// Largest request accepted (DESIGN §10).
+/// Largest request accepted (docs/api.md, "Input rules").
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
 /// A bound, ready-to-run server.

@@ -1,4 +1,4 @@
-//! `rapport bench-engagement`: the engagement load generator (DESIGN §8, §9).
+//! `rapport bench-engagement`: the engagement load generator (docs/benchmarks.md, "Engagement").
 //!
 //! It starts the server as a child process on a free loopback port over
 //! `DATABASE_URL`, and measures, each against a baseline taken in the same run:

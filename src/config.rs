@@ -247,7 +247,7 @@ impl ServeArgs {
     }
 }
 
-/// Webhooks, the event stream and follow-up SLAs (DESIGN §6, §7).
+/// Webhooks, the event stream and follow-up SLAs (docs/webhooks.md).
 #[derive(Debug, Args, Clone)]
 pub struct OutboxArgs {
     /// Delays before each webhook attempt, comma-separated (s, m, h, d).

@@ -1,4 +1,4 @@
-//! Engagement (DESIGN §8, §9): customer accounts and traits, raw activity events
+//! Engagement (docs/engagement.md): customer accounts and traits, raw activity events
 //! (deduplicated per tenant by message id), the per-customer daily roll-ups they feed
 //! on ingestion, the small per-tenant tables org metrics read (gap histogram, daily
 //! counts, cohorts), the scoring configuration and the score snapshots that keep the

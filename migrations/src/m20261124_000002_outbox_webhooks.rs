@@ -1,4 +1,4 @@
-//! The event outbox, webhook endpoints, deliveries and their attempts (DESIGN §7).
+//! The event outbox, webhook endpoints, deliveries and their attempts (docs/webhooks.md).
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;

@@ -1,5 +1,5 @@
 //! May this customer be surveyed now? The Medallia four-cooldown model plus
-//! opt-out and erasure (DESIGN §4). Explained, never silent.
+//! opt-out and erasure (docs/api.md, "Surveys, eligibility and defaults"). Explained, never silent.
 
 use super::time::{Timestamp, days};
 use crate::error::{AppError, Result};

@@ -1,4 +1,4 @@
-//! Activity and the engagement score (DESIGN §8, §9): the tenant's scoring
+//! Activity and the engagement score (docs/engagement.md): the tenant's scoring
 //! configuration, the rules an incoming event must pass, calendar days in the
 //! tenant's time zone, the decayed score and its percentile rank.
 //!
@@ -100,7 +100,7 @@ pub fn month_label(month: i32) -> String {
 // Scoring configuration.
 // ---------------------------------------------------------------------------------
 
-/// Weights of the health components (DESIGN §9). A weight of 0 leaves it out.
+/// Weights of the health components (docs/engagement.md, "Definitions"). A weight of 0 leaves it out.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct HealthWeights {
     pub engagement: f64,
@@ -496,7 +496,7 @@ fn first_violation(e: AppError, fallback: &str) -> Rejection {
     }
 }
 
-/// Checks one event at `now` against the tenant's currency (DESIGN §8).
+/// Checks one event at `now` against the tenant's currency (docs/engagement.md).
 pub fn check_event(raw: RawEvent, now: Timestamp, tenant_currency: &str) -> std::result::Result<Event, Rejection> {
     check_event_within(raw, now, tenant_currency, MAX_LATE_DAYS)
 }

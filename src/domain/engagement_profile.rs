@@ -1,4 +1,4 @@
-//! The engagement profile of one customer (DESIGN §9): voice, activity, engagement
+//! The engagement profile of one customer (docs/engagement.md): voice, activity, engagement
 //! score, value and health, for windows of 7, 30 and 90 days. Pure functions over
 //! the customer's daily roll-ups and survey history; storage only fetches and sums.
 
@@ -14,7 +14,7 @@ use super::time::Timestamp;
 pub const WINDOWS: [i32; 3] = [7, 30, 90];
 /// Most NPS answers in the history.
 pub const NPS_HISTORY_LIMIT: usize = 50;
-/// Expected lifetime cap, in months (DESIGN §9).
+/// Expected lifetime cap, in months (docs/engagement.md, "Definitions").
 pub const MAX_LIFETIME_MONTHS: f64 = 60.0;
 /// Days per month in value formulas.
 pub const DAYS_PER_MONTH: f64 = 30.0;

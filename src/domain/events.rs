@@ -1,5 +1,5 @@
 //! Events: every state change is recorded as one, in the transaction of the change
-//! (DESIGN §7). Here: the event types and the payloads, built from domain records, so
+//! (docs/webhooks.md). Here: the event types and the payloads, built from domain records, so
 //! a receiver can act without calling back.
 
 use serde_json::{Value, json};

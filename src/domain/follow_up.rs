@@ -1,4 +1,4 @@
-//! Follow-up statuses and the transitions between them (DESIGN §6):
+//! Follow-up statuses and the transitions between them (docs/api.md, "Follow-ups"):
 //! OPEN → ACKNOWLEDGED → RESOLVED, OPEN/ACKNOWLEDGED → DISMISSED,
 //! RESOLVED/DISMISSED → OPEN (reopen). OPEN → RESOLVED directly is allowed too.
 

@@ -1,4 +1,4 @@
-//! Identity verification of in-app callers (DESIGN §2): a web page may only answer as
+//! Identity verification of in-app callers (docs/in-app.md, "Identity verification"): a web page may only answer as
 //! the customer its CRM's server vouched for. The server computes
 //! `customer_hash = hex(HMAC-SHA256(tenant secret, customer id))` and hands it to the
 //! page with the customer id; rapport recomputes it. A visitor who edits the page's

@@ -384,7 +384,7 @@ pub struct Page<T> {
     pub next_page_token: String,
 }
 
-/// What kind of credential a caller holds (DESIGN §2).
+/// What kind of credential a caller holds (docs/api.md, "Keys and tenants").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyKind {
     /// `rk_secret_…`: full access to the tenant.

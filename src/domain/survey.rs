@@ -1,5 +1,5 @@
-//! Survey kinds, scales, scores and buckets (DESIGN §3), and the follow-up
-//! threshold defaults (DESIGN §6). Each rule lives in exactly one function here.
+//! Survey kinds, scales, scores and buckets (docs/engagement.md, "Survey metrics"), and the follow-up
+//! threshold defaults (docs/api.md, "Surveys, eligibility and defaults"). Each rule lives in exactly one function here.
 
 use crate::error::{AppError, Result};
 
@@ -111,7 +111,7 @@ impl Scale {
         }
     }
 
-    /// The bucket of a score on this scale (DESIGN §3).
+    /// The bucket of a score on this scale (docs/engagement.md, "Survey metrics").
     pub fn bucket(self, score: i32) -> Bucket {
         match self.kind {
             SurveyKind::Nps => match score {
@@ -180,7 +180,7 @@ impl Scale {
 
     /// Follow-up threshold when the survey sets none: NPS 6; CSAT the unsatisfied
     /// boxes (1 on 1–3, 2 on 1–5 and 1–7, 4 on 1–10); CES the disagree boxes (3 on
-    /// 1–7, 2 on 1–5). DESIGN §6.
+    /// 1–7, 2 on 1–5). See docs/api.md, "Surveys, eligibility and defaults".
     pub fn default_follow_up_threshold(self) -> i32 {
         match (self.kind, self.max) {
             (SurveyKind::Nps, _) => 6,

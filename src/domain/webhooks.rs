@@ -1,5 +1,5 @@
 //! Webhook rules: the Standard Webhooks signature, which answers are retried, the
-//! retry schedule, and which target addresses are refused (DESIGN §7).
+//! retry schedule, and which target addresses are refused (docs/webhooks.md).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::Duration;
@@ -54,7 +54,7 @@ pub fn classify(status: Option<u16>) -> AttemptOutcome {
 pub struct RetrySchedule(pub Vec<Duration>);
 
 impl Default for RetrySchedule {
-    /// Immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (DESIGN §7).
+    /// Immediately, 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h (docs/webhooks.md).
     fn default() -> Self {
         let s = |secs| Duration::from_secs(secs);
         RetrySchedule(vec![s(0), s(5), s(300), s(1800), s(7200), s(18000), s(36000), s(36000)])

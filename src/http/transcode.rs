@@ -29,7 +29,7 @@ use super::GrpcService;
 use crate::error::AppError;
 use crate::grpc::gate::ClientAddr;
 
-/// Largest JSON body accepted (DESIGN §10).
+/// Largest JSON body accepted (docs/api.md, "Input rules").
 const MAX_BODY_BYTES: usize = crate::app::MAX_REQUEST_BYTES;
 
 /// What the request body carries (`HttpRule.body`).

@@ -1,4 +1,4 @@
-//! Customers, activity ingestion and the scoring configuration (DESIGN §8).
+//! Customers, activity ingestion and the scoring configuration (docs/engagement.md).
 //!
 //! `RecordEvents` runs in one transaction: resolve (or create) the customers, insert
 //! the raw events — the primary key (tenant, message id) drops duplicates before

@@ -1,4 +1,4 @@
-//! Reading engagement (DESIGN §9): the per-customer profile, org-wide metrics,
+//! Reading engagement (docs/engagement.md): the per-customer profile, org-wide metrics,
 //! rankings and property values, all from the roll-ups; and the score snapshots that
 //! make percentile ranks cheap.
 //!

@@ -1,4 +1,4 @@
-//! The event stream and the webhook fan-out step (DESIGN §7).
+//! The event stream and the webhook fan-out step (docs/webhooks.md).
 
 use super::{Services, require_secret};
 use crate::domain::events::{self, Event};

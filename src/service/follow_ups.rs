@@ -1,4 +1,4 @@
-//! Working follow-ups: status transitions, assignment, priority, notes (DESIGN §6).
+//! Working follow-ups: status transitions, assignment, priority, notes (docs/api.md, "Follow-ups").
 
 use super::{Services, require_secret};
 use crate::domain::events::{self as event_data, EventType};

@@ -1,4 +1,4 @@
-//! In-app feedback (DESIGN §2): what a publishable key may do, identity verification,
+//! In-app feedback (docs/in-app.md): what a publishable key may do, identity verification,
 //! dismissals, and the rate limits on the calls a web page makes.
 //!
 //! A publishable key (`rk_pub_…`) sits in a web page, so anyone can copy it. With one

@@ -1,4 +1,5 @@
-//! Eligibility, issuing invitations, reading them by token, and opt-outs (DESIGN §4).
+//! Eligibility, issuing invitations, reading them by token, and opt-outs
+//! (docs/api.md, "Surveys, eligibility and defaults").
 
 use super::{Services, require_secret};
 use crate::domain::eligibility::{self, Eligibility};

@@ -1,5 +1,5 @@
 //! Survey metrics: headline, counts, mean and intervals, a time series, and the
-//! invitation funnel (DESIGN §3).
+//! invitation funnel (docs/engagement.md, "Survey metrics").
 
 use super::{Services, require_secret};
 use crate::domain::model::{Principal, Properties, SurveyMetrics};

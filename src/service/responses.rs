@@ -1,5 +1,5 @@
-//! Recording, changing and reading responses (DESIGN §5). A low score opens its
-//! follow-up in the same transaction (DESIGN §6).
+//! Recording, changing and reading responses (docs/api.md, "Idempotency"). A low score opens its
+//! follow-up in the same transaction (docs/api.md, "Follow-ups").
 
 use super::invitations::IssueError;
 use super::{Services, require_secret};

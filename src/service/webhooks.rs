@@ -1,4 +1,4 @@
-//! Webhook endpoints and the delivery of events to them (DESIGN §7): Standard
+//! Webhook endpoints and the delivery of events to them (docs/webhooks.md): Standard
 //! Webhooks signatures, at-least-once with retries, dead letters and replay.
 
 use std::time::Instant;

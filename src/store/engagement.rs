@@ -1,6 +1,6 @@
 //! Engagement storage, write side: the scoring configuration, bulk customer
 //! resolution, raw events (deduplicated by the primary key), and the roll-ups that
-//! ingestion updates in the same transaction (DESIGN §8).
+//! ingestion updates in the same transaction (docs/engagement.md, "How it is built").
 //!
 //! Everything is multi-row SQL: a batch of 1 000 events costs about ten statements,
 //! whatever its size. Counters are upserted as increments (`n = n + excluded.n`), so

@@ -297,7 +297,7 @@ impl Metrics {
     }
 
     /// A webhook delivery attempt ended with `outcome` (e.g. `delivered`, `retry`,
-    /// `dead_lettered`), one per attempt, after its outcome is recorded (DESIGN §7).
+    /// `dead_lettered`), one per attempt, after its outcome is recorded (docs/webhooks.md).
     pub fn webhook_delivery(&self, outcome: &'static str) {
         self.0.webhook_deliveries.get_or_create(&OutcomeLabels { outcome }).inc();
     }

@@ -1,4 +1,4 @@
-//! Customers and activity ingestion (DESIGN §8): upsert with account and traits,
+//! Customers and activity ingestion (docs/engagement.md): upsert with account and traits,
 //! deduplication by message id, per-item results, late and future events, the batch
 //! limits, the scoring configuration, keys and tenant isolation. Also the helpers
 //! the other engagement test files share.

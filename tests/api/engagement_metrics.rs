@@ -1,4 +1,4 @@
-//! Org-wide engagement metrics, rankings and property values (DESIGN §9) on
+//! Org-wide engagement metrics, rankings and property values (docs/engagement.md, "Definitions") on
 //! hand-built datasets; the expected numbers are worked out in the comments.
 
 use chrono::{DateTime, Duration, Utc};

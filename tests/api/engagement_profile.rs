@@ -1,4 +1,4 @@
-//! The engagement profile (DESIGN §9) on hand-built datasets, every expected number
+//! The engagement profile (docs/engagement.md, "Definitions") on hand-built datasets, every expected number
 //! worked out by hand in the comments: voice, activity windows, lifecycle, score and
 //! percentile, value and CLV, health with its components, change and risks; days in a
 //! non-UTC zone across midnight and a DST change; decay; thin data.

@@ -1,4 +1,4 @@
-//! Tenant isolation for every RPC (DESIGN §2): a key of tenant B can never read, change
+//! Tenant isolation for every RPC (docs/api.md, "Keys and tenants"): a key of tenant B can never read, change
 //! or even learn of tenant A's data. It gets `NOT_FOUND` exactly as for an id that does
 //! not exist, lists show it nothing of A's, and A's data is unchanged afterwards.
 //! Invitation tokens are credentials for one invitation only, whoever's key rides along.
