@@ -6,6 +6,8 @@ pub mod convert;
 mod engagement;
 mod follow_ups;
 pub mod gate;
+#[cfg(test)]
+mod proptests;
 mod imports;
 mod surveys;
 mod webhooks;
