@@ -10,7 +10,11 @@
 //! Data: tenant `acme` with a secret and a publishable key and in-app NPS, CSAT and
 //! CES surveys plus an email-only NPS survey; an email invitation for the hosted page;
 //! an invitation that has expired (the server's clock is moved 31 days on after
-//! issuing it); and tenant `verified` with identity verification on.
+//! issuing it); and tenant `verified` with identity verification on. Branding: an
+//! email NPS survey branded "Acme" in purple with no language (the page follows the
+//! browser's) and one invitation per test language, one in Arabic (right to left),
+//! an in-app CSAT survey in Spanish branded in red, and an invitation whose score the
+//! test changes before sending the comment.
 
 use std::time::Duration;
 
@@ -100,18 +104,63 @@ async fn main() -> anyhow::Result<()> {
         survey(&verified.secret, pb::SurveyKind::Nps, None, "How likely are you to recommend us?", true).await?;
 
     let mut client = SurveyServiceClient::connect(format!("http://{grpc}")).await?;
-    let mut issue = async |customer: &str| {
+    let mut branded = async |s: pb::Survey| {
+        anyhow::Ok(
+            client
+                .create_survey(authed(&acme.secret, pb::CreateSurveyRequest { survey: Some(s) })?)
+                .await?
+                .into_inner()
+                .id,
+        )
+    };
+    let brand = |name: &str, color: &str| {
+        Some(pb::Branding { display_name: name.into(), accent_color: color.into(), logo_url: String::new() })
+    };
+    let acme_brand = branded(pb::Survey {
+        kind: pb::SurveyKind::Nps as i32,
+        question: "How likely are you to recommend Acme to a colleague?".into(),
+        branding: brand("Acme", "#8250df"),
+        ..Default::default()
+    })
+    .await?;
+    let arabic = branded(pb::Survey {
+        kind: pb::SurveyKind::Nps as i32,
+        question: "ما مدى احتمال أن توصي بأكمي لصديق؟".into(),
+        branding: brand("أكمي", "#0a7d33"),
+        language: "ar".into(),
+        ..Default::default()
+    })
+    .await?;
+    let spanish = branded(pb::Survey {
+        kind: pb::SurveyKind::Csat as i32,
+        scale_max: Some(5),
+        question: "¿Qué tan satisfecho está con el nuevo editor?".into(),
+        branding: brand("Acme", "#d1242f"),
+        language: "es".into(),
+        in_app: true,
+        ..Default::default()
+    })
+    .await?;
+
+    let mut client = SurveyServiceClient::connect(format!("http://{grpc}")).await?;
+    let mut issue_for = async |survey: &str, customer: &str| {
         let req = pb::IssueSurveyRequest {
-            survey_id: email.clone(),
+            survey_id: survey.into(),
             customer_id: customer.into(),
             channel: pb::Channel::Email as i32,
             ..Default::default()
         };
         anyhow::Ok(client.issue_survey(authed(&acme.secret, req)?).await?.into_inner().token)
     };
-    let expired = issue("mail-expired").await?;
+    let expired = issue_for(&email, "mail-expired").await?;
     clock.advance(chrono::Duration::days(31));
-    let hosted = issue("mail-1").await?;
+    let hosted = issue_for(&email, "mail-1").await?;
+    let mut locales = serde_json::Map::new();
+    for tag in ["en", "de", "fr", "es"] {
+        locales.insert(tag.into(), issue_for(&acme_brand, &format!("mail-{tag}")).await?.into());
+    }
+    let rtl = issue_for(&arabic, "mail-ar").await?;
+    let change = issue_for(&acme_brand, "mail-change").await?;
 
     println!(
         "{}",
@@ -123,6 +172,12 @@ async fn main() -> anyhow::Result<()> {
             "surveys": {"nps": nps, "csat": csat, "ces": ces, "email": email},
             "hostedToken": hosted,
             "expiredToken": expired,
+            "branding": {
+                "localeTokens": locales,
+                "rtlToken": rtl,
+                "changeToken": change,
+                "spanishSurvey": spanish,
+            },
             "verified": {
                 "secretKey": verified.secret,
                 "publishableKey": verified_pub.secret,

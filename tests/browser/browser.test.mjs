@@ -57,7 +57,8 @@ main{padding:20px}a{color:inherit}</style></head>
 <body><header><a href="#home" id="home">Acme</a></header>
 <main><h1>Your dashboard</h1><p>Exports run nightly. The last one finished at 02:14.</p>
 <button id="export" type="button">Export now</button></main>
-<script src="${q.get("api")}/widget.js"${attr("data-key", q.get("key"))}${attr("data-customer", q.get("customer"))}${attr("data-survey", q.get("survey"))}${attr("data-customer-hash", q.get("hash"))}></script>
+<script>window.closes = []; addEventListener("rapport:close", (e) => window.closes.push(e.detail));</script>
+<script src="${q.get("api")}/widget.js"${attr("data-key", q.get("key"))}${attr("data-customer", q.get("customer"))}${attr("data-survey", q.get("survey"))}${attr("data-customer-hash", q.get("hash"))}${attr("data-lang", q.get("lang"))}></script>
 </body></html>`;
 }
 
@@ -127,13 +128,14 @@ async function newPage(viewport) {
   return page;
 }
 
-function embedUrl(origin, { survey, customer, key = fx.publishableKey, hash }) {
+function embedUrl(origin, { survey, customer, key = fx.publishableKey, hash, lang }) {
   const u = new URL("/embed.html", origin);
   u.searchParams.set("api", fx.http);
   u.searchParams.set("key", key);
   u.searchParams.set("survey", survey);
   u.searchParams.set("customer", customer);
   if (hash) u.searchParams.set("hash", hash);
+  if (lang) u.searchParams.set("lang", lang);
   return u.toString();
 }
 
@@ -202,6 +204,13 @@ test("embedded snippet: a detractor score, its follow-up, then the comment", { t
   await widget(page).waitFor({ state: "detached", timeout: 5000 });
   assert.deepEqual(await page.evaluate(() => window.rapport.last), { outcome: "answered", score: 3 });
 
+  // Reloaded after answering: one event, saying so, and no "eligible" contradiction.
+  await page.reload();
+  await page.waitForFunction(() => window.closes.length > 0);
+  assert.deepEqual(await page.evaluate(() => window.rapport.last), { outcome: "already-answered" });
+  assert.deepEqual(await page.evaluate(() => window.closes), [{ outcome: "already-answered" }], "exactly one event");
+  assert.equal(await widget(page).count(), 0);
+
   // Readable on a phone: the same card at 390×844.
   const phone = await newPage({ width: 390, height: 844 });
   await phone.goto(embedUrl(allowed, { survey: fx.surveys.nps, customer: "web-phone" }));
@@ -259,7 +268,9 @@ test("closing the widget is recorded as a dismissal, and it stays closed", { tim
   assert.equal(replay.invitation.status, InvitationStatus.DISMISSED);
   assert.equal(replay.token, "");
   await page.reload();
-  assert.equal((await page.evaluate(() => window.rapport.last)).outcome, "not-eligible");
+  await page.waitForFunction(() => window.closes.length > 0);
+  assert.equal((await page.evaluate(() => window.rapport.last)).outcome, "already-dismissed");
+  assert.equal(await page.evaluate(() => window.closes.length), 1, "exactly one event");
   assert.equal(await widget(page).count(), 0);
   await page.close();
 });
@@ -374,4 +385,178 @@ test("gRPC-Web from a third-party client (Connect): GetInvitation and RecordResp
   // A publishable key may not read responses, over gRPC-Web either.
   const denied = await withKey.getResponse({ id: r.id }).catch((e) => e);
   assert.equal(denied.code, Code.PermissionDenied);
+});
+
+// ---- Branding, languages, right to left, changing the score (issue 19) ----
+
+const DESKTOP = { width: 1280, height: 800 };
+const PHONE = { width: 390, height: 844 };
+
+/** What each shipped language must show on the hosted page and after answering. */
+const LANGUAGES = {
+  en: { dir: "ltr", low: "Not at all likely", reason: "What is the main reason for your score?", send: "Send", thanks: "Thank you for your feedback!" },
+  de: { dir: "ltr", low: "Sehr unwahrscheinlich", reason: "Was ist der wichtigste Grund für Ihre Bewertung?", send: "Senden", thanks: "Vielen Dank für Ihr Feedback!" },
+  fr: { dir: "ltr", low: "Pas du tout probable", reason: "Quelle est la principale raison de votre note ?", send: "Envoyer", thanks: "Merci pour votre avis !" },
+  es: { dir: "ltr", low: "Nada probable", reason: "¿Cuál es el motivo principal de su puntuación?", send: "Enviar", thanks: "¡Gracias por sus comentarios!" },
+  ar: { dir: "rtl", low: "غير مرجح إطلاقًا", reason: "ما السبب الرئيسي لتقييمك؟", send: "إرسال", thanks: "شكرًا لك على ملاحظاتك!" },
+};
+
+/** The hosted page of `token` with the browser asking for `lang`, at `viewport`. */
+async function hostedPage(token, lang, viewport) {
+  const page = await newPage(viewport);
+  await page.setExtraHTTPHeaders({ "Accept-Language": `${lang};q=1, en;q=0.5` });
+  const resp = await page.goto(`${fx.http}/s/${token}`);
+  assert.equal(resp.status(), 200);
+  await page.locator("#rapport-survey section").waitFor();
+  return page;
+}
+
+const contrastRgb = (rgb) => rgb.match(/\d+/g).slice(0, 3).map(Number);
+
+test("hosted page in every shipped language, at desktop and phone width, branded", { timeout: 120_000 }, async () => {
+  const tokens = { ...fx.branding.localeTokens, ar: fx.branding.rtlToken };
+  for (const [lang, want] of Object.entries(LANGUAGES)) {
+    for (const [size, viewport] of [["desktop", DESKTOP], ["phone", PHONE]]) {
+      const page = await hostedPage(tokens[lang], lang, viewport);
+      assert.equal(await page.getAttribute("html", "lang"), lang);
+      assert.equal(await page.getAttribute("html", "dir"), want.dir);
+      const card = page.locator("#rapport-survey section");
+      assert.equal(await card.getAttribute("dir"), want.dir);
+      const label = await card.locator("button[data-score='0']").getAttribute("aria-label");
+      assert.ok(label.startsWith(`0, ${want.low} (`) && label.includes("10"), label);
+      assert.equal(await card.locator(".labels span").first().textContent(), want.low);
+      assert.equal(await page.locator(".brand span").textContent(), lang === "ar" ? "أكمي" : "Acme");
+      assert.match(await page.title(), lang === "ar" ? /أكمي/ : /Acme/);
+      const box = await card.boundingBox();
+      assert.ok(box.x >= 0 && box.x + box.width <= viewport.width + 1, `fits: ${JSON.stringify(box)}`);
+      const btn = await card.locator("button[data-score='10']").boundingBox();
+      assert.ok(btn.height >= 44, `tap target: ${JSON.stringify(btn)}`);
+      await shot(page, `8-${lang}-${size}-question`);
+      if (size === "phone") {
+        // The comment step in this language, with the accent colour on the chosen score.
+        await card.locator("button[data-score='8']").click();
+        await card.getByText(want.reason).waitFor();
+        const pressed = card.locator("button[aria-pressed=true]");
+        assert.equal(await pressed.getAttribute("data-score"), "8");
+        const bg = await pressed.evaluate((b) => getComputedStyle(b).backgroundColor);
+        assert.deepEqual(contrastRgb(bg), lang === "ar" ? [10, 125, 51] : [130, 80, 223], "the survey's accent");
+        assert.equal(await card.locator("button.send").textContent(), want.send);
+        await shot(page, `8-${lang}-${size}-comment`);
+        await card.locator("button.send").click();
+        await card.getByText(want.thanks).waitFor();
+        await shot(page, `8-${lang}-${size}-thanks`);
+      }
+      await page.close();
+    }
+  }
+  // Each answer landed (the score, and no comment sent).
+  const answered = await eventually(async () => {
+    const all = await Promise.all(["en", "de", "fr", "es", "ar"].map((t) => responsesOf(`mail-${t}`)));
+    return all.every((r) => r.length === 1 && r[0].score === 8) && all;
+  });
+  assert.equal(answered.length, 5);
+});
+
+test("right to left, keyboard only: Arabic hosted page, score changed from the keyboard", { timeout: 60_000 }, async () => {
+  // A fresh browser language that the survey's own language (Arabic) overrides.
+  const page = await newPage(DESKTOP);
+  await page.setExtraHTTPHeaders({ "Accept-Language": "fr-FR" });
+  // mail-ar answered in the previous test with the same token: use a new one.
+  const { surveys } = grpcClients(fx.secretKey);
+  const inv = await surveys.getInvitation({ token: fx.branding.rtlToken });
+  const issued = await surveys.issueSurvey({ surveyId: inv.form.surveyId, customerId: "mail-ar-keyboard", channel: Channel.EMAIL });
+  await page.goto(`${fx.http}/s/${issued.token}`);
+  const card = page.locator("#rapport-survey section");
+  await card.waitFor();
+  assert.equal(await page.getAttribute("html", "dir"), "rtl");
+  assert.equal(await page.getAttribute("html", "lang"), "ar", "the survey's language wins over the browser's");
+  // Laid out right to left: 0 on the right, 10 on the left.
+  const zero = await card.locator("button[data-score='0']").boundingBox();
+  const ten = await card.locator("button[data-score='10']").boundingBox();
+  assert.ok(zero.x > ten.x, `0 is right of 10: ${zero.x} > ${ten.x}`);
+  const hostedFocus = () =>
+    page.evaluate(() => {
+      const a = document.getElementById("rapport-survey")?.shadowRoot?.activeElement;
+      return a ? a.dataset.score || a.id || a.className : null;
+    });
+  let focused = null;
+  for (let i = 0; i < 20 && focused !== "7"; i++) {
+    await page.keyboard.press("Tab");
+    focused = await hostedFocus();
+  }
+  assert.equal(focused, "7", "Tab reaches the scores in order");
+  await page.keyboard.press("Enter");
+  await eventually(async () => (await hostedFocus()) === "rc");
+  await shot(page, "9-rtl-keyboard-comment");
+  // Back to the scale and change the score: Shift+Tab lands on the last score (10).
+  await page.keyboard.press("Shift+Tab");
+  assert.equal(await hostedFocus(), "10");
+  await page.keyboard.press("Enter");
+  await eventually(async () => (await card.locator("button[aria-pressed=true]").getAttribute("data-score")) === "10");
+  assert.equal(await card.locator("button[aria-pressed=true]").count(), 1);
+  await page.keyboard.press("Tab");
+  assert.equal(await hostedFocus(), "rc");
+  await page.keyboard.type("خدمة ممتازة");
+  await page.keyboard.press("Tab");
+  assert.equal(await hostedFocus(), "send");
+  await shot(page, "9-rtl-keyboard-changed");
+  await page.keyboard.press("Enter");
+  await card.getByText(LANGUAGES.ar.thanks).waitFor();
+  await shot(page, "9-rtl-keyboard-thanks");
+  const r = await eventually(async () => (await responsesOf("mail-ar-keyboard")).find((x) => x.comment));
+  assert.equal(r.score, 10, "the changed score");
+  assert.equal(r.comment, "خدمة ممتازة");
+  await page.close();
+});
+
+test("a tapped score can be changed until the comment is sent", { timeout: 60_000 }, async () => {
+  const page = await hostedPage(fx.branding.changeToken, "en", PHONE);
+  const card = page.locator("#rapport-survey section");
+  await card.locator("button[data-score='2']").click();
+  await card.locator("textarea").waitFor();
+  const first = await eventually(async () => (await responsesOf("mail-change")).find((x) => x.score === 2));
+  assert.ok(first.followUpId, "a detractor score opens a follow-up");
+  await card.getByText("You can still change your score until you send.").waitFor();
+  await card.locator("button[data-score='9']").click();
+  const changed = await eventually(async () => (await responsesOf("mail-change")).find((x) => x.score === 9));
+  assert.equal(changed.id, first.id, "the same response, changed");
+  assert.equal(await card.locator("button[aria-pressed=true]").getAttribute("data-score"), "9");
+  assert.equal(await card.locator("textarea").count(), 1, "still one comment box");
+  await shot(page, "10-score-changed");
+  await card.locator("textarea").fill("Actually it was fine.");
+  await card.locator("button.send").click();
+  await card.getByText("Thank you for your feedback!").waitFor();
+  const done = await eventually(async () => (await responsesOf("mail-change")).find((x) => x.comment));
+  assert.equal(done.score, 9);
+  assert.equal(await card.locator("button[data-score]").count(), 0, "no scores after sending");
+  await page.close();
+});
+
+test("embedded widget: the survey's language and branding", { timeout: 60_000 }, async () => {
+  for (const [size, viewport] of [["desktop", DESKTOP], ["phone", PHONE]]) {
+    const page = await newPage(viewport);
+    await page.goto(embedUrl(allowed, { survey: fx.branding.spanishSurvey, customer: `web-es-${size}` }));
+    const card = widget(page).locator("section[role=dialog]");
+    await card.waitFor();
+    assert.equal(await card.getAttribute("lang"), "es", "the survey's language, not the browser's English");
+    assert.equal(await card.locator(".brand span").textContent(), "Acme");
+    assert.equal(await card.locator("button.x").getAttribute("aria-label"), "Cerrar encuesta");
+    assert.equal(await card.locator("button[data-score='1']").getAttribute("aria-label"), "1, Muy insatisfecho (de 1 a 5)");
+    await shot(page, `11-embed-es-${size}`);
+    await card.locator("button[data-score='5']").click();
+    await card.getByText("¿Algo más que quiera añadir? (opcional)").waitFor();
+    const send = card.locator("button.send");
+    assert.deepEqual(contrastRgb(await send.evaluate((b) => getComputedStyle(b).backgroundColor)), [209, 36, 47]);
+    await send.click();
+    await card.getByText("¡Gracias por sus comentarios!").waitFor();
+    await page.close();
+  }
+  // A data-lang on the snippet picks the texts when the survey has no language.
+  const page = await newPage();
+  await page.goto(embedUrl(allowed, { survey: fx.surveys.nps, customer: "web-lang-attr", lang: "fr" }));
+  const card = widget(page).locator("section[role=dialog]");
+  await card.waitFor();
+  assert.equal(await card.getAttribute("lang"), "fr");
+  assert.equal(await card.locator("button.x").getAttribute("aria-label"), "Fermer l'enquête");
+  await page.close();
 });
