@@ -1,7 +1,7 @@
 //! Engagement numbers at a past `as_of` and with a short churn threshold (7 days), in
 //! a tenant on America/Los_Angeles across the 1 November 2026 DST change. Every
-//! expected number is computed here from the raw events, by the definitions of the
-//! README ("Engagement → Definitions"), never copied from the service: scores and
+//! expected number is computed here from the raw events, by the definitions of
+//! docs/engagement.md ("Definitions"), never copied from the service: scores and
 //! their ranking, churned customers, customers at the start, churn rate and episodes,
 //! new customers, DAU/WAU/MAU, cohorts, and the expected lifetime and CLV built on
 //! the churn rate. A few of them are also worked out by hand in the comments.

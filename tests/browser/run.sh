@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Browser and Node tests of in-app feedback (README: "Collect feedback in your app").
+# Browser and Node tests of in-app feedback (docs/in-app.md).
 # Installs what is missing (Debian's Chromium, the npm packages), generates the
 # JavaScript protobuf code, builds the test server, and runs the scenarios in headless
 # Chromium and with the Connect gRPC-Web client. Screenshots go to test-output/browser/.
