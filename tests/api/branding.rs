@@ -268,3 +268,43 @@ async fn an_answered_link_keeps_its_branding_and_the_score_changes_until_the_com
     assert!(page.text.contains("Vous avez déjà répondu à cette enquête"), "{}", page.text);
     assert!(page.text.contains("<span>Acme</span>"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn branding_over_json_uses_the_api_mapping_and_names_the_bad_field() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let web = Web::new(&app);
+    let bad = web
+        .post(
+            "/v1/surveys",
+            Some(&app.key),
+            &json!({"kind": "SURVEY_KIND_NPS", "question": "Recommend us?", "branding": {"accentColor": "blue"}}),
+        )
+        .await;
+    bad.assert_error(400, 3);
+    assert_eq!(bad.violated_fields(), ["survey.branding.accent_color"]);
+    let made = web
+        .post(
+            "/v1/surveys",
+            Some(&app.key),
+            &json!({
+                "kind": "SURVEY_KIND_NPS",
+                "question": "Recommend us?",
+                "branding": {"displayName": "Acme", "accentColor": "#8250DF"},
+                "language": "pt-BR",
+            }),
+        )
+        .await;
+    assert_eq!(made.status, 200, "{made:?}");
+    assert_eq!(made.json["branding"], json!({"displayName": "Acme", "accentColor": "#8250df"}));
+    assert_eq!(made.json["language"], "pt-BR");
+    let token = app.issue(made.json["id"].as_str().unwrap(), "c1").await.token;
+    // What the widget reads: the form, with the branding and the language.
+    let inv = web.get(&format!("/v1/invitations/{token}"), None).await;
+    assert_eq!(inv.json["form"]["branding"]["accentColor"], "#8250df");
+    assert_eq!(inv.json["form"]["language"], "pt-BR");
+    // No Portuguese texts are built in: the page follows the browser, then English.
+    let page = web.send("GET", &format!("/s/{token}"), None, None, &[("accept-language", "es")]).await;
+    assert!(page.text.contains("<html lang=\"es\""), "{}", page.text);
+    let page = web.get(&format!("/s/{token}"), None).await;
+    assert!(page.text.contains("<html lang=\"en\""), "{}", page.text);
+}
