@@ -297,6 +297,45 @@ fn report(out: &mut impl Write, bad: &[BadLine]) -> std::io::Result<()> {
     Ok(())
 }
 
+/// What a server said of one batch: its counts and the items it rejected
+/// (position in the batch, field, reason).
+struct BatchReply {
+    imported: u64,
+    duplicates: u64,
+    rejected: Vec<(usize, String, String)>,
+}
+
+/// Sends `items` in batches through `send`, adding to `tally` and writing progress
+/// and every rejected line to `out`.
+async fn send_all<T: Clone>(
+    items: &[(u64, T)],
+    batch_size: usize,
+    what: &str,
+    tally: &mut Tally,
+    out: &mut impl Write,
+    mut send: impl AsyncFnMut(Vec<T>) -> anyhow::Result<BatchReply>,
+) -> anyhow::Result<()> {
+    let total = items.len();
+    let mut sent = 0;
+    for batch in items.chunks(batch_size) {
+        let reply = send(batch.iter().map(|(_, item)| item.clone()).collect()).await?;
+        tally.imported += reply.imported;
+        tally.duplicates += reply.duplicates;
+        tally.rejected += reply.rejected.len() as u64;
+        for (index, field, reason) in &reply.rejected {
+            let line = batch.get(*index).map(|(l, _)| *l).unwrap_or(0);
+            writeln!(out, "line {line}: {field} {reason}")?;
+        }
+        sent += batch.len();
+        writeln!(
+            out,
+            "{sent}/{total} {what} sent: {} imported, {} duplicates, {} rejected",
+            tally.imported, tally.duplicates, tally.rejected
+        )?;
+    }
+    Ok(())
+}
+
 /// Runs `rapport import …`, writing progress and per-line problems to `out`.
 pub async fn run(command: ImportCommand, out: &mut impl Write) -> anyhow::Result<Tally> {
     match command {
@@ -306,29 +345,27 @@ pub async fn run(command: ImportCommand, out: &mut impl Write) -> anyhow::Result
             report(out, &bad)?;
             let (mut client, auth) = connect(&args.target).await?;
             let mut tally = Tally { unreadable: bad.len() as u64, ..Tally::default() };
-            let total = items.len();
-            for (done, batch) in items.chunks(usize::from(args.target.batch_size)).enumerate() {
+            let options = (args.open_follow_ups, args.emit_events);
+            send_all(&items, usize::from(args.target.batch_size), "answers", &mut tally, out, async |responses| {
                 let mut req = tonic::Request::new(pb::ImportResponsesRequest {
-                    responses: batch.iter().map(|(_, r)| r.clone()).collect(),
-                    open_follow_ups: args.open_follow_ups,
-                    emit_events: args.emit_events,
+                    responses,
+                    open_follow_ups: options.0,
+                    emit_events: options.1,
                 });
                 req.metadata_mut().insert("authorization", auth.clone());
                 let reply = client.import_responses(req).await.map_err(|s| status_error(&s))?.into_inner();
-                tally.imported += reply.imported as u64;
-                tally.duplicates += reply.duplicates as u64;
-                tally.rejected += reply.rejected as u64;
-                for r in reply.results.iter().filter(|r| r.status == pb::ImportStatus::Rejected as i32) {
-                    let line = batch.get(r.index as usize).map(|(l, _)| *l).unwrap_or(0);
-                    writeln!(out, "line {line}: {} {}", r.field, r.reason)?;
-                }
-                let sent = (done * usize::from(args.target.batch_size) + batch.len()).min(total);
-                writeln!(
-                    out,
-                    "{sent}/{total} answers sent: {} imported, {} duplicates, {} rejected",
-                    tally.imported, tally.duplicates, tally.rejected
-                )?;
-            }
+                Ok(BatchReply {
+                    imported: reply.imported as u64,
+                    duplicates: reply.duplicates as u64,
+                    rejected: reply
+                        .results
+                        .into_iter()
+                        .filter(|r| r.status == pb::ImportStatus::Rejected as i32)
+                        .map(|r| (r.index as usize, r.field, r.reason))
+                        .collect(),
+                })
+            })
+            .await?;
             Ok(tally)
         }
         ImportCommand::Events(args) => {
@@ -337,27 +374,22 @@ pub async fn run(command: ImportCommand, out: &mut impl Write) -> anyhow::Result
             report(out, &bad)?;
             let (mut client, auth) = connect(&args.target).await?;
             let mut tally = Tally { unreadable: bad.len() as u64, ..Tally::default() };
-            let total = items.len();
-            for (done, batch) in items.chunks(usize::from(args.target.batch_size)).enumerate() {
-                let mut req = tonic::Request::new(pb::ImportEventsRequest {
-                    events: batch.iter().map(|(_, e)| e.clone()).collect(),
-                });
+            send_all(&items, usize::from(args.target.batch_size), "events", &mut tally, out, async |events| {
+                let mut req = tonic::Request::new(pb::ImportEventsRequest { events });
                 req.metadata_mut().insert("authorization", auth.clone());
                 let reply = client.import_events(req).await.map_err(|s| status_error(&s))?.into_inner();
-                tally.imported += reply.accepted as u64;
-                tally.duplicates += reply.duplicates as u64;
-                tally.rejected += reply.rejected as u64;
-                for r in reply.results.iter().filter(|r| r.status == pb::ActivityEventStatus::Rejected as i32) {
-                    let line = batch.get(r.index as usize).map(|(l, _)| *l).unwrap_or(0);
-                    writeln!(out, "line {line}: {} {}", r.field, r.reason)?;
-                }
-                let sent = (done * usize::from(args.target.batch_size) + batch.len()).min(total);
-                writeln!(
-                    out,
-                    "{sent}/{total} events sent: {} imported, {} duplicates, {} rejected",
-                    tally.imported, tally.duplicates, tally.rejected
-                )?;
-            }
+                Ok(BatchReply {
+                    imported: reply.accepted as u64,
+                    duplicates: reply.duplicates as u64,
+                    rejected: reply
+                        .results
+                        .into_iter()
+                        .filter(|r| r.status == pb::ActivityEventStatus::Rejected as i32)
+                        .map(|r| (r.index as usize, r.field, r.reason))
+                        .collect(),
+                })
+            })
+            .await?;
             Ok(tally)
         }
     }
