@@ -20,14 +20,18 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://rapport.db?mode=rwc";
 pub struct Cli {
     #[command(flatten)]
     pub common: CommonArgs,
+    /// The server's options: global, so `rapport --http-addr …` (no sub-command means
+    /// `serve`) and `rapport serve --http-addr …` both take them, and both helps list them.
+    #[command(flatten)]
+    pub serve: ServeArgs,
     #[command(subcommand)]
     pub command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the gRPC server (the default).
-    Serve(ServeArgs),
+    /// Run the gRPC server (the default; its options may come before or after `serve`).
+    Serve,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage tenants.
@@ -158,57 +162,58 @@ impl CommonArgs {
 }
 
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Server options (serve, the default sub-command)")]
 pub struct ServeArgs {
     /// Address of the gRPC server.
-    #[arg(long, env = "RAPPORT_GRPC_ADDR", default_value = "0.0.0.0:50051")]
+    #[arg(long, global = true, env = "RAPPORT_GRPC_ADDR", default_value = "0.0.0.0:50051")]
     pub grpc_addr: SocketAddr,
     /// Apply migrations before serving.
-    #[arg(long, env = "RAPPORT_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, global = true, env = "RAPPORT_MIGRATE_ON_START", default_value_t = true, action = clap::ArgAction::Set)]
     pub migrate_on_start: bool,
     /// On an empty database, create the tenant `default` and print its key once.
-    #[arg(long, env = "RAPPORT_BOOTSTRAP_TENANT", default_value_t = true, action = clap::ArgAction::Set)]
+    #[arg(long, global = true, env = "RAPPORT_BOOTSTRAP_TENANT", default_value_t = true, action = clap::ArgAction::Set)]
     pub bootstrap_tenant: bool,
     /// After SIGTERM, how long in-flight calls may take to finish. Open WatchEvents
     /// streams end at once with UNAVAILABLE (clients resume from after_sequence);
     /// workers finish the delivery they are making.
-    #[arg(long, env = "RAPPORT_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
+    #[arg(long, global = true, env = "RAPPORT_SHUTDOWN_GRACE_SECONDS", default_value_t = 20)]
     pub shutdown_grace_seconds: u64,
     /// Most RecordResponse calls waiting for their batch to be written; past it calls
     /// fail at once with RESOURCE_EXHAUSTED (and RetryInfo) instead of queueing.
-    #[arg(long, env = "RAPPORT_RECORD_QUEUE_LIMIT", default_value_t = crate::service::responses::DEFAULT_RECORD_QUEUE_LIMIT)]
+    #[arg(long, global = true, env = "RAPPORT_RECORD_QUEUE_LIMIT", default_value_t = crate::service::responses::DEFAULT_RECORD_QUEUE_LIMIT)]
     pub record_queue_limit: usize,
     /// How often health checks the database, in milliseconds. While it finds the
     /// database unreachable, calls fail at once with UNAVAILABLE (and RetryInfo).
-    #[arg(long, env = "RAPPORT_HEALTH_INTERVAL_MS", default_value_t = 1000)]
+    #[arg(long, global = true, env = "RAPPORT_HEALTH_INTERVAL_MS", default_value_t = 1000)]
     pub health_interval_ms: u64,
     /// Address of the admin HTTP listener serving Prometheus `/metrics`.
-    #[arg(long, env = "RAPPORT_ADMIN_ADDR", default_value = "0.0.0.0:9464")]
+    #[arg(long, global = true, env = "RAPPORT_ADMIN_ADDR", default_value = "0.0.0.0:9464")]
     pub admin_addr: SocketAddr,
     /// Address of the HTTP gateway: JSON routes, gRPC-Web, /s/{token}, /widget.js,
     /// /openapi.json and /healthz.
-    #[arg(long, env = "RAPPORT_HTTP_ADDR", default_value = "0.0.0.0:8080")]
+    #[arg(long, global = true, env = "RAPPORT_HTTP_ADDR", default_value = "0.0.0.0:8080")]
     pub http_addr: SocketAddr,
     /// Web origins (scheme://host[:port]) whose pages may call the HTTP gateway
     /// (CORS), comma-separated; `*` allows any. Empty: only same-origin pages
     /// (the hosted survey page).
-    #[arg(long, env = "RAPPORT_CORS_ALLOWED_ORIGINS", value_delimiter = ',', default_value = "")]
+    #[arg(long, global = true, env = "RAPPORT_CORS_ALLOWED_ORIGINS", value_delimiter = ',', default_value = "")]
     pub cors_allowed_origins: Vec<String>,
     /// Calls per minute per publishable key (token bucket); 0 turns the limit off.
-    #[arg(long, env = "RAPPORT_PUBLISHABLE_KEY_RATE_PER_MINUTE", default_value_t = 1200)]
+    #[arg(long, global = true, env = "RAPPORT_PUBLISHABLE_KEY_RATE_PER_MINUTE", default_value_t = 1200)]
     pub publishable_key_rate_per_minute: u32,
     /// Calls a publishable key may make in a burst.
-    #[arg(long, env = "RAPPORT_PUBLISHABLE_KEY_BURST", default_value_t = 200)]
+    #[arg(long, global = true, env = "RAPPORT_PUBLISHABLE_KEY_BURST", default_value_t = 200)]
     pub publishable_key_burst: u32,
     /// Calls per minute per client address for publishable-key and token calls; 0: off.
-    #[arg(long, env = "RAPPORT_CLIENT_ADDRESS_RATE_PER_MINUTE", default_value_t = 120)]
+    #[arg(long, global = true, env = "RAPPORT_CLIENT_ADDRESS_RATE_PER_MINUTE", default_value_t = 120)]
     pub client_address_rate_per_minute: u32,
     /// Calls a client address may make in a burst.
-    #[arg(long, env = "RAPPORT_CLIENT_ADDRESS_BURST", default_value_t = 60)]
+    #[arg(long, global = true, env = "RAPPORT_CLIENT_ADDRESS_BURST", default_value_t = 60)]
     pub client_address_burst: u32,
     /// Behind a proxy: the header it sets to the client's address (e.g.
     /// `x-forwarded-for`; its last entry is used). Unset: the TCP peer. Set it only
     /// when every request comes through that proxy, or clients can pick their address.
-    #[arg(long, env = "RAPPORT_CLIENT_IP_HEADER")]
+    #[arg(long, global = true, env = "RAPPORT_CLIENT_IP_HEADER")]
     pub client_ip_header: Option<String>,
     #[command(flatten)]
     pub outbox: OutboxArgs,
@@ -249,37 +254,38 @@ impl ServeArgs {
 
 /// Webhooks, the event stream and follow-up SLAs (docs/webhooks.md).
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Webhook, event and SLA options (serve)")]
 pub struct OutboxArgs {
     /// Delays before each webhook attempt, comma-separated (s, m, h, d).
-    #[arg(long, env = "RAPPORT_WEBHOOK_RETRY_SCHEDULE", default_value = "0s,5s,5m,30m,2h,5h,10h,10h")]
+    #[arg(long, global = true, env = "RAPPORT_WEBHOOK_RETRY_SCHEDULE", default_value = "0s,5s,5m,30m,2h,5h,10h,10h")]
     pub webhook_retry_schedule: String,
     /// Seconds to wait for a webhook receiver's answer.
-    #[arg(long, env = "RAPPORT_WEBHOOK_TIMEOUT_SECONDS", default_value_t = 15)]
+    #[arg(long, global = true, env = "RAPPORT_WEBHOOK_TIMEOUT_SECONDS", default_value_t = 15)]
     pub webhook_timeout_seconds: u64,
     /// Seconds `follow_up.opened` waits before delivery, so the comment that follows
     /// the score rides in the same payload.
-    #[arg(long, env = "RAPPORT_WEBHOOK_SETTLE_SECONDS", default_value_t = 60)]
+    #[arg(long, global = true, env = "RAPPORT_WEBHOOK_SETTLE_SECONDS", default_value_t = 60)]
     pub webhook_settle_seconds: u64,
     /// Days of continuous failure after which an endpoint is disabled.
-    #[arg(long, env = "RAPPORT_WEBHOOK_DISABLE_AFTER_DAYS", default_value_t = 5)]
+    #[arg(long, global = true, env = "RAPPORT_WEBHOOK_DISABLE_AFTER_DAYS", default_value_t = 5)]
     pub webhook_disable_after_days: u64,
     /// Allow webhook URLs on private, loopback and link-local addresses.
-    #[arg(long, env = "RAPPORT_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
+    #[arg(long, global = true, env = "RAPPORT_WEBHOOK_ALLOW_PRIVATE", default_value_t = false, action = clap::ArgAction::Set)]
     pub webhook_allow_private: bool,
     /// Hosts that may receive webhooks over plain http (comma-separated); others need https.
-    #[arg(long, env = "RAPPORT_WEBHOOK_ALLOW_HTTP_HOSTS", default_value = "", value_delimiter = ',')]
+    #[arg(long, global = true, env = "RAPPORT_WEBHOOK_ALLOW_HTTP_HOSTS", default_value = "", value_delimiter = ',')]
     pub webhook_allow_http_hosts: Vec<String>,
     /// Deliveries sent at once by one replica.
-    #[arg(long, env = "RAPPORT_WEBHOOK_CONCURRENCY", default_value_t = 16)]
+    #[arg(long, global = true, env = "RAPPORT_WEBHOOK_CONCURRENCY", default_value_t = 16)]
     pub webhook_concurrency: usize,
     /// Days events are kept for `WatchEvents` and replay.
-    #[arg(long, env = "RAPPORT_EVENT_RETENTION_DAYS", default_value_t = 30)]
+    #[arg(long, global = true, env = "RAPPORT_EVENT_RETENTION_DAYS", default_value_t = 30)]
     pub event_retention_days: u64,
     /// How often the workers look for work other replicas created, in milliseconds.
-    #[arg(long, env = "RAPPORT_WORKER_POLL_MS", default_value_t = 1000)]
+    #[arg(long, global = true, env = "RAPPORT_WORKER_POLL_MS", default_value_t = 1000)]
     pub worker_poll_ms: u64,
     /// How often open follow-ups are checked against their due time, in milliseconds.
-    #[arg(long, env = "RAPPORT_SLA_CHECK_MS", default_value_t = 30000)]
+    #[arg(long, global = true, env = "RAPPORT_SLA_CHECK_MS", default_value_t = 30000)]
     pub sla_check_ms: u64,
 }
 
@@ -360,6 +366,67 @@ impl Default for ServeArgs {
             client_ip_header: None,
             outbox: OutboxArgs::default(),
             admin_addr: "127.0.0.1:0".parse().expect("a valid address"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(std::iter::once("rapport").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    #[test]
+    fn serve_options_are_taken_before_and_after_the_sub_command() {
+        let cli = parse(&["--http-addr", "127.0.0.1:8081", "--grpc-addr", "127.0.0.1:50052"]);
+        assert!(cli.command.is_none(), "no sub-command: serve");
+        assert_eq!(cli.serve.http_addr, "127.0.0.1:8081".parse().unwrap());
+        assert_eq!(cli.serve.grpc_addr, "127.0.0.1:50052".parse().unwrap());
+
+        let cli = parse(&["serve", "--http-addr", "127.0.0.1:8082", "--webhook-concurrency", "3"]);
+        assert!(matches!(cli.command, Some(Command::Serve)));
+        assert_eq!(cli.serve.http_addr, "127.0.0.1:8082".parse().unwrap());
+        assert_eq!(cli.serve.outbox.webhook_concurrency, 3);
+
+        let cli = parse(&["--cors-allowed-origins", "https://a.example,https://b.example", "serve"]);
+        assert_eq!(cli.serve.allowed_origins(), ["https://a.example", "https://b.example"]);
+
+        // The common options too, on either side.
+        let cli = parse(&["serve", "--log-level", "debug"]);
+        assert_eq!(cli.common.log_level, "debug");
+        let cli = parse(&["--log-level", "debug", "migrate"]);
+        assert!(matches!(cli.command, Some(Command::Migrate)));
+
+        // A bad value is still refused, naming the flag.
+        let err = Cli::try_parse_from(["rapport", "--http-addr", "nowhere"]).unwrap_err().to_string();
+        assert!(err.contains("--http-addr"), "{err}");
+    }
+
+    #[test]
+    fn the_top_level_help_lists_the_serve_options_with_their_variables() {
+        let mut cli = Cli::command();
+        cli.build();
+        let top = cli.render_long_help().to_string();
+        let serve = cli.find_subcommand_mut("serve").expect("serve").render_long_help().to_string();
+        for option in [
+            "--http-addr",
+            "--grpc-addr",
+            "--admin-addr",
+            "--cors-allowed-origins",
+            "--client-ip-header",
+            "--publishable-key-rate-per-minute",
+            "--webhook-retry-schedule",
+            "--database-url",
+        ] {
+            assert!(top.contains(option), "rapport --help lists {option}");
+            assert!(serve.contains(option), "rapport serve --help lists {option}");
+        }
+        for variable in ["RAPPORT_HTTP_ADDR", "RAPPORT_CORS_ALLOWED_ORIGINS", "RAPPORT_CLIENT_IP_HEADER"] {
+            assert!(top.contains(&format!("[env: {variable}")), "rapport --help names {variable}");
         }
     }
 }

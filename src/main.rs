@@ -11,15 +11,14 @@ use rapport::store::Db;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let mut cli = Cli::parse();
-    if cli.command.is_none() {
-        // No sub-command means `serve`, with its flags from the environment.
-        cli = Cli::parse_from(std::env::args().chain(std::iter::once("serve".to_owned())));
-    }
+    // No sub-command means `serve`; the server's options are global, so they are taken
+    // before the sub-command as well as after it.
+    let cli = Cli::parse();
     let _telemetry = rapport::telemetry::init(cli.common.log_format, &cli.common.log_level)?;
     let db_settings = cli.common.db();
-    match cli.command.unwrap_or(Command::Migrate) {
-        Command::Serve(args) => {
+    let args = cli.serve;
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => {
             let bootstrap = args.bootstrap_tenant;
             let app = Application::build(&db_settings, args, Clock::default()).await?;
             if bootstrap {

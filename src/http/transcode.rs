@@ -237,6 +237,9 @@ impl Transcoder {
             BodyRule::Field(f) if has_body => {
                 let v = serde_json::from_slice::<Json>(body)
                     .map_err(|e| AppError::invalid("body", format!("is not valid JSON: {e}")))?;
+                if let Kind::Message(m) = f.kind() {
+                    body_field_check(f, &m, &v)?;
+                }
                 root.insert(f.json_name().to_owned(), v);
             }
             BodyRule::Field(_) => {}
@@ -531,6 +534,32 @@ fn normalise_key(obj: &mut Map<String, Json>, f: &FieldDescriptor) -> String {
     json
 }
 
+/// On a route whose body is one message field (`body: "survey"`), the body is that
+/// message itself: a bad one is reported with the body's type (`Survey`), not the
+/// request's, and a body wrapped in the field's name (`{"survey": {…}}`) is told so.
+fn body_field_check(f: &FieldDescriptor, m: &MessageDescriptor, v: &Json) -> Result<(), AppError> {
+    let Err(e) = DynamicMessage::deserialize_with_options(
+        m.clone(),
+        v.clone(),
+        &DeserializeOptions::new().deny_unknown_fields(true),
+    ) else {
+        return Ok(());
+    };
+    let wrapped = v.as_object().is_some_and(|o| {
+        (o.contains_key(f.name()) || o.contains_key(f.json_name())) && find_field(m, f.name()).is_none()
+    });
+    let hint = if wrapped {
+        format!(
+            "; the body is the bare {} (its fields at the top level), not wrapped in {{\"{}\": …}}",
+            m.name(),
+            f.json_name()
+        )
+    } else {
+        String::new()
+    };
+    Err(AppError::invalid("body", format!("is not a valid {} in proto3 JSON: {e}{hint}", m.name())))
+}
+
 /// Puts a path variable into the JSON message (it wins over the body).
 fn set_path(root: &mut Map<String, Json>, path: &[FieldDescriptor], value: &str) -> Result<(), AppError> {
     let Some((leaf, parents)) = path.split_last() else { return Ok(()) };
@@ -758,5 +787,34 @@ mod tests {
         assert_eq!(field(t.request_message(route, vars.clone(), None, b"[1]")), "body");
         assert_eq!(field(t.request_message(route, vars.clone(), None, br#"{"score": "high"}"#)), "body");
         assert_eq!(field(t.request_message(route, vars, Some("score=3"), b"{}")), "score");
+    }
+
+    #[test]
+    fn a_wrapped_body_is_named_by_the_bodys_type_with_a_hint() {
+        let t = transcoder();
+        let Lookup::Found(route, vars) = t.lookup(&Method::POST, "/v1/surveys") else { panic!("no route") };
+        let violation = |r: Result<DynamicMessage, AppError>| match r {
+            Err(AppError::InvalidArgument(v)) => (v[0].field.clone(), v[0].description.clone()),
+            other => panic!("expected INVALID_ARGUMENT, got {other:?}"),
+        };
+        let (field, why) = violation(t.request_message(
+            route,
+            vars.clone(),
+            None,
+            br#"{"survey": {"name": "N", "kind": "KIND_NPS"}}"#,
+        ));
+        assert_eq!(field, "body");
+        assert!(why.starts_with("is not a valid Survey in proto3 JSON"), "{why}");
+        assert!(!why.contains("CreateSurveyRequest"), "{why}");
+        assert!(
+            why.contains(r#"the body is the bare Survey (its fields at the top level), not wrapped in {"survey": …}"#),
+            "{why}"
+        );
+        // Another unknown field: the body's type, no wrapping hint.
+        let (_, why) = violation(t.request_message(route, vars.clone(), None, br#"{"nom": "N"}"#));
+        assert!(why.starts_with("is not a valid Survey in proto3 JSON") && why.contains("nom"), "{why}");
+        assert!(!why.contains("wrapped"), "{why}");
+        // The bare Survey is accepted.
+        t.request_message(route, vars, None, br#"{"name": "N"}"#).expect("the bare Survey builds");
     }
 }
