@@ -6,9 +6,9 @@ pub mod convert;
 mod engagement;
 mod follow_ups;
 pub mod gate;
+mod imports;
 #[cfg(test)]
 mod proptests;
-mod imports;
 mod surveys;
 mod webhooks;
 
