@@ -65,9 +65,20 @@ async fn binary_variables() -> BTreeSet<String> {
 #[tokio::test]
 async fn every_variable_the_chart_sets_is_one_the_binary_reads() {
     let chart = chart_variables();
-    for expected in
-        ["RAPPORT_GRPC_ADDR", "RAPPORT_ADMIN_ADDR", "RAPPORT_LOG_FORMAT", "DATABASE_URL", "OTEL_SERVICE_NAME"]
-    {
+    for expected in [
+        "RAPPORT_GRPC_ADDR",
+        "RAPPORT_ADMIN_ADDR",
+        "RAPPORT_LOG_FORMAT",
+        "DATABASE_URL",
+        "OTEL_SERVICE_NAME",
+        // The in-app settings (config.corsAllowedOrigins, clientIpHeader, rateLimits.*).
+        "RAPPORT_CORS_ALLOWED_ORIGINS",
+        "RAPPORT_CLIENT_IP_HEADER",
+        "RAPPORT_PUBLISHABLE_KEY_RATE_PER_MINUTE",
+        "RAPPORT_PUBLISHABLE_KEY_BURST",
+        "RAPPORT_CLIENT_ADDRESS_RATE_PER_MINUTE",
+        "RAPPORT_CLIENT_ADDRESS_BURST",
+    ] {
         assert!(chart.contains(expected), "the chart sets {expected}: {chart:?}");
     }
     let binary = binary_variables().await;
@@ -79,6 +90,37 @@ async fn every_variable_the_chart_sets_is_one_the_binary_reads() {
         .filter(|name| !(name.starts_with("OTEL_") && telemetry.contains(&format!("\"{name}\""))))
         .collect();
     assert!(unknown.is_empty(), "the chart sets variables the binary does not read: {unknown:?}; it reads {binary:?}");
+}
+
+/// The options a help text lists (`--flag`s at the start of a line).
+async fn help_options(args: &[&str]) -> BTreeSet<String> {
+    let out = Command::new(BINARY).args(args).env_clear().output().await.expect("rapport --help runs");
+    assert!(out.status.success(), "rapport {args:?}");
+    let text = String::from_utf8(out.stdout).expect("UTF-8");
+    text.lines()
+        .filter_map(|l| l.trim_start().split([' ', ',', '=']).find(|w| w.starts_with("--")).map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn rapport_help_and_rapport_serve_help_list_the_same_options_and_both_places_take_them() {
+    let mut top = help_options(&["--help"]).await;
+    assert!(top.remove("--version"), "only the program has a version");
+    let serve = help_options(&["serve", "--help"]).await;
+    for option in ["--http-addr", "--grpc-addr", "--admin-addr", "--cors-allowed-origins", "--database-url"] {
+        assert!(top.contains(option), "rapport --help lists {option}: {top:?}");
+    }
+    assert_eq!(top, serve, "rapport --help and rapport serve --help list the same options");
+    // No sub-command means serve: a serve option before it (or alone) is taken; a bad
+    // value is refused naming the flag, which shows the flag was parsed as a serve option.
+    for args in
+        [&["--http-addr", "nowhere"][..], &["--http-addr", "nowhere", "serve"], &["serve", "--http-addr", "nowhere"]]
+    {
+        let out = Command::new(BINARY).args(args).env_clear().output().await.expect("rapport runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "rapport {args:?}: {stderr}");
+        assert!(stderr.contains("invalid value 'nowhere' for '--http-addr"), "rapport {args:?}: {stderr}");
+    }
 }
 
 /// A free loopback port with nothing listening on it.
@@ -106,6 +148,11 @@ async fn the_binary_with_the_charts_settings_logs_json_serves_health_and_metrics
         .env("RAPPORT_BOOTSTRAP_TENANT", "false")
         .env("RAPPORT_SHUTDOWN_GRACE_SECONDS", "20")
         .env("RAPPORT_DB_MAX_CONNECTIONS", "10")
+        .env("RAPPORT_CORS_ALLOWED_ORIGINS", "")
+        .env("RAPPORT_PUBLISHABLE_KEY_RATE_PER_MINUTE", "1200")
+        .env("RAPPORT_PUBLISHABLE_KEY_BURST", "200")
+        .env("RAPPORT_CLIENT_ADDRESS_RATE_PER_MINUTE", "120")
+        .env("RAPPORT_CLIENT_ADDRESS_BURST", "60")
         .env("OTEL_SERVICE_NAME", "rapport")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{}", closed_port()))
         .env("DATABASE_URL", format!("sqlite://{}?mode=rwc", dir.path().join("rapport.db").display()))
