@@ -3,9 +3,13 @@
 //! opened, and print the survey's metrics.
 //!
 //! ```text
-//! cargo run --release                     # in one terminal: prints a secret key once
-//! RAPPORT_KEY=rk_secret_… cargo run --example tour
+//! cargo run --release                                     # in one terminal: prints a secret key once
+//! RAPPORT_KEY=rk_secret_… cargo run --release --example tour
 //! ```
+//!
+//! After `cargo build --release` this compiles only the example and the test-only
+//! crates (seconds): the dev-dependencies turn on no feature the service's build lacks
+//! (see the note in Cargo.toml). Without `--release` it is a second, debug build.
 
 use rapport::grpc::pb;
 use rapport::grpc::pb::follow_up_service_client::FollowUpServiceClient;

@@ -1,6 +1,16 @@
 //! Events: every state change is recorded as one, in the transaction of the change
 //! (docs/webhooks.md). Here: the event types and the payloads, built from domain records, so
 //! a receiver can act without calling back.
+//!
+//! Payloads use snake_case names and lower-case enum values (`"bucket": "detractor"`),
+//! not the proto3 JSON mapping of the gRPC/JSON API (`"bucket": "BUCKET_DETRACTOR"`).
+//! That is deliberate and stays so within `v1`: a payload is stored with its event and
+//! re-sent as stored by retries, replays and `WatchEvents` for the retention period, so
+//! a change of shape would mix two shapes in one stream and break every receiver at
+//! once; the payloads are not API messages (they add fields such as `scale_min`,
+//! `blocking_rules`, the follow-up's `response`), so there is no proto message whose
+//! mapping they would follow; and snake_case is what generic receivers (Standard
+//! Webhooks, Zapier, serverless handlers) expect. Fields may be added, none renamed.
 
 use serde_json::{Value, json};
 
