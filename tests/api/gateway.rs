@@ -745,3 +745,25 @@ async fn the_widget_is_small_javascript_and_healthz_answers() {
     let r: Reply = web.send("POST", "/s/inv_x", None, None, &[]).await;
     assert_eq!(r.status, 405);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_survey_body_wrapped_in_its_field_name_is_refused_naming_the_survey_type() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let web = Web::new(&app);
+    let survey = json!({"kind": "SURVEY_KIND_NPS", "question": "Q"});
+    // CreateSurvey's body is the bare Survey; wrapped in "survey" it is refused, and the
+    // message names Survey (not CreateSurveyRequest) and says how to send it.
+    let r = web.post("/v1/surveys", Some(&app.key), &json!({"survey": survey})).await;
+    r.assert_error(400, 3);
+    let message = r.json["message"].as_str().unwrap_or_default();
+    assert!(message.contains("is not a valid Survey in proto3 JSON"), "{message}");
+    assert!(
+        message.contains(r#"the body is the bare Survey (its fields at the top level), not wrapped in {"survey": …}"#),
+        "{message}"
+    );
+    assert!(!message.contains("CreateSurveyRequest"), "{message}");
+    assert!(r.json["details"].to_string().contains("\"body\""), "{:?}", r.json);
+    // Nothing was created; the bare Survey is accepted.
+    assert_eq!(web.get("/v1/surveys", Some(&app.key)).await.json["surveys"].as_array().map_or(0, Vec::len), 0);
+    create_survey(&web, &app.key, survey).await;
+}
