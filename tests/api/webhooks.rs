@@ -15,6 +15,7 @@ crate::on_both!(
     a_4xx_is_not_retried_and_a_redirect_is_a_failed_attempt,
     a_dead_letter_can_be_replayed_with_the_same_webhook_id,
     the_settle_window_lets_the_comment_ride_with_follow_up_opened,
+    follow_up_updated_may_arrive_before_follow_up_opened_which_then_carries_the_current_state,
     endpoints_can_be_filtered_rotated_tested_disabled_and_deleted,
     an_endpoint_failing_for_five_days_is_disabled_with_a_notice,
     a_crash_between_sending_and_recording_resends_the_same_webhook_id,
@@ -274,6 +275,62 @@ async fn the_settle_window_lets_the_comment_ride_with_follow_up_opened(b: Backen
     let opened = rx.hits_of("follow_up.opened").remove(0).json();
     assert_eq!(opened["data"]["response"]["comment"], "The app crashes on login");
     assert_eq!(opened["data"]["response"]["score"], 2);
+}
+
+/// Webhooks are not ordered (docs/webhooks.md): `follow_up.opened` is held for the
+/// settle window while a `follow_up.updated` of the same follow-up is sent at once, so a
+/// receiver sees the update first; the held `opened` is rendered when first sent, so it
+/// is never staler than what arrived before it (its `updated_at` and status are the
+/// latest). The event stream has them in commit order.
+async fn follow_up_updated_may_arrive_before_follow_up_opened_which_then_carries_the_current_state(b: Backend) {
+    let app = spawn_app_with(b, |a| {
+        fast_outbox(a);
+        a.outbox.webhook_settle_seconds = 60;
+    })
+    .await;
+    let rx = Receiver::start().await;
+    endpoint(&app, &rx.url, &["follow_up.opened", "follow_up.updated"]).await;
+    let s = app.survey(pb::SurveyKind::Nps, None).await;
+    let r = app.answer(&s.id, "c", 1).await.expect("an answer");
+    app.follow_ups
+        .clone()
+        .update_follow_up(pb::UpdateFollowUpRequest {
+            id: r.follow_up_id.clone(),
+            author: "ana".into(),
+            action: Some(pb::update_follow_up_request::Action::Acknowledge(Default::default())),
+        })
+        .await
+        .unwrap();
+    assert!(eventually(WAIT, || async { rx.hits_of("follow_up.updated").len() == 1 }).await, "sent at once");
+    assert!(rx.hits_of("follow_up.opened").is_empty(), "held for the settle window");
+    app.clock.advance(chrono::Duration::seconds(61));
+    assert!(eventually(WAIT, || async { rx.hits_of("follow_up.opened").len() == 1 }).await);
+    let types: Vec<String> = rx.hits().iter().map(|h| h.event_type()).collect();
+    assert_eq!(types, ["follow_up.updated", "follow_up.opened"], "arrival order is not commit order");
+    let updated = rx.hits_of("follow_up.updated").remove(0).json();
+    let opened = rx.hits_of("follow_up.opened").remove(0).json();
+    assert_eq!(updated["data"]["status"], "acknowledged");
+    assert_eq!(opened["data"]["status"], "acknowledged", "rendered when first sent");
+    assert_eq!(opened["data"]["updated_at"], updated["data"]["updated_at"]);
+    // The stream has them in commit order: response.recorded, follow_up.opened, then
+    // follow_up.updated.
+    let mut stream = pb::event_service_client::EventServiceClient::with_interceptor(
+        app.channel.clone(),
+        Auth(Some(app.key.clone())),
+    )
+    .watch_events(pb::WatchEventsRequest {
+        after_sequence: 0,
+        types: vec!["follow_up.opened".into(), "follow_up.updated".into()],
+    })
+    .await
+    .expect("watch")
+    .into_inner();
+    let mut order = Vec::new();
+    while order.len() < 2 {
+        let e = tokio::time::timeout(WAIT, stream.message()).await.expect("in time").expect("a message").expect("open");
+        order.push(e.r#type);
+    }
+    assert_eq!(order, ["follow_up.opened", "follow_up.updated"]);
 }
 
 async fn endpoints_can_be_filtered_rotated_tested_disabled_and_deleted(b: Backend) {
