@@ -585,8 +585,9 @@ async fn grpc_web_reaches_the_same_services_and_plain_http1_reaches_json() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rate_limit_per_publishable_key_is_reached_and_recovers_and_other_tenants_are_not_slowed() {
     let app = spawn_app_with(Backend::Sqlite, |a| {
-        // 600 a minute: a token every 100 ms, 3 at once.
-        a.publishable_key_rate_per_minute = 600;
+        // 60 a minute: a token a second, 3 at once (slow enough that a loaded machine
+        // does not refill the bucket between the calls below).
+        a.publishable_key_rate_per_minute = 60;
         a.publishable_key_burst = 3;
     })
     .await;
@@ -601,7 +602,7 @@ async fn the_rate_limit_per_publishable_key_is_reached_and_recovers_and_other_te
     let limited = web.post(&path, Some(&pk), &body).await;
     limited.assert_error(429, 8);
     let retry_after: u64 = limited.header("retry-after").expect("Retry-After").parse().unwrap();
-    assert_eq!(retry_after, 1, "a wait of at most 100 ms rounds up to 1 s");
+    assert_eq!(retry_after, 1, "a wait of at most 1 s rounds up to 1 s");
     let retry = &limited.json["details"][0];
     assert_eq!(retry["@type"], "type.googleapis.com/google.rpc.RetryInfo");
     assert!(retry["retryDelay"].as_str().unwrap().ends_with('s'));
@@ -617,7 +618,7 @@ async fn the_rate_limit_per_publishable_key_is_reached_and_recovers_and_other_te
         .unwrap_err();
     assert_eq!(err.code(), Code::ResourceExhausted);
     let delay = err.get_details_retry_info().and_then(|r| r.retry_delay).expect("retry info");
-    assert!(delay <= Duration::from_millis(100), "{delay:?}");
+    assert!(delay <= Duration::from_secs(1), "{delay:?}");
 
     // Another tenant's key (and the secret key) are served at once while this one is flooded.
     let other_secret = app.other_tenant_key().await;
@@ -644,7 +645,7 @@ async fn the_rate_limit_per_publishable_key_is_reached_and_recovers_and_other_te
 
     // And it recovers once the bucket refills.
     assert!(
-        eventually(Duration::from_secs(3), || async { web.post(&path, Some(&pk), &body).await.status == 200 }).await
+        eventually(Duration::from_secs(5), || async { web.post(&path, Some(&pk), &body).await.status == 200 }).await
     );
 }
 
