@@ -50,6 +50,11 @@ impl<J> BatchQueue<J> {
         self.capacity
     }
 
+    /// How many jobs wait now (not yet taken by a writer).
+    pub fn waiting(&self) -> usize {
+        self.lock().waiting.len()
+    }
+
     fn lock(&self) -> MutexGuard<'_, State<J>> {
         // The lock guards only pushes and pops; a panic cannot leave it half-changed.
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -205,6 +205,8 @@ struct ProxiedApp {
     proxy: Proxy,
     direct_url: String,
     db_name: String,
+    /// The server's services, to watch its answer queue.
+    services: rapport::service::Services,
 }
 
 /// The parts of a running server these tests use.
@@ -286,13 +288,20 @@ async fn proxied_app(adjust_db: impl FnOnce(&mut DbSettings), adjust: impl FnOnc
     let app = Application::build(&db, args, Clock::default()).await.expect("the app builds");
     let addr = app.local_addr();
     let key = app.services().create_tenant("acme").await.unwrap().secret;
+    let services = app.services().clone();
     let (stop, stopped) = oneshot::channel::<()>();
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = stopped.await;
     }));
     let channel =
         tonic::transport::Channel::from_shared(format!("http://{addr}")).unwrap().connect().await.expect("connect");
-    ProxiedApp { app: TestAppLite { channel, key, stop: Some(stop), server: Some(server) }, proxy, direct_url, db_name }
+    ProxiedApp {
+        app: TestAppLite { channel, key, stop: Some(stop), server: Some(server) },
+        proxy,
+        direct_url,
+        db_name,
+        services,
+    }
 }
 
 async fn create_survey(surveys: &mut Surveys) -> pb::Survey {
@@ -455,10 +464,38 @@ async fn on_postgres_a_full_answer_queue_refuses_at_once_with_retry_info() {
     let mut first = surveys.clone();
     let (id1, id2) = (s.id.clone(), s.id.clone());
     let first = tokio::spawn(async move { first.record_response(direct_answer(&id1, "ada", 9)).await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let watcher = Database::connect(&p.direct_url).await.unwrap();
+    let db_name = p.db_name.clone();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let (watcher, db_name) = (watcher.clone(), db_name.clone());
+            async move {
+                let row = watcher
+                    .query_one_raw(sea_orm::Statement::from_sql_and_values(
+                        sea_orm::DbBackend::Postgres,
+                        "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'",
+                        [db_name.into()],
+                    ))
+                    .await
+                    .unwrap()
+                    .unwrap();
+                row.try_get::<i64>("", "n").unwrap() > 0
+            }
+        })
+        .await,
+        "the first batch waits on the lock"
+    );
     let mut second = surveys.clone();
     let second = tokio::spawn(async move { second.record_response(direct_answer(&id2, "bob", 9)).await });
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    let queue = p.services.records.clone();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let queue = queue.clone();
+            async move { queue.waiting() == 1 }
+        })
+        .await,
+        "the second answer waits in the queue"
+    );
 
     let started = Instant::now();
     let refused = tokio::time::timeout(Duration::from_secs(3), surveys.record_response(direct_answer(&s.id, "cy", 9)))
