@@ -520,7 +520,10 @@ test("a tapped score can be changed until the comment is sent", { timeout: 60_00
   await card.locator("button[data-score='9']").click();
   const changed = await eventually(async () => (await responsesOf("mail-change")).find((x) => x.score === 9));
   assert.equal(changed.id, first.id, "the same response, changed");
-  assert.equal(await card.locator("button[aria-pressed=true]").getAttribute("data-score"), "9");
+  // The page marks the new score once its PATCH has answered (it may answer after the
+  // server state above is visible): wait for that, then nothing else is pressed.
+  await card.locator("button[aria-pressed=true][data-score='9']").waitFor();
+  assert.equal(await card.locator("button[aria-pressed=true]").count(), 1, "only the new score is pressed");
   assert.equal(await card.locator("textarea").count(), 1, "still one comment box");
   await shot(page, "10-score-changed");
   await card.locator("textarea").fill("Actually it was fine.");
