@@ -12,13 +12,13 @@ use crate::domain::engagement::{
     ScoringConfig, date_of, day_start,
 };
 use crate::domain::engagement_profile::{self as ep, Band, Component, Lifecycle, RiskFlag};
+use crate::domain::listing::PageRequest;
 use crate::domain::time::Timestamp;
 use crate::domain::{CustomerRef, input};
 use crate::error::AppError;
 use crate::service::Services;
 use crate::service::engagement::EventOutcome;
 use crate::service::engagement_read::{MetricsOut, ProfileOut, Ranking, TopRequest};
-use crate::store::PageRequest;
 
 /// The engagement API over gRPC.
 #[derive(Clone)]

@@ -6,11 +6,11 @@ use super::convert as c;
 use super::pb::{self, follow_up_service_server::FollowUpService, update_follow_up_request::Action};
 use super::{principal, status};
 use crate::domain::follow_up::FollowUpAction;
+use crate::domain::listing::{FollowUpFilter, PageRequest};
 use crate::domain::{CustomerRef, FollowUpId, SurveyId, input};
 use crate::error::AppError;
 use crate::service::Services;
 use crate::service::follow_ups::check_action;
-use crate::store::{PageRequest, follow_ups};
 
 /// The follow-up API over gRPC.
 #[derive(Clone)]
@@ -43,7 +43,7 @@ impl FollowUpService for FollowUpApi {
         let r = req.into_inner();
         let parsed = (|| {
             let page = PageRequest::parse(r.page_size, &r.page_token)?;
-            let filter = follow_ups::Filter {
+            let filter = FollowUpFilter {
                 status: c::opt_status(r.status)?,
                 survey: (!r.survey_id.is_empty()).then(|| SurveyId::parse(&r.survey_id, "survey_id")).transpose()?,
                 customer_row: None,

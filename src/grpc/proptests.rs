@@ -7,9 +7,9 @@ use proptest::prelude::*;
 
 use super::convert as c;
 use super::pb;
+use crate::domain::listing::PageRequest;
 use crate::domain::{CustomerRef, SurveyId};
 use crate::error::AppError;
-use crate::store::PageRequest;
 
 /// The error is INVALID_ARGUMENT and names `field` (or a field under it).
 fn names(r: Result<impl std::fmt::Debug, AppError>, field: &str) -> Result<(), TestCaseError> {

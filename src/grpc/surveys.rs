@@ -5,6 +5,7 @@ use tonic::Request;
 use super::convert::{self as c};
 use super::pb::{self, survey_service_server::SurveyService};
 use super::{R, caller, ok, principal, status};
+use crate::domain::listing::{PageRequest, ResponseFilter};
 use crate::domain::model::{IssueOutcome, KeyKind};
 use crate::domain::stats::Grain;
 use crate::domain::{CustomerRef, ResponseId, SurveyId, input};
@@ -12,7 +13,6 @@ use crate::service::Services;
 use crate::service::invitations::IssueRequest;
 use crate::service::metrics::{MetricScope, MetricsRequest};
 use crate::service::responses::{RecordRequest, ResponseChange, ResponseRef, Target};
-use crate::store::{PageRequest, responses};
 
 /// The survey API over gRPC.
 #[derive(Clone)]
@@ -233,7 +233,7 @@ impl SurveyService for SurveyApi {
         let r = req.into_inner();
         let parsed = (|| {
             let page = PageRequest::parse(r.page_size, &r.page_token)?;
-            let filter = responses::Filter {
+            let filter = ResponseFilter {
                 survey: (!r.survey_id.is_empty()).then(|| SurveyId::parse(&r.survey_id, "survey_id")).transpose()?,
                 customer_row: None,
                 start: c::parse_opt_ts(&r.start_time, "start_time")?,

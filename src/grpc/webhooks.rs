@@ -9,12 +9,11 @@ use super::convert::{opt_ts, parse_opt_ts, ts};
 use super::pb::{self, event_service_server::EventService, webhook_service_server::WebhookService};
 use super::{principal, status};
 use crate::domain::events::Event;
+use crate::domain::listing::{DeliveryFilter, PageRequest};
 use crate::domain::model::{Delivery, DeliveryStatus, WebhookEndpoint};
 use crate::error::AppError;
 use crate::service::Services;
 use crate::service::webhooks::{EndpointInput, EndpointPatch, ReplayScope, stream_filter};
-use crate::store::PageRequest;
-use crate::store::webhooks::DeliveryFilter;
 
 /// Events read per query while streaming.
 const STREAM_BATCH: u64 = 500;

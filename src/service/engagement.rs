@@ -11,12 +11,13 @@ use super::{Services, require_secret};
 use crate::domain::engagement::{
     self as eng, CustomerChange, CustomerRecord, Event, RawEvent, Rejection, ScoringConfig,
 };
+use crate::domain::listing::PageRequest;
 use crate::domain::model::{Page, Principal, Properties};
 use crate::domain::time::Timestamp;
 use crate::domain::{CustomerRef, TenantId, time};
 use crate::error::{AppError, Result};
 use crate::store::engagement::{self as es, EventRow, Rolled, StoredConfig};
-use crate::store::{PageRequest, customers, engagement_read as er};
+use crate::store::{customers, engagement_read as er};
 
 /// What became of one event of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,11 +3,12 @@
 use super::{Services, require_secret};
 use crate::domain::events::{self as event_data, EventType};
 use crate::domain::follow_up::{self, FollowUpAction};
+use crate::domain::listing::{FollowUpFilter, PageRequest};
 use crate::domain::model::{EntryKind, FollowUp, FollowUpEntry, Page, Principal};
 use crate::domain::time::Timestamp;
 use crate::domain::{CustomerRef, FollowUpId, FollowUpStatus, TenantId, time};
 use crate::error::Result;
-use crate::store::{PageRequest, customers, events, follow_ups};
+use crate::store::{customers, events, follow_ups};
 
 /// Appends an entry written by rapport itself.
 pub(crate) async fn system_entry(
@@ -43,7 +44,7 @@ impl Services {
     pub async fn list_follow_ups(
         &self,
         p: &Principal,
-        mut filter: follow_ups::Filter,
+        mut filter: FollowUpFilter,
         customer: Option<CustomerRef>,
         page: PageRequest,
     ) -> Result<Page<FollowUp>> {

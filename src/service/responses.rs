@@ -11,12 +11,13 @@ use tracing::Instrument as _;
 use super::batch::BatchQueue;
 use crate::domain::FollowUpId;
 use crate::domain::events::{self as event_data, EventType};
+use crate::domain::listing::{PageRequest, ResponseFilter};
 use crate::domain::model::FollowUpEntry;
 use crate::domain::model::{Page, Principal, Properties, Response, Survey};
 use crate::domain::time::Timestamp;
 use crate::domain::{CustomerRef, InvitationId, ResponseId, Score, SurveyId, TenantId, input, secrets, time};
 use crate::error::{AppError, Result};
-use crate::store::{self, PageRequest, customers, events, follow_ups, invitations, responses, surveys};
+use crate::store::{self, customers, events, follow_ups, invitations, responses, surveys};
 
 /// How long after recording a score may still change.
 pub const SCORE_CHANGE_WINDOW_HOURS: i64 = 24;
@@ -361,7 +362,7 @@ impl Services {
     pub async fn list_responses(
         &self,
         p: &Principal,
-        mut filter: responses::Filter,
+        mut filter: ResponseFilter,
         customer: Option<CustomerRef>,
         page: PageRequest,
     ) -> Result<Page<Response>> {

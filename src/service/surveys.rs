@@ -1,11 +1,12 @@
 //! Creating, reading, changing and archiving surveys.
 
 use super::{Services, require_secret};
+use crate::domain::listing::PageRequest;
 use crate::domain::model::Principal;
 use crate::domain::model::{Page, Survey, SurveyDraft, SurveyPatch};
 use crate::domain::{SurveyId, SurveyKind};
 use crate::error::{AppError, Result};
-use crate::store::{PageRequest, surveys};
+use crate::store::surveys;
 
 impl Services {
     #[tracing::instrument(skip_all, fields(tenant = %p.tenant))]

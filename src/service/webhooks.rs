@@ -5,13 +5,14 @@ use std::time::Instant;
 
 use super::{Services, require_secret};
 use crate::domain::events::{Event, EventType};
+use crate::domain::listing::{DeliveryFilter, PageRequest};
 use crate::domain::model::{Delivery, DeliveryStatus, Page, Principal, WebhookEndpoint};
 use crate::domain::time::Timestamp;
 use crate::domain::webhooks::{self, AttemptOutcome};
 use crate::domain::{TenantId, input, time};
 use crate::error::{AppError, Result};
-use crate::store::webhooks::{self as store, AttemptRecord, DeliveryFilter};
-use crate::store::{PageRequest, events as store_events};
+use crate::store::events as store_events;
+use crate::store::webhooks::{self as store, AttemptRecord};
 
 /// An endpoint as a caller describes it.
 #[derive(Debug, Clone, Default)]

@@ -5,10 +5,11 @@ use sea_orm::{
 };
 
 use super::entities::{Scoped, follow_up, follow_up_entry};
-use super::{PageRequest, responses};
+use super::responses;
+use crate::domain::listing::{FollowUpFilter, PageRequest};
 use crate::domain::model::{EntryKind, FollowUp, FollowUpEntry, Page};
 use crate::domain::time::Timestamp;
-use crate::domain::{FollowUpId, FollowUpStatus, Priority, ResponseId, SurveyId, TenantId, time};
+use crate::domain::{FollowUpId, FollowUpStatus, Priority, ResponseId, TenantId, time};
 use crate::error::{AppError, Result};
 
 pub use follow_up::Model as Row;
@@ -150,20 +151,10 @@ pub async fn get(conn: &impl ConnectionTrait, tenant: &TenantId, id: &FollowUpId
     hydrate(conn, tenant, vec![r]).await?.pop().ok_or_else(|| AppError::NotFound(format!("follow-up {id}")))
 }
 
-/// Filters of `ListFollowUps`.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    pub status: Option<FollowUpStatus>,
-    pub survey: Option<SurveyId>,
-    pub customer_row: Option<String>,
-    pub assignee: Option<String>,
-    pub overdue: Option<bool>,
-}
-
 pub async fn list(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
-    f: &Filter,
+    f: &FollowUpFilter,
     page: &PageRequest,
 ) -> Result<Page<FollowUp>> {
     let mut q = follow_up::Entity::scoped(tenant).order_by_desc(follow_up::Column::Id).limit(page.size);

@@ -22,7 +22,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use sea_orm::sqlx;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, RuntimeErr,
@@ -569,55 +568,6 @@ pub fn props_to_json(p: &Properties) -> String {
 /// A stored property map.
 pub fn props_from_json(s: &str) -> Properties {
     serde_json::from_str(s).unwrap_or_default()
-}
-
-/// Page size when the caller sends none.
-pub const DEFAULT_PAGE_SIZE: u64 = 50;
-/// Largest page.
-pub const MAX_PAGE_SIZE: u64 = 1_000;
-
-/// A keyset position: list pages are ordered by id, newest first, and a token holds
-/// the last id of the previous page.
-#[derive(Debug, Clone)]
-pub struct PageRequest {
-    pub size: u64,
-    pub after: Option<String>,
-}
-
-impl PageRequest {
-    /// Checks `page_size` (0 means the default, 50; at most 1 000) and `page_token`.
-    pub fn parse(page_size: i32, page_token: &str) -> Result<Self> {
-        let size = match page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            n if n < 0 || n as u64 > MAX_PAGE_SIZE => {
-                return Err(AppError::invalid("page_size", format!("must be from 0 to {MAX_PAGE_SIZE}; got {n}")));
-            }
-            n => n as u64,
-        };
-        let after = if page_token.is_empty() {
-            None
-        } else {
-            let bad = || AppError::invalid("page_token", "is not a token this service issued");
-            let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(page_token).map_err(|_| bad())?;
-            let s = String::from_utf8(bytes).map_err(|_| bad())?;
-            let id = s.strip_prefix("after:").ok_or_else(bad)?;
-            if id.is_empty() || crate::domain::input::control_character(id).is_some() {
-                return Err(bad());
-            }
-            Some(id.to_owned())
-        };
-        Ok(PageRequest { size, after })
-    }
-
-    /// The token for the page after one that ended with `last_id`, if it was full.
-    pub fn next_token(&self, returned: usize, last_id: Option<&str>) -> String {
-        match last_id {
-            Some(id) if returned as u64 >= self.size => {
-                base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("after:{id}"))
-            }
-            _ => String::new(),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -7,9 +7,9 @@ use sea_orm::{
 };
 
 use super::entities::{Scoped, customer, follow_up, response};
-use super::{PageRequest, props_from_json};
+use super::props_from_json;
+use crate::domain::listing::{PageRequest, ResponseFilter};
 use crate::domain::model::{Page, Response};
-use crate::domain::time::Timestamp;
 use crate::domain::{
     Bucket, CustomerRef, FollowUpId, InvitationId, ResponseId, Scale, SurveyId, SurveyKind, TenantId, time,
 };
@@ -110,22 +110,11 @@ pub async fn hydrate(conn: &impl ConnectionTrait, tenant: &TenantId, rows: Vec<R
         .collect()
 }
 
-/// Filters of `ListResponses`.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    pub survey: Option<SurveyId>,
-    /// rapport's row id of the customer.
-    pub customer_row: Option<String>,
-    pub start: Option<Timestamp>,
-    pub end: Option<Timestamp>,
-    pub bucket: Option<Bucket>,
-}
-
 /// Responses, newest first.
 pub async fn list(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
-    f: &Filter,
+    f: &ResponseFilter,
     page: &PageRequest,
 ) -> Result<Page<Response>> {
     let mut q = response::Entity::scoped(tenant).order_by_desc(response::Column::Id).limit(page.size);

@@ -5,8 +5,9 @@ use sea_orm::{
 };
 
 use super::entities::{Scoped, survey};
-use super::{PageRequest, props_from_json, props_to_json};
+use super::{props_from_json, props_to_json};
 use crate::domain::eligibility::PolicyOverrides;
+use crate::domain::listing::PageRequest;
 use crate::domain::model::{Branding, FollowUpRule, Page, Survey};
 use crate::domain::{Scale, SurveyId, SurveyKind, TenantId, time};
 use crate::error::{AppError, Result};

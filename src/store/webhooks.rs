@@ -6,10 +6,11 @@ use sea_orm::{
     QuerySelect,
 };
 
+use super::Db;
 use super::entities::{Scoped, delivery, delivery_attempt, event, webhook_endpoint};
-use super::{Db, PageRequest};
 use crate::domain::TenantId;
 use crate::domain::events::EventType;
+use crate::domain::listing::{DeliveryFilter, PageRequest};
 use crate::domain::model::{Delivery, DeliveryAttempt, DeliveryStatus, Page, WebhookEndpoint};
 use crate::domain::time::{self, Timestamp};
 use crate::error::{AppError, Result};
@@ -415,14 +416,6 @@ pub async fn disable(conn: &impl ConnectionTrait, endpoint_id: &str, reason: &st
         .exec(conn)
         .await?;
     Ok(())
-}
-
-/// Filters of `ListDeliveries`.
-#[derive(Debug, Clone, Default)]
-pub struct DeliveryFilter {
-    pub endpoint_id: Option<String>,
-    pub event_id: Option<String>,
-    pub status: Option<DeliveryStatus>,
 }
 
 /// Deliveries, newest first, each with its attempts.
