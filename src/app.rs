@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -27,8 +28,7 @@ use crate::service::{Clock, Services};
 use crate::store::{Db, DbSettings};
 use crate::telemetry::rpc::RpcLayer;
 
-/// Largest request accepted (docs/api.md, "Input rules").
-pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+pub use crate::grpc::MAX_REQUEST_BYTES;
 
 /// A bound, ready-to-run server.
 pub struct Application {
@@ -36,6 +36,7 @@ pub struct Application {
     admin_listener: TcpListener,
     http_listener: TcpListener,
     services: Services,
+    metrics: crate::telemetry::Metrics,
     args: ServeArgs,
 }
 
@@ -46,7 +47,9 @@ impl Application {
         if args.migrate_on_start {
             db.migrate().await?;
         }
+        let metrics = crate::telemetry::Metrics::new();
         let services = Services::new(db, clock)
+            .with_counters(Arc::new(metrics.clone()))
             .with_outbox(args.outbox.settings()?)
             .with_record_queue_limit(args.record_queue_limit);
         let listener = TcpListener::bind(args.grpc_addr)
@@ -58,7 +61,7 @@ impl Application {
         let http_listener = TcpListener::bind(args.http_addr)
             .await
             .with_context(|| format!("binding the HTTP gateway (RAPPORT_HTTP_ADDR) on {}", args.http_addr))?;
-        Ok(Application { listener, admin_listener, http_listener, services, args })
+        Ok(Application { listener, admin_listener, http_listener, services, metrics, args })
     }
 
     /// The bound address (useful when built with port 0).
@@ -83,7 +86,7 @@ impl Application {
     /// Serves until `shutdown` resolves, then reports NOT_SERVING, stops accepting
     /// and lets in-flight calls finish for up to the grace period.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { listener, admin_listener, http_listener, services, args } = self;
+        let Application { listener, admin_listener, http_listener, services, metrics, args } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_all(&reporter, ServingStatus::NotServing).await;
         let health_every = Duration::from_millis(args.health_interval_ms.max(50));
@@ -134,7 +137,7 @@ impl Application {
         // Metrics and the span of every RPC, health and reflection included, and the
         // gateway's (which calls them in process); it answers INTERNAL to a panic.
         let rpc_layer = RpcLayer::new(
-            services.metrics.clone(),
+            metrics.clone(),
             &[
                 grpc::pb::FILE_DESCRIPTOR_SET,
                 tonic_health::pb::FILE_DESCRIPTOR_SET,
@@ -165,14 +168,10 @@ impl Application {
 
         // The admin listener keeps serving while gRPC drains, and stops after it.
         let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let admin = tokio::spawn(crate::telemetry::admin::serve(
-            admin_listener,
-            services.metrics.clone(),
-            services.db.clone(),
-            async {
+        let admin =
+            tokio::spawn(crate::telemetry::admin::serve(admin_listener, metrics.clone(), services.db.clone(), async {
                 let _ = admin_stop_rx.await;
-            },
-        ));
+            }));
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tonic::transport::Server::builder()

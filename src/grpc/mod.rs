@@ -12,6 +12,9 @@ mod proptests;
 mod surveys;
 mod webhooks;
 
+/// Largest request accepted (docs/api.md, "Input rules"), over gRPC and the gateway.
+pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+
 pub use engagement::EngagementApi;
 pub use follow_ups::FollowUpApi;
 pub use imports::ImportApi;

@@ -30,7 +30,7 @@ use crate::error::AppError;
 use crate::grpc::gate::ClientAddr;
 
 /// Largest JSON body accepted (docs/api.md, "Input rules").
-const MAX_BODY_BYTES: usize = crate::app::MAX_REQUEST_BYTES;
+const MAX_BODY_BYTES: usize = crate::grpc::MAX_REQUEST_BYTES;
 
 /// What the request body carries (`HttpRule.body`).
 #[derive(Debug, Clone)]

@@ -362,6 +362,22 @@ pub fn code_name(code: i32) -> &'static str {
     }
 }
 
+/// The use-cases' counters are this registry's.
+impl crate::service::Counters for Metrics {
+    fn response_batch_written(&self, n: usize) {
+        Metrics::response_batch_written(self, n)
+    }
+    fn response_recorded(&self, kind: SurveyKind, bucket: Bucket, opened_follow_up: bool) {
+        Metrics::response_recorded(self, kind, bucket, opened_follow_up)
+    }
+    fn follow_up_opened(&self, kind: SurveyKind) {
+        Metrics::follow_up_opened(self, kind)
+    }
+    fn webhook_delivery(&self, outcome: &'static str) {
+        Metrics::webhook_delivery(self, outcome)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
