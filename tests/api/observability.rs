@@ -224,8 +224,8 @@ async fn metrics_show_open_follow_ups_and_the_database_pool(b: Backend) {
     assert_eq!(open(&now, "open"), 3.0, "two of acme's and one of globex's");
     assert_eq!(open(&now, "acknowledged"), 1.0);
 
-    // The harness gives the pool 8 connections; some are open by now.
-    assert_eq!(value(&now, "rapport_db_pool_max_connections", &[]), 8.0);
+    // The harness gives the pool 4 connections; some are open by now.
+    assert_eq!(value(&now, "rapport_db_pool_max_connections", &[]), 4.0);
     let in_use = value(&now, "rapport_db_pool_connections", &[("state", "in_use")]);
     let idle = value(&now, "rapport_db_pool_connections", &[("state", "idle")]);
     assert!(in_use >= 0.0 && idle >= 0.0 && in_use + idle >= 1.0 && in_use + idle <= 8.0, "{in_use} + {idle}");
