@@ -43,7 +43,10 @@ pub struct Application {
 impl Application {
     /// Connects to the database, migrates it if asked, and binds the gRPC and admin ports.
     pub async fn build(db: &DbSettings, args: ServeArgs, clock: Clock) -> anyhow::Result<Self> {
+        let url = db.url.clone();
         let db = Db::connect(db).await?;
+        // After connecting, so a bad URL is reported as such first.
+        let keyring = crate::secret_keys::keyring(&args.secrets, &url)?;
         if args.migrate_on_start {
             db.migrate().await?;
         }
@@ -51,7 +54,19 @@ impl Application {
         let services = Services::new(db, clock)
             .with_counters(Arc::new(metrics.clone()))
             .with_outbox(args.outbox.settings()?)
-            .with_record_queue_limit(args.record_queue_limit);
+            .with_record_queue_limit(args.record_queue_limit)
+            .with_keyring(keyring);
+        // Secrets written before they were sealed are sealed now; a key that sealed
+        // something must still be configured (docs/privacy.md).
+        services.check_secret_keys().await.map_err(|e| anyhow::anyhow!("{e}"))?;
+        let sealed = services.seal_plain_secrets().await.context("sealing stored secrets")?;
+        if sealed.total() > 0 {
+            tracing::info!(
+                webhook_secrets = sealed.webhook_secrets,
+                identity_secrets = sealed.identity_secrets,
+                "sealed secrets stored in plain text"
+            );
+        }
         let listener = TcpListener::bind(args.grpc_addr)
             .await
             .with_context(|| format!("binding the gRPC listener (RAPPORT_GRPC_ADDR) on {}", args.grpc_addr))?;

@@ -47,6 +47,19 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Load-generate engagement: RecordEvents throughput and profile/metric latencies.
     BenchEngagement(crate::bench_engagement::EngagementBenchArgs),
+    /// The keys that seal secrets at rest (docs/privacy.md).
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SecretsCommand {
+    /// Print a new random key as `id:base64`, to put first in RAPPORT_SECRET_KEYS (or the
+    /// key file) before `rapport secrets rotate`.
+    NewKey,
+    /// Re-seal every stored secret under the newest configured key, so older keys can
+    /// then be removed. Idempotent; safe while servers run.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -217,6 +230,50 @@ pub struct ServeArgs {
     pub client_ip_header: Option<String>,
     #[command(flatten)]
     pub outbox: OutboxArgs,
+    #[command(flatten)]
+    pub secrets: SecretArgs,
+}
+
+/// Where the keys that seal secrets at rest come from, and the operator token
+/// (docs/privacy.md). The keys and the token themselves are read from the environment
+/// only ([`SecretArgs::read_environment`]), never from the command line.
+#[derive(Args, Clone, Default)]
+#[command(next_help_heading = "Secrets at rest (every command that opens the database)")]
+pub struct SecretArgs {
+    /// A file of the keys that seal stored secrets, one `id:base64-of-32-bytes` per line,
+    /// newest first (e.g. a mounted Kubernetes Secret). Or give the same keys, comma-
+    /// separated, in the environment variable RAPPORT_SECRET_KEYS. Without either,
+    /// PostgreSQL refuses to start, and SQLite uses (creating it if missing) the file
+    /// `<database file>.keys` beside the database.
+    #[arg(long, global = true, env = "RAPPORT_SECRET_KEYS_FILE")]
+    pub secret_keys_file: Option<std::path::PathBuf>,
+    /// RAPPORT_SECRET_KEYS: the keys themselves, newest first.
+    #[arg(skip)]
+    pub secret_keys: Option<String>,
+    /// RAPPORT_OPERATOR_TOKEN: the bearer token of the admin gRPC service (unset: that
+    /// service refuses every call).
+    #[arg(skip)]
+    pub operator_token: Option<String>,
+}
+
+impl std::fmt::Debug for SecretArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SecretArgs")
+            .field("secret_keys_file", &self.secret_keys_file)
+            .field("secret_keys", &self.secret_keys.as_ref().map(|_| "***"))
+            .field("operator_token", &self.operator_token.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl SecretArgs {
+    /// Takes RAPPORT_SECRET_KEYS and RAPPORT_OPERATOR_TOKEN from the environment (empty
+    /// values count as unset).
+    pub fn read_environment(&mut self) {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+        self.secret_keys = var("RAPPORT_SECRET_KEYS");
+        self.operator_token = var("RAPPORT_OPERATOR_TOKEN");
+    }
 }
 
 impl ServeArgs {
@@ -344,6 +401,7 @@ impl Default for ServeArgs {
             client_address_burst: 0,
             client_ip_header: None,
             outbox: OutboxArgs::default(),
+            secrets: SecretArgs::default(),
             admin_addr: "127.0.0.1:0".parse().expect("a valid address"),
         }
     }

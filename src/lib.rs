@@ -15,6 +15,7 @@
 //! - [`bench_engagement`]: the engagement load generator behind `rapport bench-engagement`.
 //! - [`http`]: the HTTP gateway: JSON routes, gRPC-Web, the hosted page and widget.
 //! - [`import_file`]: `rapport import`, a client that sends history files to a server.
+//! - [`secret_keys`]: where the keys that seal secrets at rest come from.
 
 pub mod app;
 pub mod bench;
@@ -25,6 +26,7 @@ pub mod error;
 pub mod grpc;
 pub mod http;
 pub mod import_file;
+pub mod secret_keys;
 pub mod service;
 pub mod store;
 pub mod telemetry;

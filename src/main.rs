@@ -3,8 +3,9 @@
 use clap::Parser;
 
 use rapport::app::{Application, shutdown_signal};
-use rapport::config::{Cli, Command, KeyCommand, TenantCommand};
+use rapport::config::{Cli, Command, KeyCommand, SecretsCommand, ServeArgs, TenantCommand};
 use rapport::domain::model::KeyKind;
+use rapport::domain::sealing::SecretKey;
 use rapport::service::in_app::IdentityChange;
 use rapport::service::{Clock, Services};
 use rapport::store::Db;
@@ -13,7 +14,8 @@ use rapport::store::Db;
 async fn main() -> anyhow::Result<()> {
     // No sub-command means `serve`; the server's options are global, so they are taken
     // before the sub-command as well as after it.
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    cli.serve.secrets.read_environment();
     let _telemetry = rapport::telemetry::init(cli.common.log_format, &cli.common.log_level)?;
     let db_settings = cli.common.db();
     let args = cli.serve;
@@ -42,13 +44,13 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tenant(TenantCommand::Create { name }) => {
-            let svc = admin_services(&db_settings).await?;
+            let svc = admin_services(&db_settings, &args).await?;
             let key = svc.create_tenant(&name).await?;
             println!("tenant {name} created (id {})\nsecret key (shown once): {}", key.tenant, key.secret);
             Ok(())
         }
         Command::Tenant(TenantCommand::IdentityVerification { tenant, enable, disable: _, rotate }) => {
-            let svc = admin_services(&db_settings).await?;
+            let svc = admin_services(&db_settings, &args).await?;
             let change = if enable { IdentityChange::Enable { rotate } } else { IdentityChange::Disable };
             match svc.set_identity_verification(&tenant, change).await? {
                 Some(secret) => println!(
@@ -64,7 +66,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Tenant(TenantCommand::Branding { tenant, display_name, accent_color, logo_url, language }) => {
-            let svc = admin_services(&db_settings).await?;
+            let svc = admin_services(&db_settings, &args).await?;
             let mut b = svc.tenant_branding(&tenant).await?;
             let changing = display_name.is_some() || accent_color.is_some() || logo_url.is_some() || language.is_some();
             if changing {
@@ -81,14 +83,14 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Key(KeyCommand::Create { tenant, publishable }) => {
-            let svc = admin_services(&db_settings).await?;
+            let svc = admin_services(&db_settings, &args).await?;
             let kind = if publishable { KeyKind::Publishable } else { KeyKind::Secret };
             let key = svc.create_key(&tenant, kind).await?;
             println!("key id {}\n{} key (shown once): {}", key.id, kind.as_str(), key.secret);
             Ok(())
         }
         Command::Key(KeyCommand::Revoke { key_id }) => {
-            let svc = admin_services(&db_settings).await?;
+            let svc = admin_services(&db_settings, &args).await?;
             svc.revoke_key(&key_id).await?;
             println!("key {key_id} revoked");
             Ok(())
@@ -101,13 +103,32 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Secrets(SecretsCommand::NewKey) => {
+            println!("{}", SecretKey::generate(chrono::Utc::now().date_naive()).to_line());
+            Ok(())
+        }
+        Command::Secrets(SecretsCommand::Rotate) => {
+            let svc = admin_services(&db_settings, &args).await?;
+            let done = svc.rotate_secrets().await?;
+            println!(
+                "re-sealed under key {}: {} webhook secrets, {} identity-verification secrets",
+                svc.keyring.newest_id().unwrap_or("-"),
+                done.webhook_secrets,
+                done.identity_secrets
+            );
+            Ok(())
+        }
         Command::Bench(args) => rapport::bench::run(&db_settings, args).await,
         Command::BenchEngagement(args) => rapport::bench_engagement::run(&db_settings, args).await,
     }
 }
 
-async fn admin_services(db: &rapport::store::DbSettings) -> anyhow::Result<Services> {
+async fn admin_services(db: &rapport::store::DbSettings, args: &ServeArgs) -> anyhow::Result<Services> {
+    let url = db.url.clone();
     let db = Db::connect(db).await?;
+    let keyring = rapport::secret_keys::keyring(&args.secrets, &url)?;
     db.migrate().await?;
-    Ok(Services::new(db, Clock::default()))
+    let svc = Services::new(db, Clock::default()).with_keyring(keyring);
+    svc.seal_plain_secrets().await?;
+    Ok(svc)
 }

@@ -35,8 +35,9 @@ UID = 10001
 DRAIN_SECONDS = 20  # RAPPORT_SHUTDOWN_GRACE_SECONDS, the binary's default drain
 
 PG_URL = "postgres://rapport:s3cret@postgres.db.svc:5432/rapport?sslmode=require"
-DB = {"database": {"url": PG_URL}}
-EXISTING = {"database": {"existingSecret": "rapport-db", "existingSecretKey": "url"}}
+KEYS = {"secretKeys": {"existingSecret": "rapport-keys"}}
+DB = {"database": {"url": PG_URL}, **KEYS}
+EXISTING = {"database": {"existingSecret": "rapport-db", "existingSecretKey": "url"}, **KEYS}
 
 
 def merge(*layers: dict[str, Any]) -> dict[str, Any]:
@@ -600,8 +601,27 @@ def test_inconsistent_values_fail_rendering(values: dict[str, Any], needle: str)
     assert needle in render_error(values)
 
 
+def test_postgresql_without_secret_keys_fails_with_a_clear_message() -> None:
+    message = render_error({"database": {"url": PG_URL}})
+    assert "secretKeys.existingSecret is required" in message and "rapport secrets new-key" in message
+
+
+def test_secret_keys_and_operator_token_come_from_the_named_secrets() -> None:
+    docs = render(merge(DB, {"operatorToken": {"existingSecret": "rapport-operator"}}))
+    env = {e["name"]: e for e in server_container(docs)["env"]}
+    assert env["RAPPORT_SECRET_KEYS"]["valueFrom"]["secretKeyRef"] == {"name": "rapport-keys", "key": "RAPPORT_SECRET_KEYS"}
+    assert env["RAPPORT_OPERATOR_TOKEN"]["valueFrom"]["secretKeyRef"] == {
+        "name": "rapport-operator",
+        "key": "RAPPORT_OPERATOR_TOKEN",
+    }
+    assert "RAPPORT_OPERATOR_TOKEN" not in {e["name"] for e in server_container(render(DB))["env"]}
+    # The demo keeps its generated key file beside the SQLite database on the volume.
+    demo = server_container(render({"demo": {"enabled": True}}))
+    assert "RAPPORT_SECRET_KEYS" not in {e["name"] for e in demo["env"]}
+
+
 def test_postgresql_scheme_alias_is_accepted() -> None:
-    docs = render({"database": {"url": "postgresql://u:p@db/rapport"}})
+    docs = render({"database": {"url": "postgresql://u:p@db/rapport"}, **KEYS})
     assert one(docs, "Secret")
 
 
@@ -660,7 +680,7 @@ def test_configuration_comes_from_a_config_map_and_a_secret() -> None:
         "RAPPORT_DB_MAX_CONNECTIONS": "10",
         "OTEL_SERVICE_NAME": "rapport",
     }
-    assert set(env_of(container)) == {"DATABASE_URL"}
+    assert set(env_of(container)) == {"DATABASE_URL", "RAPPORT_SECRET_KEYS"}
     annotations_ = deployment_pod_annotations(docs)
     assert re.fullmatch(r"[0-9a-f]{64}", annotations_["checksum/config"])
 
@@ -672,7 +692,7 @@ def deployment_pod_annotations(docs: list[dict[str, Any]]) -> dict[str, str]:
 def test_config_changes_roll_the_pods() -> None:
     a = deployment_pod_annotations(render(SCENARIOS["default"]))
     b = deployment_pod_annotations(render(merge(DB, {"config": {"logLevel": "debug"}})))
-    c = deployment_pod_annotations(render({"database": {"url": PG_URL + "&x=1"}}))
+    c = deployment_pod_annotations(render({"database": {"url": PG_URL + "&x=1"}, **KEYS}))
     assert a["checksum/config"] != b["checksum/config"]
     assert a["checksum/database"] != c["checksum/database"]
 
@@ -700,7 +720,7 @@ def test_in_app_settings_reach_the_pods() -> None:
     assert data["RAPPORT_CLIENT_ADDRESS_RATE_PER_MINUTE"] == "0"
     assert data["RAPPORT_CLIENT_ADDRESS_BURST"] == "4294967295"  # u32::MAX, not 4.294967295e+09
     # Through the ConfigMap, not extraEnv; no header unless one is set.
-    assert set(env_of(server_container(docs))) == {"DATABASE_URL"}
+    assert set(env_of(server_container(docs))) == {"DATABASE_URL", "RAPPORT_SECRET_KEYS"}
     assert "RAPPORT_CLIENT_IP_HEADER" not in config_map(render(SCENARIOS["default"]))
     star = config_map(render(merge(DB, {"config": {"corsAllowedOrigins": ["*"]}})))
     assert star["RAPPORT_CORS_ALLOWED_ORIGINS"] == "*"

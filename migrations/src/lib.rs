@@ -12,6 +12,7 @@ mod m20261129_000001_pending_events_index;
 mod m20261129_000002_events_numbered_on_write;
 mod m20261130_000001_imported_responses;
 mod m20261130_000002_branding;
+mod m20261201_000001_sealed_secrets;
 mod util;
 
 /// Applies the migrations in order.
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_events_numbered_on_write::Migration),
             Box::new(m20261130_000001_imported_responses::Migration),
             Box::new(m20261130_000002_branding::Migration),
+            Box::new(m20261201_000001_sealed_secrets::Migration),
         ]
     }
 }

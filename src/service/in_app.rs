@@ -18,7 +18,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use super::{Services, require_publishable};
 use crate::domain::TenantId;
 use crate::domain::model::{Branding, Channel, Invitation, InvitationStatus, IssueOutcome, KeyKind, Principal, Survey};
-use crate::domain::{identity, secrets};
+use crate::domain::{identity, sealing, secrets};
 use crate::error::{AppError, Result};
 use crate::store::{in_app, surveys, tenants};
 
@@ -66,7 +66,11 @@ impl Services {
         // Identity first: an unverified caller learns nothing, not even whether the survey exists.
         let idv = in_app::identity(conn, &p.tenant).await?;
         if idv.enabled {
-            let ok = idv.secret.as_deref().is_some_and(|s| identity::verify(s, req.customer.as_str(), customer_hash));
+            let secret = match &idv.secret {
+                Some(s) => Some(self.keyring.open(&sealing::identity_secret_context(p.tenant.as_str()), s)?),
+                None => None,
+            };
+            let ok = secret.as_deref().is_some_and(|s| identity::verify(s, req.customer.as_str(), customer_hash));
             if !ok {
                 return Err(AppError::PermissionDenied(
                     "identity verification is on: customer_hash must be the HMAC-SHA256 of customer_id \
@@ -140,7 +144,11 @@ impl Services {
             IdentityChange::Enable { rotate } => {
                 let secret = (rotate || current.secret.is_none())
                     .then(|| secrets::generate(identity::SECRET_PREFIX, IDENTITY_SECRET_CHARS));
-                in_app::set_identity(&txn, &t, true, secret.as_deref()).await?;
+                let sealed = match &secret {
+                    Some(s) => Some(self.keyring.seal(&sealing::identity_secret_context(t.as_str()), s)?),
+                    None => None,
+                };
+                in_app::set_identity(&txn, &t, true, sealed.as_ref()).await?;
                 secret
             }
         };

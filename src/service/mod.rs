@@ -15,6 +15,7 @@ pub mod invitations;
 pub mod keys;
 pub mod metrics;
 pub mod responses;
+pub mod secrets;
 pub mod surveys;
 pub mod webhooks;
 
@@ -73,6 +74,9 @@ pub struct Services {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// The secret keys that authenticated lately (for the rate-limit gate only).
     pub verified_keys: Arc<keys::VerifiedKeys>,
+    /// The keys secrets are sealed with at rest (docs/privacy.md). Empty by default:
+    /// nothing can be sealed until [`Services::with_keyring`] gives keys.
+    pub keyring: Arc<crate::domain::sealing::Keyring>,
 }
 
 /// Webhook, event and SLA settings, checked.
@@ -182,6 +186,7 @@ impl Services {
             records: Arc::new(responses::record_queue(responses::DEFAULT_RECORD_QUEUE_LIMIT)),
             key_lookups: Arc::new(keys::lookup_queue()),
             verified_keys: Arc::default(),
+            keyring: Arc::default(),
             db,
             clock,
             bus: EventBus::default(),
@@ -202,6 +207,12 @@ impl Services {
     /// The same services counting into `counters`.
     pub fn with_counters(mut self, counters: Arc<dyn Counters>) -> Self {
         self.metrics = counters;
+        self
+    }
+
+    /// The same services sealing secrets with `keyring`.
+    pub fn with_keyring(mut self, keyring: crate::domain::sealing::Keyring) -> Self {
+        self.keyring = Arc::new(keyring);
         self
     }
 
@@ -252,5 +263,5 @@ pub(crate) async fn in_memory() -> Services {
     let settings = crate::store::DbSettings { max_connections: 1, ..crate::store::DbSettings::new("sqlite::memory:") };
     let db = Db::connect(&settings).await.expect("in-memory SQLite");
     db.migrate().await.expect("migrated");
-    Services::new(db, Clock::default())
+    Services::new(db, Clock::default()).with_keyring(crate::domain::sealing::Keyring::ephemeral())
 }

@@ -7,6 +7,7 @@ use super::{Services, require_secret};
 use crate::domain::events::{Event, EventType};
 use crate::domain::listing::{DeliveryFilter, PageRequest};
 use crate::domain::model::{Delivery, DeliveryStatus, Page, Principal, WebhookEndpoint};
+use crate::domain::sealing::{self, Sealed};
 use crate::domain::time::Timestamp;
 use crate::domain::webhooks::{self, AttemptOutcome};
 use crate::domain::{TenantId, input, time};
@@ -98,9 +99,10 @@ impl Services {
             updated_at: now,
         };
         let secret = webhooks::generate_secret();
+        let sealed = self.keyring.seal(&sealing::webhook_secret_context(&endpoint.id), &secret)?;
         let txn = self.db.begin_write().await?;
         store_events::start_fan_out(&txn, &p.tenant, now).await?;
-        store::insert_endpoint(&txn, &p.tenant, &endpoint, &secret).await?;
+        store::insert_endpoint(&txn, &p.tenant, &endpoint, &sealed).await?;
         txn.commit().await?;
         Ok((endpoint, secret))
     }
@@ -155,7 +157,8 @@ impl Services {
         let txn = self.db.begin_write().await?;
         let row = store::endpoint(&txn, &p.tenant, id).await?;
         let secret = webhooks::generate_secret();
-        store::set_secret(&txn, &p.tenant, id, &secret, self.clock.now()).await?;
+        let sealed = self.keyring.seal(&sealing::webhook_secret_context(&row.id), &secret)?;
+        store::set_secret(&txn, &p.tenant, id, &sealed, self.clock.now()).await?;
         txn.commit().await?;
         Ok((store::endpoint_to_domain(&row), secret))
     }
@@ -325,7 +328,16 @@ impl Services {
             return (None, format!("target refused: {e}"));
         }
         let ts = at.timestamp();
-        let signature = match webhooks::sign(&endpoint.secret, &d.event_id, ts, body) {
+        let sealed =
+            Sealed { key_id: endpoint.secret_key_id.clone().unwrap_or_default(), ciphertext: endpoint.secret.clone() };
+        let secret = match self.keyring.open(&sealing::webhook_secret_context(&endpoint.id), &sealed) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(endpoint = %endpoint.id, error = %e, "the endpoint's signing secret does not open");
+                return (None, "the endpoint's signing secret cannot be read; see the server's log".into());
+            }
+        };
+        let signature = match webhooks::sign(&secret, &d.event_id, ts, body) {
             Ok(s) => s,
             Err(e) => return (None, e.to_string()),
         };

@@ -172,6 +172,8 @@ entity!(webhook_endpoint, "webhook_endpoints", {
     event_types: String,
     survey_ids: String,
     secret: String,
+    // The id of the key that sealed `secret` (domain::sealing); NULL: not sealed yet.
+    secret_key_id: Option<String>,
     enabled: bool,
     disabled_reason: String,
     failing_since: Option<i64>,

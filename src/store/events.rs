@@ -317,6 +317,7 @@ mod tests {
             event_types: "[]".into(),
             survey_ids: "[]".into(),
             secret: "whsec_test".into(),
+            secret_key_id: None,
             enabled: true,
             disabled_reason: String::new(),
             failing_since: None,

@@ -5,6 +5,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use super::entities::invitation;
+use crate::domain::sealing::Sealed;
 use crate::domain::time::Timestamp;
 use crate::domain::{InvitationId, TenantId, time};
 use crate::error::{AppError, Result};
@@ -21,6 +22,8 @@ pub mod tenant_identity {
         pub id: String,
         pub identity_verification: bool,
         pub identity_secret: Option<String>,
+        /// The key that sealed `identity_secret` (NULL: not sealed yet).
+        pub identity_secret_key_id: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -33,8 +36,9 @@ pub mod tenant_identity {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct IdentitySettings {
     pub enabled: bool,
-    /// The HMAC secret the CRM's server shares (kept in plaintext: HMAC needs it).
-    pub secret: Option<String>,
+    /// The HMAC secret the CRM's server shares, sealed (domain::sealing): HMAC needs
+    /// it back, so it is encrypted rather than hashed.
+    pub secret: Option<Sealed>,
 }
 
 /// The identity-verification setting of a tenant.
@@ -43,7 +47,13 @@ pub async fn identity(conn: &impl ConnectionTrait, tenant: &TenantId) -> Result<
         .one(conn)
         .await?
         .ok_or_else(|| AppError::Internal(anyhow::anyhow!("tenant {tenant} vanished")))?;
-    Ok(IdentitySettings { enabled: row.identity_verification, secret: row.identity_secret })
+    let secret = row.identity_secret.map(|ciphertext| Sealed {
+        // Not sealed yet (before the server sealed old rows at start): an empty key id
+        // opens nowhere, so such a secret verifies nothing until it is sealed.
+        key_id: row.identity_secret_key_id.unwrap_or_default(),
+        ciphertext,
+    });
+    Ok(IdentitySettings { enabled: row.identity_verification, secret })
 }
 
 /// Turns identity verification on or off, and sets the secret when `secret` is given.
@@ -51,13 +61,15 @@ pub async fn set_identity(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
     enabled: bool,
-    secret: Option<&str>,
+    secret: Option<&Sealed>,
 ) -> Result<()> {
     let mut update = tenant_identity::Entity::update_many()
         .col_expr(tenant_identity::Column::IdentityVerification, Expr::value(enabled))
         .filter(tenant_identity::Column::Id.eq(tenant.as_str()));
     if let Some(s) = secret {
-        update = update.col_expr(tenant_identity::Column::IdentitySecret, Expr::value(s));
+        update = update
+            .col_expr(tenant_identity::Column::IdentitySecret, Expr::value(s.ciphertext.clone()))
+            .col_expr(tenant_identity::Column::IdentitySecretKeyId, Expr::value(s.key_id.clone()));
     }
     let res = update.exec(conn).await?;
     if res.rows_affected == 0 {

@@ -12,6 +12,7 @@ use crate::domain::TenantId;
 use crate::domain::events::EventType;
 use crate::domain::listing::{DeliveryFilter, PageRequest};
 use crate::domain::model::{Delivery, DeliveryAttempt, DeliveryStatus, Page, WebhookEndpoint};
+use crate::domain::sealing::Sealed;
 use crate::domain::time::{self, Timestamp};
 use crate::error::{AppError, Result};
 
@@ -41,12 +42,12 @@ pub fn endpoint_to_domain(m: &EndpointRow) -> WebhookEndpoint {
     }
 }
 
-/// Stores a new endpoint with its secret.
+/// Stores a new endpoint with its sealed secret.
 pub async fn insert_endpoint(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
     e: &WebhookEndpoint,
-    secret: &str,
+    secret: &Sealed,
 ) -> Result<()> {
     webhook_endpoint::Model {
         id: e.id.clone(),
@@ -55,7 +56,8 @@ pub async fn insert_endpoint(
         description: e.description.clone(),
         event_types: list_to_json(&e.event_types),
         survey_ids: list_to_json(&e.survey_ids),
-        secret: secret.to_owned(),
+        secret: secret.ciphertext.clone(),
+        secret_key_id: Some(secret.key_id.clone()),
         enabled: e.enabled,
         disabled_reason: e.disabled_reason.clone(),
         failing_since: e.failing_since.map(time::to_micros),
@@ -90,11 +92,12 @@ pub async fn set_secret(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
     id: &str,
-    secret: &str,
+    secret: &Sealed,
     now: Timestamp,
 ) -> Result<()> {
     webhook_endpoint::Entity::update_many()
-        .col_expr(webhook_endpoint::Column::Secret, Expr::value(secret))
+        .col_expr(webhook_endpoint::Column::Secret, Expr::value(secret.ciphertext.clone()))
+        .col_expr(webhook_endpoint::Column::SecretKeyId, Expr::value(secret.key_id.clone()))
         .col_expr(webhook_endpoint::Column::UpdatedAt, Expr::value(time::to_micros(now)))
         .filter(webhook_endpoint::Column::TenantId.eq(tenant.as_str()))
         .filter(webhook_endpoint::Column::Id.eq(id))

@@ -201,6 +201,9 @@ pub async fn spawn_app_on(
 async fn start(backend: Backend, url: String, key: Option<String>, adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
     let db = DbSettings { max_connections: 4, acquire_timeout: Duration::from_secs(2), ..DbSettings::new(url.clone()) };
     let mut args = ServeArgs { health_interval_ms: 200, ..ServeArgs::default() };
+    if backend == Backend::Postgres {
+        with_test_keys(&mut args);
+    }
     adjust(&mut args);
     let clock = Clock::default();
     let app = Application::build(&db, args, clock.clone()).await.expect("the app builds");
@@ -235,6 +238,15 @@ async fn start(backend: Backend, url: String, key: Option<String>, adjust: impl 
         _dir: None,
         _permit: None,
     }
+}
+
+/// The key that seals secrets in tests on PostgreSQL, where one must be configured
+/// (SQLite tests use the key file the server creates beside the database).
+pub const TEST_SECRET_KEYS: &str = "test1:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";
+
+/// Configures [`TEST_SECRET_KEYS`] as RAPPORT_SECRET_KEYS.
+pub fn with_test_keys(args: &mut ServeArgs) {
+    args.secrets.secret_keys = Some(TEST_SECRET_KEYS.into());
 }
 
 /// Webhook and worker settings for tests: loopback receivers allowed, short retries,

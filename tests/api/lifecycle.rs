@@ -284,6 +284,7 @@ async fn proxied_app(adjust_db: impl FnOnce(&mut DbSettings), adjust: impl FnOnc
         DbSettings { max_connections: 4, acquire_timeout: Duration::from_secs(10), ..DbSettings::new(url.to_string()) };
     adjust_db(&mut db);
     let mut args = ServeArgs { health_interval_ms: 200, ..ServeArgs::default() };
+    with_test_keys(&mut args);
     adjust(&mut args);
     let app = Application::build(&db, args, Clock::default()).await.expect("the app builds");
     let addr = app.local_addr();

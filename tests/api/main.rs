@@ -1,6 +1,7 @@
 //! One integration-test binary: the real server over a real database, called with
 //! the generated tonic clients. Each scenario runs on SQLite and PostgreSQL.
 
+mod dump;
 mod helpers;
 mod receiver;
 
@@ -24,6 +25,7 @@ mod isolation;
 mod lifecycle;
 mod metrics;
 mod observability;
+mod privacy_secrets;
 mod readme;
 mod responses;
 mod surveys;

@@ -147,6 +147,26 @@ The DATABASE_URL environment entry.
 {{- end }}
 
 {{/*
+The keys that seal stored secrets and the operator token, from Secrets the operator manages.
+*/}}
+{{- define "rapport.secretEnv" -}}
+{{- with .Values.secretKeys.existingSecret }}
+- name: RAPPORT_SECRET_KEYS
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.secretKeys.existingSecretKey }}
+{{- end }}
+{{- with .Values.operatorToken.existingSecret }}
+- name: RAPPORT_OPERATOR_TOKEN
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.operatorToken.existingSecretKey }}
+{{- end }}
+{{- end }}
+
+{{/*
 Checks on the values that the schema cannot express; rendering fails with a clear message.
 */}}
 {{- define "rapport.validateValues" -}}
@@ -164,6 +184,9 @@ Checks on the values that the schema cannot express; rendering fails with a clea
 {{- end }}
 {{- if and $db.url (not (regexMatch "^postgres(ql)?://" $db.url)) }}
 {{- fail "rapport: database.url must be a PostgreSQL URL (postgres://...); SQLite is only for demo.enabled (one replica)" }}
+{{- end }}
+{{- if not .Values.secretKeys.existingSecret }}
+{{- fail "rapport: secretKeys.existingSecret is required with PostgreSQL: a Secret holding RAPPORT_SECRET_KEYS (id:base64 keys, newest first; `rapport secrets new-key` makes one) that seal the stored webhook and identity-verification secrets" }}
 {{- end }}
 {{- end }}
 {{- $budget := add .Values.preStopSleepSeconds .Values.config.shutdownGraceSeconds }}
