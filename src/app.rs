@@ -16,13 +16,15 @@ use tonic_health::server::HealthReporter;
 
 use crate::config::ServeArgs;
 use crate::grpc::gate::Gate;
+use crate::grpc::pb::admin_service_server::AdminServiceServer;
 use crate::grpc::pb::engagement_service_server::EngagementServiceServer;
 use crate::grpc::pb::event_service_server::EventServiceServer;
 use crate::grpc::pb::follow_up_service_server::FollowUpServiceServer;
 use crate::grpc::pb::import_service_server::ImportServiceServer;
+use crate::grpc::pb::privacy_service_server::PrivacyServiceServer;
 use crate::grpc::pb::survey_service_server::SurveyServiceServer;
 use crate::grpc::pb::webhook_service_server::WebhookServiceServer;
-use crate::grpc::{self, EngagementApi, EventApi, FollowUpApi, ImportApi, SurveyApi, WebhookApi};
+use crate::grpc::{self, AdminApi, EngagementApi, EventApi, FollowUpApi, ImportApi, PrivacyApi, SurveyApi, WebhookApi};
 use crate::service::in_app::RateLimits;
 use crate::service::{Clock, Services};
 use crate::store::{Db, DbSettings};
@@ -43,6 +45,7 @@ pub struct Application {
 impl Application {
     /// Connects to the database, migrates it if asked, and binds the gRPC and admin ports.
     pub async fn build(db: &DbSettings, args: ServeArgs, clock: Clock) -> anyhow::Result<Self> {
+        crate::grpc::admin::check_operator_token(args.secrets.operator_token.as_deref())?;
         let url = db.url.clone();
         let db = Db::connect(db).await?;
         // After connecting, so a bad URL is reported as such first.
@@ -130,6 +133,14 @@ impl Application {
             events: guard.wrap(EventServiceServer::new(EventApi::new(s.clone()))),
             imports: guard
                 .wrap(ImportServiceServer::new(ImportApi::new(s.clone())).max_decoding_message_size(MAX_REQUEST_BYTES)),
+            privacy: guard.wrap(
+                PrivacyServiceServer::new(PrivacyApi::new(s.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+            ),
+            // Behind the gate too: a caller without a key is held to the per-address limit.
+            admin: guard.wrap(
+                AdminServiceServer::new(AdminApi::new(s.clone(), args.secrets.operator_token.as_deref()))
+                    .max_decoding_message_size(MAX_REQUEST_BYTES),
+            ),
         };
         let api = api(&services);
 
@@ -150,6 +161,7 @@ impl Application {
             .add_service(api.webhooks.clone())
             .add_service(api.events.clone())
             .add_service(api.imports.clone())
+            .add_service(api.privacy.clone())
             .add_service(health_service.clone());
         let gateway = crate::http::router(
             services.clone(),
@@ -184,6 +196,8 @@ impl Application {
             .add_service(api.webhooks)
             .add_service(api.events)
             .add_service(api.imports)
+            .add_service(api.privacy)
+            .add_service(api.admin)
             .serve_with_incoming_shutdown(
                 // Small gRPC frames must not wait for Nagle's algorithm (≈40 ms a call).
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
@@ -220,13 +234,15 @@ impl Application {
 }
 
 /// The API's services, each behind the [`Guard`].
-struct Api<A, B, C, D, E, F> {
+struct Api<A, B, C, D, E, F, G, H> {
     surveys: A,
     follow_ups: B,
     webhooks: C,
     engagement: D,
     events: E,
     imports: F,
+    privacy: G,
+    admin: H,
 }
 
 /// What every API service is wrapped in: the database check outside, the gate inside.
@@ -397,6 +413,8 @@ async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
     reporter.set_service_status("rapport.v1.ImportService", status).await;
     reporter.set_service_status("rapport.v1.WebhookService", status).await;
     reporter.set_service_status("rapport.v1.EventService", status).await;
+    reporter.set_service_status("rapport.v1.PrivacyService", status).await;
+    reporter.set_service_status("rapport.v1.AdminService", status).await;
 }
 
 /// Keeps health in step with the database: SERVING only while it answers.

@@ -113,6 +113,17 @@ pub enum KeyCommand {
         /// A publishable key (`rk_pub_…`) for in-app forms instead of a secret key.
         #[arg(long)]
         publishable: bool,
+        /// The key stops working after this long, e.g. `90d` or `12h` (default: never).
+        #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "expires_at")]
+        expires_in: Option<Duration>,
+        /// The key stops working at this time (RFC 3339, e.g. 2027-01-31T00:00:00Z).
+        #[arg(long)]
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// List a tenant's keys: id, kind, prefix, created, last used, expiry, revoked.
+    List {
+        #[arg(long)]
+        tenant: String,
     },
     /// Revoke a key by its id; calls with it fail at once.
     Revoke { key_id: String },

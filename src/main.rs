@@ -4,7 +4,9 @@ use clap::Parser;
 
 use rapport::app::{Application, shutdown_signal};
 use rapport::config::{Cli, Command, KeyCommand, SecretsCommand, ServeArgs, TenantCommand};
+use rapport::domain::listing::PageRequest;
 use rapport::domain::model::KeyKind;
+use rapport::domain::privacy::Actor;
 use rapport::domain::sealing::SecretKey;
 use rapport::service::in_app::IdentityChange;
 use rapport::service::{Clock, Services};
@@ -26,8 +28,8 @@ async fn main() -> anyhow::Result<()> {
             if bootstrap {
                 match app.services().bootstrap().await {
                     Ok(Some(key)) => println!(
-                        "Created tenant `default`. Its secret key, shown only this once:\n\n    {}\n",
-                        key.secret
+                        "Created tenant `default`. Its secret key (id {}), shown only this once:\n\n    {}\n",
+                        key.id, key.secret
                     ),
                     Ok(None) => {}
                     Err(e) => tracing::warn!(error = %e, "could not create the default tenant"),
@@ -46,7 +48,10 @@ async fn main() -> anyhow::Result<()> {
         Command::Tenant(TenantCommand::Create { name }) => {
             let svc = admin_services(&db_settings, &args).await?;
             let key = svc.create_tenant(&name).await?;
-            println!("tenant {name} created (id {})\nsecret key (shown once): {}", key.tenant, key.secret);
+            println!(
+                "tenant {name} created (id {})\nsecret key id {}\nsecret key (shown once): {}",
+                key.tenant, key.id, key.secret
+            );
             Ok(())
         }
         Command::Tenant(TenantCommand::IdentityVerification { tenant, enable, disable: _, rotate }) => {
@@ -82,11 +87,49 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Key(KeyCommand::Create { tenant, publishable }) => {
+        Command::Key(KeyCommand::Create { tenant, publishable, expires_in, expires_at }) => {
             let svc = admin_services(&db_settings, &args).await?;
             let kind = if publishable { KeyKind::Publishable } else { KeyKind::Secret };
-            let key = svc.create_key(&tenant, kind).await?;
+            let expires = match expires_in {
+                Some(d) => Some(svc.clock.now() + chrono::Duration::from_std(d)?),
+                None => expires_at,
+            };
+            let key = svc.create_key_as(Actor::CommandLine, &tenant, kind, expires).await?;
             println!("key id {}\n{} key (shown once): {}", key.id, kind.as_str(), key.secret);
+            if let Some(at) = expires {
+                println!("expires {}", at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+            }
+            Ok(())
+        }
+        Command::Key(KeyCommand::List { tenant }) => {
+            let svc = admin_services(&db_settings, &args).await?;
+            let when = |t: Option<chrono::DateTime<chrono::Utc>>| {
+                t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)).unwrap_or_else(|| "-".into())
+            };
+            println!(
+                "{:<38} {:<11} {:<16} {:<20} {:<20} {:<20} revoked",
+                "id", "kind", "prefix", "created", "last used", "expires"
+            );
+            let mut token = String::new();
+            loop {
+                let page = svc.list_keys(&tenant, PageRequest::parse(1000, &token)?).await?;
+                for k in &page.items {
+                    println!(
+                        "{:<38} {:<11} {:<16} {:<20} {:<20} {:<20} {}",
+                        k.id,
+                        k.kind.as_str(),
+                        k.prefix,
+                        when(Some(k.created_at)),
+                        when(k.last_used_at),
+                        when(k.expires_at),
+                        when(k.revoked_at)
+                    );
+                }
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                token = page.next_page_token;
+            }
             Ok(())
         }
         Command::Key(KeyCommand::Revoke { key_id }) => {

@@ -13,6 +13,7 @@ mod m20261129_000002_events_numbered_on_write;
 mod m20261130_000001_imported_responses;
 mod m20261130_000002_branding;
 mod m20261201_000001_sealed_secrets;
+mod m20261201_000002_keys_audit;
 mod util;
 
 /// Applies the migrations in order.
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000001_imported_responses::Migration),
             Box::new(m20261130_000002_branding::Migration),
             Box::new(m20261201_000001_sealed_secrets::Migration),
+            Box::new(m20261201_000002_keys_audit::Migration),
         ]
     }
 }

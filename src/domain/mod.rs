@@ -13,6 +13,7 @@ pub mod ids;
 pub mod input;
 pub mod listing;
 pub mod model;
+pub mod privacy;
 pub mod sealing;
 pub mod secrets;
 pub mod stats;

@@ -1,12 +1,14 @@
 //! The gRPC transport: decode, authenticate, convert, call a use-case, and map the
 //! result back. No business rules here.
 
+pub mod admin;
 pub mod codec;
 pub mod convert;
 mod engagement;
 mod follow_ups;
 pub mod gate;
 mod imports;
+mod privacy;
 #[cfg(test)]
 mod proptests;
 mod surveys;
@@ -15,9 +17,11 @@ mod webhooks;
 /// Largest request accepted (docs/api.md, "Input rules"), over gRPC and the gateway.
 pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 
+pub use admin::AdminApi;
 pub use engagement::EngagementApi;
 pub use follow_ups::FollowUpApi;
 pub use imports::ImportApi;
+pub use privacy::PrivacyApi;
 pub use surveys::SurveyApi;
 pub use webhooks::{EventApi, WebhookApi};
 

@@ -119,7 +119,7 @@ fn json_value(v: &serde_json::Value) -> prost_types::Value {
     prost_types::Value { kind: Some(kind) }
 }
 
-fn json_struct(v: &serde_json::Value) -> prost_types::Struct {
+pub(crate) fn json_struct(v: &serde_json::Value) -> prost_types::Struct {
     prost_types::Struct {
         fields: v.as_object().map(|o| o.iter().map(|(k, v)| (k.clone(), json_value(v))).collect()).unwrap_or_default(),
     }

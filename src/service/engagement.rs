@@ -13,6 +13,7 @@ use crate::domain::engagement::{
 };
 use crate::domain::listing::PageRequest;
 use crate::domain::model::{Page, Principal, Properties};
+use crate::domain::privacy::{Actor, AuditAction, AuditEntry};
 use crate::domain::time::Timestamp;
 use crate::domain::{CustomerRef, TenantId, time};
 use crate::error::{AppError, Result};
@@ -273,6 +274,9 @@ impl Services {
         let now_us = time::to_micros(now);
         let reference = if recompute { eng::day_of(c.tz(), now) } else { stored.reference_day };
         es::save_config(&txn, &p.tenant, &c, reference, now_us).await?;
+        let entry = AuditEntry::new(&p.tenant, Actor::of(p), AuditAction::ScoringConfigUpdated, "")
+            .with(serde_json::json!({ "fields": mask, "recomputed": recompute }));
+        crate::store::audit::record(&txn, &entry, now).await?;
         if recompute {
             replay(&txn, &p.tenant, &c, reference, now_us).await?;
         }

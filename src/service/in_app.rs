@@ -18,9 +18,10 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use super::{Services, require_publishable};
 use crate::domain::TenantId;
 use crate::domain::model::{Branding, Channel, Invitation, InvitationStatus, IssueOutcome, KeyKind, Principal, Survey};
+use crate::domain::privacy::{Actor, AuditAction, AuditEntry};
 use crate::domain::{identity, sealing, secrets};
 use crate::error::{AppError, Result};
-use crate::store::{in_app, surveys, tenants};
+use crate::store::{audit, in_app, surveys, tenants};
 
 use super::invitations::IssueRequest;
 
@@ -136,6 +137,12 @@ impl Services {
         let t = tenants::find_tenant(&self.db, tenant).await?;
         let txn = self.db.begin_write().await?;
         let current = in_app::identity(&txn, &t).await?;
+        let action = match change {
+            IdentityChange::Disable => AuditAction::IdentityVerificationDisabled,
+            IdentityChange::Enable { rotate: true } if current.secret.is_some() => AuditAction::IdentitySecretRotated,
+            IdentityChange::Enable { .. } => AuditAction::IdentityVerificationEnabled,
+        };
+        audit::record(&txn, &AuditEntry::new(&t, Actor::CommandLine, action, ""), self.clock.now()).await?;
         let new_secret = match change {
             IdentityChange::Disable => {
                 in_app::set_identity(&txn, &t, false, None).await?;

@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 use super::Services;
 use super::batch::BatchQueue;
 use crate::domain::model::{KeyKind, Principal};
+use crate::domain::privacy::LAST_USED_PRECISION;
 use crate::domain::secrets;
 use crate::error::{AppError, Result};
 use crate::store::{self, tenants};
@@ -123,10 +124,20 @@ impl Services {
         let found = tenants::keys_by_hash(&self.db, &hashes).await;
         let found: std::result::Result<HashMap<String, tenants::KeyRecord>, _> =
             found.map(|keys| keys.into_iter().map(|k| (k.key_hash.clone(), k)).collect());
+        let now = self.clock.now();
+        let mut used: Vec<String> = Vec::new();
         for lookup in batch {
             let result = match &found {
                 Ok(keys) => match keys.get(&lookup.hash) {
+                    Some(k) if k.expires_at.is_some_and(|at| at <= now) && !k.revoked => {
+                        Err(AppError::Unauthenticated("the API key has expired".into()))
+                    }
                     Some(k) if !k.revoked => {
+                        if k.last_used_at.is_none_or(|at| now - at >= LAST_USED_PRECISION)
+                            && !used.contains(&k.key_id.0)
+                        {
+                            used.push(k.key_id.0.clone());
+                        }
                         if lookup.kind == KeyKind::Secret {
                             self.verified_keys.insert(&lookup.hash);
                         }
@@ -138,6 +149,22 @@ impl Services {
             };
             // A caller that gave up no longer listens.
             let _ = lookup.reply.send(result);
+        }
+        // The time of last use, after the answers: a busy key costs one write an hour.
+        if !used.is_empty() {
+            let db = self.db.clone();
+            self.tasks.spawn(async move {
+                let ids: Vec<&str> = used.iter().map(String::as_str).collect();
+                let written = async {
+                    let txn = db.begin_write().await?;
+                    crate::store::keys::touch(&txn, &ids, now, LAST_USED_PRECISION).await?;
+                    txn.commit().await?;
+                    Ok::<_, AppError>(())
+                };
+                if let Err(e) = written.await {
+                    tracing::debug!(error = %e, "recording the keys' last use failed; the next call tries again");
+                }
+            });
         }
     }
 }

@@ -4,6 +4,7 @@
 //! query ([`batch`]: group commit).
 
 pub mod admin;
+pub mod audit;
 pub mod batch;
 pub mod engagement;
 pub mod engagement_read;

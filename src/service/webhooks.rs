@@ -7,11 +7,13 @@ use super::{Services, require_secret};
 use crate::domain::events::{Event, EventType};
 use crate::domain::listing::{DeliveryFilter, PageRequest};
 use crate::domain::model::{Delivery, DeliveryStatus, Page, Principal, WebhookEndpoint};
+use crate::domain::privacy::{Actor, AuditAction, AuditEntry};
 use crate::domain::sealing::{self, Sealed};
 use crate::domain::time::Timestamp;
 use crate::domain::webhooks::{self, AttemptOutcome};
 use crate::domain::{TenantId, input, time};
 use crate::error::{AppError, Result};
+use crate::store::audit;
 use crate::store::events as store_events;
 use crate::store::webhooks::{self as store, AttemptRecord};
 
@@ -103,6 +105,10 @@ impl Services {
         let txn = self.db.begin_write().await?;
         store_events::start_fan_out(&txn, &p.tenant, now).await?;
         store::insert_endpoint(&txn, &p.tenant, &endpoint, &sealed).await?;
+        let host = url::Url::parse(&endpoint.url).ok().and_then(|u| u.host_str().map(str::to_owned));
+        let details = serde_json::json!({ "host": host, "event_types": endpoint.event_types });
+        let entry = AuditEntry::new(&p.tenant, Actor::of(p), AuditAction::WebhookEndpointCreated, &endpoint.id);
+        audit::record(&txn, &entry.with(details), now).await?;
         txn.commit().await?;
         Ok((endpoint, secret))
     }
@@ -118,6 +124,17 @@ impl Services {
             Some(u) => Some(self.check_target(u).await?),
             None => None,
         };
+        // The audit log names the fields changed (not their values: a URL may carry a token).
+        let fields: Vec<&str> = [
+            ("url", patch.url.is_some()),
+            ("description", patch.description.is_some()),
+            ("event_types", patch.event_types.is_some()),
+            ("survey_ids", patch.survey_ids.is_some()),
+            ("enabled", patch.enabled.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(f, set)| set.then_some(f))
+        .collect();
         let txn = self.db.begin_write().await?;
         let mut e = store::endpoint_to_domain(&store::endpoint(&txn, &p.tenant, id).await?);
         if let Some(u) = url {
@@ -144,6 +161,9 @@ impl Services {
         }
         e.updated_at = self.clock.now();
         store::save_endpoint(&txn, &p.tenant, &e).await?;
+        let details = serde_json::json!({ "fields": fields, "enabled": e.enabled });
+        let entry = AuditEntry::new(&p.tenant, Actor::of(p), AuditAction::WebhookEndpointUpdated, &e.id);
+        audit::record(&txn, &entry.with(details), e.updated_at).await?;
         txn.commit().await?;
         if e.enabled {
             self.bus.deliveries_queued();
@@ -159,6 +179,8 @@ impl Services {
         let secret = webhooks::generate_secret();
         let sealed = self.keyring.seal(&sealing::webhook_secret_context(&row.id), &secret)?;
         store::set_secret(&txn, &p.tenant, id, &sealed, self.clock.now()).await?;
+        let entry = AuditEntry::new(&p.tenant, Actor::of(p), AuditAction::WebhookSecretRotated, id);
+        audit::record(&txn, &entry, self.clock.now()).await?;
         txn.commit().await?;
         Ok((store::endpoint_to_domain(&row), secret))
     }
@@ -167,6 +189,8 @@ impl Services {
         require_secret(p)?;
         let txn = self.db.begin_write().await?;
         store::delete_endpoint(&txn, &p.tenant, id, self.clock.now()).await?;
+        let entry = AuditEntry::new(&p.tenant, Actor::of(p), AuditAction::WebhookEndpointDeleted, id);
+        audit::record(&txn, &entry, self.clock.now()).await?;
         txn.commit().await?;
         Ok(())
     }

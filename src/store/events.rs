@@ -308,6 +308,13 @@ mod tests {
         tenant::Entity::find_by_id(tenant).one(db.conn()).await.unwrap().unwrap().event_seq
     }
 
+    /// An endpoint row as written before secrets were sealed (no key-id column yet).
+    fn endpoint_row_before_sealing(id: &str, tenant: &str) -> webhook_endpoint::ActiveModel {
+        let mut row = endpoint_row(id, tenant).into_active_model();
+        row.secret_key_id = sea_orm::ActiveValue::NotSet;
+        row
+    }
+
     fn endpoint_row(id: &str, tenant: &str) -> webhook_endpoint::Model {
         webhook_endpoint::Model {
             id: id.into(),
@@ -350,7 +357,7 @@ mod tests {
         migrations::Migrator::up(db.conn(), Some(before)).await.unwrap();
         tenant_row("t1", 2).into_active_model().insert(db.conn()).await.unwrap();
         tenant_row("t2", 0).into_active_model().insert(db.conn()).await.unwrap();
-        endpoint_row("w1", "t1").into_active_model().insert(db.conn()).await.unwrap();
+        endpoint_row_before_sealing("w1", "t1").insert(db.conn()).await.unwrap();
         for e in [
             event_row("e1", "t1", Some(1)),
             event_row("e2", "t1", Some(2)),

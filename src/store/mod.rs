@@ -2,6 +2,7 @@
 //! connection set-up for SQLite and PostgreSQL, and the classification of database
 //! errors into [`AppError`]s at this boundary.
 
+pub mod audit;
 pub mod customers;
 pub mod engagement;
 pub mod engagement_read;
@@ -11,6 +12,7 @@ pub mod follow_ups;
 pub mod imports;
 pub mod in_app;
 pub mod invitations;
+pub mod keys;
 pub mod metrics;
 pub mod ops;
 pub mod responses;

@@ -41,7 +41,8 @@ pub async fn create_tenant(db: &Db, name: &str, now: Timestamp) -> Result<Issued
     Ok(key)
 }
 
-async fn insert_key(
+/// Inserts a new key (its hash) and returns it with its secret, shown once.
+pub async fn insert_key(
     conn: &impl sea_orm::ConnectionTrait,
     tenant: &TenantId,
     kind: KeyKind,
@@ -98,12 +99,17 @@ pub struct KeyRecord {
     pub key_id: KeyId,
     pub tenant: TenantId,
     pub revoked: bool,
+    /// When it stops working, if ever.
+    pub expires_at: Option<Timestamp>,
+    /// When it last authenticated a call (written at most hourly).
+    pub last_used_at: Option<Timestamp>,
 }
 
 /// The keys with these hashes, in one query.
 pub async fn keys_by_hash(db: &Db, hashes: &[&str]) -> Result<Vec<KeyRecord>, sea_orm::DbErr> {
-    Ok(api_key::Entity::find()
-        .filter(api_key::Column::KeyHash.is_in(hashes.iter().copied()))
+    use super::keys::api_key_info;
+    Ok(api_key_info::Entity::find()
+        .filter(api_key_info::Column::KeyHash.is_in(hashes.iter().copied()))
         .all(db.conn())
         .await?
         .into_iter()
@@ -112,6 +118,8 @@ pub async fn keys_by_hash(db: &Db, hashes: &[&str]) -> Result<Vec<KeyRecord>, se
             key_id: KeyId(row.id),
             tenant: TenantId(row.tenant_id),
             revoked: row.revoked_at.is_some(),
+            expires_at: row.expires_at.map(time::from_micros),
+            last_used_at: row.last_used_at.map(time::from_micros),
         })
         .collect())
 }

@@ -26,6 +26,7 @@ crate::on_both!(
 /// `PATCH /v1/surveys/{survey.id}` is listed under `/v1/surveys/{id}` and
 /// `GET /v1/responses/{id}` under `/v1/responses/{response_id}`.
 const ROUTES: &[&str] = &[
+    "GET /v1/audit-events",
     "GET /v1/follow-ups",
     "GET /v1/follow-ups/{id}",
     "POST /v1/follow-ups/{id}:update",

@@ -28,7 +28,8 @@
 //!   compared before and after each RPC's share; then the other inputs (which may be
 //!   accepted) run, with the tables compared around each refused write (reads: around
 //!   each RPC's share). Not compared: `engagement_snapshots` (a cache that reads
-//!   refresh), `fanout_cursors` and `delivery_attempts` (the background workers write
+//!   refresh), `api_keys.last_used_at` (authentication writes it, whatever the call's
+//!   outcome), `fanout_cursors` and `delivery_attempts` (the background workers write
 //!   them), and of `deliveries` only the ids (the dispatcher updates their status).
 //!
 //! Afterwards: no panic on the server's threads (a panic hook that records panics on
@@ -146,6 +147,9 @@ const FORBIDDEN: &[Code] = &[
 /// Tables not compared, and tables compared by id only (see the module doc).
 const NOT_COMPARED: &[&str] = &["engagement_snapshots", "fanout_cursors", "delivery_attempts"];
 const IDS_ONLY: &[&str] = &["deliveries"];
+/// Columns not compared: when a key last authenticated (written after any call with it,
+/// refused or not).
+const COLUMNS_NOT_COMPARED: &[(&str, &str)] = &[("api_keys", "last_used_at")];
 /// Runtime threads of the sweep are named with this prefix and the backend.
 const THREAD_PREFIX: &str = "rapport-sweep-";
 const LONG: usize = 20_000;
@@ -272,7 +276,19 @@ const BASES: &[(&str, &str)] = &[
     ),
     ("WebhookService.SendTestEvent", r#"{"endpointId":"<E>"}"#),
     ("EventService.WatchEvents", r#"{"afterSequence":"0","types":["response.recorded"]}"#),
+    ("PrivacyService.ListAuditEvents", r#"{"pageSize":10}"#),
+    // The admin service: the sweep's "secret" credential is the operator token there.
+    ("AdminService.CreateTenant", r#"{"name":"sweep-tenant"}"#),
+    ("AdminService.ListTenants", r#"{"pageSize":10}"#),
+    ("AdminService.CreateApiKey", r#"{"tenant":"acme","kind":"API_KEY_KIND_PUBLISHABLE","expireTime":"<TOMORROW>"}"#),
+    ("AdminService.ListApiKeys", r#"{"tenant":"acme","pageSize":10}"#),
+    ("AdminService.RevokeApiKey", r#"{"id":"0190a000-0000-7000-8000-000000000000"}"#),
+    ("AdminService.ListTenantAuditEvents", r#"{"tenant":"acme","pageSize":10}"#),
 ];
+
+/// The operator token of the swept server; sent as the "secret" credential to the
+/// admin service, whose calls a tenant's key cannot make.
+const SWEEP_OPERATOR_TOKEN: &str = "sweep-operator-token-0123456789abcdef";
 
 // ---------------------------------------------------------------------------------
 // The run: a runtime of our own, so the server's threads are known by name.
@@ -305,6 +321,7 @@ async fn sweep(backend: Backend, log: ErrorLog, threads: String) {
     let receiver = Receiver::start().await;
     let app = spawn_app_with(backend, |a| {
         fast_outbox(a);
+        a.secrets.operator_token = Some(SWEEP_OPERATOR_TOKEN.into());
         // No SLA pass during the sweep: it would change follow-ups under the comparisons.
         a.outbox.sla_check_ms = 3_600_000;
     })
@@ -1479,7 +1496,12 @@ impl Sweeper<'_> {
             Payload::JsonText(_) => return false,
         };
         self.calls += 1;
-        let reply = grpc_call(&self.api.channel, t.rpc, bytes, cred.key.as_deref()).await;
+        let key = if cred.name == "secret" && t.rpc.path.starts_with("/rapport.v1.AdminService/") {
+            Some(SWEEP_OPERATOR_TOKEN)
+        } else {
+            cred.key.as_deref()
+        };
+        let reply = grpc_call(&self.api.channel, t.rpc, bytes, key).await;
         self.check("grpc", t, case, cred, &reply);
         reply.ok()
     }
@@ -1733,14 +1755,31 @@ impl Rows {
             if NOT_COMPARED.contains(&t.as_str()) {
                 continue;
             }
+            let skipped: Vec<&str> =
+                COLUMNS_NOT_COMPARED.iter().filter(|(table, _)| *table == t).map(|(_, c)| *c).collect();
             let row = if IDS_ONLY.contains(&t.as_str()) {
                 if postgres { "CAST(x.id AS TEXT)".to_owned() } else { "quote(x.id)".to_owned() }
+            } else if postgres && !skipped.is_empty() {
+                let cols = self
+                    .strings(&format!(
+                        "SELECT column_name::text FROM information_schema.columns WHERE table_schema = 'public' \
+                         AND table_name = '{t}' ORDER BY ordinal_position"
+                    ))
+                    .await;
+                let kept: Vec<String> = cols
+                    .iter()
+                    .filter_map(|c| c.first())
+                    .filter(|c| !skipped.contains(&c.as_str()))
+                    .map(|c| format!("x.\"{c}\""))
+                    .collect();
+                format!("CAST(ROW({}) AS TEXT)", kept.join(", "))
             } else if postgres {
                 "CAST(x AS TEXT)".to_owned()
             } else {
                 let cols = self.strings(&format!("SELECT name FROM pragma_table_info('{t}') ORDER BY cid")).await;
                 cols.iter()
                     .filter_map(|c| c.first())
+                    .filter(|c| !skipped.contains(&c.as_str()))
                     .map(|c| format!("quote(x.\"{c}\")"))
                     .collect::<Vec<_>>()
                     .join(" || '|' || ")

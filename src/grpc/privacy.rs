@@ -1,0 +1,53 @@
+//! `rapport.v1.PrivacyService`: the tenant's audit log; erasure, export and retention.
+
+use tonic::{Request, Response, Status};
+
+use super::convert::ts;
+use super::pb::{self, privacy_service_server::PrivacyService};
+use super::webhooks::json_struct;
+use super::{principal, status};
+use crate::domain::listing::PageRequest;
+use crate::domain::privacy::AuditEvent;
+use crate::service::Services;
+
+/// The privacy API over gRPC.
+#[derive(Clone)]
+pub struct PrivacyApi {
+    svc: Services,
+}
+
+impl PrivacyApi {
+    pub fn new(svc: Services) -> Self {
+        Self { svc }
+    }
+}
+
+pub(crate) fn pb_audit_event(e: &AuditEvent) -> pb::AuditEvent {
+    pb::AuditEvent {
+        id: e.id.clone(),
+        tenant_id: e.tenant.0.clone(),
+        actor: e.actor.clone(),
+        action: e.action.clone(),
+        target: e.target.clone(),
+        details: Some(json_struct(&e.details)),
+        time: Some(ts(e.at)),
+    }
+}
+
+#[tonic::async_trait]
+impl PrivacyService for PrivacyApi {
+    #[tracing::instrument(skip_all, fields(rpc.method = "ListAuditEvents"))]
+    async fn list_audit_events(
+        &self,
+        req: Request<pb::ListAuditEventsRequest>,
+    ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
+        let p = principal(&self.svc, &req).await?;
+        let r = req.into_inner();
+        let page = PageRequest::parse(r.page_size, &r.page_token).map_err(status)?;
+        let out = self.svc.list_audit_events(&p, page).await.map_err(status)?;
+        Ok(Response::new(pb::ListAuditEventsResponse {
+            audit_events: out.items.iter().map(pb_audit_event).collect(),
+            next_page_token: out.next_page_token,
+        }))
+    }
+}
