@@ -50,6 +50,21 @@ pub enum Command {
     /// The keys that seal secrets at rest (docs/privacy.md).
     #[command(subcommand)]
     Secrets(SecretsCommand),
+    /// Erase or export one customer's data (docs/privacy.md).
+    #[command(subcommand)]
+    Customer(CustomerCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CustomerCommand {
+    /// Erase every personal datum of a customer; their scores stay as anonymous counts.
+    Erase {
+        /// The tenant, by name or id.
+        #[arg(long)]
+        tenant: String,
+        /// The CRM's id of the customer.
+        customer_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

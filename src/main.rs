@@ -3,7 +3,7 @@
 use clap::Parser;
 
 use rapport::app::{Application, shutdown_signal};
-use rapport::config::{Cli, Command, KeyCommand, SecretsCommand, ServeArgs, TenantCommand};
+use rapport::config::{Cli, Command, CustomerCommand, KeyCommand, SecretsCommand, ServeArgs, TenantCommand};
 use rapport::domain::listing::PageRequest;
 use rapport::domain::model::KeyKind;
 use rapport::domain::privacy::Actor;
@@ -158,6 +158,27 @@ async fn main() -> anyhow::Result<()> {
                 svc.keyring.newest_id().unwrap_or("-"),
                 done.webhook_secrets,
                 done.identity_secrets
+            );
+            Ok(())
+        }
+        Command::Customer(CustomerCommand::Erase { tenant, customer_id }) => {
+            let svc = admin_services(&db_settings, &args).await?;
+            let r = svc.erase_customer_of(&tenant, &customer_id).await?;
+            println!(
+                "erasure {}: {}; {} responses and {} invitations kept as anonymous counts, {} follow-ups emptied, \
+                 {} activity events deleted, {} events and {} deliveries scrubbed",
+                r.erasure_id,
+                if r.found {
+                    "customer erased"
+                } else {
+                    "no such customer (erased before, or never seen); tombstone kept"
+                },
+                r.responses,
+                r.invitations,
+                r.follow_ups,
+                r.activity_events,
+                r.events,
+                r.deliveries
             );
             Ok(())
         }

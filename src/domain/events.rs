@@ -29,12 +29,14 @@ pub enum EventType {
     FollowUpOverdue,
     InvitationIssued,
     InvitationSuppressed,
+    /// A customer's data was erased (docs/privacy.md); the payload is the id only.
+    CustomerErased,
     /// Sent by `SendTestEvent`; never stored in the outbox.
     WebhookTest,
 }
 
 impl EventType {
-    pub const ALL: [EventType; 7] = [
+    pub const ALL: [EventType; 8] = [
         EventType::ResponseRecorded,
         EventType::ResponseUpdated,
         EventType::FollowUpOpened,
@@ -42,6 +44,7 @@ impl EventType {
         EventType::FollowUpOverdue,
         EventType::InvitationIssued,
         EventType::InvitationSuppressed,
+        EventType::CustomerErased,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -53,6 +56,7 @@ impl EventType {
             EventType::FollowUpOverdue => "follow_up.overdue",
             EventType::InvitationIssued => "invitation.issued",
             EventType::InvitationSuppressed => "invitation.suppressed",
+            EventType::CustomerErased => "customer.erased",
             EventType::WebhookTest => "webhook.test",
         }
     }
@@ -158,6 +162,31 @@ pub fn invitation_suppressed_data(
         "next_eligible_at": opt_ts(e.next_eligible_at),
         "suppressed_at": ts(at),
     })
+}
+
+/// `customer.erased`: the CRM's id of the customer, and when.
+pub fn customer_erased_data(customer: &CustomerRef, at: Timestamp) -> Value {
+    json!({ "customer_id": customer.0, "erased_at": ts(at) })
+}
+
+/// An event payload stored sealed (docs/privacy.md): the outbox then holds only this,
+/// and readers open it ([`sealed_payload`]) before it is sent.
+pub fn sealed_data(sealed: &super::sealing::Sealed) -> Value {
+    json!({ "$sealed": { "key_id": sealed.key_id, "ciphertext": sealed.ciphertext } })
+}
+
+/// The sealed payload inside `data`, if it is one.
+pub fn sealed_payload(data: &Value) -> Option<super::sealing::Sealed> {
+    let s = data.as_object().filter(|o| o.len() == 1)?.get("$sealed")?;
+    Some(super::sealing::Sealed {
+        key_id: s.get("key_id")?.as_str()?.to_owned(),
+        ciphertext: s.get("ciphertext")?.as_str()?.to_owned(),
+    })
+}
+
+/// Where a sealed event payload lives: the associated data of its seal.
+pub fn sealed_event_context(tenant: &str, event_type: &str) -> String {
+    format!("events.data/{tenant}/{event_type}")
 }
 
 #[cfg(test)]

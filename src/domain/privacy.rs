@@ -140,3 +140,135 @@ pub struct TenantInfo {
     pub name: String,
     pub created_at: Timestamp,
 }
+
+/// The tombstone of an erased customer: hex SHA-256 of the tenant and the CRM's id.
+/// It tells a later write naming that id that the customer was erased; it does not
+/// tell anyone the id (though someone who already knows an id can test it).
+pub fn subject_hash(tenant: &TenantId, external: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    h.update(b"rapport-erased\0");
+    h.update(tenant.as_str().as_bytes());
+    h.update(b"\0");
+    h.update(external.as_bytes());
+    super::secrets::hex(&h.finalize())
+}
+
+/// Fields of an event payload that hold what a customer wrote or is: blanked when the
+/// customer is erased.
+const PERSONAL_FIELDS: [&str; 4] = ["comment", "properties", "resolution", "customer_properties"];
+
+/// Removes one customer from an event payload: every object whose `customer_id` is
+/// `external` gets `stand_in` there instead, and its comment, properties and
+/// resolution emptied (in the follow-up around a response too). Returns whether
+/// anything changed.
+pub fn redact_event_data(data: &mut Value, external: &str, stand_in: &str) -> bool {
+    fn walk(v: &mut Value, external: &str, stand_in: &str, inside: bool) -> bool {
+        let mut changed = false;
+        match v {
+            Value::Object(o) => {
+                let mine = inside || o.get("customer_id").and_then(Value::as_str) == Some(external);
+                if let Some(c) = o.get_mut("customer_id")
+                    && c.as_str() == Some(external)
+                {
+                    *c = Value::String(stand_in.to_owned());
+                    changed = true;
+                }
+                if mine {
+                    for f in PERSONAL_FIELDS {
+                        match o.get_mut(f) {
+                            Some(Value::String(s)) if !s.is_empty() => {
+                                s.clear();
+                                changed = true;
+                            }
+                            Some(Value::Object(m)) if !m.is_empty() => {
+                                m.clear();
+                                changed = true;
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                // A follow-up's own fields belong to the customer of its response.
+                let nested_mine = mine
+                    || o.get("response").and_then(|r| r.get("customer_id")).and_then(Value::as_str) == Some(external);
+                if nested_mine && !mine {
+                    for f in PERSONAL_FIELDS {
+                        if let Some(Value::String(s)) = o.get_mut(f)
+                            && !s.is_empty()
+                        {
+                            s.clear();
+                            changed = true;
+                        }
+                    }
+                }
+                for (_, child) in o.iter_mut() {
+                    changed |= walk(child, external, stand_in, mine);
+                }
+            }
+            Value::Array(a) => {
+                for child in a {
+                    changed |= walk(child, external, stand_in, inside);
+                }
+            }
+            _ => {}
+        }
+        changed
+    }
+    walk(data, external, stand_in, false)
+}
+
+/// What an erasure did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ErasureReport {
+    /// The erasure's id (as in the audit log).
+    pub erasure_id: String,
+    /// Whether the customer existed (false: erased before, or never seen; the
+    /// tombstone is recorded either way).
+    pub found: bool,
+    /// Responses kept as anonymous scores (comment and properties removed).
+    pub responses: u64,
+    /// Invitations kept as anonymous counts (tokens removed).
+    pub invitations: u64,
+    /// Follow-ups kept (resolution and notes removed).
+    pub follow_ups: u64,
+    /// Raw activity events deleted.
+    pub activity_events: u64,
+    /// Outbox events and webhook deliveries whose payloads were scrubbed.
+    pub events: u64,
+    pub deliveries: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn redaction_removes_the_customer_and_what_they_wrote_and_nothing_else() {
+        let mut follow_up = json!({
+            "follow_up_id": "f1", "assignee": "ana", "resolution": "called Jo at jo@example.com",
+            "response": { "customer_id": "jo", "comment": "bad", "properties": {"plan": "pro"}, "score": 2 }
+        });
+        assert!(redact_event_data(&mut follow_up, "jo", "erased-1"));
+        assert_eq!(follow_up["response"]["customer_id"], "erased-1");
+        assert_eq!(follow_up["response"]["comment"], "");
+        assert_eq!(follow_up["response"]["properties"], json!({}));
+        assert_eq!(follow_up["resolution"], "");
+        assert_eq!(follow_up["assignee"], "ana");
+        assert_eq!(follow_up["response"]["score"], 2, "the score stays");
+
+        let mut other = json!({ "customer_id": "jon", "comment": "fine" });
+        assert!(!redact_event_data(&mut other, "jo", "erased-1"), "another customer is untouched");
+        assert_eq!(other["comment"], "fine");
+    }
+
+    #[test]
+    fn subject_hashes_differ_per_tenant_and_id_and_hide_the_id() {
+        let a = subject_hash(&TenantId("t1".into()), "jo@example.com");
+        assert_eq!(a.len(), 64);
+        assert!(!a.contains("jo"));
+        assert_ne!(a, subject_hash(&TenantId("t2".into()), "jo@example.com"));
+        assert_ne!(a, subject_hash(&TenantId("t1".into()), "jo@example.co"));
+    }
+}

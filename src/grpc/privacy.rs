@@ -6,6 +6,7 @@ use super::convert::ts;
 use super::pb::{self, privacy_service_server::PrivacyService};
 use super::webhooks::json_struct;
 use super::{principal, status};
+use crate::domain::CustomerRef;
 use crate::domain::listing::PageRequest;
 use crate::domain::privacy::AuditEvent;
 use crate::service::Services;
@@ -36,6 +37,26 @@ pub(crate) fn pb_audit_event(e: &AuditEvent) -> pb::AuditEvent {
 
 #[tonic::async_trait]
 impl PrivacyService for PrivacyApi {
+    #[tracing::instrument(skip_all, fields(rpc.method = "EraseCustomer"))]
+    async fn erase_customer(
+        &self,
+        req: Request<pb::EraseCustomerRequest>,
+    ) -> Result<Response<pb::EraseCustomerResponse>, Status> {
+        let p = principal(&self.svc, &req).await?;
+        let customer = CustomerRef::parse(&req.get_ref().customer_id, "customer_id").map_err(status)?;
+        let r = self.svc.erase_customer(&p, &customer).await.map_err(status)?;
+        Ok(Response::new(pb::EraseCustomerResponse {
+            erasure_id: r.erasure_id,
+            found: r.found,
+            responses: r.responses as i64,
+            invitations: r.invitations as i64,
+            follow_ups: r.follow_ups as i64,
+            activity_events: r.activity_events as i64,
+            events: r.events as i64,
+            deliveries: r.deliveries as i64,
+        }))
+    }
+
     #[tracing::instrument(skip_all, fields(rpc.method = "ListAuditEvents"))]
     async fn list_audit_events(
         &self,

@@ -39,7 +39,26 @@ impl Services {
 
     /// Up to `limit` numbered events after `after`, in order.
     pub async fn events_after(&self, tenant: &TenantId, after: i64, limit: u64) -> Result<Vec<Event>> {
-        store_events::after(self.db.conn(), tenant, after, limit).await
+        let mut out = store_events::after(self.db.conn(), tenant, after, limit).await?;
+        for e in &mut out {
+            e.data = self.open_event_data(tenant.as_str(), &e.event_type, std::mem::take(&mut e.data));
+        }
+        Ok(out)
+    }
+
+    /// An event's payload as receivers get it: a sealed one (`customer.erased`, whose
+    /// customer id must not sit readable in the outbox) opened. One that does not open
+    /// (its key was removed) goes out without the id, and the cause is logged.
+    pub(crate) fn open_event_data(&self, tenant: &str, event_type: &str, data: serde_json::Value) -> serde_json::Value {
+        let Some(sealed) = events::sealed_payload(&data) else { return data };
+        let opened = self
+            .keyring
+            .open(&events::sealed_event_context(tenant, event_type), &sealed)
+            .and_then(|s| serde_json::from_str(&s).map_err(|e| AppError::Internal(e.into())));
+        opened.unwrap_or_else(|e| {
+            tracing::error!(error = %e, event_type, "a sealed event payload does not open");
+            serde_json::json!({ "customer_id": null })
+        })
     }
 
     /// Creates the webhook deliveries of events not fanned out yet; returns how many

@@ -15,6 +15,7 @@ pub mod in_app;
 pub mod invitations;
 pub mod keys;
 pub mod metrics;
+pub mod privacy;
 pub mod responses;
 pub mod secrets;
 pub mod surveys;

@@ -240,6 +240,9 @@ impl Services {
                 let customer = customers.get(&(job.tenant.clone(), a.target.customer.clone())).ok_or_else(|| {
                     AppError::Internal(anyhow::anyhow!("customer of {:?} vanished", a.target.customer))
                 })?;
+                if customer.erased_at.is_some() {
+                    return Err(AppError::FailedPrecondition("the customer has been erased".into()));
+                }
                 plan(job, &a.target, &surveys[&a.survey], a.score, customer, now)
             })
             .collect();

@@ -275,7 +275,10 @@ impl Services {
         let body = match &d.body {
             Some(b) => b.clone(),
             None => {
-                let mut data: serde_json::Value = serde_json::from_str(&d.payload).unwrap_or_default();
+                let stored: serde_json::Value = serde_json::from_str(&d.payload).unwrap_or_default();
+                // A sealed payload is opened for each attempt and its body never stored.
+                let sealed = crate::domain::events::sealed_payload(&stored).is_some();
+                let mut data = self.open_event_data(&d.tenant_id, &d.event_type, stored);
                 if d.event_type == EventType::FollowUpOpened.as_str()
                     && let Some(id) = data.get("follow_up_id").and_then(|v| v.as_str()).map(str::to_owned)
                 {
@@ -285,7 +288,9 @@ impl Services {
                     }
                 }
                 let body = Event::envelope(&d.event_type, time::from_micros(d.event_created_at), &data).to_string();
-                store::set_body(self.db.conn(), &d.id, &body).await?;
+                if !sealed {
+                    store::set_body(self.db.conn(), &d.id, &body).await?;
+                }
                 body
             }
         };

@@ -72,6 +72,9 @@ pub async fn upsert(
     .exec_with_returning(conn)
     .await;
     match inserted {
+        // New: unless the id was erased (a tombstone), which the caller's transaction
+        // then rolls back with the insert.
+        Ok(_) if super::privacy::is_erased(conn, tenant, external.as_str()).await? => return Err(erased()),
         Ok(m) => return Ok(to_domain(m)),
         Err(sea_orm::DbErr::RecordNotInserted) | Err(sea_orm::DbErr::RecordNotFound(_)) => {}
         Err(e) => return Err(e.into()),
@@ -123,6 +126,18 @@ pub async fn ensure_many(
         Err(sea_orm::DbErr::RecordNotInserted) => Vec::new(),
         Err(e) => return Err(e.into()),
     };
+    // New ones whose id was erased are not created: they come back erased, without a row.
+    let new_ids: Vec<&str> = found.iter().map(|c| c.external.as_str()).collect();
+    let erased = super::privacy::erased_among(conn, tenant, &new_ids).await?;
+    if !erased.is_empty() {
+        let rows: Vec<String> =
+            found.iter().filter(|c| erased.contains(c.external.as_str())).map(|c| c.id.0.clone()).collect();
+        customer::Entity::delete_many().filter(customer::Column::Id.is_in(rows)).exec(conn).await?;
+        for c in found.iter_mut().filter(|c| erased.contains(c.external.as_str())) {
+            c.id = CustomerRowId(String::new());
+            c.erased_at = Some(now);
+        }
+    }
     let new: std::collections::HashSet<&str> = found.iter().map(|c| c.external.as_str()).collect();
     let existing: Vec<&str> = externals.iter().map(|e| e.as_str()).filter(|e| !new.contains(e)).collect();
     if !existing.is_empty() {
@@ -131,6 +146,11 @@ pub async fn ensure_many(
         found.extend(rows.into_iter().map(to_domain));
     }
     Ok(found)
+}
+
+/// A write naming an erased customer (docs/privacy.md).
+fn erased() -> AppError {
+    AppError::FailedPrecondition("the customer has been erased; use another customer id".into())
 }
 
 /// Customers by rapport's row ids.

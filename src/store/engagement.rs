@@ -293,7 +293,16 @@ pub async fn resolve_customers(
     let all: Vec<&str> = externals.iter().map(String::as_str).collect();
     let mut out = HashMap::with_capacity(all.len());
     find_customers(conn, tenant, &all, &mut out).await?;
-    let missing: Vec<&str> = all.iter().copied().filter(|e| !out.contains_key(*e)).collect();
+    let mut missing: Vec<&str> = all.iter().copied().filter(|e| !out.contains_key(*e)).collect();
+    if missing.is_empty() {
+        return Ok(out);
+    }
+    // An erased id (a tombstone) is not created again: it resolves as erased, with no row.
+    let erased = super::privacy::erased_among(conn, tenant, &missing).await?;
+    missing.retain(|e| !erased.contains(*e));
+    for e in erased {
+        out.insert(e, Resolved { row_id: String::new(), erased: true });
+    }
     if missing.is_empty() {
         return Ok(out);
     }

@@ -15,6 +15,7 @@ pub mod invitations;
 pub mod keys;
 pub mod metrics;
 pub mod ops;
+pub mod privacy;
 pub mod responses;
 pub mod secrets;
 pub mod surveys;

@@ -164,8 +164,10 @@ fn wants(endpoint: &EndpointRow, event_type: &str, data: &serde_json::Value) -> 
         .get("survey_id")
         .or_else(|| data.get("response").and_then(|r| r.get("survey_id")))
         .and_then(|v| v.as_str());
+    // An erasure concerns every survey: a survey filter does not hold it back.
+    let any_survey = event_type == EventType::CustomerErased.as_str();
     (types.is_empty() || types.iter().any(|t| t == event_type))
-        && (surveys.is_empty() || survey.is_some_and(|s| surveys.iter().any(|x| x == s)))
+        && (surveys.is_empty() || any_survey || survey.is_some_and(|s| surveys.iter().any(|x| x == s)))
 }
 
 /// Creates the deliveries of numbered events, in a few multi-row statements.

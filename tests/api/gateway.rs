@@ -27,6 +27,7 @@ crate::on_both!(
 /// `GET /v1/responses/{id}` under `/v1/responses/{response_id}`.
 const ROUTES: &[&str] = &[
     "GET /v1/audit-events",
+    "POST /v1/customers/{customer_id}:erase",
     "GET /v1/follow-ups",
     "GET /v1/follow-ups/{id}",
     "POST /v1/follow-ups/{id}:update",
@@ -337,6 +338,8 @@ fn other_routes(
             Some(json!({"events": [{"messageId": "old-e1", "customerId": "imp-1", "time": "2026-01-02T03:04:05Z",
                                     "action": {"name": "export"}}]})),
         ),
+        ("GET /v1/audit-events", "/v1/audit-events?pageSize=10".into(), None),
+        ("POST /v1/customers/{customer_id}:erase", "/v1/customers/crm%2Ferased:erase".into(), Some(json!({}))),
     ]
 }
 

@@ -25,6 +25,7 @@ mod isolation;
 mod lifecycle;
 mod metrics;
 mod observability;
+mod privacy_erase;
 mod privacy_keys;
 mod privacy_secrets;
 mod readme;

@@ -277,6 +277,7 @@ const BASES: &[(&str, &str)] = &[
     ("WebhookService.SendTestEvent", r#"{"endpointId":"<E>"}"#),
     ("EventService.WatchEvents", r#"{"afterSequence":"0","types":["response.recorded"]}"#),
     ("PrivacyService.ListAuditEvents", r#"{"pageSize":10}"#),
+    ("PrivacyService.EraseCustomer", r#"{"customerId":"c-erase"}"#),
     // The admin service: the sweep's "secret" credential is the operator token there.
     ("AdminService.CreateTenant", r#"{"name":"sweep-tenant"}"#),
     ("AdminService.ListTenants", r#"{"pageSize":10}"#),
