@@ -65,6 +65,14 @@ pub enum CustomerCommand {
         /// The CRM's id of the customer.
         customer_id: String,
     },
+    /// Print everything rapport holds about a customer as one JSON document (docs/privacy.md).
+    Export {
+        /// The tenant, by name or id.
+        #[arg(long)]
+        tenant: String,
+        /// The CRM's id of the customer.
+        customer_id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

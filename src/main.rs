@@ -182,6 +182,12 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Customer(CustomerCommand::Export { tenant, customer_id }) => {
+            let svc = admin_services(&db_settings, &args).await?;
+            let doc = svc.export_customer_of(&tenant, &customer_id).await?;
+            println!("{}", serde_json::to_string_pretty(&doc)?);
+            Ok(())
+        }
         Command::Bench(args) => rapport::bench::run(&db_settings, args).await,
         Command::BenchEngagement(args) => rapport::bench_engagement::run(&db_settings, args).await,
     }

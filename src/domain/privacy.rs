@@ -272,3 +272,46 @@ mod tests {
         assert_ne!(a, subject_hash(&TenantId("t1".into()), "jo@example.co"));
     }
 }
+
+/// One record of a customer export (docs/privacy.md, "Exporting a customer"): its
+/// kind — `customer`, `invitation`, `response`, `follow_up`, `activity_event` — and
+/// its fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportRecord {
+    pub kind: &'static str,
+    pub data: Value,
+}
+
+/// The name and version of the export document's shape.
+pub const EXPORT_FORMAT: &str = "rapport.customer_export.v1";
+
+/// The export as one JSON document: the customer, then a list per kind in the order
+/// the records came.
+pub fn export_document(tenant: &TenantId, at: Timestamp, records: Vec<ExportRecord>) -> Value {
+    let mut doc = serde_json::json!({
+        "format": EXPORT_FORMAT,
+        "tenant_id": tenant.0,
+        "exported_at": at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "customer": null,
+        "invitations": [],
+        "responses": [],
+        "follow_ups": [],
+        "activity_events": [],
+    });
+    for r in records {
+        let list = match r.kind {
+            "customer" => {
+                doc["customer"] = r.data;
+                continue;
+            }
+            "invitation" => "invitations",
+            "response" => "responses",
+            "follow_up" => "follow_ups",
+            _ => "activity_events",
+        };
+        if let Some(a) = doc[list].as_array_mut() {
+            a.push(r.data);
+        }
+    }
+    doc
+}

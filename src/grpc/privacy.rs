@@ -35,8 +35,29 @@ pub(crate) fn pb_audit_event(e: &AuditEvent) -> pb::AuditEvent {
     }
 }
 
+/// The records of an export, as the server stream sends them.
+pub type ExportStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::ExportRecord, Status>> + Send>>;
+
 #[tonic::async_trait]
 impl PrivacyService for PrivacyApi {
+    type ExportCustomerStream = ExportStream;
+
+    #[tracing::instrument(skip_all, fields(rpc.method = "ExportCustomer"))]
+    async fn export_customer(
+        &self,
+        req: Request<pb::ExportCustomerRequest>,
+    ) -> Result<Response<Self::ExportCustomerStream>, Status> {
+        use tokio_stream::StreamExt as _;
+        let p = principal(&self.svc, &req).await?;
+        let customer = CustomerRef::parse(&req.get_ref().customer_id, "customer_id").map_err(status)?;
+        let rx = self.svc.export_customer(&p, &customer).await.map_err(status)?;
+        let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|r| {
+            r.map(|rec| pb::ExportRecord { kind: rec.kind.to_owned(), data: Some(json_struct(&rec.data)) })
+                .map_err(status)
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
     #[tracing::instrument(skip_all, fields(rpc.method = "EraseCustomer"))]
     async fn erase_customer(
         &self,

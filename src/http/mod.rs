@@ -27,6 +27,7 @@
 
 mod openapi;
 mod pages;
+mod privacy;
 pub mod transcode;
 
 use std::convert::Infallible;
@@ -176,6 +177,7 @@ pub fn router(services: Services, grpc: Routes, rpc: &RpcLayer, settings: HttpSe
         .route("/openapi.json", get(openapi_json))
         .route("/widget.js", get(pages::widget))
         .route("/s/{token}", get(pages::hosted))
+        .route("/v1/customers/{customer_id}/export", get(privacy::export))
         .fallback(dispatch)
         // Inside CORS, so that a browser can read the answer to a panic too.
         .layer(middleware::from_fn_with_state(metrics, catch_panics))

@@ -302,3 +302,73 @@ pub async fn scrub_events(
     }
     Ok((events, deliveries))
 }
+
+/// The customer's invitations and suppressions, oldest first, after the id `after`.
+pub async fn invitations_of(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    row: &CustomerRowId,
+    after: Option<&str>,
+    limit: u64,
+) -> Result<Vec<invitation::Model>> {
+    use sea_orm::{QueryOrder, QuerySelect};
+    let mut q = invitation::Entity::scoped(tenant)
+        .filter(invitation::Column::CustomerId.eq(row.as_str()))
+        .order_by_asc(invitation::Column::Id)
+        .limit(limit);
+    if let Some(a) = after {
+        q = q.filter(invitation::Column::Id.gt(a));
+    }
+    Ok(q.all(conn).await?)
+}
+
+/// One raw activity event as exported.
+#[derive(Debug, Clone)]
+pub struct ActivityRow {
+    pub message_id: String,
+    pub kind: String,
+    pub name: Option<String>,
+    pub occurred_at: i64,
+    pub properties: String,
+    pub seconds: Option<i64>,
+    pub amount_minor: Option<i64>,
+    pub currency: Option<String>,
+    pub received_at: i64,
+}
+
+/// The customer's raw activity events in (time, message id) order, after `after`.
+pub async fn activity_of(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    row: &CustomerRowId,
+    after: Option<(i64, String)>,
+    limit: u64,
+) -> Result<Vec<ActivityRow>> {
+    let mut sql =
+        "SELECT message_id, kind, name, occurred_at, properties, seconds, amount_minor, currency, received_at \
+                   FROM activity_events WHERE tenant_id = ? AND customer_id = ?"
+            .to_owned();
+    let mut values: Vec<Value> = vec![tenant.as_str().into(), row.as_str().into()];
+    if let Some((at, id)) = after {
+        sql.push_str(" AND (occurred_at > ? OR (occurred_at = ? AND message_id > ?))");
+        values.extend([at.into(), at.into(), id.into()]);
+    }
+    sql.push_str(&format!(" ORDER BY occurred_at, message_id LIMIT {limit}"));
+    let rows = conn.query_all_raw(statement(conn.get_database_backend(), &sql, values)).await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(ActivityRow {
+                message_id: r.try_get_by_index(0)?,
+                kind: r.try_get_by_index(1)?,
+                name: r.try_get_by_index(2)?,
+                occurred_at: r.try_get_by_index(3)?,
+                properties: r.try_get_by_index(4)?,
+                seconds: r.try_get_by_index(5)?,
+                amount_minor: r.try_get_by_index(6)?,
+                currency: r.try_get_by_index(7)?,
+                received_at: r.try_get_by_index(8)?,
+            })
+        })
+        .collect::<std::result::Result<Vec<_>, sea_orm::DbErr>>()
+        .map_err(Into::into)
+}

@@ -26,6 +26,7 @@ mod lifecycle;
 mod metrics;
 mod observability;
 mod privacy_erase;
+mod privacy_export;
 mod privacy_keys;
 mod privacy_secrets;
 mod readme;

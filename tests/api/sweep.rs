@@ -278,6 +278,7 @@ const BASES: &[(&str, &str)] = &[
     ("EventService.WatchEvents", r#"{"afterSequence":"0","types":["response.recorded"]}"#),
     ("PrivacyService.ListAuditEvents", r#"{"pageSize":10}"#),
     ("PrivacyService.EraseCustomer", r#"{"customerId":"c-erase"}"#),
+    ("PrivacyService.ExportCustomer", r#"{"customerId":"c-1"}"#),
     // The admin service: the sweep's "secret" credential is the operator token there.
     ("AdminService.CreateTenant", r#"{"name":"sweep-tenant"}"#),
     ("AdminService.ListTenants", r#"{"pageSize":10}"#),
