@@ -378,6 +378,10 @@ pub struct OutboxArgs {
     /// How often open follow-ups are checked against their due time, in milliseconds.
     #[arg(long, global = true, env = "RAPPORT_SLA_CHECK_MS", default_value_t = 30000)]
     pub sla_check_ms: u64,
+    /// How often the retention worker removes data older than each tenant's retention
+    /// policy (docs/privacy.md), in milliseconds.
+    #[arg(long, global = true, env = "RAPPORT_RETENTION_CHECK_MS", default_value_t = 3_600_000)]
+    pub retention_check_ms: u64,
 }
 
 impl Default for OutboxArgs {
@@ -393,6 +397,7 @@ impl Default for OutboxArgs {
             event_retention_days: 30,
             worker_poll_ms: 1000,
             sla_check_ms: 30000,
+            retention_check_ms: 3_600_000,
         }
     }
 }
@@ -413,6 +418,7 @@ impl OutboxArgs {
             retention: chrono::Duration::days(self.event_retention_days.max(1) as i64),
             poll: Duration::from_millis(self.worker_poll_ms.max(10)),
             sla_check: Duration::from_millis(self.sla_check_ms.max(10)),
+            retention_check: Duration::from_millis(self.retention_check_ms.max(10)),
         })
     }
 }

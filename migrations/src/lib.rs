@@ -15,6 +15,7 @@ mod m20261130_000002_branding;
 mod m20261201_000001_sealed_secrets;
 mod m20261201_000002_keys_audit;
 mod m20261201_000003_erasure;
+mod m20261201_000004_retention;
 mod util;
 
 /// Applies the migrations in order.
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000001_sealed_secrets::Migration),
             Box::new(m20261201_000002_keys_audit::Migration),
             Box::new(m20261201_000003_erasure::Migration),
+            Box::new(m20261201_000004_retention::Migration),
         ]
     }
 }

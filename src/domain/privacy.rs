@@ -315,3 +315,57 @@ pub fn export_document(tenant: &TenantId, at: Timestamp, records: Vec<ExportReco
     }
     doc
 }
+
+/// How long a tenant's raw data is kept, in days; 0 keeps it forever
+/// (docs/privacy.md, "Retention"). Roll-ups and anonymous counts are always kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    /// Raw activity events (their daily roll-ups stay).
+    pub activity_event_days: i32,
+    /// The comments of answers (the scores stay).
+    pub comment_days: i32,
+    /// Invitations' tokens, idempotency keys and fingerprints (the rows stay, for the
+    /// funnel and the cooldowns; an old link stops working).
+    pub invitation_days: i32,
+    /// Webhook deliveries and their attempts, once no longer pending.
+    pub delivery_log_days: i32,
+}
+
+/// Longest period a retention field takes (100 years).
+pub const MAX_RETENTION_DAYS: i32 = 36_600;
+
+impl Default for RetentionPolicy {
+    /// The documented defaults.
+    fn default() -> Self {
+        RetentionPolicy { activity_event_days: 730, comment_days: 0, invitation_days: 400, delivery_log_days: 30 }
+    }
+}
+
+impl RetentionPolicy {
+    /// Each field from 0 to [`MAX_RETENTION_DAYS`]; errors name the field (`policy.<name>`).
+    pub fn validate(self) -> crate::error::Result<Self> {
+        for (field, days) in [
+            ("policy.activity_event_days", self.activity_event_days),
+            ("policy.comment_days", self.comment_days),
+            ("policy.invitation_days", self.invitation_days),
+            ("policy.delivery_log_days", self.delivery_log_days),
+        ] {
+            if !(0..=MAX_RETENTION_DAYS).contains(&days) {
+                return Err(crate::error::AppError::invalid(
+                    field,
+                    format!("must be from 0 (keep forever) to {MAX_RETENTION_DAYS} days; got {days}"),
+                ));
+            }
+        }
+        Ok(self)
+    }
+}
+
+/// What one retention pass removed, per kind of data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionPass {
+    pub activity_events: u64,
+    pub comments: u64,
+    pub invitations: u64,
+    pub delivery_logs: u64,
+}

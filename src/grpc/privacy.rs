@@ -8,7 +8,7 @@ use super::webhooks::json_struct;
 use super::{principal, status};
 use crate::domain::CustomerRef;
 use crate::domain::listing::PageRequest;
-use crate::domain::privacy::AuditEvent;
+use crate::domain::privacy::{AuditEvent, RetentionPolicy};
 use crate::service::Services;
 
 /// The privacy API over gRPC.
@@ -38,8 +38,47 @@ pub(crate) fn pb_audit_event(e: &AuditEvent) -> pb::AuditEvent {
 /// The records of an export, as the server stream sends them.
 pub type ExportStream = std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<pb::ExportRecord, Status>> + Send>>;
 
+fn pb_policy(p: RetentionPolicy, at: Option<crate::domain::time::Timestamp>) -> pb::RetentionPolicy {
+    pb::RetentionPolicy {
+        activity_event_days: p.activity_event_days,
+        comment_days: p.comment_days,
+        invitation_days: p.invitation_days,
+        delivery_log_days: p.delivery_log_days,
+        update_time: at.map(ts),
+    }
+}
+
 #[tonic::async_trait]
 impl PrivacyService for PrivacyApi {
+    #[tracing::instrument(skip_all, fields(rpc.method = "GetRetentionPolicy"))]
+    async fn get_retention_policy(
+        &self,
+        req: Request<pb::GetRetentionPolicyRequest>,
+    ) -> Result<Response<pb::RetentionPolicy>, Status> {
+        let p = principal(&self.svc, &req).await?;
+        let (policy, at) = self.svc.retention_policy(&p).await.map_err(status)?;
+        Ok(Response::new(pb_policy(policy, at)))
+    }
+
+    #[tracing::instrument(skip_all, fields(rpc.method = "UpdateRetentionPolicy"))]
+    async fn update_retention_policy(
+        &self,
+        req: Request<pb::UpdateRetentionPolicyRequest>,
+    ) -> Result<Response<pb::RetentionPolicy>, Status> {
+        let p = principal(&self.svc, &req).await?;
+        let r = req.into_inner();
+        let v = r.policy.unwrap_or_default();
+        let values = RetentionPolicy {
+            activity_event_days: v.activity_event_days,
+            comment_days: v.comment_days,
+            invitation_days: v.invitation_days,
+            delivery_log_days: v.delivery_log_days,
+        };
+        let mask = r.update_mask.map(|m| m.paths).unwrap_or_default();
+        let (policy, at) = self.svc.update_retention_policy(&p, &mask, values).await.map_err(status)?;
+        Ok(Response::new(pb_policy(policy, at)))
+    }
+
     type ExportCustomerStream = ExportStream;
 
     #[tracing::instrument(skip_all, fields(rpc.method = "ExportCustomer"))]

@@ -17,6 +17,7 @@ pub mod keys;
 pub mod metrics;
 pub mod privacy;
 pub mod responses;
+pub mod retention;
 pub mod secrets;
 pub mod surveys;
 pub mod webhooks;
@@ -94,6 +95,8 @@ pub struct OutboxSettings {
     pub retention: chrono::Duration,
     pub poll: Duration,
     pub sla_check: Duration,
+    /// How often the retention worker passes over every tenant (docs/privacy.md).
+    pub retention_check: Duration,
 }
 
 impl Default for OutboxSettings {
@@ -110,6 +113,7 @@ impl Default for OutboxSettings {
             retention: chrono::Duration::days(30),
             poll: Duration::from_millis(1000),
             sla_check: Duration::from_millis(30000),
+            retention_check: Duration::from_secs(3600),
         }
     }
 }
@@ -126,6 +130,9 @@ pub trait Counters: Send + Sync + std::fmt::Debug {
     fn follow_up_opened(&self, kind: SurveyKind);
     /// A webhook delivery attempt ended with `outcome` (`delivered`, `retry`, `dead_lettered`).
     fn webhook_delivery(&self, outcome: &'static str);
+    /// The retention worker removed `n` rows of `kind` (`activity_events`, `comments`,
+    /// `invitations`, `delivery_logs`; docs/privacy.md).
+    fn retention_removed(&self, _kind: &'static str, _n: u64) {}
 }
 
 /// Counts nothing (tools and tests that do not serve `/metrics`).

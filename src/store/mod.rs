@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod ops;
 pub mod privacy;
 pub mod responses;
+pub mod retention;
 pub mod secrets;
 pub mod surveys;
 pub mod tenants;

@@ -131,6 +131,7 @@ struct Inner {
     pool_connections: Family<StateLabels, Gauge>,
     pool_max: Gauge,
     webhook_deliveries: Family<OutcomeLabels, Counter>,
+    retention_removed: Family<KindLabels, Counter>,
     response_batch_size: Histogram,
     panics: Family<RouteLabels, Counter>,
     http_seconds: Family<HttpLabels, Histogram, fn() -> Histogram>,
@@ -196,6 +197,13 @@ impl Metrics {
             "Webhook delivery attempts, by outcome",
             webhook_deliveries.clone(),
         );
+        let retention_removed = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "rapport_retention_removed",
+            "Rows the retention worker removed or emptied past the tenants' retention, by kind \
+             (activity_events, comments, invitations, delivery_logs)",
+            retention_removed.clone(),
+        );
         let response_batch_size = Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]);
         registry.register(
             "rapport_response_batch_size",
@@ -226,6 +234,7 @@ impl Metrics {
             pool_connections,
             pool_max,
             webhook_deliveries,
+            retention_removed,
             response_batch_size,
             panics,
             http_seconds,
@@ -375,6 +384,9 @@ impl crate::service::Counters for Metrics {
     }
     fn webhook_delivery(&self, outcome: &'static str) {
         Metrics::webhook_delivery(self, outcome)
+    }
+    fn retention_removed(&self, kind: &'static str, n: u64) {
+        self.0.retention_removed.get_or_create(&KindLabels { kind }).inc_by(n);
     }
 }
 

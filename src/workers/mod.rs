@@ -1,5 +1,6 @@
 //! Background work inside `rapport serve`: the webhook fan-out and
-//! dispatcher, follow-up SLA escalation and event retention. Each is a loop around
+//! dispatcher, follow-up SLA escalation, event retention and the tenants' data
+//! retention (docs/privacy.md). Each is a loop around
 //! one use-case of `service/`; every replica runs them, and the database decides who
 //! does what (an advisory lock for the fan-out, `FOR UPDATE SKIP LOCKED` claims for
 //! deliveries, conditional updates for overdue marking).
@@ -71,6 +72,30 @@ pub fn spawn(services: Services) -> Vec<JoinHandle<()>> {
             async move {
                 s.mark_overdue().await?;
                 Ok(Wait::Until(sla, Wake::Timer))
+            }
+        },
+        services.clone(),
+    )));
+
+    let s = services.clone();
+    let every = services.outbox.retention_check;
+    handles.push(tasks.spawn(run(
+        "data retention",
+        stop.clone(),
+        move || {
+            let s = s.clone();
+            async move {
+                let n = s.enforce_retention().await?;
+                if n != Default::default() {
+                    tracing::info!(
+                        activity_events = n.activity_events,
+                        comments = n.comments,
+                        invitations = n.invitations,
+                        delivery_logs = n.delivery_logs,
+                        "data past the tenants' retention removed"
+                    );
+                }
+                Ok(Wait::Until(every, Wake::Timer))
             }
         },
         services.clone(),

@@ -28,6 +28,8 @@ crate::on_both!(
 const ROUTES: &[&str] = &[
     "GET /v1/audit-events",
     "POST /v1/customers/{customer_id}:erase",
+    "GET /v1/retention-policy",
+    "PATCH /v1/retention-policy",
     "GET /v1/follow-ups",
     "GET /v1/follow-ups/{id}",
     "POST /v1/follow-ups/{id}:update",
@@ -340,6 +342,12 @@ fn other_routes(
         ),
         ("GET /v1/audit-events", "/v1/audit-events?pageSize=10".into(), None),
         ("POST /v1/customers/{customer_id}:erase", "/v1/customers/crm%2Ferased:erase".into(), Some(json!({}))),
+        ("GET /v1/retention-policy", "/v1/retention-policy".into(), None),
+        (
+            "PATCH /v1/retention-policy",
+            "/v1/retention-policy?updateMask=commentDays".into(),
+            Some(json!({"commentDays": 365})),
+        ),
     ]
 }
 

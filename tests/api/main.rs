@@ -28,6 +28,7 @@ mod observability;
 mod privacy_erase;
 mod privacy_export;
 mod privacy_keys;
+mod privacy_retention;
 mod privacy_secrets;
 mod readme;
 mod responses;

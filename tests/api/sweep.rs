@@ -279,6 +279,12 @@ const BASES: &[(&str, &str)] = &[
     ("PrivacyService.ListAuditEvents", r#"{"pageSize":10}"#),
     ("PrivacyService.EraseCustomer", r#"{"customerId":"c-erase"}"#),
     ("PrivacyService.ExportCustomer", r#"{"customerId":"c-1"}"#),
+    ("PrivacyService.GetRetentionPolicy", r#"{}"#),
+    (
+        "PrivacyService.UpdateRetentionPolicy",
+        r#"{"policy":{"activityEventDays":3650,"commentDays":0,"invitationDays":400,"deliveryLogDays":30},
+            "updateMask":"activityEventDays,deliveryLogDays"}"#,
+    ),
     // The admin service: the sweep's "secret" credential is the operator token there.
     ("AdminService.CreateTenant", r#"{"name":"sweep-tenant"}"#),
     ("AdminService.ListTenants", r#"{"pageSize":10}"#),
