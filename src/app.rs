@@ -165,14 +165,9 @@ impl Application {
 
         // The admin listener keeps serving while gRPC drains, and stops after it.
         let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let admin = tokio::spawn(crate::telemetry::admin::serve(
-            admin_listener,
-            services.metrics.clone(),
-            services.db.clone(),
-            async {
-                let _ = admin_stop_rx.await;
-            },
-        ));
+        let admin = tokio::spawn(crate::telemetry::admin::serve(admin_listener, services.clone(), async {
+            let _ = admin_stop_rx.await;
+        }));
 
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tonic::transport::Server::builder()
