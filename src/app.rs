@@ -152,7 +152,7 @@ impl Application {
 
         // The admin listener keeps serving while gRPC drains, and stops after it.
         let (admin_stop, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let admin = tokio::spawn(crate::telemetry::admin::serve(admin_listener, metrics, services.db.clone(), async {
+        let admin = tokio::spawn(crate::telemetry::admin::serve(admin_listener, metrics, services.clone(), async {
             let _ = admin_stop_rx.await;
         }));
 

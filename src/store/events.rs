@@ -167,7 +167,7 @@ async fn move_cursor(conn: &impl ConnectionTrait, tenant: &TenantId, seq: i64, n
 /// Tenants with webhook endpoints whose last event number is past their fan-out
 /// cursor: (cursor, last). Every number up to `last` is committed, since numbers
 /// commit in order.
-async fn behind(conn: &impl ConnectionTrait) -> Result<Vec<(String, (i64, i64))>> {
+pub(super) async fn behind(conn: &impl ConnectionTrait) -> Result<Vec<(String, (i64, i64))>> {
     let with_endpoints =
         Query::select().distinct().column(webhook_endpoint::Column::TenantId).from(webhook_endpoint::Entity).to_owned();
     let tenants: Vec<(String, i64)> = tenant::Entity::find()
