@@ -362,7 +362,7 @@ async fn baseline(store: &Db, tenant: &TenantId, args: &EngagementBenchArgs) -> 
             })
             .collect();
         async move {
-            es::insert_rows(&conn, BASELINE_TABLE, &RAW_COLS, rows, "").await?;
+            crate::store::sql::insert_rows(&conn, BASELINE_TABLE, &RAW_COLS, rows, "").await?;
             Ok(100)
         }
     })

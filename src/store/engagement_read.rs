@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 
 use sea_orm::{ConnectionTrait, QueryResult, Value};
 
-use super::engagement::{Sql, get_i64, get_opt_i64, insert_rows};
 use super::props_from_json;
+use super::sql::{Sql, get_i64, get_opt_i64, insert_rows};
 use crate::domain::engagement::{CustomerChange, CustomerRecord, Day, ScoreSnapshot, Traits};
 use crate::domain::engagement_metrics::{ChurnWindow, GapSum, NO_NEXT};
 use crate::domain::engagement_profile::{Answer, DayActivity, FollowUpTimes};

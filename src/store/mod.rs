@@ -14,6 +14,7 @@ pub mod invitations;
 pub mod metrics;
 pub mod ops;
 pub mod responses;
+pub(crate) mod sql;
 pub mod surveys;
 pub mod tenants;
 pub mod webhooks;
