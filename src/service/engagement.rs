@@ -82,7 +82,7 @@ impl Services {
         page: PageRequest,
     ) -> Result<Page<CustomerRecord>> {
         require_secret(p)?;
-        er::list_customers(self.db.conn(), &p.tenant, account.as_deref(), &properties, &page).await
+        Ok(er::list_customers(self.db.conn(), &p.tenant, account.as_deref(), &properties, &page).await?)
     }
 
     /// Records a batch: per item accepted, duplicate or rejected; valid items kept.

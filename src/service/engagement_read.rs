@@ -483,7 +483,7 @@ const MAX_TIE_MARGIN: u64 = 4_096;
 /// by (reported value, customer id), widened until the ties at its edges fit
 /// (at most [`MAX_TIE_MARGIN`] rows each side).
 async fn ranked_page(
-    conn: &impl sea_orm::ConnectionTrait,
+    conn: &impl crate::store::Conn,
     tenant: &TenantId,
     by: RankBy<'_>,
     ascending: bool,
@@ -524,7 +524,7 @@ async fn ranked_page(
 /// One window's churn: the episodes and the customers at the start from the gap
 /// histogram, the churned customers from it too when the window is no longer than the
 /// threshold (see [`ChurnWindow::episodes_are_customers`]), else counted per customer.
-async fn churn(conn: &impl sea_orm::ConnectionTrait, tenant: &TenantId, w: ChurnWindow) -> Result<ChurnSums> {
+async fn churn(conn: &impl crate::store::Conn, tenant: &TenantId, w: ChurnWindow) -> Result<ChurnSums> {
     let episodes = er::gap_sum(conn, tenant, w.episodes()).await?;
     let at_start = er::gap_sum(conn, tenant, w.at_start()).await?;
     if w.episodes_are_customers() {
@@ -537,7 +537,7 @@ async fn churn(conn: &impl sea_orm::ConnectionTrait, tenant: &TenantId, w: Churn
 /// What ranking by the score of `day` sums: the weighted actions and the decay of
 /// every recorded day up to `day` (the terms of [`eng::decayed_score`]).
 async fn score_on_day(
-    conn: &impl sea_orm::ConnectionTrait,
+    conn: &impl crate::store::Conn,
     tenant: &TenantId,
     config: &ScoringConfig,
     day: Day,

@@ -38,7 +38,7 @@ pub(crate) fn system_note(body: String, now: Timestamp) -> FollowUpEntry {
 impl Services {
     pub async fn get_follow_up(&self, p: &Principal, id: &FollowUpId) -> Result<FollowUp> {
         require_secret(p)?;
-        follow_ups::get(self.db.conn(), &p.tenant, id).await
+        Ok(follow_ups::get(self.db.conn(), &p.tenant, id).await?)
     }
 
     pub async fn list_follow_ups(
@@ -55,7 +55,7 @@ impl Services {
                 None => return Ok(Page { items: Vec::new(), next_page_token: String::new() }),
             }
         }
-        follow_ups::list(self.db.conn(), &p.tenant, &filter, &page).await
+        Ok(follow_ups::list(self.db.conn(), &p.tenant, &filter, &page).await?)
     }
 
     /// Applies one action; the history keeps who did what and when.

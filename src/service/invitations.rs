@@ -8,7 +8,7 @@ use crate::domain::model::{Channel, Invitation, IssueOutcome, Principal, Propert
 use crate::domain::time::{Timestamp, days};
 use crate::domain::{CustomerRef, InvitationId, SurveyId, TenantId, secrets, time};
 use crate::error::{AppError, Result};
-use crate::store::{self, customers, events, invitations, surveys, tenants};
+use crate::store::{self, StoreError, customers, events, invitations, surveys, tenants};
 
 /// Length of the random part of an invitation token (≈ 190 bits).
 const TOKEN_CHARS: usize = 32;
@@ -78,7 +78,7 @@ impl Services {
             return self.replay_issue(&p.tenant, existing, &fingerprint).await;
         }
         match self.issue_once(p, &req, &fingerprint).await {
-            Err(IssueError::Db(e)) if store::is_unique_violation(&e) && req.idempotency_key.is_some() => {
+            Err(IssueError::Store(StoreError::Unique { .. })) if req.idempotency_key.is_some() => {
                 // A concurrent first attempt with the same key won the race: answer as it did.
                 let key = req.idempotency_key.as_deref().unwrap_or_default();
                 let existing = invitations::by_idempotency_key(self.db.conn(), &p.tenant, key)
@@ -86,7 +86,7 @@ impl Services {
                     .ok_or_else(|| AppError::Internal(anyhow::anyhow!("idempotency row vanished")))?;
                 self.replay_issue(&p.tenant, existing, &fingerprint).await
             }
-            Err(IssueError::Db(e)) => Err(e.into()),
+            Err(IssueError::Store(e)) => Err(e.into()),
             Err(IssueError::App(e)) => Err(e),
             Ok(outcome) => Ok(outcome),
         }
@@ -237,19 +237,19 @@ impl Services {
 
 /// The CRM id of a customer row.
 pub(crate) async fn customer_ref(db: &crate::store::Db, tenant: &TenantId, row_id: &str) -> Result<CustomerRef> {
-    customers::external_id(db.conn(), tenant, row_id).await
+    Ok(customers::external_id(db.conn(), tenant, row_id).await?)
 }
 
-/// A use-case error that keeps the database error, to spot a unique violation.
+/// A use-case error that keeps the storage error, to spot a unique violation.
 #[derive(Debug)]
 pub(crate) enum IssueError {
-    Db(crate::store::DbError),
+    Store(StoreError),
     App(AppError),
 }
 
-impl From<crate::store::DbError> for IssueError {
-    fn from(e: crate::store::DbError) -> Self {
-        IssueError::Db(e)
+impl From<StoreError> for IssueError {
+    fn from(e: StoreError) -> Self {
+        IssueError::Store(e)
     }
 }
 

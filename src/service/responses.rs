@@ -17,7 +17,7 @@ use crate::domain::model::{Page, Principal, Properties, Response, Survey};
 use crate::domain::time::Timestamp;
 use crate::domain::{CustomerRef, InvitationId, ResponseId, Score, SurveyId, TenantId, input, secrets, time};
 use crate::error::{AppError, Result};
-use crate::store::{self, customers, events, follow_ups, invitations, responses, surveys};
+use crate::store::{self, StoreError, customers, events, follow_ups, invitations, responses, surveys};
 
 /// How long after recording a score may still change.
 pub const SCORE_CHANGE_WINDOW_HOURS: i64 = 24;
@@ -126,7 +126,7 @@ impl Services {
         // times the winner has committed: with the same idempotency key, the loser is a
         // retry and gets the winner's result (or ALREADY_EXISTS if its body differs).
         let lost_a_race = match &err {
-            IssueError::Db(e) => store::is_unique_violation(e),
+            IssueError::Store(e) => matches!(e, StoreError::Unique { .. }),
             IssueError::App(AppError::AlreadyExists(_)) => true,
             IssueError::App(_) => false,
         };
@@ -138,8 +138,8 @@ impl Services {
         }
         match err {
             // The invitation was answered meanwhile: the constraint decided, not a prior check.
-            IssueError::Db(e) if store::is_unique_violation(&e) => Err(already_answered()),
-            IssueError::Db(e) => Err(e.into()),
+            IssueError::Store(StoreError::Unique { .. }) => Err(already_answered()),
+            IssueError::Store(e) => Err(e.into()),
             IssueError::App(e) => Err(e),
         }
     }
@@ -200,9 +200,7 @@ impl Services {
             Ok(results) => results.into_iter().map(|r| r.map_err(IssueError::App)).collect(),
             Err(e) if jobs.len() == 1 => vec![Err(e)],
             // Connection trouble: writing the answers one by one would only wait longer.
-            Err(IssueError::Db(e)) if store::is_unavailable(&e) => {
-                jobs.iter().map(|_| Err(store::classify(&e).into())).collect()
-            }
+            Err(IssueError::Store(e)) if e.is_transient() => jobs.iter().map(|_| Err(e.clone().into())).collect(),
             Err(IssueError::App(AppError::Unavailable(m))) => {
                 jobs.iter().map(|_| Err(AppError::Unavailable(m.clone()).into())).collect()
             }
@@ -373,7 +371,7 @@ impl Services {
                 None => return Ok(Page { items: Vec::new(), next_page_token: String::new() }),
             }
         }
-        responses::list(self.db.conn(), &p.tenant, &filter, &page).await
+        Ok(responses::list(self.db.conn(), &p.tenant, &filter, &page).await?)
     }
 }
 
@@ -868,7 +866,7 @@ mod tests {
         assert_eq!(outcomes[0].as_ref().map(|r| r.score).ok(), Some(2));
         assert_eq!(outcomes[1].as_ref().map(|r| r.score).ok(), Some(8));
         assert!(
-            matches!(&outcomes[2], Err(IssueError::Db(e)) if store::is_unique_violation(e)),
+            matches!(&outcomes[2], Err(IssueError::Store(StoreError::Unique { .. }))),
             "the retry's own insert broke the key: {:?}",
             outcomes[2]
         );

@@ -107,7 +107,7 @@ impl Services {
 
     pub async fn list_endpoints(&self, p: &Principal, page: PageRequest) -> Result<Page<WebhookEndpoint>> {
         require_secret(p)?;
-        store::list_endpoints(self.db.conn(), &p.tenant, &page).await
+        Ok(store::list_endpoints(self.db.conn(), &p.tenant, &page).await?)
     }
 
     pub async fn update_endpoint(&self, p: &Principal, id: &str, patch: EndpointPatch) -> Result<WebhookEndpoint> {
@@ -178,7 +178,7 @@ impl Services {
         if let Some(e) = &filter.endpoint_id {
             store::endpoint(self.db.conn(), &p.tenant, e).await?;
         }
-        store::list_deliveries(self.db.conn(), &p.tenant, &filter, &page).await
+        Ok(store::list_deliveries(self.db.conn(), &p.tenant, &filter, &page).await?)
     }
 
     /// Queues events again for an endpoint, dead-lettered ones included; the same

@@ -13,10 +13,10 @@ use sea_orm::{ConnectionTrait, Value};
 
 use super::sql::{Sql, add_on_conflict, get, get_i64, get_opt_i64, greatest, insert_rows, least};
 
+use super::error::Result;
 use crate::domain::engagement::{self as eng, Day, EventKind, ScoringConfig};
 use crate::domain::engagement_metrics::{cohort_delta, gap_delta};
 use crate::domain::{CustomerRowId, TenantId};
-use crate::error::Result;
 
 // ---------------------------------------------------------------------------------
 // Configuration.

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use sea_orm::{ConnectionTrait, QueryResult, Value};
 
+use super::error::{Result, StoreError, decoded};
 use super::props_from_json;
 use super::sql::{Sql, get_i64, get_opt_i64, insert_rows};
 use crate::domain::engagement::{CustomerChange, CustomerRecord, Day, ScoreSnapshot, Traits};
@@ -15,7 +16,6 @@ use crate::domain::engagement_profile::{Answer, DayActivity, FollowUpTimes};
 use crate::domain::listing::PageRequest;
 use crate::domain::model::Page;
 use crate::domain::{Bucket, CustomerRef, SurveyKind, TenantId, time};
-use crate::error::{AppError, Result};
 
 fn s(row: &QueryResult, i: usize) -> Result<String> {
     Ok(row.try_get_by_index::<String>(i)?)
@@ -90,7 +90,7 @@ pub async fn get_customer(
 ) -> Result<(String, CustomerRecord)> {
     find_customer(conn, tenant, customer)
         .await?
-        .ok_or_else(|| AppError::NotFound(format!("customer {:?}", customer.as_str())))
+        .ok_or_else(|| StoreError::NotFound(format!("customer {:?}", customer.as_str())))
 }
 
 /// Sets the account and traits a change names.
@@ -244,10 +244,10 @@ pub async fn customer_answers(conn: &impl ConnectionTrait, tenant: &TenantId, ro
         .iter()
         .map(|r| {
             Ok(Answer {
-                kind: SurveyKind::from_db(&s(r, 0)?)?,
+                kind: decoded(SurveyKind::from_db(&s(r, 0)?))?,
                 score: get_i64(r, 1)? as i32,
                 scale_max: get_i64(r, 2)? as i32,
-                bucket: Bucket::from_db(&s(r, 3)?)?,
+                bucket: decoded(Bucket::from_db(&s(r, 3)?))?,
                 at: time::from_micros(get_i64(r, 4)?),
             })
         })

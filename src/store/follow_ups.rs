@@ -5,12 +5,12 @@ use sea_orm::{
 };
 
 use super::entities::{Scoped, follow_up, follow_up_entry};
+use super::error::{Result, StoreError, decoded};
 use super::responses;
 use crate::domain::listing::{FollowUpFilter, PageRequest};
 use crate::domain::model::{EntryKind, FollowUp, FollowUpEntry, Page};
 use crate::domain::time::Timestamp;
 use crate::domain::{FollowUpId, FollowUpStatus, Priority, ResponseId, TenantId, time};
-use crate::error::{AppError, Result};
 
 pub use follow_up::Model as Row;
 
@@ -35,7 +35,7 @@ pub async fn insert_opened(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
     opened: &[(Row, FollowUpEntry)],
-) -> Result<(), sea_orm::DbErr> {
+) -> Result<()> {
     if opened.is_empty() {
         return Ok(());
     }
@@ -69,7 +69,7 @@ pub async fn row(conn: &impl ConnectionTrait, tenant: &TenantId, id: &FollowUpId
         .filter(follow_up::Column::Id.eq(id.as_str()))
         .one(conn)
         .await?
-        .ok_or_else(|| AppError::NotFound(format!("follow-up {id}")))
+        .ok_or_else(|| StoreError::NotFound(format!("follow-up {id}")))
 }
 
 pub async fn row_by_response(
@@ -86,8 +86,8 @@ fn entry_to_domain(m: follow_up_entry::Model) -> Result<FollowUpEntry> {
         at: time::from_micros(m.created_at),
         author: m.author,
         body: m.body,
-        from_status: m.from_status.as_deref().map(FollowUpStatus::from_db).transpose()?,
-        to_status: m.to_status.as_deref().map(FollowUpStatus::from_db).transpose()?,
+        from_status: decoded(m.from_status.as_deref().map(FollowUpStatus::from_db).transpose())?,
+        to_status: decoded(m.to_status.as_deref().map(FollowUpStatus::from_db).transpose())?,
     })
 }
 
@@ -117,7 +117,7 @@ async fn hydrate(conn: &impl ConnectionTrait, tenant: &TenantId, rows: Vec<Row>)
         .map(|r| {
             let response = by_id
                 .remove(&r.response_id)
-                .ok_or_else(|| AppError::Internal(anyhow::anyhow!("follow-up {} lost its response", r.id)))?;
+                .ok_or_else(|| StoreError::other(anyhow::anyhow!("follow-up {} lost its response", r.id)))?;
             let e = entries.remove(&r.id).unwrap_or_default();
             to_domain(r, response, e)
         })
@@ -130,8 +130,8 @@ pub fn to_domain(r: Row, response: crate::domain::model::Response, entries: Vec<
         entries,
         id: FollowUpId(r.id),
         response,
-        status: FollowUpStatus::from_db(&r.status)?,
-        priority: Priority::from_db(&r.priority)?,
+        status: decoded(FollowUpStatus::from_db(&r.status))?,
+        priority: decoded(Priority::from_db(&r.priority))?,
         assignee: r.assignee,
         due_at: time::from_micros(r.due_at),
         overdue_at: r.overdue_at.map(time::from_micros),
@@ -148,7 +148,7 @@ pub fn to_domain(r: Row, response: crate::domain::model::Response, entries: Vec<
 
 pub async fn get(conn: &impl ConnectionTrait, tenant: &TenantId, id: &FollowUpId) -> Result<FollowUp> {
     let r = row(conn, tenant, id).await?;
-    hydrate(conn, tenant, vec![r]).await?.pop().ok_or_else(|| AppError::NotFound(format!("follow-up {id}")))
+    hydrate(conn, tenant, vec![r]).await?.pop().ok_or_else(|| StoreError::NotFound(format!("follow-up {id}")))
 }
 
 pub async fn list(

@@ -6,8 +6,8 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use super::entities::{Scoped, imported_response};
+use super::error::Result;
 use crate::domain::{ResponseId, TenantId};
-use crate::error::Result;
 
 /// What an earlier import of a source id became.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,11 +6,11 @@ use sea_orm::sea_query::{CaseStatement, Expr};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect};
 
 use super::entities::{Scoped, invitation, response};
+use super::error::Result;
 use crate::domain::eligibility::History;
 use crate::domain::model::{Channel, Invitation};
 use crate::domain::time::Timestamp;
 use crate::domain::{CustomerRef, CustomerRowId, InvitationId, ResponseId, SurveyId, TenantId, time};
-use crate::error::Result;
 
 pub use invitation::Model as Row;
 
@@ -32,19 +32,20 @@ pub fn to_domain(m: &Row, customer: &CustomerRef) -> Invitation {
     }
 }
 
-pub async fn insert(conn: &impl ConnectionTrait, row: Row) -> Result<(), sea_orm::DbErr> {
-    row.into_active_model().insert(conn).await.map(|_| ())
+pub async fn insert(conn: &impl ConnectionTrait, row: Row) -> Result<()> {
+    row.into_active_model().insert(conn).await?;
+    Ok(())
 }
 
 /// Inserts rows in one statement.
-pub async fn insert_many(conn: &impl ConnectionTrait, rows: Vec<Row>) -> Result<(), sea_orm::DbErr> {
+pub async fn insert_many(conn: &impl ConnectionTrait, rows: Vec<Row>) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
     invitation::Entity::insert_many(rows.into_iter().map(IntoActiveModel::into_active_model))
         .exec_without_returning(conn)
-        .await
-        .map(|_| ())
+        .await?;
+    Ok(())
 }
 
 pub async fn by_idempotency_key(conn: &impl ConnectionTrait, tenant: &TenantId, key: &str) -> Result<Option<Row>> {

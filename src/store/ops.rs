@@ -7,8 +7,8 @@ use sea_orm::{ColumnTrait, DbBackend, EntityTrait, QueryFilter, QuerySelect};
 
 use super::Db;
 use super::entities::follow_up;
+use super::error::Result;
 use crate::domain::FollowUpStatus;
-use crate::error::Result;
 
 /// Follow-ups not yet closed (open or acknowledged), per status, across all tenants.
 /// Served by the `(status, due_at)` index.

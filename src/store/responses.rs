@@ -7,19 +7,19 @@ use sea_orm::{
 };
 
 use super::entities::{Scoped, customer, follow_up, response};
+use super::error::{Result, StoreError, decoded};
 use super::props_from_json;
 use crate::domain::listing::{PageRequest, ResponseFilter};
 use crate::domain::model::{Page, Response};
 use crate::domain::{
     Bucket, CustomerRef, FollowUpId, InvitationId, ResponseId, Scale, SurveyId, SurveyKind, TenantId, time,
 };
-use crate::error::{AppError, Result};
 
 pub use response::Model as Row;
 
 /// A response row with the customer's CRM id and its follow-up id.
 pub fn to_domain(m: Row, customer: CustomerRef, follow_up_id: Option<String>) -> Result<Response> {
-    let kind = SurveyKind::from_db(&m.kind)?;
+    let kind = decoded(SurveyKind::from_db(&m.kind))?;
     Ok(Response {
         id: ResponseId(m.id),
         survey_id: SurveyId(m.survey_id),
@@ -27,7 +27,7 @@ pub fn to_domain(m: Row, customer: CustomerRef, follow_up_id: Option<String>) ->
         invitation_id: m.invitation_id.map(InvitationId),
         scale: Scale { kind, max: m.scale_max },
         score: m.score,
-        bucket: Bucket::from_db(&m.bucket)?,
+        bucket: decoded(Bucket::from_db(&m.bucket))?,
         comment: m.comment,
         properties: props_from_json(&m.properties),
         recorded_at: time::from_micros(m.recorded_at),
@@ -37,14 +37,14 @@ pub fn to_domain(m: Row, customer: CustomerRef, follow_up_id: Option<String>) ->
 }
 
 /// Inserts rows in one statement.
-pub async fn insert_many(conn: &impl ConnectionTrait, rows: Vec<Row>) -> Result<(), sea_orm::DbErr> {
+pub async fn insert_many(conn: &impl ConnectionTrait, rows: Vec<Row>) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
     response::Entity::insert_many(rows.into_iter().map(IntoActiveModel::into_active_model))
         .exec_without_returning(conn)
-        .await
-        .map(|_| ())
+        .await?;
+    Ok(())
 }
 
 /// Writes a changed response (score, bucket, comment, properties, updated_at).
@@ -59,7 +59,7 @@ pub async fn row_by_id(conn: &impl ConnectionTrait, tenant: &TenantId, id: &Resp
         .filter(response::Column::Id.eq(id.as_str()))
         .one(conn)
         .await?
-        .ok_or_else(|| AppError::NotFound(format!("response {id}")))
+        .ok_or_else(|| StoreError::NotFound(format!("response {id}")))
 }
 
 pub async fn row_by_idempotency_key(conn: &impl ConnectionTrait, tenant: &TenantId, key: &str) -> Result<Option<Row>> {

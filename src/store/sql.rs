@@ -5,7 +5,7 @@
 
 use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
 
-use crate::error::Result;
+use super::error::{Result, StoreError};
 
 /// Bound parameters per statement stay under SQLite's 32 766 and PostgreSQL's 65 535.
 const MAX_PARAMS: usize = 30_000;
@@ -78,14 +78,9 @@ impl Sql {
 }
 
 /// A database error with the statement that caused it, for the logs; connection
-/// trouble stays `UNAVAILABLE`.
-fn failed(e: sea_orm::DbErr, head: String) -> crate::error::AppError {
-    match crate::error::AppError::from(e) {
-        crate::error::AppError::Internal(cause) => {
-            crate::error::AppError::Internal(cause.context(format!("in {head}…")))
-        }
-        other => other,
-    }
+/// trouble stays [`StoreError::Unavailable`].
+fn failed(e: sea_orm::DbErr, head: String) -> StoreError {
+    StoreError::from(e).context(format!("in {head}…"))
 }
 
 /// `LEAST` / `GREATEST` on PostgreSQL, `MIN` / `MAX` (scalar) on SQLite.

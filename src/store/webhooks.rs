@@ -8,12 +8,12 @@ use sea_orm::{
 
 use super::Db;
 use super::entities::{Scoped, delivery, delivery_attempt, event, webhook_endpoint};
+use super::error::{Result, StoreError};
 use crate::domain::TenantId;
 use crate::domain::events::EventType;
 use crate::domain::listing::{DeliveryFilter, PageRequest};
 use crate::domain::model::{Delivery, DeliveryAttempt, DeliveryStatus, Page, WebhookEndpoint};
 use crate::domain::time::{self, Timestamp};
-use crate::error::{AppError, Result};
 
 pub use delivery::Model as DeliveryRow;
 pub use webhook_endpoint::Model as EndpointRow;
@@ -109,7 +109,7 @@ pub async fn endpoint(conn: &impl ConnectionTrait, tenant: &TenantId, id: &str) 
         .filter(webhook_endpoint::Column::Id.eq(id))
         .one(conn)
         .await?
-        .ok_or_else(|| AppError::NotFound(format!("webhook endpoint {id}")))
+        .ok_or_else(|| StoreError::NotFound(format!("webhook endpoint {id}")))
 }
 
 pub async fn list_endpoints(
@@ -134,7 +134,7 @@ pub async fn delete_endpoint(conn: &impl ConnectionTrait, tenant: &TenantId, id:
         .exec(conn)
         .await?;
     if res.rows_affected == 0 {
-        return Err(AppError::NotFound(format!("webhook endpoint {id}")));
+        return Err(StoreError::NotFound(format!("webhook endpoint {id}")));
     }
     delivery::Entity::update_many()
         .col_expr(delivery::Column::Status, Expr::value(DeliveryStatus::Cancelled.as_str()))
@@ -535,7 +535,7 @@ pub async fn replay(
             .filter(event::Column::Seq.is_not_null())
             .one(conn)
             .await?
-            .ok_or_else(|| AppError::NotFound(format!("event {id}")))?;
+            .ok_or_else(|| StoreError::NotFound(format!("event {id}")))?;
         insert_delivery(
             conn,
             new_delivery(
