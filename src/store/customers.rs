@@ -160,9 +160,13 @@ pub async fn set_unsubscribed(
 }
 
 /// The CRM id of a customer row.
-pub async fn external_id(conn: &impl ConnectionTrait, tenant: &TenantId, row_id: &str) -> Result<CustomerRef> {
+pub async fn external_id(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    row_id: &CustomerRowId,
+) -> Result<CustomerRef> {
     customer::Entity::scoped(tenant)
-        .filter(customer::Column::Id.eq(row_id))
+        .filter(customer::Column::Id.eq(row_id.as_str()))
         .one(conn)
         .await?
         .map(|c| CustomerRef(c.external_id))
