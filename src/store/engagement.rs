@@ -764,8 +764,7 @@ mod tests {
             Rolled { customer: &bob, day: 11, kind: &purchase },
             Rolled { customer: &bob, day: 9, kind: &export },
         ];
-        let mut config = ScoringConfig::default();
-        config.action_weights = [("login".to_string(), 2.0)].into();
+        let config = ScoringConfig { action_weights: [("login".to_string(), 2.0)].into(), ..ScoringConfig::default() };
         let a = aggregate(&events, &config, 7);
 
         assert_eq!(a.days[&("ada", 10)], DayAgg { events: 2, actions: 2, ..Default::default() });

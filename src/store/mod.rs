@@ -536,13 +536,13 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
-/// A property map as stored.
-pub fn props_to_json(p: &Properties) -> String {
+/// A property map as stored (JSON text).
+fn props_to_json(p: &Properties) -> String {
     serde_json::to_string(p).unwrap_or_else(|_| "{}".into())
 }
 
 /// A stored property map.
-pub fn props_from_json(s: &str) -> Properties {
+fn props_from_json(s: &str) -> Properties {
     serde_json::from_str(s).unwrap_or_default()
 }
 
