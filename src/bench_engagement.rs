@@ -34,11 +34,12 @@ use tonic::transport::{Channel, Endpoint};
 use tonic::{Request, Status};
 
 use crate::domain::engagement::{self as eng, EventKind, ScoringConfig};
+use crate::domain::stored::NewActivity;
 use crate::domain::{TenantId, time};
 use crate::grpc::pb;
 use crate::grpc::pb::engagement_service_client::EngagementServiceClient;
 use crate::service::{Clock, Services};
-use crate::store::engagement::{self as es, EventRow, Rolled};
+use crate::store::engagement::{self as es, Rolled};
 use crate::store::{Db, DbSettings};
 
 const BASELINE_TABLE: &str = "bench_engagement_baseline";
@@ -362,7 +363,7 @@ async fn baseline(store: &Db, tenant: &TenantId, args: &EngagementBenchArgs) -> 
             })
             .collect();
         async move {
-            es::insert_rows(&conn, BASELINE_TABLE, &RAW_COLS, rows, "").await?;
+            crate::store::sql::insert_rows(&conn, BASELINE_TABLE, &RAW_COLS, rows, "").await?;
             Ok(100)
         }
     })
@@ -408,7 +409,7 @@ async fn set_config(
 ) -> anyhow::Result<i32> {
     let today = eng::day_of(cfg.tz(), now);
     let txn = store.begin_write().await?;
-    es::save_config(&txn, tenant, cfg, today, time::to_micros(now)).await?;
+    es::save_config(&txn, tenant, cfg, today, now).await?;
     txn.commit().await?;
     Ok(today)
 }
@@ -423,32 +424,28 @@ async fn seed(
     events: Vec<(String, i64, EventKind)>,
 ) -> anyhow::Result<()> {
     let tz = cfg.tz();
-    let now_us = time::to_micros(chrono::Utc::now());
+    let now = chrono::Utc::now();
     for (n, chunk) in events.chunks(SEED_CHUNK).enumerate() {
         let txn = store.begin_write().await?;
         let externals = chunk.iter().map(|(c, _, _)| c.clone()).collect();
-        let resolved = es::resolve_customers(&txn, tenant, &externals, now_us).await?;
-        let rows: Vec<EventRow> = chunk
+        let resolved = es::resolve_customers(&txn, tenant, &externals, now).await?;
+        let rows: Vec<NewActivity> = chunk
             .iter()
             .enumerate()
-            .map(|(i, (c, at, kind))| EventRow {
+            .map(|(i, (c, at, kind))| NewActivity {
                 message_id: format!("{prefix}-{n}-{i}"),
-                customer_row: resolved[c].row_id.clone(),
-                occurred_at: *at,
+                customer: resolved[c].row_id.clone(),
+                occurred_at: time::from_micros(*at),
                 kind: kind.clone(),
                 payload_hash: "seed".into(),
             })
             .collect();
-        es::insert_events(&txn, tenant, &rows, now_us).await?;
+        es::insert_events(&txn, tenant, &rows, now).await?;
         let rolled: Vec<Rolled<'_>> = rows
             .iter()
-            .map(|r| Rolled {
-                customer: &r.customer_row,
-                day: eng::day_of(tz, time::from_micros(r.occurred_at)),
-                kind: &r.kind,
-            })
+            .map(|r| Rolled { customer: &r.customer, day: eng::day_of(tz, r.occurred_at), kind: &r.kind })
             .collect();
-        es::roll_up(&txn, tenant, cfg, reference, &rolled, now_us).await?;
+        es::roll_up(&txn, tenant, cfg, reference, &rolled, now).await?;
         txn.commit().await?;
     }
     Ok(())

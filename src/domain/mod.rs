@@ -17,6 +17,7 @@ pub mod secrets;
 pub mod stats;
 #[cfg(test)]
 mod stats_coverage;
+pub mod stored;
 pub mod survey;
 pub mod time;
 pub mod webhooks;

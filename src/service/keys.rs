@@ -20,7 +20,7 @@ use super::batch::BatchQueue;
 use crate::domain::model::{KeyKind, Principal};
 use crate::domain::secrets;
 use crate::error::{AppError, Result};
-use crate::store::{self, tenants};
+use crate::store::tenants;
 
 /// One call waiting for its key to be looked up.
 #[derive(Debug)]
@@ -134,7 +134,7 @@ impl Services {
                     }
                     _ => Err(unknown()),
                 },
-                Err(e) => Err(store::classify(e)),
+                Err(e) => Err(e.clone().into()),
             };
             // A caller that gave up no longer listens.
             let _ = lookup.reply.send(result);

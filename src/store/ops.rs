@@ -7,9 +7,9 @@ use sea_orm::{ColumnTrait, Condition, DbBackend, EntityTrait, QueryFilter, Query
 
 use super::Db;
 use super::entities::{event, follow_up};
+use super::error::Result;
 use crate::domain::FollowUpStatus;
 use crate::domain::time::{self, Timestamp};
-use crate::error::Result;
 
 /// Follow-ups not yet closed (open or acknowledged), per status, across all tenants.
 /// Served by the `(status, due_at)` index.
