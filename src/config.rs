@@ -43,10 +43,6 @@ pub enum Command {
     /// Send history from files (answers, activity) to a running server.
     #[command(subcommand)]
     Import(crate::import_file::ImportCommand),
-    /// Load-generate against a server and compare with raw database inserts.
-    Bench(crate::bench::BenchArgs),
-    /// Load-generate engagement: RecordEvents throughput and profile/metric latencies.
-    BenchEngagement(crate::bench_engagement::EngagementBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]

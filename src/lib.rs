@@ -11,14 +11,10 @@
 //! - [`telemetry`]: logs and optional OpenTelemetry export.
 //! - [`app`]: the server: services, health, reflection, graceful shutdown.
 //! - [`error`]: [`error::AppError`], the one error type.
-//! - [`bench`]: the load generator behind `rapport bench`.
-//! - [`bench_engagement`]: the engagement load generator behind `rapport bench-engagement`.
 //! - [`http`]: the HTTP gateway: JSON routes, gRPC-Web, the hosted page and widget.
 //! - [`import_file`]: `rapport import`, a client that sends history files to a server.
 
 pub mod app;
-pub mod bench;
-pub mod bench_engagement;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -33,7 +33,7 @@ pub struct KeyLookup {
 /// Most keys in one lookup.
 const MAX_LOOKUP_BATCH: usize = 256;
 /// Lookups in flight at once. One: calls that arrive during a lookup share the next,
-/// so under load each lookup answers many calls (`rapport bench`, PostgreSQL, c=64:
+/// so under load each lookup answers many calls (`rapport-bench records`, PostgreSQL, c=64:
 /// 2 014–2 080 RecordResponse/s with four, 2 213–2 582 with one).
 const LOOKUP_WRITERS: usize = 1;
 

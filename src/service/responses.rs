@@ -84,7 +84,7 @@ pub const MAX_RECORD_BATCH: usize = 128;
 
 /// Batches written at once, per process. One: while it writes, the next calls gather
 /// into the next batch, so batches grow with the load and every round trip to the
-/// database serves more answers. (Measured with `rapport bench` on PostgreSQL at c=64:
+/// database serves more answers. (Measured with `rapport-bench records` on PostgreSQL at c=64:
 /// one writer 3 113 req/s, two 2 504, three 2 853 — more writers only split the
 /// batches.) SQLite has one writer connection anyway.
 const RECORD_WRITERS: usize = 1;
