@@ -5,8 +5,9 @@ use chrono_tz::Tz;
 use tonic::Request;
 
 use super::convert::{self as c, opt_ts, ts};
+use super::gate::principal;
 use super::pb::{self, engagement_service_server::EngagementService};
-use super::{R, ok, principal, status};
+use super::{R, ok};
 use crate::domain::engagement::{
     self as eng, Bands, CustomerChange, CustomerRecord, Day, HealthWeights, RawEvent, RawKind, RiskThresholds,
     ScoringConfig, date_of, day_start,
@@ -36,46 +37,27 @@ impl EngagementApi {
 impl EngagementService for EngagementApi {
     #[tracing::instrument(skip_all, fields(rpc.method = "UpsertCustomer"))]
     async fn upsert_customer(&self, req: Request<pb::UpsertCustomerRequest>) -> R<pb::Customer> {
-        let p = principal(&self.svc, &req).await?;
-        let r = req.into_inner();
-        let parsed = (|| {
-            let customer = CustomerRef::parse(&r.customer_id, "customer_id")?;
-            let t = r.traits.clone().unwrap_or_default();
-            let change = CustomerChange {
-                account_id: r.account_id.clone(),
-                email: t.email,
-                name: t.name,
-                plan: t.plan,
-                signup_at: c::parse_opt_ts(&t.signup_time, "traits.signup_time")?,
-                properties: c::props(&r.properties, "properties")?,
-            };
-            Ok::<_, AppError>((customer, change))
-        })()
-        .map_err(status)?;
-        let (customer, change) = parsed;
-        let out = self.svc.upsert_customer(&p, &customer, change).await.map_err(status)?;
+        let p = principal(&req)?;
+        let (customer, change) = customer_change(req.into_inner())?;
+        let out = self.svc.upsert_customer(&p, &customer, change).await?;
         ok(pb_customer(&out))
     }
 
     #[tracing::instrument(skip_all, fields(rpc.method = "GetCustomer"))]
     async fn get_customer(&self, req: Request<pb::GetCustomerRequest>) -> R<pb::Customer> {
-        let p = principal(&self.svc, &req).await?;
-        let customer = CustomerRef::parse(&req.get_ref().customer_id, "customer_id").map_err(status)?;
-        ok(pb_customer(&self.svc.get_customer(&p, &customer).await.map_err(status)?))
+        let p = principal(&req)?;
+        let customer = CustomerRef::parse(&req.get_ref().customer_id, "customer_id")?;
+        ok(pb_customer(&self.svc.get_customer(&p, &customer).await?))
     }
 
     #[tracing::instrument(skip_all, fields(rpc.method = "ListCustomers"))]
     async fn list_customers(&self, req: Request<pb::ListCustomersRequest>) -> R<pb::ListCustomersResponse> {
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let r = req.into_inner();
-        let parsed = (|| {
-            let page = PageRequest::parse(r.page_size, &r.page_token)?;
-            let account = (!r.account_id.is_empty()).then(|| r.account_id.clone());
-            Ok::<_, AppError>((page, account, c::props(&r.property_filter, "property_filter")?))
-        })()
-        .map_err(status)?;
-        let (page, account, props) = parsed;
-        let out = self.svc.list_customers(&p, account, props, page).await.map_err(status)?;
+        let page = PageRequest::parse(r.page_size, &r.page_token)?;
+        let account = (!r.account_id.is_empty()).then(|| r.account_id.clone());
+        let props = c::props(&r.property_filter, "property_filter")?;
+        let out = self.svc.list_customers(&p, account, props, page).await?;
         ok(pb::ListCustomersResponse {
             customers: out.items.iter().map(pb_customer).collect(),
             next_page_token: out.next_page_token,
@@ -84,103 +66,55 @@ impl EngagementService for EngagementApi {
 
     #[tracing::instrument(skip_all, fields(rpc.method = "RecordEvents"))]
     async fn record_events(&self, req: Request<pb::RecordEventsRequest>) -> R<pb::RecordEventsResponse> {
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let (raw, ids, bad_times) = raw_events(req.into_inner().events);
-        let outcomes = self.svc.record_events(&p, raw).await.map_err(status)?;
+        let outcomes = self.svc.record_events(&p, raw).await?;
         ok(events_response(outcomes, ids, bad_times))
     }
 
     #[tracing::instrument(skip_all, fields(rpc.method = "GetScoringConfig"))]
     async fn get_scoring_config(&self, req: Request<pb::GetScoringConfigRequest>) -> R<pb::ScoringConfig> {
-        let p = principal(&self.svc, &req).await?;
-        let (config, at) = self.svc.scoring_config(&p).await.map_err(status)?;
+        let p = principal(&req)?;
+        let (config, at) = self.svc.scoring_config(&p).await?;
         ok(pb_config(&config, at))
     }
 
     #[tracing::instrument(skip_all, fields(rpc.method = "UpdateScoringConfig"))]
     async fn update_scoring_config(&self, req: Request<pb::UpdateScoringConfigRequest>) -> R<pb::ScoringConfig> {
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let r = req.into_inner();
         let mask = r.update_mask.map(|m| m.paths).unwrap_or_default();
         let values = config_values(r.config.unwrap_or_default());
-        let (config, at) = self.svc.update_scoring_config(&p, mask, values).await.map_err(status)?;
+        let (config, at) = self.svc.update_scoring_config(&p, mask, values).await?;
         ok(pb_config(&config, at))
     }
 
     #[tracing::instrument(skip_all, fields(rpc.method = "GetEngagementProfile"))]
     async fn get_engagement_profile(&self, req: Request<pb::GetEngagementProfileRequest>) -> R<pb::EngagementProfile> {
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let r = req.into_inner();
-        let customer = CustomerRef::parse(&r.customer_id, "customer_id").map_err(status)?;
-        let as_of = c::parse_opt_ts(&r.as_of, "as_of").map_err(status)?;
-        let out = self.svc.engagement_profile(&p, &customer, as_of).await.map_err(status)?;
+        let customer = CustomerRef::parse(&r.customer_id, "customer_id")?;
+        let as_of = c::parse_opt_ts(&r.as_of, "as_of")?;
+        let out = self.svc.engagement_profile(&p, &customer, as_of).await?;
         ok(pb_profile(&out))
     }
 
     #[tracing::instrument(skip_all, fields(rpc.method = "GetEngagementMetrics"))]
     async fn get_engagement_metrics(&self, req: Request<pb::GetEngagementMetricsRequest>) -> R<pb::EngagementMetrics> {
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let r = req.into_inner();
-        let as_of = c::parse_opt_ts(&r.as_of, "as_of").map_err(status)?;
-        let out = self.svc.engagement_metrics(&p, r.window_days, as_of, r.cohort_months).await.map_err(status)?;
+        let as_of = c::parse_opt_ts(&r.as_of, "as_of")?;
+        let out = self.svc.engagement_metrics(&p, r.window_days, as_of, r.cohort_months).await?;
         let tz = self.svc_tz(&out.time_zone);
         ok(pb_metrics(&out, tz))
     }
 
     #[tracing::instrument(skip_all, fields(rpc.method = "ListTopCustomers"))]
     async fn list_top_customers(&self, req: Request<pb::ListTopCustomersRequest>) -> R<pb::ListTopCustomersResponse> {
-        use pb::list_top_customers_request::Ranking as PbRanking;
-        let p = principal(&self.svc, &req).await?;
-        let r = req.into_inner();
-        let parsed = (|| {
-            let ranking = match r.ranking {
-                Some(PbRanking::EngagementScore(true)) => {
-                    if !r.property_key.is_empty() {
-                        return Err(AppError::invalid("property_key", "filters an action ranking only"));
-                    }
-                    Ranking::Score
-                }
-                Some(PbRanking::Action(a)) => {
-                    let name = eng::action_name(&a, "action")?;
-                    let property = match (r.property_key.is_empty(), r.property_value.is_empty()) {
-                        (true, true) => None,
-                        (false, _) => Some((
-                            input::text("property_key", &r.property_key, input::MAX_PROPERTY_CHARS, true)?,
-                            input::text("property_value", &r.property_value, input::MAX_PROPERTY_CHARS, false)?,
-                        )),
-                        (true, false) => {
-                            return Err(AppError::invalid("property_key", "is required with property_value"));
-                        }
-                    };
-                    Ranking::Action { name, property }
-                }
-                _ => return Err(AppError::invalid("ranking", "set engagement_score to true or name an action")),
-            };
-            let page = PageRequest::parse(r.page_size, &r.page_token)?;
-            let offset = match &page.after {
-                None => 0,
-                Some(a) => a
-                    .parse::<u64>()
-                    .map_err(|_| AppError::invalid("page_token", "is not a token this service issued"))?,
-            };
-            let ascending = match pb::RankOrder::try_from(r.order) {
-                Ok(pb::RankOrder::Unspecified) | Ok(pb::RankOrder::Descending) => false,
-                Ok(pb::RankOrder::Ascending) => true,
-                Err(_) => return Err(AppError::invalid("order", "is not a known order")),
-            };
-            Ok(TopRequest {
-                ranking,
-                window_days: r.window_days,
-                as_of: c::parse_opt_ts(&r.as_of, "as_of")?,
-                include_zero: r.include_zero,
-                ascending,
-                page_size: if r.page_size == 0 { 10 } else { page.size },
-                offset,
-            })
-        })()
-        .map_err(status)?;
+        let p = principal(&req)?;
+        let parsed = top_request(req.into_inner())?;
         let page_size = parsed.page_size;
-        let out = self.svc.top_customers(&p, parsed).await.map_err(status)?;
+        let out = self.svc.top_customers(&p, parsed).await?;
         let token = PageRequest { size: page_size, after: None };
         let is_count = out.is_count;
         let (window_days, start_date, end_date) = match out.window {
@@ -216,22 +150,17 @@ impl EngagementService for EngagementApi {
         &self,
         req: Request<pb::TopPropertyValuesRequest>,
     ) -> R<pb::TopPropertyValuesResponse> {
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let r = req.into_inner();
-        let parsed = (|| {
-            let action = eng::action_name(&r.action, "action")?;
-            let property = input::text("property", &r.property, input::MAX_PROPERTY_CHARS, true)?;
-            let limit = match r.limit {
-                0 => 10,
-                n if (1..=1000).contains(&n) => n as u64,
-                n => return Err(AppError::invalid("limit", format!("must be from 0 to 1 000; got {n}"))),
-            };
-            Ok::<_, AppError>((action, property, limit, c::parse_opt_ts(&r.as_of, "as_of")?))
-        })()
-        .map_err(status)?;
-        let (action, property, limit, as_of) = parsed;
-        let out =
-            self.svc.top_property_values(&p, &action, &property, r.window_days, as_of, limit).await.map_err(status)?;
+        let action = eng::action_name(&r.action, "action")?;
+        let property = input::text("property", &r.property, input::MAX_PROPERTY_CHARS, true)?;
+        let limit = match r.limit {
+            0 => 10,
+            n if (1..=1000).contains(&n) => n as u64,
+            n => return Err(AppError::invalid("limit", format!("must be from 0 to 1 000; got {n}")).into()),
+        };
+        let as_of = c::parse_opt_ts(&r.as_of, "as_of")?;
+        let out = self.svc.top_property_values(&p, &action, &property, r.window_days, as_of, limit).await?;
         ok(pb::TopPropertyValuesResponse {
             values: out
                 .values
@@ -283,6 +212,70 @@ pub fn pb_customer(c: &CustomerRecord) -> pb::Customer {
         first_seen_date: date(c.first_day),
         last_seen_date: date(c.last_day),
     }
+}
+
+/// An `UpsertCustomer` request as the use-case takes it.
+fn customer_change(r: pb::UpsertCustomerRequest) -> Result<(CustomerRef, CustomerChange), AppError> {
+    let customer = CustomerRef::parse(&r.customer_id, "customer_id")?;
+    let t = r.traits.unwrap_or_default();
+    let change = CustomerChange {
+        account_id: r.account_id,
+        email: t.email,
+        name: t.name,
+        plan: t.plan,
+        signup_at: c::parse_opt_ts(&t.signup_time, "traits.signup_time")?,
+        properties: c::props(&r.properties, "properties")?,
+    };
+    Ok((customer, change))
+}
+
+/// A `ListTopCustomers` request as the use-case takes it.
+fn top_request(r: pb::ListTopCustomersRequest) -> Result<TopRequest, AppError> {
+    use pb::list_top_customers_request::Ranking as PbRanking;
+    let ranking = match r.ranking {
+        Some(PbRanking::EngagementScore(true)) => {
+            if !r.property_key.is_empty() {
+                return Err(AppError::invalid("property_key", "filters an action ranking only"));
+            }
+            Ranking::Score
+        }
+        Some(PbRanking::Action(a)) => {
+            let name = eng::action_name(&a, "action")?;
+            let property = match (r.property_key.is_empty(), r.property_value.is_empty()) {
+                (true, true) => None,
+                (false, _) => Some((
+                    input::text("property_key", &r.property_key, input::MAX_PROPERTY_CHARS, true)?,
+                    input::text("property_value", &r.property_value, input::MAX_PROPERTY_CHARS, false)?,
+                )),
+                (true, false) => {
+                    return Err(AppError::invalid("property_key", "is required with property_value"));
+                }
+            };
+            Ranking::Action { name, property }
+        }
+        _ => return Err(AppError::invalid("ranking", "set engagement_score to true or name an action")),
+    };
+    let page = PageRequest::parse(r.page_size, &r.page_token)?;
+    let offset = match &page.after {
+        None => 0,
+        Some(a) => {
+            a.parse::<u64>().map_err(|_| AppError::invalid("page_token", "is not a token this service issued"))?
+        }
+    };
+    let ascending = match pb::RankOrder::try_from(r.order) {
+        Ok(pb::RankOrder::Unspecified) | Ok(pb::RankOrder::Descending) => false,
+        Ok(pb::RankOrder::Ascending) => true,
+        Err(_) => return Err(AppError::invalid("order", "is not a known order")),
+    };
+    Ok(TopRequest {
+        ranking,
+        window_days: r.window_days,
+        as_of: c::parse_opt_ts(&r.as_of, "as_of")?,
+        include_zero: r.include_zero,
+        ascending,
+        page_size: if r.page_size == 0 { 10 } else { page.size },
+        offset,
+    })
 }
 
 /// The values of an update (unset fields are zero; the mask says which count).

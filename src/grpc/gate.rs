@@ -1,7 +1,7 @@
 //! The gate in front of the gRPC services, the first thing every call meets (native
 //! gRPC, gRPC-Web and the JSON routes alike, since the HTTP gateway calls the same
-//! tonic services). Knowing the method from the request path, before any decoding
-//! or database work, it
+//! tonic services). Knowing the method from the request path, before any decoding,
+//! it
 //!
 //! - refuses a publishable key on every method it may not call (PERMISSION_DENIED,
 //!   [`access`]: one table, every method not in it needs a secret key), so such a
@@ -10,7 +10,18 @@
 //!   per client address for calls without a key and the token calls. On a token call
 //!   a `rk_secret_…` header skips the address limit only when that key authenticated
 //!   lately ([`crate::service::keys::VerifiedKeys`]); an unverified one is limited as
-//!   no key, then checked so the next call knows.
+//!   no key, then checked so the next call knows;
+//! - authenticates the caller, the one place that does ([`authenticate`]): a method
+//!   that needs a key gets the [`Principal`] in the request's extensions, or the call
+//!   is answered UNAUTHENTICATED / PERMISSION_DENIED here. Handlers read it with
+//!   [`principal`]. On `RecordResponse` and `UpdateResponse` the message decides
+//!   whether a key is needed (a token needs none), which the gate cannot see: there a
+//!   key it has not checked yet is left in the extensions ([`UncheckedKey`]), and
+//!   [`secret_caller`] checks it when the handler asks for the secret-key form.
+//!
+//! As in qdrant's and svix's servers, the caller travels in the extensions: remote
+//! callers cannot set them, and the gate removes whatever a caller in process put
+//! there.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -20,13 +31,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tonic::server::NamedService;
+use tonic::{Request, Status};
 use tower_service::Service;
 
-use super::status;
-use crate::domain::model::KeyKind;
+use crate::domain::model::{KeyKind, Principal};
 use crate::error::AppError;
-use crate::service::Services;
 use crate::service::in_app::{Credential, RateLimits};
+use crate::service::{Services, require_secret};
 
 /// The client address of a call, put in the request's extensions by the HTTP gateway
 /// (which knows the TCP peer and the trusted proxy header). Remote callers cannot set
@@ -97,18 +108,12 @@ impl Gate {
             .map(|a| bucket_address(a.ip()))
     }
 
-    /// Lets the call through, or says why not. `Ok(Some(key))`: the call passed as
-    /// one without a key; `key` is an unverified secret key to look up.
-    fn check<B>(&self, req: &http::Request<B>) -> Result<Option<String>, AppError> {
+    /// Lets the call through to authentication, or says why not.
+    fn check<B>(&self, req: &http::Request<B>) -> Result<Admitted, AppError> {
         let access = access(req.uri().path());
-        let bearer = req
-            .headers()
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(str::trim);
-        let mut unverified = None;
-        let credential = match bearer {
+        let key = bearer(req.headers());
+        let mut unverified = false;
+        let credential = match key {
             Some(k) if k.starts_with(KeyKind::Publishable.prefix()) => {
                 if access == Access::Secret {
                     return Err(AppError::PermissionDenied(
@@ -118,7 +123,7 @@ impl Gate {
                 Credential::Publishable(k)
             }
             Some(k) if k.starts_with(KeyKind::Secret.prefix()) => match access {
-                // The handler authenticates the key before anything else.
+                // Authenticated right after, before anything else.
                 Access::Secret | Access::InApp => Credential::Secret,
                 // The handler may never look at it: only a key known good skips the
                 // address limit.
@@ -126,15 +131,108 @@ impl Gate {
                     Credential::Secret
                 }
                 Access::Token | Access::TokenOrSecret => {
-                    unverified = Some(k.to_owned());
+                    unverified = true;
                     Credential::None
                 }
             },
             _ => Credential::None,
         };
         self.limits.admit(credential, self.client_addr(req))?;
-        Ok(unverified)
+        Ok(Admitted { access, key: key.map(str::to_owned), unverified })
     }
+}
+
+/// A call the gate let through, before authentication.
+struct Admitted {
+    access: Access,
+    /// The bearer credential, if any.
+    key: Option<String>,
+    /// `key` is a secret key passed as no key, not yet known good.
+    unverified: bool,
+}
+
+/// Who is calling, as [`authenticate`] found out.
+enum Caller {
+    /// Authenticated with a key the method accepts.
+    Known(Principal),
+    /// A key to check only if the message needs one ([`Access::TokenOrSecret`]).
+    Unchecked(String),
+    /// No key needed, none checked.
+    Anonymous,
+}
+
+/// On [`Access::TokenOrSecret`] methods: a key the gate has not checked, in the
+/// request's extensions for [`secret_caller`].
+#[derive(Debug, Clone)]
+pub struct UncheckedKey(String);
+
+/// The one place that authenticates: the caller of a call the gate let through, as
+/// its method requires (see [`Access`]).
+///
+/// Keys are looked up through [`Services::authenticate`], so concurrent calls share
+/// one query.
+async fn authenticate(services: &Services, call: Admitted) -> Result<Caller, AppError> {
+    let key = call.key;
+    match call.access {
+        Access::Secret => Ok(Caller::Known(secret_key(services, key.as_deref()).await?)),
+        Access::InApp => Ok(Caller::Known(services.authenticate(key.as_deref().ok_or_else(no_key)?).await?)),
+        Access::Token => {
+            if let Some(key) = key.filter(|_| call.unverified) {
+                // A good key is remembered (keys::VerifiedKeys); a bad one changes
+                // nothing for a call that needs no key.
+                let _ = services.authenticate(&key).await;
+            }
+            Ok(Caller::Anonymous)
+        }
+        Access::TokenOrSecret => Ok(match key {
+            None => Caller::Anonymous,
+            // Looked up now, as on a token call; a good one serves the handler too.
+            Some(key) if call.unverified => match secret_key(services, Some(&key)).await {
+                Ok(p) => Caller::Known(p),
+                Err(_) => Caller::Unchecked(key),
+            },
+            Some(key) => Caller::Unchecked(key),
+        }),
+    }
+}
+
+/// The caller behind a secret key: UNAUTHENTICATED without a valid key,
+/// PERMISSION_DENIED for a publishable one.
+async fn secret_key(services: &Services, key: Option<&str>) -> Result<Principal, AppError> {
+    let p = services.authenticate(key.ok_or_else(no_key)?).await?;
+    require_secret(&p)?;
+    Ok(p)
+}
+
+fn no_key() -> AppError {
+    AppError::Unauthenticated("send an API key as `authorization: Bearer <key>` metadata".into())
+}
+
+/// The bearer credential of a request, if any.
+fn bearer(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)
+}
+
+/// The caller the gate authenticated: what a handler of a method that needs a key
+/// calls first. UNAUTHENTICATED if the gate put none in the extensions (it always
+/// does on such methods, or answers the call itself).
+pub fn principal<T>(req: &Request<T>) -> Result<Principal, Status> {
+    req.extensions().get::<Principal>().cloned().ok_or_else(|| no_key().into())
+}
+
+/// On [`Access::TokenOrSecret`] methods, when the message asks for the secret-key
+/// form: the caller behind a secret key, checked now if the gate left it unchecked.
+/// UNAUTHENTICATED without a valid key, PERMISSION_DENIED for a publishable one.
+pub async fn secret_caller<T>(services: &Services, req: &Request<T>) -> Result<Principal, Status> {
+    if let Some(p) = req.extensions().get::<Principal>() {
+        return Ok(p.clone());
+    }
+    let key = req.extensions().get::<UncheckedKey>().map(|k| k.0.as_str());
+    Ok(secret_key(services, key).await?)
 }
 
 /// A tonic service behind the [`Gate`].
@@ -165,20 +263,31 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        let decision = self.gate.check(&req);
+    fn call(&mut self, mut req: http::Request<B>) -> Self::Future {
+        let admitted = self.gate.check(&req);
         // The clone is ready only once polled; the one polled ready serves this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let services = self.gate.services.clone();
         Box::pin(async move {
-            match decision {
-                Err(e) => Ok(status(e).into_http()),
-                Ok(unverified) => {
-                    if let Some(key) = unverified {
-                        // A good key is remembered (keys::VerifiedKeys); a bad one
-                        // changes nothing for a call that needs no key.
-                        let _ = services.authenticate(&key).await;
+            // Only the gate says who is calling.
+            req.extensions_mut().remove::<Principal>();
+            req.extensions_mut().remove::<UncheckedKey>();
+            let caller = match admitted {
+                Ok(call) => authenticate(&services, call).await,
+                Err(e) => Err(e),
+            };
+            match caller {
+                Err(e) => Ok(Status::from(e).into_http()),
+                Ok(caller) => {
+                    match caller {
+                        Caller::Known(p) => {
+                            req.extensions_mut().insert(p);
+                        }
+                        Caller::Unchecked(key) => {
+                            req.extensions_mut().insert(UncheckedKey(key));
+                        }
+                        Caller::Anonymous => {}
                     }
                     inner.call(req).await
                 }
