@@ -319,6 +319,118 @@ pub fn bucket_address(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::in_app::RateLimitSettings;
+
+    const SECRET_METHOD: &str = "/rapport.v1.SurveyService/GetSurvey";
+    const TOKEN_METHOD: &str = "/rapport.v1.SurveyService/GetInvitation";
+    const TOKEN_OR_SECRET: &str = "/rapport.v1.SurveyService/RecordResponse";
+
+    /// What a call through the gate came to: the gate's status, or the caller the
+    /// service behind it found in the extensions.
+    #[derive(Debug, PartialEq)]
+    enum Seen {
+        Refused(tonic::Code),
+        Principal(String),
+        Unchecked,
+        Nobody,
+    }
+
+    async fn through(gate: &Gate, path: &str, key: Option<&str>, forged: Option<Principal>) -> Seen {
+        let behind = tower::service_fn(|req: http::Request<()>| async move {
+            let seen = match (req.extensions().get::<Principal>(), req.extensions().get::<UncheckedKey>()) {
+                (Some(p), _) => format!("principal {}", p.tenant.0),
+                (None, Some(_)) => "unchecked".to_owned(),
+                (None, None) => "nobody".to_owned(),
+            };
+            Ok::<_, Infallible>(
+                http::Response::builder().header("seen", seen).body(tonic::body::Body::empty()).unwrap(),
+            )
+        });
+        let mut req = http::Request::builder().uri(path);
+        if let Some(k) = key {
+            req = req.header(http::header::AUTHORIZATION, format!("Bearer {k}"));
+        }
+        let mut req = req.body(()).unwrap();
+        if let Some(p) = forged {
+            req.extensions_mut().insert(p);
+        }
+        let resp = gate.wrap(behind).call(req).await.unwrap();
+        if let Some(status) = Status::from_header_map(resp.headers()) {
+            return Seen::Refused(status.code());
+        }
+        match resp.headers()["seen"].to_str().unwrap() {
+            "unchecked" => Seen::Unchecked,
+            "nobody" => Seen::Nobody,
+            p => Seen::Principal(p.trim_start_matches("principal ").to_owned()),
+        }
+    }
+
+    #[tokio::test]
+    async fn only_the_gate_puts_a_caller_in_the_extensions_and_only_as_the_method_requires() {
+        let services = crate::service::in_memory().await;
+        let secret = services.create_tenant("acme").await.unwrap().secret;
+        let tenant = services.authenticate(&secret).await.unwrap().tenant;
+        let publishable = services.create_key("acme", KeyKind::Publishable).await.unwrap().secret;
+        let off = RateLimitSettings {
+            per_key_per_minute: 0,
+            per_key_burst: 0,
+            per_address_per_minute: 0,
+            per_address_burst: 0,
+        };
+        let gate = Gate::new(services.clone(), RateLimits::new(off), None);
+        let forged =
+            Some(Principal { tenant: tenant.clone(), key_id: crate::domain::KeyId("k".into()), kind: KeyKind::Secret });
+        let acme = Seen::Principal(tenant.0.clone());
+
+        // A method that needs a secret key.
+        assert_eq!(through(&gate, SECRET_METHOD, Some(&secret), None).await, acme);
+        assert_eq!(
+            through(&gate, SECRET_METHOD, None, forged.clone()).await,
+            Seen::Refused(tonic::Code::Unauthenticated)
+        );
+        assert_eq!(
+            through(&gate, SECRET_METHOD, Some("rk_secret_unknown"), None).await,
+            Seen::Refused(tonic::Code::Unauthenticated)
+        );
+        assert_eq!(
+            through(&gate, SECRET_METHOD, Some(&publishable), None).await,
+            Seen::Refused(tonic::Code::PermissionDenied)
+        );
+        // A token method: nobody, whatever was in the extensions.
+        assert_eq!(through(&gate, TOKEN_METHOD, None, forged.clone()).await, Seen::Nobody);
+        assert_eq!(through(&gate, TOKEN_METHOD, Some(&secret), None).await, Seen::Nobody);
+        // Where the message decides: a key is left for the handler to check, unless the
+        // gate looked it up anyway (a secret key not known good yet).
+        assert_eq!(through(&gate, TOKEN_OR_SECRET, None, forged).await, Seen::Nobody);
+        assert_eq!(through(&gate, TOKEN_OR_SECRET, Some(&publishable), None).await, Seen::Unchecked);
+        assert_eq!(through(&gate, TOKEN_OR_SECRET, Some("rk_secret_unknown"), None).await, Seen::Unchecked);
+        services.verified_keys.clear();
+        assert_eq!(through(&gate, TOKEN_OR_SECRET, Some(&secret), None).await, acme);
+        assert_eq!(through(&gate, TOKEN_OR_SECRET, Some(&secret), None).await, Seen::Unchecked, "known good now");
+    }
+
+    #[tokio::test]
+    async fn handlers_read_the_caller_and_check_an_unchecked_key_only_for_a_secret_key() {
+        let services = crate::service::in_memory().await;
+        let secret = services.create_tenant("acme").await.unwrap().secret;
+        let publishable = services.create_key("acme", KeyKind::Publishable).await.unwrap().secret;
+        let with = |key: Option<&str>| {
+            let mut req = Request::new(());
+            if let Some(k) = key {
+                req.extensions_mut().insert(UncheckedKey(k.to_owned()));
+            }
+            req
+        };
+        assert_eq!(principal(&with(None)).unwrap_err().code(), tonic::Code::Unauthenticated);
+        assert_eq!(principal(&with(Some(&secret))).unwrap_err().code(), tonic::Code::Unauthenticated, "unchecked");
+        assert_eq!(secret_caller(&services, &with(None)).await.unwrap_err().code(), tonic::Code::Unauthenticated);
+        let caller = secret_caller(&services, &with(Some(&secret))).await.expect("a good secret key");
+        assert_eq!(caller.kind, KeyKind::Secret);
+        let err = secret_caller(&services, &with(Some(&publishable))).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::PermissionDenied);
+        let err = secret_caller(&services, &with(Some("rk_pub_unknown"))).await.unwrap_err();
+        assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    }
 
     #[test]
     fn the_last_forwarded_entry_is_the_client() {
