@@ -11,13 +11,16 @@
 //!   a `rk_secret_…` header skips the address limit only when that key authenticated
 //!   lately ([`crate::service::keys::VerifiedKeys`]); an unverified one is limited as
 //!   no key, then checked so the next call knows;
-//! - authenticates the caller, the one place that does ([`authenticate`]): a method
-//!   that needs a key gets the [`Principal`] in the request's extensions, or the call
-//!   is answered UNAUTHENTICATED / PERMISSION_DENIED here. Handlers read it with
-//!   [`principal`]. On `RecordResponse` and `UpdateResponse` the message decides
-//!   whether a key is needed (a token needs none), which the gate cannot see: there a
-//!   key it has not checked yet is left in the extensions ([`UncheckedKey`]), and
-//!   [`secret_caller`] checks it when the handler asks for the secret-key form.
+//! - authenticates the caller, the one place that does ([`authenticate`]): on a
+//!   method that needs a key it puts the [`Principal`] in the request's extensions,
+//!   or the reason there is none ([`Refusal`]: UNAUTHENTICATED, PERMISSION_DENIED).
+//!   Handlers read it first with [`principal`]; the refusal is answered there, after
+//!   the message was decoded, so a caller without a valid key meets the decoding
+//!   errors (an oversize or undecodable message) exactly as before. On
+//!   `RecordResponse` and `UpdateResponse` the message decides whether a key is needed
+//!   (a token needs none), which the gate cannot see: there a key it has not checked
+//!   yet is left in the extensions ([`UncheckedKey`]), and [`secret_caller`] checks
+//!   it when the handler asks for the secret-key form.
 //!
 //! As in qdrant's and svix's servers, the caller travels in the extensions: remote
 //! callers cannot set them, and the gate removes whatever a caller in process put
@@ -155,6 +158,8 @@ struct Admitted {
 enum Caller {
     /// Authenticated with a key the method accepts.
     Known(Principal),
+    /// The method needs a key and this is why the call has none that it accepts.
+    Refused(AppError),
     /// A key to check only if the message needs one ([`Access::TokenOrSecret`]).
     Unchecked(String),
     /// No key needed, none checked.
@@ -166,25 +171,34 @@ enum Caller {
 #[derive(Debug, Clone)]
 pub struct UncheckedKey(String);
 
+/// Why a call to a method that needs a key has no [`Principal`], in the request's
+/// extensions for [`principal`].
+#[derive(Debug, Clone)]
+pub struct Refusal(Status);
+
 /// The one place that authenticates: the caller of a call the gate let through, as
 /// its method requires (see [`Access`]).
 ///
 /// Keys are looked up through [`Services::authenticate`], so concurrent calls share
 /// one query.
-async fn authenticate(services: &Services, call: Admitted) -> Result<Caller, AppError> {
+async fn authenticate(services: &Services, call: Admitted) -> Caller {
     let key = call.key;
+    let known = |found: Result<Principal, AppError>| found.map_or_else(Caller::Refused, Caller::Known);
     match call.access {
-        Access::Secret => Ok(Caller::Known(secret_key(services, key.as_deref()).await?)),
-        Access::InApp => Ok(Caller::Known(services.authenticate(key.as_deref().ok_or_else(no_key)?).await?)),
+        Access::Secret => known(secret_key(services, key.as_deref()).await),
+        Access::InApp => match key {
+            Some(key) => known(services.authenticate(&key).await),
+            None => Caller::Refused(no_key()),
+        },
         Access::Token => {
             if let Some(key) = key.filter(|_| call.unverified) {
                 // A good key is remembered (keys::VerifiedKeys); a bad one changes
                 // nothing for a call that needs no key.
                 let _ = services.authenticate(&key).await;
             }
-            Ok(Caller::Anonymous)
+            Caller::Anonymous
         }
-        Access::TokenOrSecret => Ok(match key {
+        Access::TokenOrSecret => match key {
             None => Caller::Anonymous,
             // Looked up now, as on a token call; a good one serves the handler too.
             Some(key) if call.unverified => match secret_key(services, Some(&key)).await {
@@ -192,7 +206,7 @@ async fn authenticate(services: &Services, call: Admitted) -> Result<Caller, App
                 Err(_) => Caller::Unchecked(key),
             },
             Some(key) => Caller::Unchecked(key),
-        }),
+        },
     }
 }
 
@@ -218,10 +232,13 @@ fn bearer(headers: &http::HeaderMap) -> Option<&str> {
 }
 
 /// The caller the gate authenticated: what a handler of a method that needs a key
-/// calls first. UNAUTHENTICATED if the gate put none in the extensions (it always
-/// does on such methods, or answers the call itself).
+/// calls first. The gate's [`Refusal`] if it found no valid key; UNAUTHENTICATED if it
+/// left nothing (it always leaves one of the two on such methods).
 pub fn principal<T>(req: &Request<T>) -> Result<Principal, Status> {
-    req.extensions().get::<Principal>().cloned().ok_or_else(|| no_key().into())
+    if let Some(p) = req.extensions().get::<Principal>() {
+        return Ok(p.clone());
+    }
+    Err(req.extensions().get::<Refusal>().map_or_else(|| no_key().into(), |r| r.0.clone()))
 }
 
 /// On [`Access::TokenOrSecret`] methods, when the message asks for the secret-key
@@ -273,25 +290,24 @@ where
             // Only the gate says who is calling.
             req.extensions_mut().remove::<Principal>();
             req.extensions_mut().remove::<UncheckedKey>();
-            let caller = match admitted {
-                Ok(call) => authenticate(&services, call).await,
-                Err(e) => Err(e),
+            req.extensions_mut().remove::<Refusal>();
+            let call = match admitted {
+                Ok(call) => call,
+                Err(e) => return Ok(Status::from(e).into_http()),
             };
-            match caller {
-                Err(e) => Ok(Status::from(e).into_http()),
-                Ok(caller) => {
-                    match caller {
-                        Caller::Known(p) => {
-                            req.extensions_mut().insert(p);
-                        }
-                        Caller::Unchecked(key) => {
-                            req.extensions_mut().insert(UncheckedKey(key));
-                        }
-                        Caller::Anonymous => {}
-                    }
-                    inner.call(req).await
+            match authenticate(&services, call).await {
+                Caller::Known(p) => {
+                    req.extensions_mut().insert(p);
                 }
+                Caller::Refused(e) => {
+                    req.extensions_mut().insert(Refusal(e.into()));
+                }
+                Caller::Unchecked(key) => {
+                    req.extensions_mut().insert(UncheckedKey(key));
+                }
+                Caller::Anonymous => {}
             }
+            inner.call(req).await
         })
     }
 }
@@ -322,6 +338,7 @@ mod tests {
     use crate::service::in_app::RateLimitSettings;
 
     const SECRET_METHOD: &str = "/rapport.v1.SurveyService/GetSurvey";
+    const IN_APP_METHOD: &str = "/rapport.v1.SurveyService/IssueSurvey";
     const TOKEN_METHOD: &str = "/rapport.v1.SurveyService/GetInvitation";
     const TOKEN_OR_SECRET: &str = "/rapport.v1.SurveyService/RecordResponse";
 
@@ -329,7 +346,10 @@ mod tests {
     /// service behind it found in the extensions.
     #[derive(Debug, PartialEq)]
     enum Seen {
+        /// Answered by the gate.
         Refused(tonic::Code),
+        /// A refusal left for the handler.
+        Refusal(tonic::Code),
         Principal(String),
         Unchecked,
         Nobody,
@@ -337,10 +357,12 @@ mod tests {
 
     async fn through(gate: &Gate, path: &str, key: Option<&str>, forged: Option<Principal>) -> Seen {
         let behind = tower::service_fn(|req: http::Request<()>| async move {
-            let seen = match (req.extensions().get::<Principal>(), req.extensions().get::<UncheckedKey>()) {
-                (Some(p), _) => format!("principal {}", p.tenant.0),
-                (None, Some(_)) => "unchecked".to_owned(),
-                (None, None) => "nobody".to_owned(),
+            let x = req.extensions();
+            let seen = match (x.get::<Principal>(), x.get::<UncheckedKey>(), x.get::<Refusal>()) {
+                (Some(p), _, _) => format!("principal {}", p.tenant.0),
+                (None, Some(_), _) => "unchecked".to_owned(),
+                (None, None, Some(r)) => format!("refusal {}", r.0.code() as i32),
+                (None, None, None) => "nobody".to_owned(),
             };
             Ok::<_, Infallible>(
                 http::Response::builder().header("seen", seen).body(tonic::body::Body::empty()).unwrap(),
@@ -361,6 +383,7 @@ mod tests {
         match resp.headers()["seen"].to_str().unwrap() {
             "unchecked" => Seen::Unchecked,
             "nobody" => Seen::Nobody,
+            r if r.starts_with("refusal ") => Seen::Refusal(tonic::Code::from(r[8..].parse::<i32>().unwrap())),
             p => Seen::Principal(p.trim_start_matches("principal ").to_owned()),
         }
     }
@@ -382,20 +405,21 @@ mod tests {
             Some(Principal { tenant: tenant.clone(), key_id: crate::domain::KeyId("k".into()), kind: KeyKind::Secret });
         let acme = Seen::Principal(tenant.0.clone());
 
-        // A method that needs a secret key.
+        // A method that needs a secret key: a publishable key is turned away at once;
+        // without a valid key the handler answers (after decoding, as it always has).
         assert_eq!(through(&gate, SECRET_METHOD, Some(&secret), None).await, acme);
-        assert_eq!(
-            through(&gate, SECRET_METHOD, None, forged.clone()).await,
-            Seen::Refused(tonic::Code::Unauthenticated)
-        );
-        assert_eq!(
-            through(&gate, SECRET_METHOD, Some("rk_secret_unknown"), None).await,
-            Seen::Refused(tonic::Code::Unauthenticated)
-        );
+        let unauthenticated = Seen::Refusal(tonic::Code::Unauthenticated);
+        assert_eq!(through(&gate, SECRET_METHOD, None, forged.clone()).await, unauthenticated);
+        assert_eq!(through(&gate, SECRET_METHOD, Some("rk_secret_unknown"), None).await, unauthenticated);
         assert_eq!(
             through(&gate, SECRET_METHOD, Some(&publishable), None).await,
             Seen::Refused(tonic::Code::PermissionDenied)
         );
+        // IssueSurvey: either kind of key.
+        assert_eq!(through(&gate, IN_APP_METHOD, Some(&publishable), None).await, acme);
+        assert_eq!(through(&gate, IN_APP_METHOD, Some(&secret), None).await, acme);
+        assert_eq!(through(&gate, IN_APP_METHOD, None, forged.clone()).await, unauthenticated);
+        assert_eq!(through(&gate, IN_APP_METHOD, Some("rk_pub_unknown"), None).await, unauthenticated);
         // A token method: nobody, whatever was in the extensions.
         assert_eq!(through(&gate, TOKEN_METHOD, None, forged.clone()).await, Seen::Nobody);
         assert_eq!(through(&gate, TOKEN_METHOD, Some(&secret), None).await, Seen::Nobody);
@@ -422,6 +446,9 @@ mod tests {
             req
         };
         assert_eq!(principal(&with(None)).unwrap_err().code(), tonic::Code::Unauthenticated);
+        let mut refused = with(None);
+        refused.extensions_mut().insert(Refusal(Status::permission_denied("no")));
+        assert_eq!(principal(&refused).unwrap_err().code(), tonic::Code::PermissionDenied);
         assert_eq!(principal(&with(Some(&secret))).unwrap_err().code(), tonic::Code::Unauthenticated, "unchecked");
         assert_eq!(secret_caller(&services, &with(None)).await.unwrap_err().code(), tonic::Code::Unauthenticated);
         let caller = secret_caller(&services, &with(Some(&secret))).await.expect("a good secret key");
