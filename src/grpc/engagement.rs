@@ -1064,7 +1064,7 @@ mod tests {
         assert_eq!(v.next_eligible_time, Some(ts(at(30, 0) + chrono::Duration::days(10))));
         let widest = v.windows.iter().max_by_key(|w| w.window_days).expect("a window");
         let invitations = widest.invitations.as_ref().expect("invitations");
-        assert_eq!((invitations.count, invitations.start_time.clone()), (Some(2), widest.start_time.clone()));
+        assert_eq!((invitations.count, invitations.start_time), (Some(2), widest.start_time));
     }
 
     #[test]

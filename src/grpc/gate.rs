@@ -11,7 +11,7 @@
 //!   a `rk_secret_…` header skips the address limit only when that key authenticated
 //!   lately ([`crate::service::keys::VerifiedKeys`]); an unverified one is limited as
 //!   no key, then checked so the next call knows;
-//! - authenticates the caller, the one place that does ([`authenticate`]): on a
+//! - authenticates the caller, the one place that does (`authenticate`): on a
 //!   method that needs a key it puts the [`Principal`] in the request's extensions,
 //!   or the reason there is none ([`Refusal`]: UNAUTHENTICATED, PERMISSION_DENIED).
 //!   Handlers read it first with [`principal`]; the refusal is answered there, after
