@@ -5,7 +5,7 @@
 //! # Layout
 //! A request flows one way: [`grpc`] (decode, authenticate, convert) → [`service`]
 //! (the use-case, in one transaction) → [`domain`] (rules) and [`store`] (SQL) → back
-//! out through one error mapping ([`grpc::status`]).
+//! out through one error mapping (`From<AppError> for tonic::Status`, in [`grpc`]).
 //!
 //! - [`config`]: flags and environment.
 //! - [`telemetry`]: logs and optional OpenTelemetry export.
