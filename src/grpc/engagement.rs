@@ -6,7 +6,7 @@ use tonic::Request;
 
 use super::convert::{self as c, opt_ts, ts};
 use super::pb::{self, engagement_service_server::EngagementService};
-use super::{R, ok, principal, status};
+use super::{R, ok, principal, reader, status};
 use crate::domain::engagement::{
     self as eng, Bands, CustomerChange, CustomerRecord, Day, HealthWeights, RawEvent, RawKind, RiskThresholds,
     ScoringConfig, date_of, day_start,
@@ -59,14 +59,14 @@ impl EngagementService for EngagementApi {
 
     #[tracing::instrument(skip_all, fields(rpc.method = "GetCustomer"))]
     async fn get_customer(&self, req: Request<pb::GetCustomerRequest>) -> R<pb::Customer> {
-        let p = principal(&self.svc, &req).await?;
+        let p = reader(&self.svc, &req).await?;
         let customer = CustomerRef::parse(&req.get_ref().customer_id, "customer_id").map_err(status)?;
         ok(pb_customer(&self.svc.get_customer(&p, &customer).await.map_err(status)?))
     }
 
     #[tracing::instrument(skip_all, fields(rpc.method = "ListCustomers"))]
     async fn list_customers(&self, req: Request<pb::ListCustomersRequest>) -> R<pb::ListCustomersResponse> {
-        let p = principal(&self.svc, &req).await?;
+        let p = reader(&self.svc, &req).await?;
         let r = req.into_inner();
         let parsed = (|| {
             let page = PageRequest::parse(r.page_size, &r.page_token)?;
@@ -92,7 +92,7 @@ impl EngagementService for EngagementApi {
 
     #[tracing::instrument(skip_all, fields(rpc.method = "GetScoringConfig"))]
     async fn get_scoring_config(&self, req: Request<pb::GetScoringConfigRequest>) -> R<pb::ScoringConfig> {
-        let p = principal(&self.svc, &req).await?;
+        let p = reader(&self.svc, &req).await?;
         let (config, at) = self.svc.scoring_config(&p).await.map_err(status)?;
         ok(pb_config(&config, at))
     }
@@ -109,7 +109,7 @@ impl EngagementService for EngagementApi {
 
     #[tracing::instrument(skip_all, fields(rpc.method = "GetEngagementProfile"))]
     async fn get_engagement_profile(&self, req: Request<pb::GetEngagementProfileRequest>) -> R<pb::EngagementProfile> {
-        let p = principal(&self.svc, &req).await?;
+        let p = reader(&self.svc, &req).await?;
         let r = req.into_inner();
         let customer = CustomerRef::parse(&r.customer_id, "customer_id").map_err(status)?;
         let as_of = c::parse_opt_ts(&r.as_of, "as_of").map_err(status)?;
@@ -119,7 +119,7 @@ impl EngagementService for EngagementApi {
 
     #[tracing::instrument(skip_all, fields(rpc.method = "GetEngagementMetrics"))]
     async fn get_engagement_metrics(&self, req: Request<pb::GetEngagementMetricsRequest>) -> R<pb::EngagementMetrics> {
-        let p = principal(&self.svc, &req).await?;
+        let p = reader(&self.svc, &req).await?;
         let r = req.into_inner();
         let as_of = c::parse_opt_ts(&r.as_of, "as_of").map_err(status)?;
         let out = self.svc.engagement_metrics(&p, r.window_days, as_of, r.cohort_months).await.map_err(status)?;
@@ -130,7 +130,7 @@ impl EngagementService for EngagementApi {
     #[tracing::instrument(skip_all, fields(rpc.method = "ListTopCustomers"))]
     async fn list_top_customers(&self, req: Request<pb::ListTopCustomersRequest>) -> R<pb::ListTopCustomersResponse> {
         use pb::list_top_customers_request::Ranking as PbRanking;
-        let p = principal(&self.svc, &req).await?;
+        let p = reader(&self.svc, &req).await?;
         let r = req.into_inner();
         let parsed = (|| {
             let ranking = match r.ranking {

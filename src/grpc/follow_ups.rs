@@ -4,9 +4,9 @@ use tonic::{Request, Response, Status};
 
 use super::convert as c;
 use super::pb::{self, follow_up_service_server::FollowUpService, update_follow_up_request::Action};
-use super::{principal, status};
+use super::{principal, reader, status};
 use crate::domain::follow_up::FollowUpAction;
-use crate::domain::listing::{FollowUpFilter, PageRequest};
+use crate::domain::listing::{FollowUpFilter, FollowUpOrder, PageRequest};
 use crate::domain::{CustomerRef, FollowUpId, SurveyId, input};
 use crate::error::AppError;
 use crate::service::Services;
@@ -28,7 +28,7 @@ impl FollowUpApi {
 impl FollowUpService for FollowUpApi {
     #[tracing::instrument(skip_all, fields(rpc.method = "GetFollowUp"))]
     async fn get_follow_up(&self, req: Request<pb::GetFollowUpRequest>) -> Result<Response<pb::FollowUp>, Status> {
-        let p = principal(&self.svc, &req).await?;
+        let p = reader(&self.svc, &req).await?;
         let id = FollowUpId::parse(&req.get_ref().id, "id").map_err(status)?;
         let f = self.svc.get_follow_up(&p, &id).await.map_err(status)?;
         Ok(Response::new(c::pb_follow_up(&f)))
@@ -39,7 +39,7 @@ impl FollowUpService for FollowUpApi {
         &self,
         req: Request<pb::ListFollowUpsRequest>,
     ) -> Result<Response<pb::ListFollowUpsResponse>, Status> {
-        let p = principal(&self.svc, &req).await?;
+        let p = reader(&self.svc, &req).await?;
         let r = req.into_inner();
         let parsed = (|| {
             let page = PageRequest::parse(r.page_size, &r.page_token)?;
@@ -49,6 +49,7 @@ impl FollowUpService for FollowUpApi {
                 customer_row: None,
                 assignee: (!r.assignee.is_empty()).then(|| r.assignee.clone()),
                 overdue: r.overdue,
+                order: FollowUpOrder::parse(&r.order_by)?,
             };
             let customer =
                 (!r.customer_id.is_empty()).then(|| CustomerRef::parse(&r.customer_id, "customer_id")).transpose()?;

@@ -62,6 +62,24 @@ pub fn access(path: &str) -> Access {
     OPEN_METHODS.iter().find(|(p, _)| *p == path).map_or(Access::Secret, |(_, a)| *a)
 }
 
+/// Whether a key of `kind` may call the method at `path` at all (its handler and
+/// use-case check again). Read-only keys (`rk_read_…`, issue 18) may call the Get and
+/// List methods and nothing else, so a wall display can change nothing: not even
+/// the reads that are not named so (`CheckEligibility`, `TopPropertyValues`,
+/// `WatchEvents`), so that the rule stays one a person can check from the name.
+pub fn may_call(kind: KeyKind, path: &str) -> bool {
+    match kind {
+        KeyKind::Secret => true,
+        KeyKind::Publishable => access(path) != Access::Secret,
+        KeyKind::Read => {
+            let method = path.rsplit('/').next().unwrap_or_default();
+            ["Get", "List"].iter().any(|verb| {
+                method.strip_prefix(verb).and_then(|rest| rest.chars().next()).is_some_and(|c| c.is_ascii_uppercase())
+            })
+        }
+    }
+}
+
 /// Wraps the tonic services: see the module documentation.
 #[derive(Clone)]
 pub struct Gate {
@@ -116,6 +134,14 @@ impl Gate {
                     ));
                 }
                 Credential::Publishable(k)
+            }
+            // Read-only keys: see `may_call`. Past it, a key the handler authenticates
+            // first; on a token call (GetInvitation) it is no key, limited per address.
+            Some(k) if k.starts_with(KeyKind::Read.prefix()) => {
+                if !may_call(KeyKind::Read, req.uri().path()) {
+                    return Err(crate::service::read_only());
+                }
+                if access == Access::Secret { Credential::Secret } else { Credential::None }
             }
             Some(k) if k.starts_with(KeyKind::Secret.prefix()) => match access {
                 // The handler authenticates the key before anything else.
@@ -210,6 +236,23 @@ pub fn bucket_address(ip: IpAddr) -> IpAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn read_keys_may_call_the_get_and_list_methods_only() {
+        let read = |path| may_call(KeyKind::Read, path);
+        assert!(read("/rapport.v1.SurveyService/GetSurveyMetrics"));
+        assert!(read("/rapport.v1.FollowUpService/ListFollowUps"));
+        assert!(read("/rapport.v1.SurveyService/GetInvitation"));
+        assert!(!read("/rapport.v1.FollowUpService/UpdateFollowUp"));
+        assert!(!read("/rapport.v1.SurveyService/CheckEligibility"));
+        assert!(!read("/rapport.v1.EventService/WatchEvents"));
+        assert!(!read("/rapport.v1.X/Getaway"), "a verb, not a prefix");
+        assert!(!read("/rapport.v1.X/Get"));
+        assert!(!read("/rapport.v1.X/List"));
+        assert!(may_call(KeyKind::Secret, "/rapport.v1.FollowUpService/UpdateFollowUp"));
+        assert!(!may_call(KeyKind::Publishable, "/rapport.v1.FollowUpService/ListFollowUps"));
+        assert!(may_call(KeyKind::Publishable, "/rapport.v1.SurveyService/IssueSurvey"));
+    }
 
     #[test]
     fn the_last_forwarded_entry_is_the_client() {

@@ -136,6 +136,14 @@ pub async fn principal<T>(svc: &Services, req: &Request<T>) -> Result<Principal,
     Ok(p)
 }
 
+/// The caller of a read (a Get or List method): a secret or a read-only key, else as
+/// [`principal`]. The gate has already turned read keys away from every other method.
+pub async fn reader<T>(svc: &Services, req: &Request<T>) -> Result<Principal, Status> {
+    let p = caller(svc, req).await?;
+    crate::service::require_reader(&p).map_err(status)?;
+    Ok(p)
+}
+
 /// The caller behind the request's key, secret or publishable: only for the methods
 /// a publishable key may call ([`gate::OPEN_METHODS`]).
 pub async fn caller<T>(svc: &Services, req: &Request<T>) -> Result<Principal, Status> {

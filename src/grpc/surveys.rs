@@ -4,7 +4,7 @@ use tonic::Request;
 
 use super::convert::{self as c};
 use super::pb::{self, survey_service_server::SurveyService};
-use super::{R, caller, ok, principal, status};
+use super::{R, caller, ok, principal, reader, status};
 use crate::domain::listing::{PageRequest, ResponseFilter};
 use crate::domain::model::{IssueOutcome, KeyKind};
 use crate::domain::stats::Grain;
@@ -38,14 +38,14 @@ impl SurveyService for SurveyApi {
 
     #[tracing::instrument(skip_all, fields(rpc.method = "GetSurvey"))]
     async fn get_survey(&self, req: Request<pb::GetSurveyRequest>) -> R<pb::Survey> {
-        let p = principal(&self.svc, &req).await?;
+        let p = reader(&self.svc, &req).await?;
         let id = SurveyId::parse(&req.get_ref().id, "id").map_err(status)?;
         ok(c::pb_survey(&self.svc.get_survey(&p, &id).await.map_err(status)?))
     }
 
     #[tracing::instrument(skip_all, fields(rpc.method = "ListSurveys"))]
     async fn list_surveys(&self, req: Request<pb::ListSurveysRequest>) -> R<pb::ListSurveysResponse> {
-        let p = principal(&self.svc, &req).await?;
+        let p = reader(&self.svc, &req).await?;
         let r = req.into_inner();
         let page = PageRequest::parse(r.page_size, &r.page_token).map_err(status)?;
         let kind = c::opt_kind(r.kind, "kind").map_err(status)?;
@@ -102,7 +102,8 @@ impl SurveyService for SurveyApi {
         let now = self.svc.clock.now();
         let out = match p.kind {
             KeyKind::Publishable => self.svc.issue_in_app(&p, parsed, &r.customer_hash).await,
-            KeyKind::Secret => self.svc.issue_survey(&p, parsed).await,
+            // A read key is refused there (require_secret), after the gate refused it.
+            KeyKind::Secret | KeyKind::Read => self.svc.issue_survey(&p, parsed).await,
         }
         .map_err(status)?;
         ok(match out {
@@ -222,14 +223,14 @@ impl SurveyService for SurveyApi {
 
     #[tracing::instrument(skip_all, fields(rpc.method = "GetResponse"))]
     async fn get_response(&self, req: Request<pb::GetResponseRequest>) -> R<pb::Response> {
-        let p = principal(&self.svc, &req).await?;
+        let p = reader(&self.svc, &req).await?;
         let id = ResponseId::parse(&req.get_ref().id, "id").map_err(status)?;
         ok(c::pb_response(&self.svc.get_response(&p, &id).await.map_err(status)?))
     }
 
     #[tracing::instrument(skip_all, fields(rpc.method = "ListResponses"))]
     async fn list_responses(&self, req: Request<pb::ListResponsesRequest>) -> R<pb::ListResponsesResponse> {
-        let p = principal(&self.svc, &req).await?;
+        let p = reader(&self.svc, &req).await?;
         let r = req.into_inner();
         let parsed = (|| {
             let page = PageRequest::parse(r.page_size, &r.page_token)?;
@@ -256,7 +257,7 @@ impl SurveyService for SurveyApi {
     #[tracing::instrument(skip_all, fields(rpc.method = "GetSurveyMetrics"))]
     async fn get_survey_metrics(&self, req: Request<pb::GetSurveyMetricsRequest>) -> R<pb::GetSurveyMetricsResponse> {
         use pb::get_survey_metrics_request::Scope;
-        let p = principal(&self.svc, &req).await?;
+        let p = reader(&self.svc, &req).await?;
         let r = req.into_inner();
         let parsed = (|| {
             let scope = match r.scope {

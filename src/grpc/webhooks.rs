@@ -7,7 +7,7 @@ use tonic::{Request, Response, Status};
 
 use super::convert::{opt_ts, parse_opt_ts, ts};
 use super::pb::{self, event_service_server::EventService, webhook_service_server::WebhookService};
-use super::{principal, status};
+use super::{principal, reader, status};
 use crate::domain::events::Event;
 use crate::domain::listing::{DeliveryFilter, PageRequest};
 use crate::domain::model::{Delivery, DeliveryStatus, WebhookEndpoint};
@@ -163,7 +163,7 @@ impl WebhookService for WebhookApi {
         &self,
         req: Request<pb::ListWebhookEndpointsRequest>,
     ) -> Result<Response<pb::ListWebhookEndpointsResponse>, Status> {
-        let p = principal(&self.svc, &req).await?;
+        let p = reader(&self.svc, &req).await?;
         let r = req.into_inner();
         let page = PageRequest::parse(r.page_size, &r.page_token).map_err(status)?;
         let out = self.svc.list_endpoints(&p, page).await.map_err(status)?;
@@ -233,7 +233,7 @@ impl WebhookService for WebhookApi {
         &self,
         req: Request<pb::ListDeliveriesRequest>,
     ) -> Result<Response<pb::ListDeliveriesResponse>, Status> {
-        let p = principal(&self.svc, &req).await?;
+        let p = reader(&self.svc, &req).await?;
         let r = req.into_inner();
         let page = PageRequest::parse(r.page_size, &r.page_token).map_err(status)?;
         let filter = DeliveryFilter {

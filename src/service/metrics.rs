@@ -1,7 +1,7 @@
 //! Survey metrics: headline, counts, mean and intervals, a time series, and the
 //! invitation funnel (docs/engagement.md, "Survey metrics").
 
-use super::{Services, require_secret};
+use super::{Services, require_reader};
 use crate::domain::model::{Principal, Properties, SurveyMetrics};
 use crate::domain::stats::{self, Grain, MAX_SERIES_POINTS};
 use crate::domain::time::Timestamp;
@@ -32,7 +32,7 @@ const DEFAULT_WINDOW_DAYS: i64 = 30;
 impl Services {
     #[tracing::instrument(skip_all, fields(tenant = %p.tenant))]
     pub async fn survey_metrics(&self, p: &Principal, req: MetricsRequest) -> Result<SurveyMetrics> {
-        require_secret(p)?;
+        require_reader(p)?;
         let now = self.clock.now();
         let end = req.end.unwrap_or(now);
         let start = req.start.unwrap_or(end - chrono::Duration::days(DEFAULT_WINDOW_DAYS));

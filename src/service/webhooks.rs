@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{Services, require_secret};
+use super::{Services, require_reader, require_secret};
 use crate::domain::events::{Event, EventType};
 use crate::domain::listing::{DeliveryFilter, PageRequest};
 use crate::domain::model::{Delivery, DeliveryStatus, Page, Principal, WebhookEndpoint};
@@ -106,7 +106,7 @@ impl Services {
     }
 
     pub async fn list_endpoints(&self, p: &Principal, page: PageRequest) -> Result<Page<WebhookEndpoint>> {
-        require_secret(p)?;
+        require_reader(p)?;
         store::list_endpoints(self.db.conn(), &p.tenant, &page).await
     }
 
@@ -174,7 +174,7 @@ impl Services {
         filter: DeliveryFilter,
         page: PageRequest,
     ) -> Result<Page<Delivery>> {
-        require_secret(p)?;
+        require_reader(p)?;
         if let Some(e) = &filter.endpoint_id {
             store::endpoint(self.db.conn(), &p.tenant, e).await?;
         }

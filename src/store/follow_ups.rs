@@ -1,12 +1,13 @@
 //! Follow-ups and their append-only entries.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ColumnTrait, Condition, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 
 use super::entities::{Scoped, follow_up, follow_up_entry};
 use super::responses;
-use crate::domain::listing::{FollowUpFilter, PageRequest};
+use crate::domain::listing::{FollowUpFilter, FollowUpOrder, PageRequest};
 use crate::domain::model::{EntryKind, FollowUp, FollowUpEntry, Page};
 use crate::domain::time::Timestamp;
 use crate::domain::{FollowUpId, FollowUpStatus, Priority, ResponseId, TenantId, time};
@@ -157,7 +158,7 @@ pub async fn list(
     f: &FollowUpFilter,
     page: &PageRequest,
 ) -> Result<Page<FollowUp>> {
-    let mut q = follow_up::Entity::scoped(tenant).order_by_desc(follow_up::Column::Id).limit(page.size);
+    let mut q = follow_up::Entity::scoped(tenant).limit(page.size);
     if let Some(s) = f.status {
         q = q.filter(follow_up::Column::Status.eq(s.as_str()));
     }
@@ -175,11 +176,32 @@ pub async fn list(
         Some(false) => q = q.filter(follow_up::Column::OverdueAt.is_null()),
         None => {}
     }
-    if let Some(after) = &page.after {
-        q = q.filter(follow_up::Column::Id.lt(after.as_str()));
-    }
-    let rows = q.all(conn).await?;
-    let next = page.next_token(rows.len(), rows.last().map(|r| r.id.as_str()));
+    let (rows, next) = match f.order {
+        FollowUpOrder::Newest => {
+            q = q.order_by_desc(follow_up::Column::Id);
+            if let Some(after) = &page.after {
+                q = q.filter(follow_up::Column::Id.lt(after.as_str()));
+            }
+            let rows = q.all(conn).await?;
+            let next = page.next_token(rows.len(), rows.last().map(|r| r.id.as_str()));
+            (rows, next)
+        }
+        FollowUpOrder::DueFirst => {
+            q = q.order_by_asc(follow_up::Column::DueAt).order_by_asc(follow_up::Column::Id);
+            if let Some(after) = &page.after {
+                let (due, id) = FollowUpOrder::parse_due_position(after)?;
+                q = q.filter(
+                    Condition::any().add(follow_up::Column::DueAt.gt(due)).add(
+                        Condition::all().add(follow_up::Column::DueAt.eq(due)).add(follow_up::Column::Id.gt(id)),
+                    ),
+                );
+            }
+            let rows = q.all(conn).await?;
+            let last = rows.last().map(|r| FollowUpOrder::due_position(r.due_at, &r.id));
+            let next = page.next_token(rows.len(), last.as_deref());
+            (rows, next)
+        }
+    };
     Ok(Page { items: hydrate(conn, tenant, rows).await?, next_page_token: next })
 }
 
