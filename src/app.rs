@@ -145,6 +145,7 @@ impl Application {
         // The HTTP gateway calls the same services (gRPC-Web and the JSON routes).
         let grpc_routes = Routes::new(surveys.clone())
             .add_service(follow_ups.clone())
+            .add_service(engagement.clone())
             .add_service(webhooks.clone())
             .add_service(events.clone())
             .add_service(imports.clone())

@@ -140,7 +140,8 @@
       h("span", { class: "def", id, role: "tooltip" }, definition));
   }
 
-  /** A table: head cells, rows of cells (a cell is text or {text, num}). */
+  /** A table: head cells, rows of cells (a cell is text, {text, num} or {node}; a row's
+   *  `attrs` property, if any, goes on its <tr>). */
   function table(caption, head, rows) {
     const cell = (tag, c) => {
       const o = typeof c === "object" && c !== null && !(c instanceof Node) ? c : { text: c };
@@ -151,7 +152,7 @@
     return h("div", { class: "table-wrap" }, h("table", {},
       caption ? h("caption", { class: "visually-hidden" }, caption) : null,
       h("thead", {}, h("tr", {}, head.map((c) => cell("th", c)))),
-      h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c, i) => (i === 0 ? rowHeader(c) : cell("td", c))))))));
+      h("tbody", {}, rows.map((r) => h("tr", r.attrs || {}, r.map((c, i) => (i === 0 ? rowHeader(c) : cell("td", c))))))));
     function rowHeader(c) {
       const el = h("th", { scope: "row" });
       append(el, [typeof c === "object" && c !== null && !(c instanceof Node) ? c.node || c.text : c]);
@@ -410,7 +411,7 @@
       summary.headline === undefined ? h("p", {}, t("no_answers")) : h("div", { class: "headline" },
         h("span", { class: "value", "data-testid": "headline" }, num(summary.headline, 1, signed)),
         term(t("interval_95", { lower: num(iv.lower, 1, signed), upper: num(iv.upper, 1, signed) }), def.intervalMethod),
-        h("span", {}, t("n", { n: int(summary.n) })),
+        h("span", { "data-testid": "n" }, t("n", { n: int(summary.n) })),
         summary.mean !== undefined ? h("span", { class: "muted" }, t("mean", { mean: num(summary.mean, 2) })) : null),
       h("p", { class: "muted" }, term(t("definition"), definition)));
 
@@ -425,9 +426,9 @@
       tableAlternative(t("chart_heading", { kind, interval: intervalName }),
         [t("col_period"), { text: t("col_n"), num: true }, { text: kind, num: true }, { text: t("col_lower"), num: true },
           { text: t("col_upper"), num: true }, ...bucketOrder(kind).map((b) => ({ text: t(`bucket_${b}`), num: true }))],
-        points.map((p) => [periodLabel(p.start, per === "month" ? "month" : "day"), { text: int(p.n), num: true },
+        points.map((p) => Object.assign([periodLabel(p.start, per === "month" ? "month" : "day"), { text: int(p.n), num: true },
           { text: num(p.value, 1, signed), num: true }, { text: num(p.lower, 1, signed), num: true }, { text: num(p.upper, 1, signed), num: true },
-          ...bucketOrder(kind).map((b) => ({ text: int(bucketCount(p.buckets, b)), num: true }))])));
+          ...bucketOrder(kind).map((b) => ({ text: int(bucketCount(p.buckets, b)), num: true }))], { attrs: { "data-start": p.start } }))));
 
     const view = h("div", {}, heading, controls,
       segment.length ? h("p", { class: "muted" }, t("segment_active", { segment: segment.map(([k, v]) => `${k} = ${v}`).join(", ") })) : null,
@@ -610,7 +611,7 @@
       surveys(),
     ]);
     const items = [...(open.followUps || []), ...(acked.followUps || [])]
-      .sort((a, b) => (a.dueTime || "").localeCompare(b.dueTime || "") || a.id.localeCompare(b.id));
+      .sort((a, b) => Date.parse(a.dueTime || 0) - Date.parse(b.dueTime || 0) || a.id.localeCompare(b.id));
     const more = !!(open.nextPageToken || acked.nextPageToken);
 
     const overdueBox = h("input", { type: "checkbox", id: "q-overdue", checked: overdue });
@@ -649,7 +650,7 @@
   /** One follow-up of the queue: its answer, comment, assignee, and (unfolded) notes, the
    *  customer's latest answers and the actions. */
   function followUpItem(f, expanded) {
-    const li = h("li", { "data-follow-up": f.id, class: f.overdue && ["open", "acknowledged"].includes(statusName(f.status)) ? "is-overdue" : undefined });
+    const li = h("li", { "data-follow-up": f.id, "data-due": f.dueTime, class: f.overdue && ["open", "acknowledged"].includes(statusName(f.status)) ? "is-overdue" : undefined });
     const bodyId = uid("fu");
     const answer = f.answer || {};
     const status = statusName(f.status);
