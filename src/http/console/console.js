@@ -537,7 +537,7 @@
     }
     // Points, period labels and n, thinned so that labels never overlap.
     const every = Math.max(1, Math.ceil(44 / step));
-    svg.appendChild(s("text", { class: "n", x: m.l - 6, y: H - 8, "text-anchor": "end" }, "n"));
+    svg.appendChild(s("text", { class: "n", x: 2, y: H - 8 }, "n"));
     points.forEach((p, i) => {
       if (p.value !== undefined) {
         svg.appendChild(s("circle", { class: "dot", cx: x(i), cy: y(p.value), r: 3.5 },
@@ -577,14 +577,14 @@
     const rows = [["issued", f.issued], ["suppressed", f.suppressed], ["answered", f.answered], ["expired", f.expired], ["pending", f.pending]]
       .map(([k, v]) => [k, Number(v || 0)]);
     const max = Math.max(1, ...rows.map((r) => r[1]));
-    const W = 400;
+    const W = 360;
     const rowH = 26;
-    const svg = s("svg", { viewBox: `0 0 ${W} ${rows.length * rowH}`, role: "img",
+    const svg = s("svg", { class: "compact", viewBox: `0 0 ${W} ${rows.length * rowH}`, role: "img",
       "aria-label": t("funnel_label", { funnel: rows.map(([k, v]) => `${t(`funnel_${k}`)} ${int(v)}`).join(", ") }) });
     rows.forEach(([k, v], i) => {
       svg.appendChild(s("text", { x: 0, y: i * rowH + 17 }, t(`funnel_${k}`)));
-      svg.appendChild(s("rect", { class: `bar-${i + 1}`, x: 150, y: i * rowH + 5, width: Math.max(v ? 2 : 0, ((W - 210) * v) / max), height: rowH - 10 }));
-      svg.appendChild(s("text", { x: 156 + ((W - 210) * v) / max, y: i * rowH + 17 }, int(v)));
+      svg.appendChild(s("rect", { class: `bar-${i + 1}`, x: 120, y: i * rowH + 5, width: Math.max(v ? 2 : 0, ((W - 180) * v) / max), height: rowH - 10 }));
+      svg.appendChild(s("text", { x: 126 + ((W - 180) * v) / max, y: i * rowH + 17 }, int(v)));
     });
     const byRule = (f.suppressedByRule || []).map((r) => [t("suppressed_by", { rule: t(`rule_${String(r.rule || "").replace("ELIGIBILITY_RULE_", "").toLowerCase()}`) }), { text: int(r.count), num: true }]);
     return h("section", { class: "panel", "aria-labelledby": "fn-h" }, h("h2", { id: "fn-h" }, t("funnel_heading")),
@@ -650,10 +650,13 @@
   /** One follow-up of the queue: its answer, comment, assignee, and (unfolded) notes, the
    *  customer's latest answers and the actions. */
   function followUpItem(f, expanded) {
-    const li = h("li", { "data-follow-up": f.id, "data-due": f.dueTime, class: f.overdue && ["open", "acknowledged"].includes(statusName(f.status)) ? "is-overdue" : undefined });
+    const status = statusName(f.status);
+    // Overdue: marked so by rapport, or past due while still to do (rapport's SLA sweep
+    // marks it on its next round).
+    const late = f.overdue || ((status === "open" || status === "acknowledged") && Date.parse(f.dueTime) < Date.now());
+    const li = h("li", { "data-follow-up": f.id, "data-due": f.dueTime, class: late ? "is-overdue" : undefined });
     const bodyId = uid("fu");
     const answer = f.answer || {};
-    const status = statusName(f.status);
     const toggle = h("button", { type: "button", "aria-expanded": expanded ? "true" : "false", "aria-controls": bodyId }, t("details"));
     const body = h("div", { class: "fu-body", id: bodyId, hidden: !expanded });
     const headId = uid("fu-h");
@@ -663,7 +666,7 @@
         h("h2", { id: headId }, h("span", { class: "fu-score" }, t("score", { score: answer.score ?? 0 })), " ",
           h("span", { class: "muted" }, bucketText(answer.bucket))),
         h("span", { class: "badge", "data-status": status }, t(`status_${status}`)),
-        f.overdue ? h("span", { class: "badge overdue" }, t("overdue")) : null,
+        late ? h("span", { class: "badge overdue" }, t("overdue")) : null,
         h("span", {}, term(t("due", { time: relative(f.dueTime) }), date(f.dueTime, true))),
         h("span", { class: "muted" }, t(`priority_${String(f.priority || "PRIORITY_NORMAL").replace("PRIORITY_", "").toLowerCase()}`))),
       h("p", { class: "muted" }, h("a", { href: `#/customers/${enc(f.customerId)}` }, t("customer_link", { id: f.customerId })), " · ",
