@@ -85,8 +85,11 @@ async fn main() -> anyhow::Result<()> {
         question: "How likely are you to recommend Acme?".into(),
         ..Default::default()
     };
-    let bulk_survey =
-        surveys.create_survey(authed(&acme.secret, pb::CreateSurveyRequest { survey: Some(s) })?).await?.into_inner().id;
+    let bulk_survey = surveys
+        .create_survey(authed(&acme.secret, pb::CreateSurveyRequest { survey: Some(s) })?)
+        .await?
+        .into_inner()
+        .id;
 
     let started = Instant::now();
     let mut imports = ImportServiceClient::connect(format!("http://{grpc}"))

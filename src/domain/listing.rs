@@ -95,7 +95,9 @@ impl FollowUpOrder {
         match order_by.trim() {
             "" => Ok(FollowUpOrder::Newest),
             "due_time" | "due_time asc" | "dueTime" => Ok(FollowUpOrder::DueFirst),
-            _ => Err(AppError::invalid("order_by", "must be empty (newest first) or \"due_time\" (earliest due first)")),
+            _ => {
+                Err(AppError::invalid("order_by", "must be empty (newest first) or \"due_time\" (earliest due first)"))
+            }
         }
     }
 

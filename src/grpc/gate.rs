@@ -5,7 +5,8 @@
 //!
 //! - refuses a publishable key on every method it may not call (PERMISSION_DENIED,
 //!   [`access`]: one table, every method not in it needs a secret key), so such a
-//!   caller learns nothing about its input;
+//!   caller learns nothing about its input, and a read-only key on every method but
+//!   the Get and List ones ([`may_call`]);
 //! - applies the rate limits of the calls a web page makes: per publishable key, and
 //!   per client address for calls without a key and the token calls. On a token call
 //!   a `rk_secret_…` header skips the address limit only when that key authenticated

@@ -158,9 +158,7 @@ pub(crate) fn busy(what: &str) -> AppError {
 pub fn require_publishable(p: &Principal) -> Result<()> {
     match p.kind {
         KeyKind::Publishable => Ok(()),
-        KeyKind::Secret | KeyKind::Read => {
-            Err(AppError::PermissionDenied("this call is for publishable keys".into()))
-        }
+        KeyKind::Secret | KeyKind::Read => Err(AppError::PermissionDenied("this call is for publishable keys".into())),
     }
 }
 
@@ -194,7 +192,9 @@ pub fn require_reader(p: &Principal) -> Result<()> {
 
 /// What a read-only key hears on a write.
 pub fn read_only() -> AppError {
-    AppError::PermissionDenied("this call changes data; read keys (rk_read_…) may only call Get and List methods".into())
+    AppError::PermissionDenied(
+        "this call changes data; read keys (rk_read_…) may only call Get and List methods".into(),
+    )
 }
 
 /// Services over a fresh in-memory SQLite database, for unit tests of use-cases.

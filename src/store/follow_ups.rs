@@ -191,9 +191,9 @@ pub async fn list(
             if let Some(after) = &page.after {
                 let (due, id) = FollowUpOrder::parse_due_position(after)?;
                 q = q.filter(
-                    Condition::any().add(follow_up::Column::DueAt.gt(due)).add(
-                        Condition::all().add(follow_up::Column::DueAt.eq(due)).add(follow_up::Column::Id.gt(id)),
-                    ),
+                    Condition::any()
+                        .add(follow_up::Column::DueAt.gt(due))
+                        .add(Condition::all().add(follow_up::Column::DueAt.eq(due)).add(follow_up::Column::Id.gt(id))),
                 );
             }
             let rows = q.all(conn).await?;
