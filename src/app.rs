@@ -132,6 +132,7 @@ impl Application {
         // The HTTP gateway calls the same services (gRPC-Web and the JSON routes).
         let grpc_routes = Routes::new(api.surveys.clone())
             .add_service(api.follow_ups.clone())
+            .add_service(api.engagement.clone())
             .add_service(api.webhooks.clone())
             .add_service(api.events.clone())
             .add_service(api.imports.clone())

@@ -94,8 +94,12 @@ pub enum KeyCommand {
         #[arg(long)]
         tenant: String,
         /// A publishable key (`rk_pub_…`) for in-app forms instead of a secret key.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "read")]
         publishable: bool,
+        /// A read-only key (`rk_read_…`): it may call only the Get and List methods,
+        /// e.g. for a console on a wall display.
+        #[arg(long)]
+        read: bool,
     },
     /// Revoke a key by its id; calls with it fail at once.
     Revoke { key_id: String },

@@ -80,9 +80,13 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Key(KeyCommand::Create { tenant, publishable }) => {
+        Command::Key(KeyCommand::Create { tenant, publishable, read }) => {
             let svc = admin_services(&db_settings).await?;
-            let kind = if publishable { KeyKind::Publishable } else { KeyKind::Secret };
+            let kind = match (publishable, read) {
+                (true, _) => KeyKind::Publishable,
+                (_, true) => KeyKind::Read,
+                _ => KeyKind::Secret,
+            };
             let key = svc.create_key(&tenant, kind).await?;
             println!("key id {}\n{} key (shown once): {}", key.id, kind.as_str(), key.secret);
             Ok(())

@@ -391,6 +391,9 @@ pub enum KeyKind {
     Secret,
     /// `rk_pub_…`: in-app answering only.
     Publishable,
+    /// `rk_read_…`: reads only (the Get and List methods), e.g. for a wall display of
+    /// the console; every write is PERMISSION_DENIED.
+    Read,
 }
 
 impl KeyKind {
@@ -398,12 +401,14 @@ impl KeyKind {
         match self {
             KeyKind::Secret => "secret",
             KeyKind::Publishable => "publishable",
+            KeyKind::Read => "read",
         }
     }
     pub fn prefix(self) -> &'static str {
         match self {
             KeyKind::Secret => "rk_secret_",
             KeyKind::Publishable => "rk_pub_",
+            KeyKind::Read => "rk_read_",
         }
     }
 }

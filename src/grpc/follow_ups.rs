@@ -6,7 +6,7 @@ use super::convert as c;
 use super::gate::principal;
 use super::pb::{self, follow_up_service_server::FollowUpService, update_follow_up_request::Action};
 use crate::domain::follow_up::FollowUpAction;
-use crate::domain::listing::{FollowUpFilter, PageRequest};
+use crate::domain::listing::{FollowUpFilter, FollowUpOrder, PageRequest};
 use crate::domain::{CustomerRef, FollowUpId, SurveyId, input};
 use crate::error::AppError;
 use crate::service::Services;
@@ -48,7 +48,11 @@ impl FollowUpService for FollowUpApi {
             customer_row: None,
             assignee: (!r.assignee.is_empty()).then(|| r.assignee.clone()),
             overdue: r.overdue,
+            order: FollowUpOrder::parse(&r.order_by)?,
         };
+        if let (FollowUpOrder::DueFirst, Some(after)) = (filter.order, &page.after) {
+            FollowUpOrder::parse_due_position(after)?;
+        }
         let customer =
             (!r.customer_id.is_empty()).then(|| CustomerRef::parse(&r.customer_id, "customer_id")).transpose()?;
         let out = self.svc.list_follow_ups(&p, filter, customer, page).await?;

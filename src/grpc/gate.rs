@@ -5,7 +5,8 @@
 //!
 //! - refuses a publishable key on every method it may not call (PERMISSION_DENIED,
 //!   [`access`]: one table, every method not in it needs a secret key), so such a
-//!   caller learns nothing about its input;
+//!   caller learns nothing about its input, and a read-only key on every method but
+//!   the Get and List ones ([`may_call`]);
 //! - applies the rate limits of the calls a web page makes: per publishable key, and
 //!   per client address for calls without a key and the token calls. On a token call
 //!   a `rk_secret_…` header skips the address limit only when that key authenticated
@@ -76,6 +77,24 @@ pub fn access(path: &str) -> Access {
     OPEN_METHODS.iter().find(|(p, _)| *p == path).map_or(Access::Secret, |(_, a)| *a)
 }
 
+/// Whether a key of `kind` may call the method at `path` at all (its handler and
+/// use-case check again). Read-only keys (`rk_read_…`, issue 18) may call the Get and
+/// List methods and nothing else, so a wall display can change nothing: not even
+/// the reads that are not named so (`CheckEligibility`, `TopPropertyValues`,
+/// `WatchEvents`), so that the rule stays one a person can check from the name.
+pub fn may_call(kind: KeyKind, path: &str) -> bool {
+    match kind {
+        KeyKind::Secret => true,
+        KeyKind::Publishable => access(path) != Access::Secret,
+        KeyKind::Read => {
+            let method = path.rsplit('/').next().unwrap_or_default();
+            ["Get", "List"].iter().any(|verb| {
+                method.strip_prefix(verb).and_then(|rest| rest.chars().next()).is_some_and(|c| c.is_ascii_uppercase())
+            })
+        }
+    }
+}
+
 /// Wraps the tonic services: see the module documentation.
 #[derive(Clone)]
 pub struct Gate {
@@ -125,6 +144,14 @@ impl Gate {
                 }
                 Credential::Publishable(k)
             }
+            // Read-only keys: see `may_call`. Past it, a key the handler authenticates
+            // first; on a token call (GetInvitation) it is no key, limited per address.
+            Some(k) if k.starts_with(KeyKind::Read.prefix()) => {
+                if !may_call(KeyKind::Read, req.uri().path()) {
+                    return Err(crate::service::read_only());
+                }
+                if access == Access::Secret { Credential::Secret } else { Credential::None }
+            }
             Some(k) if k.starts_with(KeyKind::Secret.prefix()) => match access {
                 // Authenticated right after, before anything else.
                 Access::Secret | Access::InApp => Credential::Secret,
@@ -141,7 +168,8 @@ impl Gate {
             _ => Credential::None,
         };
         self.limits.admit(credential, self.client_addr(req))?;
-        Ok(Admitted { access, key: key.map(str::to_owned), unverified })
+        let read = may_call(KeyKind::Read, req.uri().path());
+        Ok(Admitted { access, key: key.map(str::to_owned), unverified, read })
     }
 }
 
@@ -152,6 +180,8 @@ struct Admitted {
     key: Option<String>,
     /// `key` is a secret key passed as no key, not yet known good.
     unverified: bool,
+    /// A Get or List method, which read-only keys may call too.
+    read: bool,
 }
 
 /// Who is calling, as [`authenticate`] found out.
@@ -185,6 +215,7 @@ async fn authenticate(services: &Services, call: Admitted) -> Caller {
     let key = call.key;
     let known = |found: Result<Principal, AppError>| found.map_or_else(Caller::Refused, Caller::Known);
     match call.access {
+        Access::Secret if call.read => known(reader_key(services, key.as_deref()).await),
         Access::Secret => known(secret_key(services, key.as_deref()).await),
         Access::InApp => match key {
             Some(key) => known(services.authenticate(&key).await),
@@ -215,6 +246,13 @@ async fn authenticate(services: &Services, call: Admitted) -> Caller {
 async fn secret_key(services: &Services, key: Option<&str>) -> Result<Principal, AppError> {
     let p = services.authenticate(key.ok_or_else(no_key)?).await?;
     require_secret(&p)?;
+    Ok(p)
+}
+
+/// The caller of a Get or List method: a secret or a read-only key.
+async fn reader_key(services: &Services, key: Option<&str>) -> Result<Principal, AppError> {
+    let p = services.authenticate(key.ok_or_else(no_key)?).await?;
+    crate::service::require_reader(&p)?;
     Ok(p)
 }
 
@@ -457,6 +495,23 @@ mod tests {
         assert_eq!(err.code(), tonic::Code::PermissionDenied);
         let err = secret_caller(&services, &with(Some("rk_pub_unknown"))).await.unwrap_err();
         assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    }
+
+    #[test]
+    fn read_keys_may_call_the_get_and_list_methods_only() {
+        let read = |path| may_call(KeyKind::Read, path);
+        assert!(read("/rapport.v1.SurveyService/GetSurveyMetrics"));
+        assert!(read("/rapport.v1.FollowUpService/ListFollowUps"));
+        assert!(read("/rapport.v1.SurveyService/GetInvitation"));
+        assert!(!read("/rapport.v1.FollowUpService/UpdateFollowUp"));
+        assert!(!read("/rapport.v1.SurveyService/CheckEligibility"));
+        assert!(!read("/rapport.v1.EventService/WatchEvents"));
+        assert!(!read("/rapport.v1.X/Getaway"), "a verb, not a prefix");
+        assert!(!read("/rapport.v1.X/Get"));
+        assert!(!read("/rapport.v1.X/List"));
+        assert!(may_call(KeyKind::Secret, "/rapport.v1.FollowUpService/UpdateFollowUp"));
+        assert!(!may_call(KeyKind::Publishable, "/rapport.v1.FollowUpService/ListFollowUps"));
+        assert!(may_call(KeyKind::Publishable, "/rapport.v1.SurveyService/IssueSurvey"));
     }
 
     #[test]

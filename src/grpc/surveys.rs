@@ -100,7 +100,8 @@ impl SurveyService for SurveyApi {
         let now = self.svc.clock.now();
         let out = match p.kind {
             KeyKind::Publishable => self.svc.issue_in_app(&p, parsed, &r.customer_hash).await,
-            KeyKind::Secret => self.svc.issue_survey(&p, parsed).await,
+            // A read key is refused there (require_secret), after the gate refused it.
+            KeyKind::Secret | KeyKind::Read => self.svc.issue_survey(&p, parsed).await,
         }?;
         ok(match out {
             IssueOutcome::Issued { invitation, token, eligibility } => pb::IssueSurveyResponse {

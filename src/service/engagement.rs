@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::{Services, require_secret};
+use super::{Services, require_reader, require_secret};
 use crate::domain::engagement::{
     self as eng, CustomerChange, CustomerRecord, Event, RawEvent, Rejection, ScoringConfig,
 };
@@ -71,7 +71,7 @@ impl Services {
     }
 
     pub async fn get_customer(&self, p: &Principal, customer: &CustomerRef) -> Result<CustomerRecord> {
-        require_secret(p)?;
+        require_reader(p)?;
         Ok(er::get_customer(self.db.conn(), &p.tenant, customer).await?.1)
     }
 
@@ -82,7 +82,7 @@ impl Services {
         properties: Properties,
         page: PageRequest,
     ) -> Result<Page<CustomerRecord>> {
-        require_secret(p)?;
+        require_reader(p)?;
         Ok(er::list_customers(self.db.conn(), &p.tenant, account.as_deref(), &properties, &page).await?)
     }
 
@@ -213,7 +213,7 @@ impl Services {
 
     /// The tenant's configuration and when it last changed.
     pub async fn scoring_config(&self, p: &Principal) -> Result<(ScoringConfig, Option<Timestamp>)> {
-        require_secret(p)?;
+        require_reader(p)?;
         let now = self.clock.now();
         let stored = es::load_config(self.db.conn(), &p.tenant, eng::day_of(chrono_tz::Tz::UTC, now)).await?;
         Ok((stored.config, stored.updated_at))

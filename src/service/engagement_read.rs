@@ -14,7 +14,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{Services, require_secret};
+use super::{Services, require_reader, require_secret};
 use crate::domain::engagement::{self as eng, Day, ScoringConfig, date_of, day_of, key_term};
 use crate::domain::engagement_metrics::{self as em, ChurnSums, ChurnWindow, GapSum, MetricSums, OrgMetrics};
 use crate::domain::engagement_profile::{self as ep, DayActivity, Profile, ProfileInput};
@@ -161,7 +161,7 @@ impl Services {
         customer: &CustomerRef,
         as_of: Option<Timestamp>,
     ) -> Result<ProfileOut> {
-        require_secret(p)?;
+        require_reader(p)?;
         let (as_of, now) = self.as_of(as_of)?;
         let conn = self.db.conn();
         let (row_id, record) = er::get_customer(conn, &p.tenant, customer).await?;
@@ -284,7 +284,7 @@ impl Services {
         as_of: Option<Timestamp>,
         cohort_months: i32,
     ) -> Result<MetricsOut> {
-        require_secret(p)?;
+        require_reader(p)?;
         let w = window(window_days, 30, "window_days")?;
         let months = match cohort_months {
             0 => 6,
@@ -342,7 +342,7 @@ impl Services {
     /// in that order (1, 2, 3, 4 — not a competition rank 1, 2, 2, 4).
     #[tracing::instrument(skip_all, fields(tenant = %p.tenant))]
     pub async fn top_customers(&self, p: &Principal, req: TopRequest) -> Result<TopOut> {
-        require_secret(p)?;
+        require_reader(p)?;
         let w = window(req.window_days, 30, "window_days")?;
         let (as_of, now) = self.as_of(req.as_of)?;
         let conn = self.db.conn();

@@ -1,6 +1,6 @@
 //! Working follow-ups: status transitions, assignment, priority, notes (docs/api.md, "Follow-ups").
 
-use super::{Services, require_secret};
+use super::{Services, require_reader, require_secret};
 use crate::domain::events::{self as event_data, EventType};
 use crate::domain::follow_up::FollowUpAction;
 use crate::domain::listing::{FollowUpFilter, PageRequest};
@@ -25,7 +25,7 @@ pub(crate) async fn system_entry(
 
 impl Services {
     pub async fn get_follow_up(&self, p: &Principal, id: &FollowUpId) -> Result<FollowUp> {
-        require_secret(p)?;
+        require_reader(p)?;
         Ok(follow_ups::get(self.db.conn(), &p.tenant, id).await?)
     }
 
@@ -36,7 +36,7 @@ impl Services {
         customer: Option<CustomerRef>,
         page: PageRequest,
     ) -> Result<Page<FollowUp>> {
-        require_secret(p)?;
+        require_reader(p)?;
         if let Some(c) = customer {
             match customers::find(self.db.conn(), &p.tenant, &c).await? {
                 Some(c) => filter.customer_row = Some(c.id.0),

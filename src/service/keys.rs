@@ -98,7 +98,7 @@ fn unknown() -> AppError {
 impl Services {
     /// Resolves a plaintext key to its caller, or `UNAUTHENTICATED`.
     pub async fn authenticate(&self, key: &str) -> Result<Principal> {
-        let kind = [KeyKind::Secret, KeyKind::Publishable]
+        let kind = [KeyKind::Secret, KeyKind::Publishable, KeyKind::Read]
             .into_iter()
             .find(|k| key.starts_with(k.prefix()))
             .ok_or_else(unknown)?;

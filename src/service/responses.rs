@@ -2,7 +2,7 @@
 //! follow-up in the same transaction (docs/api.md, "Follow-ups").
 
 use super::invitations::IssueError;
-use super::{Services, require_secret};
+use super::{Services, require_reader, require_secret};
 use std::collections::{BTreeMap, HashMap};
 
 use tokio::sync::oneshot;
@@ -296,7 +296,7 @@ impl Services {
     }
 
     pub async fn get_response(&self, p: &Principal, id: &ResponseId) -> Result<Response> {
-        require_secret(p)?;
+        require_reader(p)?;
         Ok(responses::get(self.db.conn(), &p.tenant, id).await?)
     }
 
@@ -307,7 +307,7 @@ impl Services {
         customer: Option<CustomerRef>,
         page: PageRequest,
     ) -> Result<Page<Response>> {
-        require_secret(p)?;
+        require_reader(p)?;
         if let Some(c) = customer {
             match customers::find(self.db.conn(), &p.tenant, &c).await? {
                 Some(c) => filter.customer_row = Some(c.id.0),

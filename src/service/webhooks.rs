@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use super::{Services, require_secret};
+use super::{Services, require_reader, require_secret};
 use crate::domain::events::{Event, EventType};
 use crate::domain::input;
 use crate::domain::listing::{DeliveryFilter, PageRequest};
@@ -107,7 +107,7 @@ impl Services {
     }
 
     pub async fn list_endpoints(&self, p: &Principal, page: PageRequest) -> Result<Page<WebhookEndpoint>> {
-        require_secret(p)?;
+        require_reader(p)?;
         Ok(store::list_endpoints(self.db.conn(), &p.tenant, &page).await?)
     }
 
@@ -175,7 +175,7 @@ impl Services {
         filter: DeliveryFilter,
         page: PageRequest,
     ) -> Result<Page<Delivery>> {
-        require_secret(p)?;
+        require_reader(p)?;
         if let Some(e) = &filter.endpoint_id {
             store::endpoint(self.db.conn(), &p.tenant, e).await?;
         }

@@ -57,6 +57,9 @@ const ROUTES: &[&str] = &[
     "GET /v1/webhook-deliveries",
     "POST /v1/imports/responses",
     "POST /v1/imports/events",
+    "GET /v1/customers",
+    "GET /v1/customers/{customer_id}",
+    "GET /v1/customers/{customer_id}/profile",
 ];
 
 /// The routes a publishable key (or an invitation token) may use.
@@ -300,6 +303,9 @@ fn other_routes(
             None,
         ),
         ("GET /v1/metrics", "/v1/metrics?kind=SURVEY_KIND_NPS".into(), None),
+        ("GET /v1/customers", "/v1/customers?pageSize=10".into(), None),
+        ("GET /v1/customers/{customer_id}", "/v1/customers/c1".into(), None),
+        ("GET /v1/customers/{customer_id}/profile", "/v1/customers/c1/profile".into(), None),
         ("GET /v1/follow-ups/{id}", format!("/v1/follow-ups/{follow_up}"), None),
         ("GET /v1/follow-ups", "/v1/follow-ups?status=FOLLOW_UP_STATUS_OPEN&overdue=false".into(), None),
         (

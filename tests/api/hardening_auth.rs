@@ -158,7 +158,12 @@ async fn a_made_up_secret_key_does_not_skip_the_address_limit_of_token_calls(b: 
 
 /// Calls `path` with an empty request and `key`, whatever its types (an empty
 /// message is the default value of every request message).
-async fn call_empty(app: &TestApp, path: &str, key: &str, server_streaming: bool) -> Result<(), tonic::Status> {
+pub(crate) async fn call_empty(
+    app: &TestApp,
+    path: &str,
+    key: &str,
+    server_streaming: bool,
+) -> Result<(), tonic::Status> {
     let mut grpc = tonic::client::Grpc::new(app.channel.clone());
     grpc.ready().await.map_err(|e| tonic::Status::unavailable(e.to_string()))?;
     let mut req = tonic::Request::new(());

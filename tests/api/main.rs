@@ -24,6 +24,7 @@ mod isolation;
 mod lifecycle;
 mod metrics;
 mod observability;
+mod read_keys;
 mod readme;
 mod responses;
 mod surveys;
