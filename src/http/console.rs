@@ -9,7 +9,7 @@
 //! so every call passes the same authentication, limits and error table, and a
 //! read-only key (`rk_read_…`) can change nothing. Its texts are the `console_*` keys
 //! of the locale files (`locales/`, and `RAPPORT_LOCALES_DIR`), put into the script
-//! when the locales load.
+//! when the locales load (`pages.rs`, which holds the script for that).
 //!
 //! Every answer carries a strict Content-Security-Policy: scripts and styles from
 //! this origin only (no inline script, no inline style), calls to this origin only,
@@ -21,19 +21,11 @@ use http::HeaderValue;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderName};
 
 const INDEX: &str = include_str!("console/index.html");
-const SCRIPT: &str = include_str!("console/console.js");
 const STYLE: &str = include_str!("console/console.css");
 
 /// The policy of every console answer.
 pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; \
                        img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
-
-/// The script with the texts of `locales` (a JSON object by tag) in place.
-pub(crate) fn script_with(locales: &serde_json::Value) -> anyhow::Result<String> {
-    let json = serde_json::to_string(locales)?;
-    anyhow::ensure!(SCRIPT.contains("__RAPPORT_CONSOLE_LOCALES__"), "the console script has no locale slot");
-    Ok(SCRIPT.replacen("__RAPPORT_CONSOLE_LOCALES__", &json, 1))
-}
 
 fn answer(content_type: &'static str, cache: &'static str, body: &'static str) -> Response {
     let mut resp = body.into_response();
@@ -67,6 +59,7 @@ pub async fn style() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    const SCRIPT: &str = super::super::pages::CONSOLE_SCRIPT;
 
     #[test]
     fn the_page_has_no_inline_script_or_style_and_loads_only_its_own_files() {

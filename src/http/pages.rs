@@ -147,7 +147,7 @@ impl Locales {
         }
         let json = serde_json::to_string(&serde_json::Value::Object(texts))?;
         let widget = WIDGET_SOURCE.replacen("__RAPPORT_LOCALES__", &json, 1);
-        let console = super::console::script_with(&console_texts(&by_tag))?;
+        let console = console_script_with(&console_texts(&by_tag))?;
         Ok(Locales { by_tag, widget, console })
     }
 
@@ -283,7 +283,18 @@ fn locales() -> &'static Locales {
     })
 }
 
-/// The console's script with every locale's texts (see [`super::console`]).
+/// The console's script (`console/console.js`, served by `console.rs`), before its
+/// texts are put in.
+pub(crate) const CONSOLE_SCRIPT: &str = include_str!("console/console.js");
+
+/// The console's script with the texts of `locales` (a JSON object by tag) in place.
+fn console_script_with(locales: &serde_json::Value) -> anyhow::Result<String> {
+    let json = serde_json::to_string(locales)?;
+    anyhow::ensure!(CONSOLE_SCRIPT.contains("__RAPPORT_CONSOLE_LOCALES__"), "the console script has no locale slot");
+    Ok(CONSOLE_SCRIPT.replacen("__RAPPORT_CONSOLE_LOCALES__", &json, 1))
+}
+
+/// The console's script with every locale's texts (served by `console.rs`).
 pub fn console_script() -> &'static str {
     locales().console.as_str()
 }
