@@ -19,9 +19,10 @@ use crate::grpc::pb::engagement_service_server::EngagementServiceServer;
 use crate::grpc::pb::event_service_server::EventServiceServer;
 use crate::grpc::pb::follow_up_service_server::FollowUpServiceServer;
 use crate::grpc::pb::import_service_server::ImportServiceServer;
+use crate::grpc::pb::insight_service_server::InsightServiceServer;
 use crate::grpc::pb::survey_service_server::SurveyServiceServer;
 use crate::grpc::pb::webhook_service_server::WebhookServiceServer;
-use crate::grpc::{self, EngagementApi, EventApi, FollowUpApi, ImportApi, SurveyApi, WebhookApi};
+use crate::grpc::{self, EngagementApi, EventApi, FollowUpApi, ImportApi, InsightApi, SurveyApi, WebhookApi};
 use crate::service::in_app::RateLimits;
 use crate::service::{Clock, Services};
 use crate::store::{Db, DbSettings};
@@ -115,6 +116,9 @@ impl Application {
                 .max_decoding_message_size(MAX_REQUEST_BYTES),
         );
         let events = gate.wrap(EventServiceServer::new(EventApi::new(services.clone())));
+        let insight = gate.wrap(
+            InsightServiceServer::new(InsightApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+        );
         let imports = gate.wrap(
             ImportServiceServer::new(ImportApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
         );
@@ -130,6 +134,7 @@ impl Application {
             db_up.wrap(events),
             db_up.wrap(imports),
         );
+        let insight = db_up.wrap(insight);
 
         // Metrics and the span of every RPC, health and reflection included, and the
         // gateway's (which calls them in process); it answers INTERNAL to a panic.
@@ -148,6 +153,7 @@ impl Application {
             .add_service(webhooks.clone())
             .add_service(events.clone())
             .add_service(imports.clone())
+            .add_service(insight.clone())
             .add_service(health_service.clone());
         let gateway = crate::http::router(
             services.clone(),
@@ -186,6 +192,7 @@ impl Application {
             .add_service(webhooks)
             .add_service(events)
             .add_service(imports)
+            .add_service(insight)
             .serve_with_incoming_shutdown(
                 // Small gRPC frames must not wait for Nagle's algorithm (≈40 ms a call).
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
@@ -337,6 +344,7 @@ async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
     reporter.set_service_status("rapport.v1.ImportService", status).await;
     reporter.set_service_status("rapport.v1.WebhookService", status).await;
     reporter.set_service_status("rapport.v1.EventService", status).await;
+    reporter.set_service_status("rapport.v1.InsightService", status).await;
 }
 
 /// Keeps health in step with the database: SERVING only while it answers.

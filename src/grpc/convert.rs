@@ -487,10 +487,16 @@ pub fn pb_metrics(m: &model::SurveyMetrics) -> pb::GetSurveyMetricsResponse {
         series: m
             .series
             .iter()
-            .map(|(from, to, s)| pb::SeriesPoint {
-                start_time: Some(ts(*from)),
-                end_time: Some(ts(*to)),
-                summary: Some(pb_summary(s)),
+            .enumerate()
+            .map(|(i, (from, to, s))| {
+                let flags = m.series_flags.get(i);
+                pb::SeriesPoint {
+                    start_time: Some(ts(*from)),
+                    end_time: Some(ts(*to)),
+                    summary: Some(pb_summary(s)),
+                    change: flags.and_then(crate::grpc::insight::pb_point_change),
+                    control_limits: flags.and_then(crate::grpc::insight::pb_control_limits),
+                }
             })
             .collect(),
         funnel: Some(pb::Funnel {

@@ -7,6 +7,7 @@ mod engagement;
 mod follow_ups;
 pub mod gate;
 mod imports;
+pub(crate) mod insight;
 #[cfg(test)]
 mod proptests;
 mod surveys;
@@ -15,6 +16,7 @@ mod webhooks;
 pub use engagement::EngagementApi;
 pub use follow_ups::FollowUpApi;
 pub use imports::ImportApi;
+pub use insight::InsightApi;
 pub use surveys::SurveyApi;
 pub use webhooks::{EventApi, WebhookApi};
 

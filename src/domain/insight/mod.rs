@@ -5,6 +5,7 @@
 //! I/O; each is tested against values computed independently (the tests name the
 //! command that produced them). Definitions for users are in docs/insight.md.
 
+pub mod account;
 pub mod compare;
 pub mod drivers;
 pub mod series;

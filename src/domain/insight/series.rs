@@ -10,6 +10,21 @@
 //! its limits is flagged: it is unlikely (about 3 in 1 000) under a steady process.
 
 use super::compare::{Comparison, NpsCounts, Verdict, nps_difference, proportion_difference};
+use crate::domain::stats::Summary;
+use crate::domain::{Bucket, Scale, SurveyKind};
+
+/// A summary's counts as a series point of its scale.
+pub fn point_counts(scale: Scale, s: &Summary) -> PointCounts {
+    let count = |b: Bucket| s.bucket_counts.get(&b).copied().unwrap_or(0);
+    match scale.kind {
+        SurveyKind::Nps => PointCounts::Nps(NpsCounts {
+            promoters: count(Bucket::Promoter),
+            detractors: count(Bucket::Detractor),
+            n: s.n,
+        }),
+        SurveyKind::Csat | SurveyKind::Ces => PointCounts::Share { k: count(scale.good_bucket()), n: s.n },
+    }
+}
 
 /// One point's counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
