@@ -205,8 +205,8 @@ mod tests {
         let f = flag(&points);
         let b = f[0].band.unwrap();
         close(b.centre, 38.75);
-        let (p, d) = (90.0 / 160.0, 28.0 / 160.0);
-        let sigma = 100.0 * (p + d - (p - d) * (p - d) as f64).sqrt();
+        let (p, d) = (90.0_f64 / 160.0, 28.0_f64 / 160.0);
+        let sigma = 100.0 * (p + d - (p - d) * (p - d)).sqrt();
         close(b.lower, 38.75 - 3.0 * sigma / 50f64.sqrt());
         close(b.upper, 38.75 + 3.0 * sigma / 50f64.sqrt());
         assert!(f[2].outside_band, "86 against an upper limit of {}", f[2].band.unwrap().upper);
