@@ -290,7 +290,7 @@ impl Services {
             scale,
             headline_sentence: headline.sentence(metric, "points", labels),
             headline_method: method.into(),
-            mean_sentence: mean.sentence("the mean score", "", labels).replace("  ", " "),
+            mean_sentence: mean.sentence("mean score", "points", labels),
             headline,
             mean,
             first,

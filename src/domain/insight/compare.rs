@@ -114,16 +114,28 @@ impl Comparison {
         );
         match self.verdict {
             Verdict::Higher => {
-                format!("{metric} is higher in {lb} than in {la}, a real change at the 5 % level ({details}; {n}).")
+                format!(
+                    "{} is higher in {lb} than in {la}, a real change at the 5 % level ({details}; {n}).",
+                    capital(metric)
+                )
             }
             Verdict::Lower => {
-                format!("{metric} is lower in {lb} than in {la}, a real change at the 5 % level ({details}; {n}).")
+                format!(
+                    "{} is lower in {lb} than in {la}, a real change at the 5 % level ({details}; {n}).",
+                    capital(metric)
+                )
             }
             Verdict::NoDetectableChange | Verdict::NotEnoughData => {
                 format!("No detectable change at {n} ({details}).")
             }
         }
     }
+}
+
+/// `s` with its first letter in upper case, to start a sentence.
+fn capital(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
 fn num(x: f64) -> String {
@@ -493,5 +505,11 @@ mod tests {
         );
         let c = nps_difference(nps(30, 40, 200), nps(90, 20, 200));
         assert!(c.sentence("NPS", "points", ("A", "B")).starts_with("NPS is higher in B than in A, a real change"));
+        let m = mean_difference(Moments::of(&[1.0, 2.0, 1.0, 2.0]), Moments::of(&[8.0, 9.0, 8.0, 9.0]));
+        let s = m.sentence("mean score", "points", ("A", "B"));
+        assert!(
+            s.starts_with("Mean score is higher in B than in A") && s.contains("(mean score 1.5 in A, 8.5 in B;"),
+            "{s}"
+        );
     }
 }
