@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -28,8 +29,7 @@ use crate::service::{Clock, Services};
 use crate::store::{Db, DbSettings};
 use crate::telemetry::rpc::RpcLayer;
 
-/// Largest request accepted (docs/api.md, "Input rules").
-pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
+pub use crate::grpc::MAX_REQUEST_BYTES;
 
 /// A bound, ready-to-run server.
 pub struct Application {
@@ -37,6 +37,7 @@ pub struct Application {
     admin_listener: TcpListener,
     http_listener: TcpListener,
     services: Services,
+    metrics: crate::telemetry::Metrics,
     args: ServeArgs,
 }
 
@@ -47,7 +48,9 @@ impl Application {
         if args.migrate_on_start {
             db.migrate().await?;
         }
+        let metrics = crate::telemetry::Metrics::new();
         let services = Services::new(db, clock)
+            .with_counters(Arc::new(metrics.clone()))
             .with_outbox(args.outbox.settings()?)
             .with_record_queue_limit(args.record_queue_limit);
         let listener = TcpListener::bind(args.grpc_addr)
@@ -59,7 +62,7 @@ impl Application {
         let http_listener = TcpListener::bind(args.http_addr)
             .await
             .with_context(|| format!("binding the HTTP gateway (RAPPORT_HTTP_ADDR) on {}", args.http_addr))?;
-        Ok(Application { listener, admin_listener, http_listener, services, args })
+        Ok(Application { listener, admin_listener, http_listener, services, metrics, args })
     }
 
     /// The bound address (useful when built with port 0).
@@ -84,62 +87,45 @@ impl Application {
     /// Serves until `shutdown` resolves, then reports NOT_SERVING, stops accepting
     /// and lets in-flight calls finish for up to the grace period.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { listener, admin_listener, http_listener, services, args } = self;
+        let Application { listener, admin_listener, http_listener, services, metrics, args } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_all(&reporter, ServingStatus::NotServing).await;
         let health_every = Duration::from_millis(args.health_interval_ms.max(50));
         let health_task = tokio::spawn(watch_database(services.db.clone(), reporter.clone(), health_every));
 
-        let reflection_v1 = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(grpc::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1()?;
-        let reflection_v1alpha = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(grpc::pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .build_v1alpha()?;
-
-        // Every call passes the gate: who may call each method, and the rate limits of
-        // in-app and token calls (grpc::gate).
+        // Every call passes the database check, then the gate: who may call each method,
+        // and the rate limits of in-app and token calls (grpc::gate). The database check
+        // comes first (the gate may look a key up): while health finds the database
+        // unreachable, calls fail at once instead of waiting for a connection.
         let gate = Gate::new(services.clone(), RateLimits::new(args.rate_limits()), args.client_ip_header()?);
-        let surveys = gate.wrap(
-            SurveyServiceServer::new(SurveyApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
-        );
-        let follow_ups = gate.wrap(
-            FollowUpServiceServer::new(FollowUpApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
-        );
-        let webhooks = gate.wrap(
-            WebhookServiceServer::new(WebhookApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
-        );
-        let engagement = gate.wrap(
-            EngagementServiceServer::new(EngagementApi::new(services.clone()))
-                .max_decoding_message_size(MAX_REQUEST_BYTES),
-        );
-        let events = gate.wrap(EventServiceServer::new(EventApi::new(services.clone())));
-        let insight = gate.wrap(
-            InsightServiceServer::new(InsightApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
-        );
-        let imports = gate.wrap(
-            ImportServiceServer::new(ImportApi::new(services.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
-        );
-
-        // In front of the gate (which may look a key up): while health finds the
-        // database unreachable, calls fail at once instead of waiting for a connection.
         let db_up = DbUp { db: services.db.clone(), retry_after: health_every.max(Duration::from_secs(1)) };
-        let (surveys, follow_ups, webhooks, engagement, events, imports) = (
-            db_up.wrap(surveys),
-            db_up.wrap(follow_ups),
-            db_up.wrap(webhooks),
-            db_up.wrap(engagement),
-            db_up.wrap(events),
-            db_up.wrap(imports),
-        );
-        let insight = db_up.wrap(insight);
+        let guard = Guard { gate, db_up };
+        let api = |s: &Services| Api {
+            surveys: guard
+                .wrap(SurveyServiceServer::new(SurveyApi::new(s.clone())).max_decoding_message_size(MAX_REQUEST_BYTES)),
+            follow_ups: guard.wrap(
+                FollowUpServiceServer::new(FollowUpApi::new(s.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+            ),
+            webhooks: guard.wrap(
+                WebhookServiceServer::new(WebhookApi::new(s.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+            ),
+            engagement: guard.wrap(
+                EngagementServiceServer::new(EngagementApi::new(s.clone()))
+                    .max_decoding_message_size(MAX_REQUEST_BYTES),
+            ),
+            events: guard.wrap(EventServiceServer::new(EventApi::new(s.clone()))),
+            imports: guard
+                .wrap(ImportServiceServer::new(ImportApi::new(s.clone())).max_decoding_message_size(MAX_REQUEST_BYTES)),
+            insight: guard.wrap(
+                InsightServiceServer::new(InsightApi::new(s.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+            ),
+        };
+        let api = api(&services);
 
         // Metrics and the span of every RPC, health and reflection included, and the
         // gateway's (which calls them in process); it answers INTERNAL to a panic.
         let rpc_layer = RpcLayer::new(
-            services.metrics.clone(),
+            metrics.clone(),
             &[
                 grpc::pb::FILE_DESCRIPTOR_SET,
                 tonic_health::pb::FILE_DESCRIPTOR_SET,
@@ -148,12 +134,12 @@ impl Application {
             ],
         )?;
         // The HTTP gateway calls the same services (gRPC-Web and the JSON routes).
-        let grpc_routes = Routes::new(surveys.clone())
-            .add_service(follow_ups.clone())
-            .add_service(webhooks.clone())
-            .add_service(events.clone())
-            .add_service(imports.clone())
-            .add_service(insight.clone())
+        let grpc_routes = Routes::new(api.surveys.clone())
+            .add_service(api.follow_ups.clone())
+            .add_service(api.webhooks.clone())
+            .add_service(api.events.clone())
+            .add_service(api.imports.clone())
+            .add_service(api.insight.clone())
             .add_service(health_service.clone());
         let gateway = crate::http::router(
             services.clone(),
@@ -164,35 +150,31 @@ impl Application {
                 client_ip_header: args.client_ip_header()?,
             },
         )?;
-        let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let mut http_server = tokio::spawn(crate::http::serve(http_listener, gateway, async {
+        let (http_stop, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let http = tokio::spawn(crate::http::serve(http_listener, gateway, async {
             let _ = http_stop_rx.await;
         }));
 
         // The admin listener keeps serving while gRPC drains, and stops after it.
-        let (admin_stop_tx, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let admin = tokio::spawn(crate::telemetry::admin::serve(
-            admin_listener,
-            services.metrics.clone(),
-            services.db.clone(),
-            async {
-                let _ = admin_stop_rx.await;
-            },
-        ));
+        let (admin_stop, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let admin = tokio::spawn(crate::telemetry::admin::serve(admin_listener, metrics, services.clone(), async {
+            let _ = admin_stop_rx.await;
+        }));
 
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tonic::transport::Server::builder()
+        let (grpc_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let (reflection_v1, reflection_v1alpha) = reflection()?;
+        let grpc = tonic::transport::Server::builder()
             .layer(rpc_layer)
             .add_service(health_service)
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
-            .add_service(surveys)
-            .add_service(follow_ups)
-            .add_service(engagement)
-            .add_service(webhooks)
-            .add_service(events)
-            .add_service(imports)
-            .add_service(insight)
+            .add_service(api.surveys)
+            .add_service(api.follow_ups)
+            .add_service(api.engagement)
+            .add_service(api.webhooks)
+            .add_service(api.events)
+            .add_service(api.imports)
+            .add_service(api.insight)
             .serve_with_incoming_shutdown(
                 // Small gRPC frames must not wait for Nagle's algorithm (≈40 ms a call).
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
@@ -200,47 +182,110 @@ impl Application {
                     let _ = stop_rx.await;
                 },
             );
-        let mut server = tokio::spawn(server);
+        let grpc = tokio::spawn(grpc);
         let workers = crate::workers::spawn(services.clone());
+        let mut running = Running { grpc, http, admin, health: health_task, grpc_stop, http_stop, admin_stop };
         // If this future is dropped (a crash-like stop), everything it started stops too:
         // its tasks are aborted, and the streams and tracked tasks told to stop.
-        let _abort = AbortOnDrop(
-            [server.abort_handle(), http_server.abort_handle(), health_task.abort_handle(), admin.abort_handle()]
-                .into_iter()
-                .chain(workers.iter().map(|w| w.abort_handle()))
-                .collect(),
-        );
+        let _abort = running.abort_on_drop(&workers);
         let _cancel = services.shutdown.clone().drop_guard();
 
         tokio::select! {
-            res = &mut server => {
-                health_task.abort();
-                http_server.abort();
+            res = &mut running.grpc => {
+                running.health.abort();
+                running.http.abort();
                 services.shutdown.cancel();
-                admin.abort();
+                running.admin.abort();
                 return Ok(res??);
             }
-            res = &mut http_server => {
-                health_task.abort();
-                server.abort();
+            res = &mut running.http => {
+                running.health.abort();
+                running.grpc.abort();
                 services.shutdown.cancel();
                 return res?;
             }
             _ = shutdown => {}
         }
+        running.drain(&services, &reporter, Duration::from_secs(args.shutdown_grace_seconds)).await
+    }
+}
+
+/// The API's services, each behind the [`Guard`].
+struct Api<A, B, C, D, E, F, G> {
+    surveys: A,
+    follow_ups: B,
+    webhooks: C,
+    engagement: D,
+    events: E,
+    imports: F,
+    insight: G,
+}
+
+/// What every API service is wrapped in: the database check outside, the gate inside.
+struct Guard {
+    gate: Gate,
+    db_up: DbUp,
+}
+
+impl Guard {
+    fn wrap<S>(&self, service: S) -> DbUpService<crate::grpc::gate::Gated<S>> {
+        self.db_up.wrap(self.gate.wrap(service))
+    }
+}
+
+/// gRPC server reflection, v1 and v1alpha, over rapport's and health's descriptors.
+fn reflection() -> anyhow::Result<(
+    tonic_reflection::server::v1::ServerReflectionServer<impl tonic_reflection::server::v1::ServerReflection>,
+    tonic_reflection::server::v1alpha::ServerReflectionServer<impl tonic_reflection::server::v1alpha::ServerReflection>,
+)> {
+    let v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(grpc::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(grpc::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    Ok((v1, v1alpha))
+}
+
+/// The serving tasks of a running server and the senders that stop them.
+struct Running {
+    grpc: tokio::task::JoinHandle<Result<(), tonic::transport::Error>>,
+    http: tokio::task::JoinHandle<anyhow::Result<()>>,
+    admin: tokio::task::JoinHandle<std::io::Result<()>>,
+    health: tokio::task::JoinHandle<()>,
+    grpc_stop: tokio::sync::oneshot::Sender<()>,
+    http_stop: tokio::sync::oneshot::Sender<()>,
+    admin_stop: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Running {
+    /// Aborts the serving tasks and `workers` when dropped.
+    fn abort_on_drop(&self, workers: &[tokio::task::JoinHandle<()>]) -> AbortOnDrop {
+        AbortOnDrop(
+            [self.grpc.abort_handle(), self.http.abort_handle(), self.health.abort_handle(), self.admin.abort_handle()]
+                .into_iter()
+                .chain(workers.iter().map(|w| w.abort_handle()))
+                .collect(),
+        )
+    }
+
+    /// The graceful stop: NOT_SERVING, stop accepting, let in-flight calls, workers and
+    /// batch writers finish within `grace`, then stop the admin listener and close the pool.
+    async fn drain(mut self, services: &Services, reporter: &HealthReporter, grace: Duration) -> anyhow::Result<()> {
         tracing::info!("shutting down: draining in-flight calls and the current deliveries");
-        health_task.abort();
-        set_all(&reporter, ServingStatus::NotServing).await;
-        let _ = stop_tx.send(());
-        let _ = http_stop_tx.send(());
+        self.health.abort();
+        set_all(reporter, ServingStatus::NotServing).await;
+        let _ = self.grpc_stop.send(());
+        let _ = self.http_stop.send(());
         // Event streams end now (UNAVAILABLE; clients resume from after_sequence), so
         // they do not hold the drain; workers stop after the step they are in.
         services.shutdown.cancel();
         services.tasks.close();
-        let grace = Duration::from_secs(args.shutdown_grace_seconds);
         let drained = async {
-            let served = (&mut server).await;
-            let http = (&mut http_server).await;
+            let served = (&mut self.grpc).await;
+            let http = (&mut self.http).await;
             // Workers, batch writers, snapshot refreshes and streams.
             services.tasks.wait().await;
             (served, http)
@@ -252,17 +297,17 @@ impl Application {
             }
             Err(_) => {
                 tracing::warn!("drain took longer than the grace period; stopping");
-                server.abort();
-                http_server.abort();
+                self.grpc.abort();
+                self.http.abort();
             }
         }
-        let _ = admin_stop_tx.send(());
-        match tokio::time::timeout(Duration::from_secs(1), admin).await {
+        let _ = self.admin_stop.send(());
+        match tokio::time::timeout(Duration::from_secs(1), self.admin).await {
             Ok(Ok(Err(e))) => tracing::warn!(error = %e, "admin listener failed"),
             Ok(_) => {}
             Err(_) => tracing::warn!("admin listener did not stop in time"),
         }
-        services.db.close().await;
+        services.db.clone().close().await;
         Ok(())
     }
 }

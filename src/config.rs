@@ -43,10 +43,6 @@ pub enum Command {
     /// Send history from files (answers, activity) to a running server.
     #[command(subcommand)]
     Import(crate::import_file::ImportCommand),
-    /// Load-generate against a server and compare with raw database inserts.
-    Bench(crate::bench::BenchArgs),
-    /// Load-generate engagement: RecordEvents throughput and profile/metric latencies.
-    BenchEngagement(crate::bench_engagement::EngagementBenchArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -308,10 +304,10 @@ impl Default for OutboxArgs {
 
 impl OutboxArgs {
     /// The checked settings.
-    pub fn settings(&self) -> anyhow::Result<OutboxSettings> {
+    pub fn settings(&self) -> anyhow::Result<crate::service::OutboxSettings> {
         let retry = crate::domain::webhooks::RetrySchedule::parse(&self.webhook_retry_schedule)
             .map_err(|e| anyhow::anyhow!("RAPPORT_WEBHOOK_RETRY_SCHEDULE: {e}"))?;
-        Ok(OutboxSettings {
+        Ok(crate::service::OutboxSettings {
             retry,
             timeout: Duration::from_secs(self.webhook_timeout_seconds.max(1)),
             settle: chrono::Duration::seconds(self.webhook_settle_seconds as i64),
@@ -323,27 +319,6 @@ impl OutboxArgs {
             poll: Duration::from_millis(self.worker_poll_ms.max(10)),
             sla_check: Duration::from_millis(self.sla_check_ms.max(10)),
         })
-    }
-}
-
-/// Webhook, event and SLA settings, checked.
-#[derive(Debug, Clone)]
-pub struct OutboxSettings {
-    pub retry: crate::domain::webhooks::RetrySchedule,
-    pub timeout: Duration,
-    pub settle: chrono::Duration,
-    pub disable_after: chrono::Duration,
-    pub allow_private: bool,
-    pub allow_http_hosts: Vec<String>,
-    pub concurrency: usize,
-    pub retention: chrono::Duration,
-    pub poll: Duration,
-    pub sla_check: Duration,
-}
-
-impl Default for OutboxSettings {
-    fn default() -> Self {
-        OutboxArgs::default().settings().expect("the default settings are valid")
     }
 }
 
@@ -428,5 +403,14 @@ mod tests {
         for variable in ["RAPPORT_HTTP_ADDR", "RAPPORT_CORS_ALLOWED_ORIGINS", "RAPPORT_CLIENT_IP_HEADER"] {
             assert!(top.contains(&format!("[env: {variable}")), "rapport --help names {variable}");
         }
+    }
+}
+
+#[cfg(test)]
+mod outbox_default_tests {
+    #[test]
+    fn the_options_defaults_are_the_services_defaults() {
+        let from_options = super::OutboxArgs::default().settings().unwrap();
+        assert_eq!(from_options, crate::service::OutboxSettings::default());
     }
 }

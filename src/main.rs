@@ -101,8 +101,6 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Bench(args) => rapport::bench::run(&db_settings, args).await,
-        Command::BenchEngagement(args) => rapport::bench_engagement::run(&db_settings, args).await,
     }
 }
 

@@ -18,6 +18,7 @@ pub mod secrets;
 pub mod stats;
 #[cfg(test)]
 mod stats_coverage;
+pub mod stored;
 pub mod survey;
 pub mod time;
 pub mod webhooks;

@@ -5,13 +5,13 @@
 use tonic::Request;
 
 use super::convert::{self as c, opt_ts, ts};
+use super::gate::principal;
 use super::pb::{self, insight_service_server::InsightService};
-use super::{R, ok, principal, status};
+use super::{R, ok};
 use crate::domain::engagement::{date_of, day_start};
 use crate::domain::engagement_profile::Band;
 use crate::domain::insight::account::{AccountProfile, Component, Ranking, RiskFlag};
 use crate::domain::insight::compare::{Comparison, Verdict};
-use crate::domain::insight::series::{Change, PointFlags};
 use crate::domain::insight::themes::TermKind;
 use crate::domain::listing::PageRequest;
 use crate::domain::stats::Interval;
@@ -97,72 +97,55 @@ fn bounded(v: i32, max: i32, field: &str) -> Result<i32> {
 impl InsightService for InsightApi {
     #[tracing::instrument(skip_all, fields(rpc.method = "GetAccountProfile"))]
     async fn get_account_profile(&self, req: Request<pb::GetAccountProfileRequest>) -> R<pb::AccountProfile> {
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let r = req.into_inner();
-        let parsed = (|| {
-            let account = input::text("account_id", &r.account_id, MAX_ACCOUNT_CHARS, true)?;
-            Ok::<_, AppError>((account, c::parse_opt_ts(&r.as_of, "as_of")?))
-        })()
-        .map_err(status)?;
-        let out = self.svc.account_profile(&p, &parsed.0, parsed.1, r.window_days).await.map_err(status)?;
-        ok(pb_account(&out))
+        let account = input::text("account_id", &r.account_id, MAX_ACCOUNT_CHARS, true)?;
+        let as_of = c::parse_opt_ts(&r.as_of, "as_of")?;
+        ok(pb_account(&self.svc.account_profile(&p, &account, as_of, r.window_days).await?))
     }
 
     #[tracing::instrument(skip_all, fields(rpc.method = "ListAccounts"))]
     async fn list_accounts(&self, req: Request<pb::ListAccountsRequest>) -> R<pb::ListAccountsResponse> {
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let r = req.into_inner();
-        let parsed = (|| {
-            let page = PageRequest::parse(r.page_size, &r.page_token)?;
-            let offset = match &page.after {
-                None => 0,
-                Some(a) => a
-                    .parse::<u64>()
-                    .map_err(|_| AppError::invalid("page_token", "is not a token this service issued"))?,
-            };
-            let ranking = match pb::AccountRanking::try_from(r.rank_by) {
-                Ok(pb::AccountRanking::Unspecified) | Ok(pb::AccountRanking::Health) => Ranking::Health,
-                Ok(pb::AccountRanking::Risk) => Ranking::Risk,
-                Ok(pb::AccountRanking::Revenue) => Ranking::Revenue,
-                Err(_) => return Err(AppError::invalid("rank_by", "is not a known ranking")),
-            };
-            let ascending = match pb::RankOrder::try_from(r.order) {
-                Ok(pb::RankOrder::Unspecified) => None,
-                Ok(pb::RankOrder::Descending) => Some(false),
-                Ok(pb::RankOrder::Ascending) => Some(true),
-                Err(_) => return Err(AppError::invalid("order", "is not a known order")),
-            };
-            if r.bands.len() > 4 {
-                return Err(AppError::invalid("bands", "at most 4"));
+        let page = PageRequest::parse(r.page_size, &r.page_token)?;
+        let offset = match &page.after {
+            None => 0,
+            Some(a) => {
+                a.parse::<u64>().map_err(|_| AppError::invalid("page_token", "is not a token this service issued"))?
             }
-            if r.risks.len() > 5 {
-                return Err(AppError::invalid("risks", "at most 5"));
-            }
-            Ok(AccountListRequest {
-                ranking,
-                ascending,
-                as_of: c::parse_opt_ts(&r.as_of, "as_of")?,
-                window_days: r.window_days,
-                bands: r
-                    .bands
-                    .iter()
-                    .enumerate()
-                    .map(|(i, b)| band(*b, &format!("bands[{i}]")))
-                    .collect::<Result<_>>()?,
-                risks: r
-                    .risks
-                    .iter()
-                    .enumerate()
-                    .map(|(i, f)| risk(*f, &format!("risks[{i}]")))
-                    .collect::<Result<_>>()?,
-                min_contacts: i64::from(bounded(r.min_contacts, MAX_MIN_CONTACTS, "min_contacts")?),
-                page_size: page.size,
-                offset,
-            })
-        })()
-        .map_err(status)?;
+        };
+        let ranking = match pb::AccountRanking::try_from(r.rank_by) {
+            Ok(pb::AccountRanking::Unspecified) | Ok(pb::AccountRanking::Health) => Ranking::Health,
+            Ok(pb::AccountRanking::Risk) => Ranking::Risk,
+            Ok(pb::AccountRanking::Revenue) => Ranking::Revenue,
+            Err(_) => return Err(AppError::invalid("rank_by", "is not a known ranking").into()),
+        };
+        let ascending = match pb::RankOrder::try_from(r.order) {
+            Ok(pb::RankOrder::Unspecified) => None,
+            Ok(pb::RankOrder::Descending) => Some(false),
+            Ok(pb::RankOrder::Ascending) => Some(true),
+            Err(_) => return Err(AppError::invalid("order", "is not a known order").into()),
+        };
+        if r.bands.len() > 4 {
+            return Err(AppError::invalid("bands", "at most 4").into());
+        }
+        if r.risks.len() > 5 {
+            return Err(AppError::invalid("risks", "at most 5").into());
+        }
+        let parsed = AccountListRequest {
+            ranking,
+            ascending,
+            as_of: c::parse_opt_ts(&r.as_of, "as_of")?,
+            window_days: r.window_days,
+            bands: r.bands.iter().enumerate().map(|(i, b)| band(*b, &format!("bands[{i}]"))).collect::<Result<_>>()?,
+            risks: r.risks.iter().enumerate().map(|(i, f)| risk(*f, &format!("risks[{i}]"))).collect::<Result<_>>()?,
+            min_contacts: i64::from(bounded(r.min_contacts, MAX_MIN_CONTACTS, "min_contacts")?),
+            page_size: page.size,
+            offset,
+        };
         let size = parsed.page_size;
-        let out = self.svc.list_accounts(&p, parsed).await.map_err(status)?;
+        let out = self.svc.list_accounts(&p, parsed).await?;
         let token = PageRequest { size, after: None };
         ok(pb::ListAccountsResponse {
             accounts: out.accounts.iter().map(pb_account).collect(),
@@ -181,79 +164,68 @@ impl InsightService for InsightApi {
         req: Request<pb::CompareSurveyMetricsRequest>,
     ) -> R<pb::CompareSurveyMetricsResponse> {
         use pb::compare_survey_metrics_request::Scope;
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let r = req.into_inner();
-        let parsed = (|| {
-            let scope = match r.scope {
-                Some(Scope::SurveyId(id)) => scope(Some(id), None)?,
-                Some(Scope::Kind(k)) => scope(None, Some(k))?,
-                None => scope(None, None)?,
-            };
-            Ok::<_, AppError>(CompareRequest {
-                scope,
-                first: sample(r.first, "first")?,
-                second: sample(r.second, "second")?,
-            })
-        })()
-        .map_err(status)?;
-        ok(pb_compare(&self.svc.compare_survey_metrics(&p, parsed).await.map_err(status)?))
+        let scope = match r.scope {
+            Some(Scope::SurveyId(id)) => scope(Some(id), None)?,
+            Some(Scope::Kind(k)) => scope(None, Some(k))?,
+            None => scope(None, None)?,
+        };
+        let parsed = CompareRequest { scope, first: sample(r.first, "first")?, second: sample(r.second, "second")? };
+        ok(pb_compare(&self.svc.compare_survey_metrics(&p, parsed).await?))
     }
 
     #[tracing::instrument(skip_all, fields(rpc.method = "CommentThemes"))]
     async fn comment_themes(&self, req: Request<pb::CommentThemesRequest>) -> R<pb::CommentThemesResponse> {
         use pb::comment_themes_request::Scope;
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let r = req.into_inner();
-        let parsed = (|| {
-            let scope = match r.scope {
-                Some(Scope::SurveyId(id)) => scope(Some(id), None)?,
-                Some(Scope::Kind(k)) => scope(None, Some(k))?,
-                None => scope(None, None)?,
-            };
-            let language = input::text("language", &r.language, 35, false)?;
-            if !language.is_empty() && !model::is_language_tag(&language) {
-                return Err(AppError::invalid("language", "must be a BCP 47 language tag such as \"de\" or \"pt-BR\""));
-            }
-            Ok(ThemesRequest {
-                scope,
-                start: c::parse_opt_ts(&r.start_time, "start_time")?,
-                end: c::parse_opt_ts(&r.end_time, "end_time")?,
-                filter: c::props(&r.filter, "filter")?,
-                limit: match bounded(r.limit, MAX_THEMES, "limit")? {
-                    0 => 20,
-                    n => n as usize,
-                },
-                min_count: match bounded(r.min_count, MAX_MIN_COUNT, "min_count")? {
-                    0 => 2,
-                    n => i64::from(n),
-                },
-                language: (!language.is_empty()).then_some(language),
-            })
-        })()
-        .map_err(status)?;
-        ok(pb_themes(&self.svc.comment_themes(&p, parsed).await.map_err(status)?))
+        let scope = match r.scope {
+            Some(Scope::SurveyId(id)) => scope(Some(id), None)?,
+            Some(Scope::Kind(k)) => scope(None, Some(k))?,
+            None => scope(None, None)?,
+        };
+        let language = input::text("language", &r.language, 35, false)?;
+        if !language.is_empty() && !model::is_language_tag(&language) {
+            return Err(
+                AppError::invalid("language", "must be a BCP 47 language tag such as \"de\" or \"pt-BR\"").into()
+            );
+        }
+        let parsed = ThemesRequest {
+            scope,
+            start: c::parse_opt_ts(&r.start_time, "start_time")?,
+            end: c::parse_opt_ts(&r.end_time, "end_time")?,
+            filter: c::props(&r.filter, "filter")?,
+            limit: match bounded(r.limit, MAX_THEMES, "limit")? {
+                0 => 20,
+                n => n as usize,
+            },
+            min_count: match bounded(r.min_count, MAX_MIN_COUNT, "min_count")? {
+                0 => 2,
+                n => i64::from(n),
+            },
+            language: (!language.is_empty()).then_some(language),
+        };
+        ok(pb_themes(&self.svc.comment_themes(&p, parsed).await?))
     }
 
     #[tracing::instrument(skip_all, fields(rpc.method = "GetDrivers"))]
     async fn get_drivers(&self, req: Request<pb::GetDriversRequest>) -> R<pb::GetDriversResponse> {
         use pb::get_drivers_request::Scope;
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let r = req.into_inner();
-        let parsed = (|| {
-            let scope = match r.scope {
-                Some(Scope::SurveyId(id)) => scope(Some(id), None)?,
-                Some(Scope::Kind(k)) => scope(None, Some(k))?,
-                None => scope(None, None)?,
-            };
-            Ok::<_, AppError>(DriversRequest {
-                scope,
-                start: c::parse_opt_ts(&r.start_time, "start_time")?,
-                end: c::parse_opt_ts(&r.end_time, "end_time")?,
-                window_days: r.window_days,
-            })
-        })()
-        .map_err(status)?;
-        ok(pb_drivers(&self.svc.drivers(&p, parsed).await.map_err(status)?))
+        let scope = match r.scope {
+            Some(Scope::SurveyId(id)) => scope(Some(id), None)?,
+            Some(Scope::Kind(k)) => scope(None, Some(k))?,
+            None => scope(None, None)?,
+        };
+        let parsed = DriversRequest {
+            scope,
+            start: c::parse_opt_ts(&r.start_time, "start_time")?,
+            end: c::parse_opt_ts(&r.end_time, "end_time")?,
+            window_days: r.window_days,
+        };
+        ok(pb_drivers(&self.svc.drivers(&p, parsed).await?))
     }
 }
 
@@ -577,20 +549,4 @@ fn pb_drivers(o: &DriversOut) -> pb::GetDriversResponse {
                   customers because both follow from something else (plan, tenure, use case)."
             .into(),
     }
-}
-
-/// The change of a series point from the previous one, when compared.
-pub(crate) fn pb_point_change(f: &PointFlags) -> Option<pb::PointChange> {
-    match (f.change, f.difference, f.p_value) {
-        (Change::None, _, _) => None,
-        (change, Some(difference), Some(p_value)) => {
-            Some(pb::PointChange { difference, p_value, significant: matches!(change, Change::Up | Change::Down) })
-        }
-        _ => None,
-    }
-}
-
-/// A series point's control limits, when it has answers.
-pub(crate) fn pb_control_limits(f: &PointFlags) -> Option<pb::ControlLimits> {
-    f.band.map(|b| pb::ControlLimits { centre: b.centre, lower: b.lower, upper: b.upper, outside: f.outside_band })
 }

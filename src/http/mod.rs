@@ -160,7 +160,7 @@ pub fn router(services: Services, grpc: Routes, rpc: &RpcLayer, settings: HttpSe
     let openapi = serde_json::to_vec_pretty(&openapi::document(&api))?.into();
     let origins = Origins::new(&settings.allowed_origins)?;
     let cors = origins.cors();
-    let metrics = services.metrics.clone();
+    let metrics = rpc.metrics().clone();
     let gw = Gateway(Arc::new(Inner {
         services,
         grpc_web: GrpcWebLayer::new().layer(grpc.clone()),
@@ -260,7 +260,7 @@ async fn observe(State(gw): State<Gateway>, mut req: Request, next: Next) -> Res
     if resp.status().is_server_error() {
         span.record("otel.status_code", "ERROR");
     }
-    gw.0.services.metrics.http_handled(&method, &route, status, elapsed);
+    gw.0.rpc.metrics().http_handled(&method, &route, status, elapsed);
     // gRPC-Web errors before any message carry their status in the headers.
     let grpc_status = resp.headers().get("grpc-status").and_then(|v| v.to_str().ok()).unwrap_or("");
     span.in_scope(|| {

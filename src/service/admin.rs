@@ -3,20 +3,23 @@
 use super::Services;
 use crate::domain::input;
 use crate::domain::model::{IssuedKey, KeyKind};
-use crate::error::Result;
-use crate::store::tenants;
+use crate::error::{AppError, Result};
+use crate::store::{StoreError, tenants};
 
 impl Services {
     /// Creates a tenant and its first secret key.
     pub async fn create_tenant(&self, name: &str) -> Result<IssuedKey> {
         let name = input::text("name", name, 200, true)?;
-        tenants::create_tenant(&self.db, &name, self.clock.now()).await
+        tenants::create_tenant(&self.db, &name, self.clock.now()).await.map_err(|e| match e {
+            StoreError::Unique { .. } => AppError::AlreadyExists(format!("a tenant named {name:?} exists")),
+            other => other.into(),
+        })
     }
 
     /// Creates a key for a tenant named by name or id.
     pub async fn create_key(&self, tenant: &str, kind: KeyKind) -> Result<IssuedKey> {
         let t = tenants::find_tenant(&self.db, tenant).await?;
-        tenants::create_key(&self.db, &t, kind, self.clock.now()).await
+        Ok(tenants::create_key(&self.db, &t, kind, self.clock.now()).await?)
     }
 
     /// Revokes a key by id.

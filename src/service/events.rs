@@ -39,7 +39,7 @@ impl Services {
 
     /// Up to `limit` numbered events after `after`, in order.
     pub async fn events_after(&self, tenant: &TenantId, after: i64, limit: u64) -> Result<Vec<Event>> {
-        store_events::after(self.db.conn(), tenant, after, limit).await
+        Ok(store_events::after(self.db.conn(), tenant, after, limit).await?)
     }
 
     /// Creates the webhook deliveries of events not fanned out yet; returns how many
@@ -61,7 +61,7 @@ impl Services {
 
     /// Deletes events older than the retention; returns how many.
     pub async fn prune_events(&self) -> Result<u64> {
-        store_events::prune(self.db.conn(), self.clock.now() - self.outbox.retention).await
+        Ok(store_events::prune(self.db.conn(), self.clock.now() - self.outbox.retention).await?)
     }
 
     /// The follow-up as it is now, as event data (for a settled `follow_up.opened`).

@@ -15,13 +15,14 @@ use crate::domain::insight::account::{
 };
 use crate::domain::insight::compare::{self, Comparison, Moments, NpsCounts};
 use crate::domain::insight::drivers::{self, Effect};
+use crate::domain::insight::sources::{CommentPosition, Whose};
 use crate::domain::insight::themes::{self, Analyzer, Corpus, MAX_COMMENTS_PER_SIDE, Side, Themes};
 use crate::domain::model::{Principal, Properties, Survey};
 use crate::domain::stats::{self, Summary};
 use crate::domain::time::Timestamp;
-use crate::domain::{Bucket, Scale, SurveyKind, TenantId, input};
+use crate::domain::{Bucket, CustomerRowId, Scale, SurveyId, SurveyKind, TenantId, input};
 use crate::error::{AppError, Result};
-use crate::store::insight::{self as si, Whose};
+use crate::store::insight as si;
 use crate::store::{engagement as es, surveys};
 
 /// Default length of a comparison's samples, of the themes' and drivers' window.
@@ -307,8 +308,8 @@ impl Services {
         let (start, end) = window_of(req.start, req.end, now, DEFAULT_INSIGHT_DAYS, "start_time")?;
         let (all, scale) = self.scope_surveys(&p.tenant, &req.scope, false).await?;
         let ids: Vec<_> = all.iter().map(|s| s.id.clone()).collect();
-        let language_of: HashMap<String, String> =
-            all.iter().map(|s| (s.id.0.clone(), s.branding.language.clone())).collect();
+        let language_of: HashMap<SurveyId, String> =
+            all.iter().map(|s| (s.id.clone(), s.branding.language.clone())).collect();
         let (unhappy, happy) = sides(scale.kind);
         let conn = self.db.conn();
         let mut analyzers: BTreeMap<String, Analyzer> = BTreeMap::new();
@@ -316,13 +317,13 @@ impl Services {
         let mut truncated = false;
         for (bucket, side) in [(unhappy, Side::A), (happy, Side::B)] {
             let mut kept = 0usize;
-            let mut after: Option<(i64, String)> = None;
+            let mut after: Option<CommentPosition> = None;
             'side: loop {
                 let batch =
                     si::comments(conn, &p.tenant, &ids, bucket, start, end, after.as_ref(), COMMENT_BATCH).await?;
                 let fetched = batch.len() as u64;
                 for c in batch {
-                    after = Some((c.recorded_at, c.id.clone()));
+                    after = Some(c.position());
                     if !input::matches(&req.filter, &c.properties) {
                         continue;
                     }
@@ -336,7 +337,7 @@ impl Services {
                         .clone()
                         .unwrap_or_else(|| language_of.get(&c.survey_id).cloned().unwrap_or_default());
                     let analyzer = analyzers.entry(tag.clone()).or_insert_with(|| Analyzer::for_language(&tag));
-                    corpus.add(side, &c.id, analyzer.terms(&c.comment));
+                    corpus.add(side, c.id.as_str(), analyzer.terms(&c.comment));
                 }
                 if fetched < COMMENT_BATCH {
                     break;
@@ -372,8 +373,9 @@ impl Services {
         let tz = config.tz();
 
         // Each customer's latest answer of either side in the window.
-        let mut latest: BTreeMap<String, (Bucket, Timestamp)> = BTreeMap::new();
-        for (customer, bucket, at) in si::answers_in(conn, &p.tenant, &ids, &[unhappy, happy], start, end).await? {
+        let mut latest: BTreeMap<CustomerRowId, (Bucket, Timestamp)> = BTreeMap::new();
+        for a in si::answers_in(conn, &p.tenant, &ids, &[unhappy, happy], start, end).await? {
+            let (customer, bucket, at) = (a.customer, a.bucket, a.at);
             let e = latest.entry(customer).or_insert((bucket, at));
             if at > e.1 {
                 *e = (bucket, at);
@@ -428,12 +430,12 @@ impl Services {
         let mut follow_ups = si::contact_follow_ups(conn, tenant, account, as_of).await?;
         for r in rows {
             out.entry(r.account.clone()).or_default().push(Contact {
-                customer: r.customer,
+                customer: r.customer.0,
                 role: r.properties.get("role").filter(|v| !v.trim().is_empty()).cloned(),
-                days: days.remove(&r.row_id).unwrap_or_default(),
-                lifetime: lifetimes.remove(&r.row_id).unwrap_or_default(),
-                answers: answers.remove(&r.row_id).unwrap_or_default(),
-                follow_ups: follow_ups.remove(&r.row_id).unwrap_or_default(),
+                days: days.remove(&r.row).unwrap_or_default(),
+                lifetime: lifetimes.remove(&r.row).unwrap_or_default(),
+                answers: answers.remove(&r.row).unwrap_or_default(),
+                follow_ups: follow_ups.remove(&r.row).unwrap_or_default(),
             });
         }
         Ok(out)

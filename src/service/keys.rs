@@ -20,7 +20,7 @@ use super::batch::BatchQueue;
 use crate::domain::model::{KeyKind, Principal};
 use crate::domain::secrets;
 use crate::error::{AppError, Result};
-use crate::store::{self, tenants};
+use crate::store::tenants;
 
 /// One call waiting for its key to be looked up.
 #[derive(Debug)]
@@ -33,7 +33,7 @@ pub struct KeyLookup {
 /// Most keys in one lookup.
 const MAX_LOOKUP_BATCH: usize = 256;
 /// Lookups in flight at once. One: calls that arrive during a lookup share the next,
-/// so under load each lookup answers many calls (`rapport bench`, PostgreSQL, c=64:
+/// so under load each lookup answers many calls (`rapport-bench records`, PostgreSQL, c=64:
 /// 2 014–2 080 RecordResponse/s with four, 2 213–2 582 with one).
 const LOOKUP_WRITERS: usize = 1;
 
@@ -134,7 +134,7 @@ impl Services {
                     }
                     _ => Err(unknown()),
                 },
-                Err(e) => Err(store::classify(e)),
+                Err(e) => Err(e.clone().into()),
             };
             // A caller that gave up no longer listens.
             let _ = lookup.reply.send(result);

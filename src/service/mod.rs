@@ -21,8 +21,10 @@ pub mod webhooks;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
 
-use crate::config::OutboxSettings;
+use crate::domain::{Bucket, SurveyKind};
+
 use crate::domain::model::{KeyKind, Principal};
 use crate::domain::time::Timestamp;
 use crate::error::{AppError, Result};
@@ -57,8 +59,9 @@ pub struct Services {
     pub bus: EventBus,
     /// Webhook and event settings.
     pub outbox: Arc<OutboxSettings>,
-    /// Prometheus counters the use-cases bump after their transaction commits.
-    pub metrics: crate::telemetry::Metrics,
+    /// What the use-cases count after their transaction commits (the server passes its
+    /// Prometheus registry; by default nothing is counted).
+    pub metrics: Arc<dyn Counters>,
     /// `RecordResponse` calls waiting to be written together (group commit).
     pub records: Arc<batch::BatchQueue<responses::PendingRecord>>,
     /// Calls waiting for their API key to be looked up (shared lookups).
@@ -71,6 +74,64 @@ pub struct Services {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// The secret keys that authenticated lately (for the rate-limit gate only).
     pub verified_keys: Arc<keys::VerifiedKeys>,
+}
+
+/// Webhook, event and SLA settings, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxSettings {
+    pub retry: crate::domain::webhooks::RetrySchedule,
+    pub timeout: Duration,
+    pub settle: chrono::Duration,
+    pub disable_after: chrono::Duration,
+    pub allow_private: bool,
+    pub allow_http_hosts: Vec<String>,
+    pub concurrency: usize,
+    pub retention: chrono::Duration,
+    pub poll: Duration,
+    pub sla_check: Duration,
+}
+
+impl Default for OutboxSettings {
+    /// The documented defaults of the server's options (docs/operations.md).
+    fn default() -> Self {
+        OutboxSettings {
+            retry: crate::domain::webhooks::RetrySchedule::default(),
+            timeout: Duration::from_secs(15),
+            settle: chrono::Duration::seconds(60),
+            disable_after: chrono::Duration::days(5),
+            allow_private: false,
+            allow_http_hosts: Vec::new(),
+            concurrency: 16,
+            retention: chrono::Duration::days(30),
+            poll: Duration::from_millis(1000),
+            sla_check: Duration::from_millis(30000),
+        }
+    }
+}
+
+/// What the use-cases count, each call right after its transaction committed. The
+/// server's Prometheus registry implements it (`telemetry::metrics`); the use-cases
+/// know only this handle.
+pub trait Counters: Send + Sync + std::fmt::Debug {
+    /// A transaction wrote `n` RecordResponse calls' answers.
+    fn response_batch_written(&self, n: usize);
+    /// An answer was recorded, and whether it opened a follow-up.
+    fn response_recorded(&self, kind: SurveyKind, bucket: Bucket, opened_follow_up: bool);
+    /// A follow-up was opened.
+    fn follow_up_opened(&self, kind: SurveyKind);
+    /// A webhook delivery attempt ended with `outcome` (`delivered`, `retry`, `dead_lettered`).
+    fn webhook_delivery(&self, outcome: &'static str);
+}
+
+/// Counts nothing (tools and tests that do not serve `/metrics`).
+#[derive(Debug)]
+pub struct NoCounters;
+
+impl Counters for NoCounters {
+    fn response_batch_written(&self, _: usize) {}
+    fn response_recorded(&self, _: SurveyKind, _: Bucket, _: bool) {}
+    fn follow_up_opened(&self, _: SurveyKind) {}
+    fn webhook_delivery(&self, _: &'static str) {}
 }
 
 /// In-process signals between use-cases, workers and streams. Other replicas are
@@ -126,7 +187,7 @@ impl Services {
             clock,
             bus: EventBus::default(),
             outbox: Arc::new(OutboxSettings::default()),
-            metrics: crate::telemetry::Metrics::new(),
+            metrics: Arc::new(NoCounters),
             tasks: tokio_util::task::TaskTracker::new(),
             shutdown: tokio_util::sync::CancellationToken::new(),
         }
@@ -136,6 +197,12 @@ impl Services {
     /// batch (more are refused with RESOURCE_EXHAUSTED).
     pub fn with_record_queue_limit(mut self, limit: usize) -> Self {
         self.records = Arc::new(responses::record_queue(limit));
+        self
+    }
+
+    /// The same services counting into `counters`.
+    pub fn with_counters(mut self, counters: Arc<dyn Counters>) -> Self {
+        self.metrics = counters;
         self
     }
 

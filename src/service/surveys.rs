@@ -35,7 +35,7 @@ impl Services {
 
     pub async fn get_survey(&self, p: &Principal, id: &SurveyId) -> Result<Survey> {
         require_secret(p)?;
-        surveys::get(self.db.conn(), &p.tenant, id).await
+        Ok(surveys::get(self.db.conn(), &p.tenant, id).await?)
     }
 
     pub async fn list_surveys(
@@ -46,7 +46,7 @@ impl Services {
         page: PageRequest,
     ) -> Result<Page<Survey>> {
         require_secret(p)?;
-        surveys::list(self.db.conn(), &p.tenant, kind, include_archived, &page).await
+        Ok(surveys::list(self.db.conn(), &p.tenant, kind, include_archived, &page).await?)
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %p.tenant, survey = %id))]

@@ -7,15 +7,16 @@ use std::collections::BTreeMap;
 
 use sea_orm::{ConnectionTrait, QueryResult};
 
-use super::engagement::{Sql, get_i64, get_opt_i64};
+use super::error::{Result, decoded};
 use super::props_from_json;
+use super::sql::{Sql, get_i64, get_opt_i64};
 use crate::domain::engagement::Day;
 use crate::domain::engagement_profile::{Answer, DayActivity, FollowUpTimes};
 use crate::domain::insight::account::Lifetime;
+use crate::domain::insight::sources::{Comment, CommentPosition, ContactRecord, RespondentAnswer, SampleAnswer, Whose};
 use crate::domain::model::Properties;
 use crate::domain::time::Timestamp;
-use crate::domain::{Bucket, SurveyId, SurveyKind, TenantId, time};
-use crate::error::Result;
+use crate::domain::{Bucket, CustomerRef, CustomerRowId, ResponseId, SurveyId, SurveyKind, TenantId, time};
 
 fn s(row: &QueryResult, i: usize) -> Result<String> {
     Ok(row.try_get_by_index::<String>(i)?)
@@ -39,15 +40,6 @@ fn surveys_in(q: &mut Sql, col: &str, surveys: &[SurveyId]) {
 // Samples and comments.
 // ---------------------------------------------------------------------------------
 
-/// One response of a sample.
-#[derive(Debug, Clone)]
-pub struct SampleRow {
-    pub id: String,
-    pub score: i32,
-    /// The response's properties over the customer's (only when asked for).
-    pub properties: Properties,
-}
-
 /// The responses of the surveys recorded in [start, end).
 pub async fn sample(
     conn: &impl ConnectionTrait,
@@ -56,7 +48,7 @@ pub async fn sample(
     start: Timestamp,
     end: Timestamp,
     with_properties: bool,
-) -> Result<Vec<SampleRow>> {
+) -> Result<Vec<SampleAnswer>> {
     let cols = if with_properties { "r.id, r.score, r.properties, c.properties" } else { "r.id, r.score" };
     let mut q = Sql::new(
         conn.get_database_backend(),
@@ -77,23 +69,13 @@ pub async fn sample(
             } else {
                 Properties::new()
             };
-            Ok(SampleRow { id: s(r, 0)?, score: get_i64(r, 1)? as i32, properties })
+            Ok(SampleAnswer { id: ResponseId(s(r, 0)?), score: get_i64(r, 1)? as i32, properties })
         })
         .collect()
 }
 
-/// One comment.
-#[derive(Debug, Clone)]
-pub struct CommentRow {
-    pub id: String,
-    pub survey_id: String,
-    pub comment: String,
-    pub recorded_at: i64,
-    pub properties: Properties,
-}
-
 /// Up to `limit` non-empty comments of one bucket in [start, end), newest first
-/// (ties by id), after the position `after` (recorded_at, id) of a previous batch.
+/// (ties by id), after the position `after` of a previous batch.
 #[allow(clippy::too_many_arguments)]
 pub async fn comments(
     conn: &impl ConnectionTrait,
@@ -102,9 +84,9 @@ pub async fn comments(
     bucket: Bucket,
     start: Timestamp,
     end: Timestamp,
-    after: Option<&(i64, String)>,
+    after: Option<&CommentPosition>,
     limit: u64,
-) -> Result<Vec<CommentRow>> {
+) -> Result<Vec<Comment>> {
     let mut q = Sql::new(
         conn.get_database_backend(),
         "SELECT r.id, r.survey_id, r.comment, r.recorded_at, r.properties, c.properties FROM responses r \
@@ -115,8 +97,9 @@ pub async fn comments(
     q.push(" AND r.bucket = ").bind(bucket.as_str());
     q.push(" AND r.comment <> '' AND r.recorded_at >= ").bind(time::to_micros(start));
     q.push(" AND r.recorded_at < ").bind(time::to_micros(end));
-    if let Some((at, id)) = after {
-        q.push(" AND (r.recorded_at < ").bind(*at).push(" OR (r.recorded_at = ").bind(*at);
+    if let Some(CommentPosition { recorded_at, id }) = after {
+        let at = time::to_micros(*recorded_at);
+        q.push(" AND (r.recorded_at < ").bind(at).push(" OR (r.recorded_at = ").bind(at);
         q.push(" AND r.id < ").bind(id.as_str()).push("))");
     }
     q.push(&format!(" ORDER BY r.recorded_at DESC, r.id DESC LIMIT {limit}"));
@@ -126,11 +109,11 @@ pub async fn comments(
         .map(|r| {
             let mut properties = props_from_json(&s(r, 5)?);
             properties.extend(props_from_json(&s(r, 4)?));
-            Ok(CommentRow {
-                id: s(r, 0)?,
-                survey_id: s(r, 1)?,
+            Ok(Comment {
+                id: ResponseId(s(r, 0)?),
+                survey_id: SurveyId(s(r, 1)?),
                 comment: s(r, 2)?,
-                recorded_at: get_i64(r, 3)?,
+                recorded_at: time::from_micros(get_i64(r, 3)?),
                 properties,
             })
         })
@@ -140,9 +123,6 @@ pub async fn comments(
 // ---------------------------------------------------------------------------------
 // Drivers.
 // ---------------------------------------------------------------------------------
-
-/// One answer of a respondent: customer row id, bucket, recorded at.
-pub type RespondentAnswer = (String, Bucket, Timestamp);
 
 /// Every answer of the surveys in [start, end) in the given buckets.
 pub async fn answers_in(
@@ -166,17 +146,14 @@ pub async fn answers_in(
     q.all(conn)
         .await?
         .iter()
-        .map(|r| Ok((s(r, 0)?, Bucket::from_db(&s(r, 1)?)?, time::from_micros(get_i64(r, 2)?))))
+        .map(|r| {
+            Ok(RespondentAnswer {
+                customer: CustomerRowId(s(r, 0)?),
+                bucket: decoded(Bucket::from_db(&s(r, 1)?))?,
+                at: time::from_micros(get_i64(r, 2)?),
+            })
+        })
         .collect()
-}
-
-/// Which customers' days to read.
-#[derive(Debug, Clone)]
-pub enum Whose<'a> {
-    /// Customers who answered one of these surveys in [start, end).
-    Respondents { surveys: &'a [SurveyId], start: Timestamp, end: Timestamp },
-    /// The contacts of one account, or of every account.
-    Account(Option<&'a str>),
 }
 
 fn whose(q: &mut Sql, tenant: &TenantId, col: &str, w: &Whose<'_>) {
@@ -209,7 +186,7 @@ pub async fn days_of(
     from: Day,
     to: Day,
     actions: &[String],
-) -> Result<BTreeMap<String, Vec<DayActivity>>> {
+) -> Result<BTreeMap<CustomerRowId, Vec<DayActivity>>> {
     let b = conn.get_database_backend();
     let mut q = Sql::new(
         b,
@@ -218,10 +195,10 @@ pub async fn days_of(
     );
     q.bind(tenant.as_str()).push(" AND day >= ").bind(from).push(" AND day <= ").bind(to);
     whose(&mut q, tenant, "customer_id", who);
-    let mut out: BTreeMap<String, BTreeMap<Day, DayActivity>> = BTreeMap::new();
+    let mut out: BTreeMap<CustomerRowId, BTreeMap<Day, DayActivity>> = BTreeMap::new();
     for r in q.all(conn).await? {
         let day = get_i64(&r, 1)? as Day;
-        out.entry(s(&r, 0)?).or_default().insert(
+        out.entry(CustomerRowId(s(&r, 0)?)).or_default().insert(
             day,
             DayActivity {
                 day,
@@ -241,7 +218,7 @@ pub async fn days_of(
         q.push(" AND action IN ").list(actions.iter().cloned());
         whose(&mut q, tenant, "customer_id", who);
         for r in q.all(conn).await? {
-            let (customer, day) = (s(&r, 0)?, get_i64(&r, 1)? as Day);
+            let (customer, day) = (CustomerRowId(s(&r, 0)?), get_i64(&r, 1)? as Day);
             if let Some(d) = out.get_mut(&customer).and_then(|days| days.get_mut(&day)) {
                 d.action_counts.insert(s(&r, 2)?, get_i64(&r, 3)?);
             }
@@ -255,7 +232,7 @@ pub async fn first_days(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
     who: &Whose<'_>,
-) -> Result<BTreeMap<String, Day>> {
+) -> Result<BTreeMap<CustomerRowId, Day>> {
     let mut q = Sql::new(
         conn.get_database_backend(),
         "SELECT customer_id, first_day FROM engagement_customers WHERE first_day IS NOT NULL AND tenant_id = ",
@@ -265,7 +242,7 @@ pub async fn first_days(
     let mut out = BTreeMap::new();
     for r in q.all(conn).await? {
         if let Some(d) = get_opt_i64(&r, 1)? {
-            out.insert(s(&r, 0)?, d as Day);
+            out.insert(CustomerRowId(s(&r, 0)?), d as Day);
         }
     }
     Ok(out)
@@ -275,15 +252,6 @@ pub async fn first_days(
 // Accounts.
 // ---------------------------------------------------------------------------------
 
-/// A contact: row id, CRM id, account id, properties.
-#[derive(Debug, Clone)]
-pub struct ContactRow {
-    pub row_id: String,
-    pub customer: String,
-    pub account: String,
-    pub properties: Properties,
-}
-
 /// The contacts of one account (or of every account) created at or before `created_by`,
 /// not erased, in (account, CRM id) order.
 pub async fn contacts(
@@ -291,7 +259,7 @@ pub async fn contacts(
     tenant: &TenantId,
     account: Option<&str>,
     created_by: Timestamp,
-) -> Result<Vec<ContactRow>> {
+) -> Result<Vec<ContactRecord>> {
     let mut q = Sql::new(
         conn.get_database_backend(),
         "SELECT id, external_id, account_id, properties FROM customers WHERE erased_at IS NULL AND tenant_id = ",
@@ -306,9 +274,9 @@ pub async fn contacts(
         .await?
         .iter()
         .map(|r| {
-            Ok(ContactRow {
-                row_id: s(r, 0)?,
-                customer: s(r, 1)?,
+            Ok(ContactRecord {
+                row: CustomerRowId(s(r, 0)?),
+                customer: CustomerRef(s(r, 1)?),
                 account: opt_s(r, 2)?.unwrap_or_default(),
                 properties: props_from_json(&s(r, 3)?),
             })
@@ -322,7 +290,7 @@ pub async fn lifetimes(
     tenant: &TenantId,
     account: Option<&str>,
     to: Day,
-) -> Result<BTreeMap<String, Lifetime>> {
+) -> Result<BTreeMap<CustomerRowId, Lifetime>> {
     let mut q = Sql::new(
         conn.get_database_backend(),
         "SELECT customer_id, CAST(SUM(revenue_minor) AS BIGINT), CAST(SUM(purchases) AS BIGINT), MIN(day), MAX(day) \
@@ -334,7 +302,7 @@ pub async fn lifetimes(
     let mut out = BTreeMap::new();
     for r in q.all(conn).await? {
         out.insert(
-            s(&r, 0)?,
+            CustomerRowId(s(&r, 0)?),
             Lifetime {
                 revenue_minor: get_opt_i64(&r, 1)?.unwrap_or(0),
                 purchases: get_opt_i64(&r, 2)?.unwrap_or(0),
@@ -353,7 +321,7 @@ pub async fn contact_answers(
     account: Option<&str>,
     from: Timestamp,
     to: Timestamp,
-) -> Result<BTreeMap<String, Vec<Answer>>> {
+) -> Result<BTreeMap<CustomerRowId, Vec<Answer>>> {
     let mut q = Sql::new(
         conn.get_database_backend(),
         "SELECT customer_id, kind, score, scale_max, bucket, recorded_at FROM responses WHERE tenant_id = ",
@@ -361,13 +329,13 @@ pub async fn contact_answers(
     q.bind(tenant.as_str());
     q.push(" AND recorded_at >= ").bind(time::to_micros(from)).push(" AND recorded_at <= ").bind(time::to_micros(to));
     whose(&mut q, tenant, "customer_id", &Whose::Account(account));
-    let mut out: BTreeMap<String, Vec<Answer>> = BTreeMap::new();
+    let mut out: BTreeMap<CustomerRowId, Vec<Answer>> = BTreeMap::new();
     for r in q.all(conn).await? {
-        out.entry(s(&r, 0)?).or_default().push(Answer {
-            kind: SurveyKind::from_db(&s(&r, 1)?)?,
+        out.entry(CustomerRowId(s(&r, 0)?)).or_default().push(Answer {
+            kind: decoded(SurveyKind::from_db(&s(&r, 1)?))?,
             score: get_i64(&r, 2)? as i32,
             scale_max: get_i64(&r, 3)? as i32,
-            bucket: Bucket::from_db(&s(&r, 4)?)?,
+            bucket: decoded(Bucket::from_db(&s(&r, 4)?))?,
             at: time::from_micros(get_i64(&r, 5)?),
         });
     }
@@ -380,21 +348,21 @@ pub async fn contact_follow_ups(
     tenant: &TenantId,
     account: Option<&str>,
     by: Timestamp,
-) -> Result<BTreeMap<String, Vec<FollowUpTimes>>> {
+) -> Result<BTreeMap<CustomerRowId, Vec<FollowUpTimes>>> {
     let mut q = Sql::new(
         conn.get_database_backend(),
         "SELECT customer_id, status, opened_at, due_at, resolved_at, dismissed_at FROM follow_ups WHERE tenant_id = ",
     );
     q.bind(tenant.as_str()).push(" AND opened_at <= ").bind(time::to_micros(by));
     whose(&mut q, tenant, "customer_id", &Whose::Account(account));
-    let mut out: BTreeMap<String, Vec<FollowUpTimes>> = BTreeMap::new();
+    let mut out: BTreeMap<CustomerRowId, Vec<FollowUpTimes>> = BTreeMap::new();
     for r in q.all(conn).await? {
         let closed = match s(&r, 1)?.as_str() {
             "resolved" => get_opt_i64(&r, 4)?,
             "dismissed" => get_opt_i64(&r, 5)?,
             _ => None,
         };
-        out.entry(s(&r, 0)?).or_default().push(FollowUpTimes {
+        out.entry(CustomerRowId(s(&r, 0)?)).or_default().push(FollowUpTimes {
             opened_at: time::from_micros(get_i64(&r, 2)?),
             due_at: time::from_micros(get_i64(&r, 3)?),
             closed_at: closed.map(time::from_micros),

@@ -8,12 +8,12 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, JoinType, PaginatorTrait, QueryFilter, QuerySelect};
 
 use super::entities::{Scoped, customer, invitation, response};
+use super::error::{Result, decoded};
 use super::invitations::{ISSUED, SUPPRESSED};
 use super::props_from_json;
 use crate::domain::model::{Funnel, Properties};
 use crate::domain::time::Timestamp;
 use crate::domain::{EligibilityRule, SurveyId, TenantId, time};
-use crate::error::Result;
 
 /// One response as metrics see it.
 pub struct Scored {
@@ -98,7 +98,7 @@ pub async fn funnel(
     let mut suppressed_by_rule = BTreeMap::new();
     for (rule, n) in by_rule {
         if let Some(rule) = rule {
-            suppressed_by_rule.insert(EligibilityRule::from_db(&rule)?, n);
+            suppressed_by_rule.insert(decoded(EligibilityRule::from_db(&rule))?, n);
         }
     }
     let issued_n = issued().count(conn).await? as i64;

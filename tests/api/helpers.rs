@@ -65,6 +65,8 @@ pub struct TestApp {
     stop: Option<oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
     _dir: Option<tempfile::TempDir>,
+    /// Released after the database is dropped (declared last: dropped last).
+    _permit: Option<tokio::sync::SemaphorePermit<'static>>,
 }
 
 /// The URL of the PostgreSQL server tests create their databases on.
@@ -77,7 +79,22 @@ fn with_database(url: &str, db: &str) -> String {
     format!("{base}/{db}")
 }
 
-/// A fresh, empty database for one test.
+/// At most this many PostgreSQL test databases are in use at once, whatever the number
+/// of test threads: with 4 connections a server and at most three servers a test, a
+/// many-core machine stays under PostgreSQL's default 100 connections.
+static PG_DATABASES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
+
+async fn fresh_database_permitted(
+    backend: Backend,
+) -> ((String, Option<tempfile::TempDir>, Option<(String, String)>), Option<tokio::sync::SemaphorePermit<'static>>) {
+    let permit = match backend {
+        Backend::Postgres => Some(PG_DATABASES.acquire().await.expect("the semaphore is never closed")),
+        Backend::Sqlite => None,
+    };
+    (fresh_database(backend).await, permit)
+}
+
+/// A fresh database for one test (PostgreSQL: migrated, from the template).
 async fn fresh_database(backend: Backend) -> (String, Option<tempfile::TempDir>, Option<(String, String)>) {
     match backend {
         Backend::Sqlite => {
@@ -95,12 +112,64 @@ async fn fresh_database(backend: Backend) -> (String, Option<tempfile::TempDir>,
                      or point RAPPORT_TEST_POSTGRES_URL at one."
                 ),
             };
+            let template = migrated_template(&conn, &admin).await;
             let name = format!("rapport_t_{}", uuid::Uuid::now_v7().simple());
-            conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create test database");
+            conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""))
+                .await
+                .expect("create test database");
             let _ = conn.close().await;
             (with_database(&admin, &name), None, Some((name, admin)))
         }
     }
+}
+
+/// A database with every migration applied, made once per version of the migrations
+/// (its name carries a hash of migrations/src) and cloned by `CREATE DATABASE …
+/// TEMPLATE` for each test, instead of migrating every test's database. Concurrent test
+/// processes take an advisory lock to build it; a template is complete once renamed to
+/// its final name.
+async fn migrated_template(conn: &sea_orm::DatabaseConnection, admin: &str) -> String {
+    static TEMPLATE: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+    let name = TEMPLATE.get_or_init(|| async { format!("rapport_tpl_{:016x}", migrations_hash()) }).await.clone();
+    let exists = |c: &sea_orm::DatabaseConnection, n: String| {
+        let c = c.clone();
+        async move {
+            let sql = format!("SELECT 1 AS one FROM pg_database WHERE datname = '{n}'");
+            c.query_one_raw(sea_orm::Statement::from_string(c.get_database_backend(), sql)).await.unwrap().is_some()
+        }
+    };
+    if exists(conn, name.clone()).await {
+        return name;
+    }
+    // One connection holds the lock while it builds; session locks need one session.
+    let lock = Database::connect(admin).await.expect("connect for the template lock");
+    lock.execute_unprepared("SELECT pg_advisory_lock(727272)").await.expect("template lock");
+    if !exists(&lock, name.clone()).await {
+        let building = format!("{name}_building");
+        lock.execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{building}\" WITH (FORCE)")).await.unwrap();
+        lock.execute_unprepared(&format!("CREATE DATABASE \"{building}\"")).await.expect("create the template");
+        let db = rapport::store::Db::connect(&DbSettings::new(with_database(admin, &building))).await.unwrap();
+        db.migrate().await.expect("migrate the template");
+        db.close().await;
+        lock.execute_unprepared(&format!("ALTER DATABASE \"{building}\" RENAME TO \"{name}\"")).await.unwrap();
+    }
+    lock.execute_unprepared("SELECT pg_advisory_unlock(727272)").await.expect("template unlock");
+    let _ = lock.close().await;
+    name
+}
+
+/// FNV-1a over the migrations' sources, in file-name order.
+fn migrations_hash() -> u64 {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/src");
+    let mut files: Vec<_> = std::fs::read_dir(&dir).expect("migrations/src").map(|e| e.unwrap().path()).collect();
+    files.sort();
+    let mut h: u64 = 0xcbf29ce484222325;
+    for f in files {
+        for b in f.file_name().unwrap().as_encoded_bytes().iter().chain(&std::fs::read(&f).unwrap()) {
+            h = (h ^ *b as u64).wrapping_mul(0x100000001b3);
+        }
+    }
+    h
 }
 
 /// Starts the real server on 127.0.0.1:0 over a fresh database, with a tenant `acme`.
@@ -110,10 +179,11 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 
 /// Like [`spawn_app`], letting the test adjust the server settings.
 pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
-    let (url, dir, pg) = fresh_database(backend).await;
+    let ((url, dir, pg), permit) = fresh_database_permitted(backend).await;
     let mut app = start(backend, url, None, adjust).await;
     app.pg = pg;
     app._dir = dir;
+    app._permit = permit;
     app
 }
 
@@ -129,7 +199,7 @@ pub async fn spawn_app_on(
 }
 
 async fn start(backend: Backend, url: String, key: Option<String>, adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
-    let db = DbSettings { max_connections: 8, acquire_timeout: Duration::from_secs(2), ..DbSettings::new(url.clone()) };
+    let db = DbSettings { max_connections: 4, acquire_timeout: Duration::from_secs(2), ..DbSettings::new(url.clone()) };
     let mut args = ServeArgs { health_interval_ms: 200, ..ServeArgs::default() };
     adjust(&mut args);
     let clock = Clock::default();
@@ -163,6 +233,7 @@ async fn start(backend: Backend, url: String, key: Option<String>, adjust: impl 
         stop: Some(stop),
         server: Some(server),
         _dir: None,
+        _permit: None,
     }
 }
 

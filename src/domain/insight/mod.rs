@@ -9,6 +9,7 @@ pub mod account;
 pub mod compare;
 pub mod drivers;
 pub mod series;
+pub mod sources;
 pub mod themes;
 
 use statrs::distribution::{ContinuousCDF, Normal};
