@@ -10,6 +10,7 @@ const PROTOS: &[&str] = &[
     "proto/rapport/v1/engagement_service.proto",
     "proto/rapport/v1/webhook_service.proto",
     "proto/rapport/v1/import_service.proto",
+    "proto/rapport/v1/insight_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -20,9 +20,10 @@ use crate::grpc::pb::engagement_service_server::EngagementServiceServer;
 use crate::grpc::pb::event_service_server::EventServiceServer;
 use crate::grpc::pb::follow_up_service_server::FollowUpServiceServer;
 use crate::grpc::pb::import_service_server::ImportServiceServer;
+use crate::grpc::pb::insight_service_server::InsightServiceServer;
 use crate::grpc::pb::survey_service_server::SurveyServiceServer;
 use crate::grpc::pb::webhook_service_server::WebhookServiceServer;
-use crate::grpc::{self, EngagementApi, EventApi, FollowUpApi, ImportApi, SurveyApi, WebhookApi};
+use crate::grpc::{self, EngagementApi, EventApi, FollowUpApi, ImportApi, InsightApi, SurveyApi, WebhookApi};
 use crate::service::in_app::RateLimits;
 use crate::service::{Clock, Services};
 use crate::store::{Db, DbSettings};
@@ -115,6 +116,9 @@ impl Application {
             events: guard.wrap(EventServiceServer::new(EventApi::new(s.clone()))),
             imports: guard
                 .wrap(ImportServiceServer::new(ImportApi::new(s.clone())).max_decoding_message_size(MAX_REQUEST_BYTES)),
+            insight: guard.wrap(
+                InsightServiceServer::new(InsightApi::new(s.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+            ),
         };
         let api = api(&services);
 
@@ -136,6 +140,7 @@ impl Application {
             .add_service(api.webhooks.clone())
             .add_service(api.events.clone())
             .add_service(api.imports.clone())
+            .add_service(api.insight.clone())
             .add_service(health_service.clone());
         let gateway = crate::http::router(
             services.clone(),
@@ -170,6 +175,7 @@ impl Application {
             .add_service(api.webhooks)
             .add_service(api.events)
             .add_service(api.imports)
+            .add_service(api.insight)
             .serve_with_incoming_shutdown(
                 // Small gRPC frames must not wait for Nagle's algorithm (≈40 ms a call).
                 tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
@@ -206,13 +212,14 @@ impl Application {
 }
 
 /// The API's services, each behind the [`Guard`].
-struct Api<A, B, C, D, E, F> {
+struct Api<A, B, C, D, E, F, G> {
     surveys: A,
     follow_ups: B,
     webhooks: C,
     engagement: D,
     events: E,
     imports: F,
+    insight: G,
 }
 
 /// What every API service is wrapped in: the database check outside, the gate inside.
@@ -383,6 +390,7 @@ async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
     reporter.set_service_status("rapport.v1.ImportService", status).await;
     reporter.set_service_status("rapport.v1.WebhookService", status).await;
     reporter.set_service_status("rapport.v1.EventService", status).await;
+    reporter.set_service_status("rapport.v1.InsightService", status).await;
 }
 
 /// Keeps health in step with the database: SERVING only while it answers.

@@ -11,6 +11,7 @@ pub mod follow_up;
 pub mod identity;
 pub mod ids;
 pub mod input;
+pub mod insight;
 pub mod listing;
 pub mod model;
 pub mod secrets;

@@ -372,6 +372,9 @@ pub struct SurveyMetrics {
     pub scale: Scale,
     pub summary: Summary,
     pub series: Vec<(Timestamp, Timestamp, Summary)>,
+    /// Per point of `series`: the change from the previous point and the control
+    /// limits (domain::insight::series).
+    pub series_flags: Vec<crate::domain::insight::series::PointFlags>,
     pub funnel: Funnel,
     pub start: Timestamp,
     pub end: Timestamp,

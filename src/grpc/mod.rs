@@ -7,6 +7,7 @@ mod engagement;
 mod follow_ups;
 pub mod gate;
 mod imports;
+pub(crate) mod insight;
 #[cfg(test)]
 mod proptests;
 mod surveys;
@@ -18,6 +19,7 @@ pub const MAX_REQUEST_BYTES: usize = 4 * 1024 * 1024;
 pub use engagement::EngagementApi;
 pub use follow_ups::FollowUpApi;
 pub use imports::ImportApi;
+pub use insight::InsightApi;
 pub use surveys::SurveyApi;
 pub use webhooks::{EventApi, WebhookApi};
 

@@ -523,7 +523,7 @@ async fn ranked_page(
 /// One window's churn: the episodes and the customers at the start from the gap
 /// histogram, the churned customers from it too when the window is no longer than the
 /// threshold (see [`ChurnWindow::episodes_are_customers`]), else counted per customer.
-async fn churn(conn: &impl crate::store::Conn, tenant: &TenantId, w: ChurnWindow) -> Result<ChurnSums> {
+pub(crate) async fn churn(conn: &impl crate::store::Conn, tenant: &TenantId, w: ChurnWindow) -> Result<ChurnSums> {
     let episodes = er::gap_sum(conn, tenant, w.episodes()).await?;
     let at_start = er::gap_sum(conn, tenant, w.at_start()).await?;
     if w.episodes_are_customers() {

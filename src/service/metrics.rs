@@ -2,6 +2,7 @@
 //! invitation funnel (docs/engagement.md, "Survey metrics").
 
 use super::{Services, require_reader};
+use crate::domain::insight::series as insight_series;
 use crate::domain::model::{Principal, Properties, SurveyMetrics};
 use crate::domain::stats::{self, Grain, MAX_SERIES_POINTS};
 use crate::domain::time::Timestamp;
@@ -105,6 +106,8 @@ impl Services {
                 .collect(),
         };
         let funnel = metrics::funnel(conn, &p.tenant, &ids, start, end, now).await?;
-        Ok(SurveyMetrics { scale, summary, series, funnel, start, end })
+        let points: Vec<_> = series.iter().map(|(_, _, s)| insight_series::point_counts(scale, s)).collect();
+        let series_flags = insight_series::flag(&points);
+        Ok(SurveyMetrics { scale, summary, series, series_flags, funnel, start, end })
     }
 }

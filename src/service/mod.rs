@@ -11,6 +11,7 @@ pub mod events;
 pub mod follow_ups;
 pub mod imports;
 pub mod in_app;
+pub mod insight;
 pub mod invitations;
 pub mod keys;
 pub mod metrics;

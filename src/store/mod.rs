@@ -13,6 +13,7 @@ pub mod events;
 pub mod follow_ups;
 pub mod imports;
 pub mod in_app;
+pub mod insight;
 pub mod invitations;
 pub mod metrics;
 pub mod ops;

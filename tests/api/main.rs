@@ -19,6 +19,7 @@ mod hardening_obs;
 mod health;
 mod imports;
 mod in_app;
+mod insight;
 mod invitations;
 mod isolation;
 mod lifecycle;

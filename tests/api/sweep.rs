@@ -272,6 +272,29 @@ const BASES: &[(&str, &str)] = &[
     ),
     ("WebhookService.SendTestEvent", r#"{"endpointId":"<E>"}"#),
     ("EventService.WatchEvents", r#"{"afterSequence":"0","types":["response.recorded"]}"#),
+    ("InsightService.GetAccountProfile", r#"{"accountId":"acct-1","asOf":"<NOW>","windowDays":30}"#),
+    (
+        "InsightService.ListAccounts",
+        r#"{"pageSize":10,"rankBy":"ACCOUNT_RANKING_RISK","order":"RANK_ORDER_ASCENDING","asOf":"<NOW>",
+            "windowDays":30,"bands":["HEALTH_BAND_RED"],"risks":["ACCOUNT_RISK_FLAG_INACTIVE"],"minContacts":1}"#,
+    ),
+    (
+        "InsightService.CompareSurveyMetrics",
+        r#"{"surveyId":"<S>","first":{"startTime":"<MONTHS_AGO>","endTime":"<YESTERDAY>","filter":{"plan":"pro"},
+            "label":"before"},"second":{"startTime":"<YESTERDAY>","endTime":"<TOMORROW>","label":"after"}}"#,
+    ),
+    ("InsightService.CompareSurveyMetrics", r#"{"kind":"SURVEY_KIND_NPS","second":{"filter":{"plan":"pro"}}}"#),
+    (
+        "InsightService.CommentThemes",
+        r#"{"surveyId":"<S>","startTime":"<MONTHS_AGO>","endTime":"<TOMORROW>","filter":{"plan":"pro"},"limit":10,
+            "minCount":1,"language":"en"}"#,
+    ),
+    ("InsightService.CommentThemes", r#"{"kind":"SURVEY_KIND_NPS"}"#),
+    (
+        "InsightService.GetDrivers",
+        r#"{"surveyId":"<S>","startTime":"<MONTHS_AGO>","endTime":"<TOMORROW>","windowDays":30}"#,
+    ),
+    ("InsightService.GetDrivers", r#"{"kind":"SURVEY_KIND_NPS"}"#),
 ];
 
 // ---------------------------------------------------------------------------------
