@@ -12,6 +12,7 @@ const PROTOS: &[&str] = &[
     "proto/rapport/v1/import_service.proto",
     "proto/rapport/v1/privacy_service.proto",
     "proto/rapport/v1/admin_service.proto",
+    "proto/rapport/v1/insight_service.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

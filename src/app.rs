@@ -21,10 +21,13 @@ use crate::grpc::pb::engagement_service_server::EngagementServiceServer;
 use crate::grpc::pb::event_service_server::EventServiceServer;
 use crate::grpc::pb::follow_up_service_server::FollowUpServiceServer;
 use crate::grpc::pb::import_service_server::ImportServiceServer;
+use crate::grpc::pb::insight_service_server::InsightServiceServer;
 use crate::grpc::pb::privacy_service_server::PrivacyServiceServer;
 use crate::grpc::pb::survey_service_server::SurveyServiceServer;
 use crate::grpc::pb::webhook_service_server::WebhookServiceServer;
-use crate::grpc::{self, AdminApi, EngagementApi, EventApi, FollowUpApi, ImportApi, PrivacyApi, SurveyApi, WebhookApi};
+use crate::grpc::{
+    self, AdminApi, EngagementApi, EventApi, FollowUpApi, ImportApi, InsightApi, PrivacyApi, SurveyApi, WebhookApi,
+};
 use crate::service::in_app::RateLimits;
 use crate::service::{Clock, Services};
 use crate::store::{Db, DbSettings};
@@ -133,6 +136,9 @@ impl Application {
             events: guard.wrap(EventServiceServer::new(EventApi::new(s.clone()))),
             imports: guard
                 .wrap(ImportServiceServer::new(ImportApi::new(s.clone())).max_decoding_message_size(MAX_REQUEST_BYTES)),
+            insight: guard.wrap(
+                InsightServiceServer::new(InsightApi::new(s.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
+            ),
             privacy: guard.wrap(
                 PrivacyServiceServer::new(PrivacyApi::new(s.clone())).max_decoding_message_size(MAX_REQUEST_BYTES),
             ),
@@ -158,9 +164,11 @@ impl Application {
         // The HTTP gateway calls the same services (gRPC-Web and the JSON routes).
         let grpc_routes = Routes::new(api.surveys.clone())
             .add_service(api.follow_ups.clone())
+            .add_service(api.engagement.clone())
             .add_service(api.webhooks.clone())
             .add_service(api.events.clone())
             .add_service(api.imports.clone())
+            .add_service(api.insight.clone())
             .add_service(api.privacy.clone())
             .add_service(health_service.clone());
         let gateway = crate::http::router(
@@ -179,7 +187,7 @@ impl Application {
 
         // The admin listener keeps serving while gRPC drains, and stops after it.
         let (admin_stop, admin_stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let admin = tokio::spawn(crate::telemetry::admin::serve(admin_listener, metrics, services.db.clone(), async {
+        let admin = tokio::spawn(crate::telemetry::admin::serve(admin_listener, metrics, services.clone(), async {
             let _ = admin_stop_rx.await;
         }));
 
@@ -196,6 +204,7 @@ impl Application {
             .add_service(api.webhooks)
             .add_service(api.events)
             .add_service(api.imports)
+            .add_service(api.insight)
             .add_service(api.privacy)
             .add_service(api.admin)
             .serve_with_incoming_shutdown(
@@ -234,15 +243,16 @@ impl Application {
 }
 
 /// The API's services, each behind the [`Guard`].
-struct Api<A, B, C, D, E, F, G, H> {
+struct Api<A, B, C, D, E, F, G, H, I> {
     surveys: A,
     follow_ups: B,
     webhooks: C,
     engagement: D,
     events: E,
     imports: F,
-    privacy: G,
-    admin: H,
+    insight: G,
+    privacy: H,
+    admin: I,
 }
 
 /// What every API service is wrapped in: the database check outside, the gate inside.
@@ -413,6 +423,7 @@ async fn set_all(reporter: &HealthReporter, status: ServingStatus) {
     reporter.set_service_status("rapport.v1.ImportService", status).await;
     reporter.set_service_status("rapport.v1.WebhookService", status).await;
     reporter.set_service_status("rapport.v1.EventService", status).await;
+    reporter.set_service_status("rapport.v1.InsightService", status).await;
     reporter.set_service_status("rapport.v1.PrivacyService", status).await;
     reporter.set_service_status("rapport.v1.AdminService", status).await;
 }

@@ -43,10 +43,6 @@ pub enum Command {
     /// Send history from files (answers, activity) to a running server.
     #[command(subcommand)]
     Import(crate::import_file::ImportCommand),
-    /// Load-generate against a server and compare with raw database inserts.
-    Bench(crate::bench::BenchArgs),
-    /// Load-generate engagement: RecordEvents throughput and profile/metric latencies.
-    BenchEngagement(crate::bench_engagement::EngagementBenchArgs),
     /// The keys that seal secrets at rest (docs/privacy.md).
     #[command(subcommand)]
     Secrets(SecretsCommand),
@@ -134,8 +130,12 @@ pub enum KeyCommand {
         #[arg(long)]
         tenant: String,
         /// A publishable key (`rk_pub_…`) for in-app forms instead of a secret key.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "read")]
         publishable: bool,
+        /// A read-only key (`rk_read_…`): it may call only the Get and List methods,
+        /// e.g. for a console on a wall display.
+        #[arg(long)]
+        read: bool,
         /// The key stops working after this long, e.g. `90d` or `12h` (default: never).
         #[arg(long, value_parser = humantime::parse_duration, conflicts_with = "expires_at")]
         expires_in: Option<Duration>,

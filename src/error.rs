@@ -1,6 +1,6 @@
-//! The one error type of the service. Every layer returns it; `grpc::status` turns it
-//! into a gRPC status with one exhaustive table. Internal causes are logged there and
-//! never sent to the caller.
+//! The one error type of the service. Every layer returns it; its conversion into
+//! `tonic::Status` (`From`, in `grpc/`) maps it with one exhaustive table. Internal
+//! causes are logged there and never sent to the caller.
 
 use std::time::Duration;
 

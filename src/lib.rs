@@ -5,21 +5,17 @@
 //! # Layout
 //! A request flows one way: [`grpc`] (decode, authenticate, convert) → [`service`]
 //! (the use-case, in one transaction) → [`domain`] (rules) and [`store`] (SQL) → back
-//! out through one error mapping ([`grpc::status`]).
+//! out through one error mapping (`From<AppError> for tonic::Status`, in [`grpc`]).
 //!
 //! - [`config`]: flags and environment.
 //! - [`telemetry`]: logs and optional OpenTelemetry export.
 //! - [`app`]: the server: services, health, reflection, graceful shutdown.
 //! - [`error`]: [`error::AppError`], the one error type.
-//! - [`bench`]: the load generator behind `rapport bench`.
-//! - [`bench_engagement`]: the engagement load generator behind `rapport bench-engagement`.
 //! - [`http`]: the HTTP gateway: JSON routes, gRPC-Web, the hosted page and widget.
 //! - [`import_file`]: `rapport import`, a client that sends history files to a server.
 //! - [`secret_keys`]: where the keys that seal secrets at rest come from.
 
 pub mod app;
-pub mod bench;
-pub mod bench_engagement;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -87,9 +87,13 @@ async fn main() -> anyhow::Result<()> {
             );
             Ok(())
         }
-        Command::Key(KeyCommand::Create { tenant, publishable, expires_in, expires_at }) => {
+        Command::Key(KeyCommand::Create { tenant, publishable, read, expires_in, expires_at }) => {
             let svc = admin_services(&db_settings, &args).await?;
-            let kind = if publishable { KeyKind::Publishable } else { KeyKind::Secret };
+            let kind = match (publishable, read) {
+                (true, _) => KeyKind::Publishable,
+                (_, true) => KeyKind::Read,
+                _ => KeyKind::Secret,
+            };
             let expires = match expires_in {
                 Some(d) => Some(svc.clock.now() + chrono::Duration::from_std(d)?),
                 None => expires_at,
@@ -188,8 +192,6 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&doc)?);
             Ok(())
         }
-        Command::Bench(args) => rapport::bench::run(&db_settings, args).await,
-        Command::BenchEngagement(args) => rapport::bench_engagement::run(&db_settings, args).await,
     }
 }
 

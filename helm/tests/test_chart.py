@@ -11,6 +11,8 @@ import copy
 import functools
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -101,6 +103,16 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         {"metrics": {"podAnnotations": True, "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}},
     ),
     "no-migration-job": merge(DB, {"migrations": {"enabled": False}}),
+    "alerts-and-dashboard": merge(
+        DB,
+        {
+            "metrics": {
+                "serviceMonitor": {"enabled": True},
+                "prometheusRule": {"enabled": True, "labels": {"release": "prom"}},
+                "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "rapport"}},
+            }
+        },
+    ),
     "everything": merge(
         EXISTING,
         {
@@ -203,7 +215,9 @@ def env_of(container: dict[str, Any]) -> dict[str, Any]:
 
 
 def config_map(docs: list[dict[str, Any]]) -> dict[str, str]:
-    return one(docs, "ConfigMap")["data"]
+    """The server's settings (not the Grafana dashboard's ConfigMap)."""
+    (settings,) = [d for d in find(docs, "ConfigMap") if "grafana_dashboard" not in d["metadata"]["labels"]]
+    return settings["data"]
 
 
 def references(obj: Any) -> Iterator[tuple[str, str]]:
@@ -277,6 +291,23 @@ def check_service_monitor(doc: dict[str, Any], docs: list[dict[str, Any]]) -> No
         assert re.fullmatch(r"(\d+(ms|s|m|h))+", endpoint["interval"])
 
 
+def check_prometheus_rule(doc: dict[str, Any]) -> None:
+    """kubernetes-validate has no schema for the prometheus-operator CRD: check its shape
+    by hand (promtool checks the rules themselves, test_rules_pass_promtool)."""
+    assert doc["apiVersion"] == "monitoring.coreos.com/v1"
+    assert set(doc) == {"apiVersion", "kind", "metadata", "spec"}
+    assert set(doc["spec"]) == {"groups"}
+    for group in doc["spec"]["groups"]:
+        assert set(group) <= {"name", "interval", "rules"}
+        for rule in group["rules"]:
+            assert set(rule) <= {"alert", "expr", "for", "labels", "annotations"}
+            assert re.fullmatch(r"[A-Za-z][A-Za-z0-9]*", rule["alert"])
+            assert re.fullmatch(r"(\d+(ms|s|m|h))+", rule["for"])
+            assert rule["labels"]["severity"] in {"critical", "warning"}
+            assert set(rule["annotations"]) == {"summary", "description"}
+            assert all(isinstance(v, str) for v in rule["labels"].values())
+
+
 def matches(selector: dict[str, str], labels: dict[str, str]) -> bool:
     return selector.items() <= labels.items()
 
@@ -312,6 +343,9 @@ def test_every_manifest_validates_strictly(scenario: str, kube_version: str) -> 
         if doc["kind"] == "ServiceMonitor":
             check_service_monitor(doc, docs)
             continue
+        if doc["kind"] == "PrometheusRule":
+            check_prometheus_rule(doc)
+            continue
         try:
             kubernetes_validate.validate(doc, kube_version, strict=True)
         except kubernetes_validate.ValidationError as err:
@@ -340,10 +374,12 @@ def test_expected_kinds_per_scenario(scenario: str) -> None:
         expected.add("PersistentVolumeClaim")
     for flag, kind in [(merged["ingress"]["enabled"], "Ingress"),
                        (merged["networkPolicy"]["enabled"], "NetworkPolicy"),
-                       (merged["metrics"]["serviceMonitor"]["enabled"], "ServiceMonitor")]:
+                       (merged["metrics"]["serviceMonitor"]["enabled"], "ServiceMonitor"),
+                       (merged["metrics"]["prometheusRule"]["enabled"], "PrometheusRule")]:
         if flag:
             expected.add(kind)
-    assert kinds == sorted(expected)
+    dashboards = ["ConfigMap"] if merged["metrics"]["grafanaDashboard"]["enabled"] else []
+    assert kinds == sorted(list(expected) + dashboards)
 
 
 def test_all_names_fit_with_a_long_release_name() -> None:
@@ -926,3 +962,198 @@ def test_values_table_is_up_to_date() -> None:
     assert module.main(["values_table.py", "--check"]) == 0
     documented = {path for path, _ in module.rows((CHART / "values.yaml").read_text())}
     assert {"config.corsAllowedOrigins", "config.clientIpHeader", "config.rateLimits.publishableKeyPerMinute"} <= documented
+
+
+# --------------------------------------------------------------------------- alerts and dashboard
+
+METRICS_RS = REPO / "src" / "telemetry" / "metrics.rs"
+ALERT_TESTS = HELM_DIR / "tests" / "alerts_test.yaml"
+ALERTS = {
+    "RapportDatabaseDown", "RapportGrpcErrorRatioHigh", "RapportHttpErrorRatioHigh", "RapportRecordQueueSaturated",
+    "RapportDbPoolSaturated", "RapportEventFanOutLagging", "RapportWebhookDeadLettersRising",
+    "RapportFollowUpsOverdueRising", "RapportPanics",
+}
+
+
+def rule_doc(values: dict[str, Any]) -> dict[str, Any]:
+    return one(render(values), "PrometheusRule")
+
+
+def rules_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [rule for group in doc["spec"]["groups"] for rule in group["rules"]]
+
+
+def dashboard(values: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The dashboard's ConfigMap and the dashboard it holds."""
+    (cm,) = [d for d in find(render(values), "ConfigMap") if "grafana_dashboard" in d["metadata"]["labels"]]
+    (key,) = cm["data"]
+    return cm, json.loads(cm["data"][key])
+
+
+def dashboard_queries(board: dict[str, Any]) -> list[str]:
+    queries = []
+    for panel in board["panels"]:
+        queries.extend(t["expr"] for t in panel.get("targets", []))
+        for inner in panel.get("panels", []):
+            queries.extend(t["expr"] for t in inner.get("targets", []))
+    for var in board["templating"]["list"]:
+        if var["type"] == "query":
+            queries.append(var["query"]["query"] if isinstance(var["query"], dict) else var["query"])
+    return queries
+
+
+def exported_metrics() -> set[str]:
+    """The series names rapport exports, from the registrations in src/telemetry/metrics.rs
+    (the one place metrics are registered): a counter `x` is exposed as `x_total`, a
+    histogram as `x_bucket`, `x_sum` and `x_count`, a gauge as `x`."""
+    source = METRICS_RS.read_text()
+    kinds = {}
+    for var, decl in re.findall(r"let (\w+) = ([^;]+);", source):
+        kinds[var] = decl
+    names = set()
+    registrations = re.findall(r"registry\.register\(\s*\"(\w+)\",.*?(\w+)\.clone\(\)", source, re.S)
+    assert len(registrations) >= 10, "the registrations in metrics.rs were not found: update this parser"
+    for name, var in registrations:
+        decl = kinds[var]
+        if "Histogram" in decl:
+            names |= {f"{name}_bucket", f"{name}_sum", f"{name}_count"}
+        elif "Counter" in decl:
+            names.add(f"{name}_total")
+        else:
+            assert "Gauge" in decl, f"{name}: unknown metric type in {decl!r}"
+            names.add(name)
+    return names
+
+
+PROMQL_WORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right", "offset", "bool", "and", "or", "unless", "inf", "nan",
+}
+
+
+def promql_metrics(expr: str) -> set[str]:
+    """The metric names a PromQL expression (or Grafana variable query) reads."""
+    expr = re.sub(r"^\s*label_values\((.*),\s*\w+\s*\)\s*$", r"\1", expr)  # Grafana's label_values(metric, label)
+    text = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # label values and strings
+    text = re.sub(r"\{[^}]*\}", " ", text)  # label matchers
+    text = re.sub(r"\[[^\]]*\]", " ", text)  # ranges and subqueries
+    text = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", " ", text)  # label lists
+    text = re.sub(r"\$\w+", " ", text)  # Grafana variables
+    names = set()
+    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", text):
+        word = match.group(0)
+        following = text[match.end():].lstrip()
+        if following.startswith("(") or word.lower() in PROMQL_WORDS:
+            continue  # a function, an aggregation or a keyword
+        if re.fullmatch(r"\d+[smhdwy]", word) or text[max(0, match.start() - 1)].isdigit():
+            continue
+        names.add(word)
+    return names
+
+
+def test_the_metric_parser_finds_what_rapport_exports() -> None:
+    exported = exported_metrics()
+    assert {"grpc_server_handled_total", "rapport_db_up", "rapport_follow_ups_overdue",
+            "rapport_response_batch_size_bucket", "rapport_event_fanout_lag_seconds"} <= exported
+    assert "grpc_server_handled" not in exported
+    # Metrics are registered nowhere else, so the list above is complete.
+    others = [p for p in (REPO / "src").rglob("*.rs") if p != METRICS_RS and "registry.register(" in p.read_text()]
+    assert others == []
+    assert promql_metrics('sum by (job) (rate(a_total{x="b{c}"}[5m])) / ignoring (state) b > 0.5') == {"a_total", "b"}
+    assert promql_metrics("label_values(rapport_db_up{namespace=~\"$namespace\"}, job)") == {"rapport_db_up"}
+    assert promql_metrics("c offset 1h - d") == {"c", "d"}
+
+
+def test_alerts_and_dashboard_use_only_metrics_rapport_exports() -> None:
+    exported = exported_metrics()
+    values = SCENARIOS["alerts-and-dashboard"]
+    used_by_rules = set().union(*(promql_metrics(r["expr"]) for r in rules_of(rule_doc(values))))
+    _, board = dashboard(values)
+    used_by_board = set().union(*(promql_metrics(q) for q in dashboard_queries(board)))
+    assert used_by_rules - exported == set()
+    assert used_by_board - exported == set()
+    # Both cover the figures an operator watches.
+    assert {"rapport_db_up", "rapport_record_queue_waiting", "rapport_event_fanout_lag_seconds",
+            "rapport_follow_ups_overdue", "rapport_webhook_deliveries_total"} <= used_by_rules & used_by_board
+
+
+def promtool() -> str:
+    path = shutil.which("promtool")
+    # helm/tests/run.sh installs Debian's prometheus package when it is missing.
+    assert path, "promtool is missing: install Debian's prometheus package (bash helm/tests/run.sh does)"
+    return path
+
+
+def test_rules_pass_promtool_check_and_unit_tests(tmp_path: Path) -> None:
+    doc = rule_doc(SCENARIOS["alerts-and-dashboard"])
+    assert {r["alert"] for r in rules_of(doc)} == ALERTS
+    (tmp_path / "rules.yaml").write_text(yaml.safe_dump({"groups": doc["spec"]["groups"]}, sort_keys=False))
+    shutil.copy(ALERT_TESTS, tmp_path / "alerts_test.yaml")
+    check = subprocess.run([promtool(), "check", "rules", "rules.yaml"], cwd=tmp_path, capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert f"SUCCESS: {len(ALERTS)} rules found" in check.stdout
+    tested = subprocess.run([promtool(), "test", "rules", "alerts_test.yaml"], cwd=tmp_path, capture_output=True,
+                            text=True)
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    # Every alert has a unit test that sees it fire.
+    tests = yaml.safe_load(ALERT_TESTS.read_text())["tests"]
+    fired = {case["alertname"] for test in tests for case in test["alert_rule_test"] if case["exp_alerts"]}
+    assert fired == ALERTS
+
+
+def test_rule_settings_reach_the_rules() -> None:
+    values = merge(SCENARIOS["alerts-and-dashboard"], {"metrics": {"prometheusRule": {
+        "selector": 'job="rapport-prod"',
+        "alertLabels": {"team": "feedback"},
+        "disabled": ["RapportPanics", "RapportHttpErrorRatioHigh"],
+        "errorRatio": 0.2,
+        "fanOutLagSeconds": 900,
+        "namespace": "monitoring",
+    }}})
+    doc = rule_doc(values)
+    assert doc["metadata"]["namespace"] == "monitoring"
+    assert doc["metadata"]["labels"]["release"] == "prom"
+    rules = {r["alert"]: r for r in rules_of(doc)}
+    assert set(rules) == ALERTS - {"RapportPanics", "RapportHttpErrorRatioHigh"}
+    assert all(r["labels"]["team"] == "feedback" for r in rules.values())
+    assert all('{job="rapport-prod"' in r["expr"] and "rel-rapport" not in r["expr"] for r in rules.values())
+    assert rules["RapportGrpcErrorRatioHigh"]["expr"].endswith("> 0.2")
+    assert rules["RapportEventFanOutLagging"]["expr"].endswith("> 900")
+    default = {r["alert"]: r for r in rules_of(rule_doc(SCENARIOS["alerts-and-dashboard"]))}
+    assert 'rapport_db_up{job="rel-rapport",namespace="rapport"} == 0' == default["RapportDatabaseDown"]["expr"]
+    assert find(render(SCENARIOS["default"]), "PrometheusRule") == []
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"disabled": ["RapportNoSuchAlert"]},
+        {"errorRatio": 0},
+        {"saturation": 1.5},
+        {"selector": '{job="x"}'},
+        {"fanOutLagSeconds": "300"},
+    ],
+    ids=["unknown-alert", "zero-ratio", "saturation-over-one", "selector-with-braces", "lag-as-string"],
+)
+def test_schema_rejects_bad_rule_settings(bad: dict[str, Any]) -> None:
+    with helm_python.Chart.load(CHART) as chart:
+        with pytest.raises(helm_python.HelmValuesError):
+            chart.validate_schema(merge(DB, {"metrics": {"prometheusRule": bad}}))
+
+
+def test_dashboard_is_a_configmap_for_the_grafana_sidecar() -> None:
+    cm, board = dashboard(SCENARIOS["alerts-and-dashboard"])
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert cm["metadata"]["annotations"] == {"grafana_folder": "rapport"}
+    assert cm["metadata"]["name"] == f"{FULLNAME}-dashboard"
+    assert board["uid"] == "rapport-overview" and board["title"] == "rapport"
+    # Every query goes to the data source the viewer picks, and is filtered to the
+    # chosen jobs, so one Grafana can show several releases.
+    variables = {v["name"] for v in board["templating"]["list"]}
+    assert {"datasource", "job", "namespace"} <= variables
+    for panel in board["panels"]:
+        for target in panel.get("targets", []):
+            assert target["datasource"]["uid"] == "${datasource}"
+            assert 'job=~"$job"' in target["expr"], target["expr"]
+    ids = [p["id"] for p in board["panels"]]
+    assert len(ids) == len(set(ids))
+    assert find(render(SCENARIOS["default"]), "ConfigMap") == [one(render(SCENARIOS["default"]), "ConfigMap")]

@@ -2,7 +2,7 @@
 //! holds only those. The index it replaces, on (seq, id) over every event, kept an entry
 //! for each numbered event's old, unnumbered version until VACUUM; with a busy outbox
 //! the sequencer's scan for `seq IS NULL` walked ever more of them and read the heap
-//! for each (measured: most of PostgreSQL's CPU under `rapport bench`).
+//! for each (measured: most of PostgreSQL's CPU under `rapport-bench records`).
 
 use sea_orm_migration::prelude::*;
 

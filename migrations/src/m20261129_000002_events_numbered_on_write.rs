@@ -7,7 +7,7 @@
 //!
 //! Rewriting every event once more to number it (with its payload and every index
 //! entry, since `seq` is indexed) and scanning for the unnumbered ones had become a
-//! third of what `rapport bench` cost PostgreSQL.
+//! third of what `rapport-bench records` cost PostgreSQL.
 //!
 //! Up: every tenant's cursor starts at its last number (those events were fanned out
 //! together with their numbering), then events still unnumbered are numbered in id

@@ -106,6 +106,12 @@ pub fn matches(condition: &BTreeMap<String, String>, props: &BTreeMap<String, St
     condition.iter().all(|(k, v)| props.get(k) == Some(v))
 }
 
+/// A property map as one canonical text (JSON, keys in order), as request
+/// fingerprints take it.
+pub fn canonical(p: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(p).unwrap_or_else(|_| "{}".into())
+}
+
 /// `base` with `update` laid over it; an empty value in `update` removes the key.
 pub fn merge(base: &BTreeMap<String, String>, update: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     let mut out = base.clone();

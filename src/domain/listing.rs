@@ -76,6 +76,47 @@ pub struct FollowUpFilter {
     pub customer_row: Option<String>,
     pub assignee: Option<String>,
     pub overdue: Option<bool>,
+    pub order: FollowUpOrder,
+}
+
+/// The order of `ListFollowUps` (its `order_by`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum FollowUpOrder {
+    /// Newest first (by id), the default.
+    #[default]
+    Newest,
+    /// Earliest due time first (the oldest SLA), then by id: a work queue.
+    DueFirst,
+}
+
+impl FollowUpOrder {
+    /// `order_by`: empty (newest first) or `due_time` (earliest due first).
+    pub fn parse(order_by: &str) -> Result<Self> {
+        match order_by.trim() {
+            "" => Ok(FollowUpOrder::Newest),
+            "due_time" | "due_time asc" | "dueTime" => Ok(FollowUpOrder::DueFirst),
+            _ => {
+                Err(AppError::invalid("order_by", "must be empty (newest first) or \"due_time\" (earliest due first)"))
+            }
+        }
+    }
+
+    /// The page token's position for a due-first page: the last row's due time and id.
+    pub fn due_position(due_micros: i64, id: &str) -> String {
+        format!("{due_micros:020}.{id}")
+    }
+
+    /// The due time and id of a due-first page token's position; a token of the
+    /// newest-first order (or anything else) is INVALID_ARGUMENT.
+    pub fn parse_due_position(after: &str) -> Result<(i64, &str)> {
+        let bad = || AppError::invalid("page_token", "is not a token of this order_by");
+        let (due, id) = after.split_once('.').ok_or_else(bad)?;
+        let due = due.parse::<i64>().map_err(|_| bad())?;
+        if id.is_empty() {
+            return Err(bad());
+        }
+        Ok((due, id))
+    }
 }
 
 /// Filters of `ListDeliveries`.
@@ -84,4 +125,19 @@ pub struct DeliveryFilter {
     pub endpoint_id: Option<String>,
     pub event_id: Option<String>,
     pub status: Option<DeliveryStatus>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follow_up_orders_parse_and_due_positions_round_trip() {
+        assert_eq!(FollowUpOrder::parse("").unwrap(), FollowUpOrder::Newest);
+        assert_eq!(FollowUpOrder::parse("due_time").unwrap(), FollowUpOrder::DueFirst);
+        assert!(FollowUpOrder::parse("score desc").is_err());
+        let pos = FollowUpOrder::due_position(1_700_000_000_000_000, "01ABC");
+        assert_eq!(FollowUpOrder::parse_due_position(&pos).unwrap(), (1_700_000_000_000_000, "01ABC"));
+        assert!(FollowUpOrder::parse_due_position("01ABC").is_err(), "a newest-first position");
+    }
 }

@@ -11,6 +11,7 @@ pub mod follow_up;
 pub mod identity;
 pub mod ids;
 pub mod input;
+pub mod insight;
 pub mod listing;
 pub mod model;
 pub mod privacy;
@@ -19,6 +20,7 @@ pub mod secrets;
 pub mod stats;
 #[cfg(test)]
 mod stats_coverage;
+pub mod stored;
 pub mod survey;
 pub mod time;
 pub mod webhooks;

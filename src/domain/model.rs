@@ -372,6 +372,9 @@ pub struct SurveyMetrics {
     pub scale: Scale,
     pub summary: Summary,
     pub series: Vec<(Timestamp, Timestamp, Summary)>,
+    /// Per point of `series`: the change from the previous point and the control
+    /// limits (domain::insight::series).
+    pub series_flags: Vec<crate::domain::insight::series::PointFlags>,
     pub funnel: Funnel,
     pub start: Timestamp,
     pub end: Timestamp,
@@ -391,6 +394,9 @@ pub enum KeyKind {
     Secret,
     /// `rk_pub_…`: in-app answering only.
     Publishable,
+    /// `rk_read_…`: reads only (the Get and List methods), e.g. for a wall display of
+    /// the console; every write is PERMISSION_DENIED.
+    Read,
 }
 
 impl KeyKind {
@@ -398,12 +404,14 @@ impl KeyKind {
         match self {
             KeyKind::Secret => "secret",
             KeyKind::Publishable => "publishable",
+            KeyKind::Read => "read",
         }
     }
     pub fn prefix(self) -> &'static str {
         match self {
             KeyKind::Secret => "rk_secret_",
             KeyKind::Publishable => "rk_pub_",
+            KeyKind::Read => "rk_read_",
         }
     }
 }

@@ -369,3 +369,33 @@ pub struct RetentionPass {
     pub invitations: u64,
     pub delivery_logs: u64,
 }
+
+/// One invitation of a customer, as their export shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportedInvitation {
+    pub id: String,
+    pub survey_id: String,
+    pub channel: String,
+    pub outcome: String,
+    pub rule: Option<String>,
+    pub forced: bool,
+    pub created_at: Timestamp,
+    pub expires_at: Option<Timestamp>,
+    pub answered_at: Option<Timestamp>,
+    pub dismissed_at: Option<Timestamp>,
+    pub response_id: Option<String>,
+}
+
+/// One raw activity event of a customer, as their export shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportedActivity {
+    pub message_id: String,
+    pub kind: String,
+    pub name: Option<String>,
+    pub occurred_at: Timestamp,
+    pub properties: Value,
+    pub seconds: Option<i64>,
+    pub amount_minor: Option<i64>,
+    pub currency: Option<String>,
+    pub received_at: Timestamp,
+}

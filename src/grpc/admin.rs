@@ -7,9 +7,9 @@ use sha2::{Digest, Sha256};
 use tonic::{Request, Response, Status};
 
 use super::convert::{opt_ts, parse_opt_ts, ts};
+use super::gate::bearer;
 use super::pb::{self, admin_service_server::AdminService};
 use super::privacy::pb_audit_event;
-use super::{bearer, status};
 use crate::domain::listing::PageRequest;
 use crate::domain::model::KeyKind;
 use crate::domain::privacy::{Actor, ApiKeyInfo};
@@ -38,7 +38,7 @@ impl AdminApi {
         let Some(expected) = &self.token else {
             return Err(Status::unauthenticated("the admin service is off: RAPPORT_OPERATOR_TOKEN is not set"));
         };
-        let given: [u8; 32] = Sha256::digest(bearer(req).unwrap_or_default().as_bytes()).into();
+        let given: [u8; 32] = Sha256::digest(bearer(req.metadata().as_ref()).unwrap_or_default().as_bytes()).into();
         let differs = given.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b));
         if differs != 0 {
             return Err(Status::unauthenticated("send the operator token as `authorization: Bearer <token>`"));
@@ -61,6 +61,7 @@ fn pb_kind(k: KeyKind) -> pb::ApiKeyKind {
     match k {
         KeyKind::Secret => pb::ApiKeyKind::Secret,
         KeyKind::Publishable => pb::ApiKeyKind::Publishable,
+        KeyKind::Read => pb::ApiKeyKind::Read,
     }
 }
 
@@ -78,7 +79,7 @@ fn pb_key(k: &ApiKeyInfo) -> pb::ApiKey {
 }
 
 fn tenant_field(raw: &str) -> Result<String, Status> {
-    crate::domain::input::text("tenant", raw, 200, true).map_err(status)
+    crate::domain::input::text("tenant", raw, 200, true).map_err(Status::from)
 }
 
 #[tonic::async_trait]
@@ -89,9 +90,9 @@ impl AdminService for AdminApi {
         req: Request<pb::CreateTenantRequest>,
     ) -> Result<Response<pb::CreatedApiKey>, Status> {
         self.authorize(&req)?;
-        let key = self.svc.create_tenant_as(Actor::Operator, &req.into_inner().name).await.map_err(status)?;
-        let info = self.svc.list_keys(key.tenant.as_str(), PageRequest::parse(1, "").map_err(status)?).await;
-        let info = info.map_err(status)?.items.into_iter().next();
+        let key = self.svc.create_tenant_as(Actor::Operator, &req.into_inner().name).await?;
+        let info = self.svc.list_keys(key.tenant.as_str(), PageRequest::parse(1, "")?).await;
+        let info = info?.items.into_iter().next();
         Ok(Response::new(pb::CreatedApiKey { key: info.as_ref().map(pb_key), secret: key.secret }))
     }
 
@@ -102,8 +103,8 @@ impl AdminService for AdminApi {
     ) -> Result<Response<pb::ListTenantsResponse>, Status> {
         self.authorize(&req)?;
         let r = req.into_inner();
-        let page = PageRequest::parse(r.page_size, &r.page_token).map_err(status)?;
-        let out = self.svc.list_tenants(page).await.map_err(status)?;
+        let page = PageRequest::parse(r.page_size, &r.page_token)?;
+        let out = self.svc.list_tenants(page).await?;
         Ok(Response::new(pb::ListTenantsResponse {
             tenants: out
                 .items
@@ -125,11 +126,12 @@ impl AdminService for AdminApi {
         let kind = match pb::ApiKeyKind::try_from(r.kind) {
             Ok(pb::ApiKeyKind::Unspecified | pb::ApiKeyKind::Secret) => KeyKind::Secret,
             Ok(pb::ApiKeyKind::Publishable) => KeyKind::Publishable,
-            Err(_) => return Err(status(AppError::invalid("kind", "is not a known key kind"))),
+            Ok(pb::ApiKeyKind::Read) => KeyKind::Read,
+            Err(_) => return Err(AppError::invalid("kind", "is not a known key kind").into()),
         };
-        let expires = parse_opt_ts(&r.expire_time, "expire_time").map_err(status)?;
-        let key = self.svc.create_key_as(Actor::Operator, &tenant, kind, expires).await.map_err(status)?;
-        let info = self.svc.key_info(&key.id).await.map_err(status)?;
+        let expires = parse_opt_ts(&r.expire_time, "expire_time")?;
+        let key = self.svc.create_key_as(Actor::Operator, &tenant, kind, expires).await?;
+        let info = self.svc.key_info(&key.id).await?;
         Ok(Response::new(pb::CreatedApiKey { key: Some(pb_key(&info)), secret: key.secret }))
     }
 
@@ -141,8 +143,8 @@ impl AdminService for AdminApi {
         self.authorize(&req)?;
         let r = req.into_inner();
         let tenant = tenant_field(&r.tenant)?;
-        let page = PageRequest::parse(r.page_size, &r.page_token).map_err(status)?;
-        let out = self.svc.list_keys(&tenant, page).await.map_err(status)?;
+        let page = PageRequest::parse(r.page_size, &r.page_token)?;
+        let out = self.svc.list_keys(&tenant, page).await?;
         Ok(Response::new(pb::ListApiKeysResponse {
             keys: out.items.iter().map(pb_key).collect(),
             next_page_token: out.next_page_token,
@@ -153,7 +155,7 @@ impl AdminService for AdminApi {
     async fn revoke_api_key(&self, req: Request<pb::RevokeApiKeyRequest>) -> Result<Response<pb::ApiKey>, Status> {
         self.authorize(&req)?;
         let id = req.into_inner().id;
-        let key = self.svc.revoke_key_as(Actor::Operator, &id, None).await.map_err(status)?;
+        let key = self.svc.revoke_key_as(Actor::Operator, &id, None).await?;
         Ok(Response::new(pb_key(&key)))
     }
 
@@ -165,8 +167,8 @@ impl AdminService for AdminApi {
         self.authorize(&req)?;
         let r = req.into_inner();
         let tenant = tenant_field(&r.tenant)?;
-        let page = PageRequest::parse(r.page_size, &r.page_token).map_err(status)?;
-        let out = self.svc.tenant_audit_events(&tenant, page).await.map_err(status)?;
+        let page = PageRequest::parse(r.page_size, &r.page_token)?;
+        let out = self.svc.tenant_audit_events(&tenant, page).await?;
         Ok(Response::new(pb::ListAuditEventsResponse {
             audit_events: out.items.iter().map(pb_audit_event).collect(),
             next_page_token: out.next_page_token,

@@ -91,7 +91,7 @@ impl<U: Message + Name + Default> Decoder for CheckedDecoder<U> {
             let dynamic = DynamicMessage::decode(desc, bytes).map_err(|e| malformed(&e))?;
             let violations = violations(&dynamic);
             if !violations.is_empty() {
-                return Err(super::status(AppError::InvalidArgument(violations)));
+                return Err(AppError::InvalidArgument(violations).into());
             }
         }
         Ok(Some(message))

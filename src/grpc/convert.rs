@@ -8,6 +8,7 @@ use prost_types::Timestamp as PbTime;
 
 use super::pb;
 use crate::domain::eligibility::{Eligibility, EligibilityRule, PolicyOverrides};
+use crate::domain::insight::series::{Change, PointFlags};
 use crate::domain::model::{self, Channel, FollowUpRule, Invitation, InvitationStatus, Properties, Response, Survey};
 use crate::domain::stats::{Interval, Summary};
 use crate::domain::time::Timestamp;
@@ -487,10 +488,16 @@ pub fn pb_metrics(m: &model::SurveyMetrics) -> pb::GetSurveyMetricsResponse {
         series: m
             .series
             .iter()
-            .map(|(from, to, s)| pb::SeriesPoint {
-                start_time: Some(ts(*from)),
-                end_time: Some(ts(*to)),
-                summary: Some(pb_summary(s)),
+            .enumerate()
+            .map(|(i, (from, to, s))| {
+                let flags = m.series_flags.get(i);
+                pb::SeriesPoint {
+                    start_time: Some(ts(*from)),
+                    end_time: Some(ts(*to)),
+                    summary: Some(pb_summary(s)),
+                    change: flags.and_then(pb_point_change),
+                    control_limits: flags.and_then(pb_control_limits),
+                }
             })
             .collect(),
         funnel: Some(pb::Funnel {
@@ -557,4 +564,20 @@ pub fn pb_follow_up(f: &model::FollowUp) -> pb::FollowUp {
         reopen_time: opt_ts(f.reopened_at),
         update_time: Some(ts(f.updated_at)),
     }
+}
+
+/// The change of a series point from the previous one, when compared.
+fn pb_point_change(f: &PointFlags) -> Option<pb::PointChange> {
+    match (f.change, f.difference, f.p_value) {
+        (Change::None, _, _) => None,
+        (change, Some(difference), Some(p_value)) => {
+            Some(pb::PointChange { difference, p_value, significant: matches!(change, Change::Up | Change::Down) })
+        }
+        _ => None,
+    }
+}
+
+/// A series point's control limits, when it has answers.
+fn pb_control_limits(f: &PointFlags) -> Option<pb::ControlLimits> {
+    f.band.map(|b| pb::ControlLimits { centre: b.centre, lower: b.lower, upper: b.upper, outside: f.outside_band })
 }

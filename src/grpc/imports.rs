@@ -4,8 +4,9 @@ use tonic::Request;
 
 use super::convert::{self as c};
 use super::engagement::{events_response, raw_events};
+use super::gate::principal;
 use super::pb::{self, import_service_server::ImportService};
-use super::{R, ok, principal, status};
+use super::{R, ok};
 use crate::domain::engagement::MAX_IMPORT_DAYS;
 use crate::error::{AppError, FieldViolation};
 use crate::service::Services;
@@ -27,7 +28,7 @@ impl ImportApi {
 impl ImportService for ImportApi {
     #[tracing::instrument(skip_all, fields(rpc.method = "ImportResponses"))]
     async fn import_responses(&self, req: Request<pb::ImportResponsesRequest>) -> R<pb::ImportResponsesResponse> {
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let r = req.into_inner();
         let options = ImportOptions { open_follow_ups: r.open_follow_ups, emit_events: r.emit_events };
         let mut bad = Vec::new();
@@ -63,9 +64,9 @@ impl ImportService for ImportApi {
                     _ => Vec::new(),
                 })
                 .collect();
-            return Err(status(AppError::InvalidArgument(v)));
+            return Err(AppError::InvalidArgument(v).into());
         }
-        let outcomes = self.svc.import_responses(&p, raw, options).await.map_err(status)?;
+        let outcomes = self.svc.import_responses(&p, raw, options).await?;
         let mut resp = pb::ImportResponsesResponse::default();
         for (i, (o, external_id)) in outcomes.into_iter().zip(ids).enumerate() {
             let mut result = pb::ImportedResponseResult { index: i as i32, external_id, ..Default::default() };
@@ -100,9 +101,9 @@ impl ImportService for ImportApi {
 
     #[tracing::instrument(skip_all, fields(rpc.method = "ImportEvents"))]
     async fn import_events(&self, req: Request<pb::ImportEventsRequest>) -> R<pb::RecordEventsResponse> {
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let (raw, ids, bad_times) = raw_events(req.into_inner().events);
-        let outcomes = self.svc.record_events_within(&p, raw, MAX_IMPORT_DAYS).await.map_err(status)?;
+        let outcomes = self.svc.record_events_within(&p, raw, MAX_IMPORT_DAYS).await?;
         ok(events_response(outcomes, ids, bad_times))
     }
 }

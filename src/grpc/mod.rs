@@ -8,6 +8,7 @@ mod engagement;
 mod follow_ups;
 pub mod gate;
 mod imports;
+pub(crate) mod insight;
 mod privacy;
 #[cfg(test)]
 mod proptests;
@@ -21,16 +22,15 @@ pub use admin::AdminApi;
 pub use engagement::EngagementApi;
 pub use follow_ups::FollowUpApi;
 pub use imports::ImportApi;
+pub use insight::InsightApi;
 pub use privacy::PrivacyApi;
 pub use surveys::SurveyApi;
 pub use webhooks::{EventApi, WebhookApi};
 
-use tonic::{Code, Request, Status};
+use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::domain::model::Principal;
 use crate::error::AppError;
-use crate::service::Services;
 
 /// Generated protobuf types and tonic stubs of `rapport.v1`.
 #[allow(clippy::all, clippy::pedantic, missing_docs)]
@@ -52,53 +52,56 @@ pub const MAX_DESCRIPTION_BYTES: usize = 250;
 pub const MAX_VIOLATIONS: usize = 16;
 
 /// The one table from [`AppError`] to a gRPC status (AIP-193). No catch-all arm:
-/// a new error kind must be mapped here on purpose.
+/// a new error kind must be mapped here on purpose. Handlers return `Status` and
+/// write `?` after a use-case; this conversion is what `?` calls.
 ///
 /// Every text is cut here ([`MAX_MESSAGE_BYTES`], [`MAX_FIELD_BYTES`],
 /// [`MAX_DESCRIPTION_BYTES`], [`MAX_VIOLATIONS`]), so no error can grow the metadata
 /// past what clients accept (16 KiB in most), whatever input it quotes: the status
 /// and its details stay well under 16 KiB.
-pub fn status(e: AppError) -> Status {
-    match e {
-        AppError::InvalidArgument(violations) => {
-            let total = violations.len();
-            let mut kept: Vec<crate::error::FieldViolation> = violations
-                .into_iter()
-                .take(MAX_VIOLATIONS)
-                .map(|v| crate::error::FieldViolation {
-                    field: clip(&v.field, MAX_FIELD_BYTES),
-                    description: clip(&v.description, MAX_DESCRIPTION_BYTES),
-                })
-                .collect();
-            if total > MAX_VIOLATIONS {
-                kept.truncate(MAX_VIOLATIONS - 1);
-                kept.push(crate::error::FieldViolation {
-                    field: "…".into(),
-                    description: format!("and {} more violations", total - kept.len()),
-                });
+impl From<AppError> for Status {
+    fn from(e: AppError) -> Status {
+        match e {
+            AppError::InvalidArgument(violations) => {
+                let total = violations.len();
+                let mut kept: Vec<crate::error::FieldViolation> = violations
+                    .into_iter()
+                    .take(MAX_VIOLATIONS)
+                    .map(|v| crate::error::FieldViolation {
+                        field: clip(&v.field, MAX_FIELD_BYTES),
+                        description: clip(&v.description, MAX_DESCRIPTION_BYTES),
+                    })
+                    .collect();
+                if total > MAX_VIOLATIONS {
+                    kept.truncate(MAX_VIOLATIONS - 1);
+                    kept.push(crate::error::FieldViolation {
+                        field: "…".into(),
+                        description: format!("and {} more violations", total - kept.len()),
+                    });
+                }
+                let mut details = ErrorDetails::new();
+                for v in &kept {
+                    details.add_bad_request_violation(v.field.clone(), v.description.clone());
+                }
+                let msg = clip(&AppError::InvalidArgument(kept).to_string(), MAX_MESSAGE_BYTES);
+                Status::with_error_details(Code::InvalidArgument, msg, details)
             }
-            let mut details = ErrorDetails::new();
-            for v in &kept {
-                details.add_bad_request_violation(v.field.clone(), v.description.clone());
+            AppError::NotFound(what) => Status::not_found(clip(&format!("{what} not found"), MAX_MESSAGE_BYTES)),
+            AppError::AlreadyExists(m) => Status::already_exists(clip(&m, MAX_MESSAGE_BYTES)),
+            AppError::FailedPrecondition(m) => Status::failed_precondition(clip(&m, MAX_MESSAGE_BYTES)),
+            AppError::OutOfRange(m) => Status::out_of_range(clip(&m, MAX_MESSAGE_BYTES)),
+            AppError::Unauthenticated(m) => Status::unauthenticated(clip(&m, MAX_MESSAGE_BYTES)),
+            AppError::PermissionDenied(m) => Status::permission_denied(clip(&m, MAX_MESSAGE_BYTES)),
+            AppError::ResourceExhausted { message, retry_after } => {
+                let mut details = ErrorDetails::new();
+                details.set_retry_info(Some(retry_after));
+                Status::with_error_details(Code::ResourceExhausted, clip(&message, MAX_MESSAGE_BYTES), details)
             }
-            let msg = clip(&AppError::InvalidArgument(kept).to_string(), MAX_MESSAGE_BYTES);
-            Status::with_error_details(Code::InvalidArgument, msg, details)
-        }
-        AppError::NotFound(what) => Status::not_found(clip(&format!("{what} not found"), MAX_MESSAGE_BYTES)),
-        AppError::AlreadyExists(m) => Status::already_exists(clip(&m, MAX_MESSAGE_BYTES)),
-        AppError::FailedPrecondition(m) => Status::failed_precondition(clip(&m, MAX_MESSAGE_BYTES)),
-        AppError::OutOfRange(m) => Status::out_of_range(clip(&m, MAX_MESSAGE_BYTES)),
-        AppError::Unauthenticated(m) => Status::unauthenticated(clip(&m, MAX_MESSAGE_BYTES)),
-        AppError::PermissionDenied(m) => Status::permission_denied(clip(&m, MAX_MESSAGE_BYTES)),
-        AppError::ResourceExhausted { message, retry_after } => {
-            let mut details = ErrorDetails::new();
-            details.set_retry_info(Some(retry_after));
-            Status::with_error_details(Code::ResourceExhausted, clip(&message, MAX_MESSAGE_BYTES), details)
-        }
-        AppError::Unavailable(m) => Status::unavailable(clip(&m, MAX_MESSAGE_BYTES)),
-        AppError::Internal(cause) => {
-            tracing::error!(error = format!("{cause:#}"), "internal error");
-            Status::internal("internal error; it has been logged")
+            AppError::Unavailable(m) => Status::unavailable(clip(&m, MAX_MESSAGE_BYTES)),
+            AppError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "internal error");
+                Status::internal("internal error; it has been logged")
+            }
         }
     }
 }
@@ -116,39 +119,12 @@ pub fn clip(s: &str, max: usize) -> String {
     format!("{}{ELLIPSIS}", &s[..cut])
 }
 
-/// The bearer credential of a request, if any.
-pub fn bearer<T>(req: &Request<T>) -> Option<&str> {
-    req.metadata()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)
-}
-
 /// The result of a unary handler.
 pub(crate) type R<T> = Result<tonic::Response<T>, Status>;
 
 /// An OK reply.
 pub(crate) fn ok<T>(v: T) -> R<T> {
     Ok(tonic::Response::new(v))
-}
-
-/// The caller behind the request's secret key: `UNAUTHENTICATED` without a valid
-/// key, `PERMISSION_DENIED` for a publishable key. Handlers call it first, before
-/// they read their input (the gate has already turned publishable keys away from
-/// secret-only methods; see [`gate::access`]).
-pub async fn principal<T>(svc: &Services, req: &Request<T>) -> Result<Principal, Status> {
-    let p = caller(svc, req).await?;
-    crate::service::require_secret(&p).map_err(status)?;
-    Ok(p)
-}
-
-/// The caller behind the request's key, secret or publishable: only for the methods
-/// a publishable key may call ([`gate::OPEN_METHODS`]).
-pub async fn caller<T>(svc: &Services, req: &Request<T>) -> Result<Principal, Status> {
-    let key = bearer(req)
-        .ok_or_else(|| Status::unauthenticated("send an API key as `authorization: Bearer <key>` metadata"))?;
-    svc.authenticate(key).await.map_err(status)
 }
 
 #[cfg(test)]
@@ -168,7 +144,7 @@ mod tests {
         let many: Vec<FieldViolation> = (0..1000)
             .map(|i| FieldViolation { field: format!("events[{i}].{huge}"), description: format!("bad {huge}") })
             .collect();
-        let s = status(AppError::InvalidArgument(many));
+        let s = Status::from(AppError::InvalidArgument(many));
         assert_eq!(s.code(), Code::InvalidArgument);
         assert!(s.message().len() <= MAX_MESSAGE_BYTES && s.message().ends_with('…'), "{}", s.message().len());
         assert!(metadata_bytes(&s) < 12 * 1024, "{} bytes of metadata", metadata_bytes(&s));
@@ -194,7 +170,7 @@ mod tests {
             AppError::Unavailable(huge.clone()),
             AppError::ResourceExhausted { message: huge.clone(), retry_after: std::time::Duration::from_secs(1) },
         ] {
-            let s = status(e);
+            let s = Status::from(e);
             assert!(s.message().len() <= MAX_MESSAGE_BYTES, "{:?}", s.code());
             assert!(metadata_bytes(&s) < 6 * 1024, "{:?}: {} bytes", s.code(), metadata_bytes(&s));
         }

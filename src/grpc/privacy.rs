@@ -3,9 +3,9 @@
 use tonic::{Request, Response, Status};
 
 use super::convert::ts;
+use super::gate::principal;
 use super::pb::{self, privacy_service_server::PrivacyService};
 use super::webhooks::json_struct;
-use super::{principal, status};
 use crate::domain::CustomerRef;
 use crate::domain::listing::PageRequest;
 use crate::domain::privacy::{AuditEvent, RetentionPolicy};
@@ -55,8 +55,8 @@ impl PrivacyService for PrivacyApi {
         &self,
         req: Request<pb::GetRetentionPolicyRequest>,
     ) -> Result<Response<pb::RetentionPolicy>, Status> {
-        let p = principal(&self.svc, &req).await?;
-        let (policy, at) = self.svc.retention_policy(&p).await.map_err(status)?;
+        let p = principal(&req)?;
+        let (policy, at) = self.svc.retention_policy(&p).await?;
         Ok(Response::new(pb_policy(policy, at)))
     }
 
@@ -65,7 +65,7 @@ impl PrivacyService for PrivacyApi {
         &self,
         req: Request<pb::UpdateRetentionPolicyRequest>,
     ) -> Result<Response<pb::RetentionPolicy>, Status> {
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let r = req.into_inner();
         let v = r.policy.unwrap_or_default();
         let values = RetentionPolicy {
@@ -75,7 +75,7 @@ impl PrivacyService for PrivacyApi {
             delivery_log_days: v.delivery_log_days,
         };
         let mask = r.update_mask.map(|m| m.paths).unwrap_or_default();
-        let (policy, at) = self.svc.update_retention_policy(&p, &mask, values).await.map_err(status)?;
+        let (policy, at) = self.svc.update_retention_policy(&p, &mask, values).await?;
         Ok(Response::new(pb_policy(policy, at)))
     }
 
@@ -87,12 +87,12 @@ impl PrivacyService for PrivacyApi {
         req: Request<pb::ExportCustomerRequest>,
     ) -> Result<Response<Self::ExportCustomerStream>, Status> {
         use tokio_stream::StreamExt as _;
-        let p = principal(&self.svc, &req).await?;
-        let customer = CustomerRef::parse(&req.get_ref().customer_id, "customer_id").map_err(status)?;
-        let rx = self.svc.export_customer(&p, &customer).await.map_err(status)?;
+        let p = principal(&req)?;
+        let customer = CustomerRef::parse(&req.get_ref().customer_id, "customer_id")?;
+        let rx = self.svc.export_customer(&p, &customer).await?;
         let stream = tokio_stream::wrappers::ReceiverStream::new(rx).map(|r| {
             r.map(|rec| pb::ExportRecord { kind: rec.kind.to_owned(), data: Some(json_struct(&rec.data)) })
-                .map_err(status)
+                .map_err(Status::from)
         });
         Ok(Response::new(Box::pin(stream)))
     }
@@ -102,9 +102,9 @@ impl PrivacyService for PrivacyApi {
         &self,
         req: Request<pb::EraseCustomerRequest>,
     ) -> Result<Response<pb::EraseCustomerResponse>, Status> {
-        let p = principal(&self.svc, &req).await?;
-        let customer = CustomerRef::parse(&req.get_ref().customer_id, "customer_id").map_err(status)?;
-        let r = self.svc.erase_customer(&p, &customer).await.map_err(status)?;
+        let p = principal(&req)?;
+        let customer = CustomerRef::parse(&req.get_ref().customer_id, "customer_id")?;
+        let r = self.svc.erase_customer(&p, &customer).await?;
         Ok(Response::new(pb::EraseCustomerResponse {
             erasure_id: r.erasure_id,
             found: r.found,
@@ -122,10 +122,10 @@ impl PrivacyService for PrivacyApi {
         &self,
         req: Request<pb::ListAuditEventsRequest>,
     ) -> Result<Response<pb::ListAuditEventsResponse>, Status> {
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let r = req.into_inner();
-        let page = PageRequest::parse(r.page_size, &r.page_token).map_err(status)?;
-        let out = self.svc.list_audit_events(&p, page).await.map_err(status)?;
+        let page = PageRequest::parse(r.page_size, &r.page_token)?;
+        let out = self.svc.list_audit_events(&p, page).await?;
         Ok(Response::new(pb::ListAuditEventsResponse {
             audit_events: out.items.iter().map(pb_audit_event).collect(),
             next_page_token: out.next_page_token,

@@ -6,8 +6,8 @@ use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
 use super::convert::{opt_ts, parse_opt_ts, ts};
+use super::gate::principal;
 use super::pb::{self, event_service_server::EventService, webhook_service_server::WebhookService};
-use super::{principal, status};
 use crate::domain::events::Event;
 use crate::domain::listing::{DeliveryFilter, PageRequest};
 use crate::domain::model::{Delivery, DeliveryStatus, WebhookEndpoint};
@@ -136,7 +136,7 @@ pub fn pb_event(e: &Event) -> pb::Event {
 }
 
 fn id_field(raw: &str, field: &str) -> Result<String, Status> {
-    crate::domain::SurveyId::parse(raw, field).map(|i| i.0).map_err(status)
+    Ok(crate::domain::SurveyId::parse(raw, field)?.0)
 }
 
 #[tonic::async_trait]
@@ -146,7 +146,7 @@ impl WebhookService for WebhookApi {
         &self,
         req: Request<pb::CreateWebhookEndpointRequest>,
     ) -> Result<Response<pb::WebhookEndpointWithSecret>, Status> {
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let r = req.into_inner();
         let input = EndpointInput {
             url: r.url,
@@ -154,7 +154,7 @@ impl WebhookService for WebhookApi {
             event_types: r.event_types,
             survey_ids: r.survey_ids,
         };
-        let (e, secret) = self.svc.create_endpoint(&p, input).await.map_err(status)?;
+        let (e, secret) = self.svc.create_endpoint(&p, input).await?;
         Ok(Response::new(pb::WebhookEndpointWithSecret { endpoint: Some(pb_endpoint(&e)), secret }))
     }
 
@@ -163,10 +163,10 @@ impl WebhookService for WebhookApi {
         &self,
         req: Request<pb::ListWebhookEndpointsRequest>,
     ) -> Result<Response<pb::ListWebhookEndpointsResponse>, Status> {
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let r = req.into_inner();
-        let page = PageRequest::parse(r.page_size, &r.page_token).map_err(status)?;
-        let out = self.svc.list_endpoints(&p, page).await.map_err(status)?;
+        let page = PageRequest::parse(r.page_size, &r.page_token)?;
+        let out = self.svc.list_endpoints(&p, page).await?;
         Ok(Response::new(pb::ListWebhookEndpointsResponse {
             endpoints: out.items.iter().map(pb_endpoint).collect(),
             next_page_token: out.next_page_token,
@@ -178,13 +178,13 @@ impl WebhookService for WebhookApi {
         &self,
         req: Request<pb::UpdateWebhookEndpointRequest>,
     ) -> Result<Response<pb::WebhookEndpoint>, Status> {
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let r = req.into_inner();
-        let e = r.endpoint.ok_or_else(|| status(AppError::invalid("endpoint", "is required")))?;
+        let e = r.endpoint.ok_or_else(|| AppError::invalid("endpoint", "is required"))?;
         let id = id_field(&e.id, "endpoint.id")?;
         let paths = r.update_mask.map(|m| m.paths).unwrap_or_default();
         if paths.is_empty() {
-            return Err(status(AppError::invalid("update_mask", "name at least one field to change")));
+            return Err(AppError::invalid("update_mask", "name at least one field to change").into());
         }
         let mut patch = EndpointPatch::default();
         for path in paths {
@@ -195,14 +195,15 @@ impl WebhookService for WebhookApi {
                 "survey_ids" => patch.survey_ids = Some(e.survey_ids.clone()),
                 "enabled" => patch.enabled = Some(e.enabled),
                 other => {
-                    return Err(status(AppError::invalid(
+                    return Err(AppError::invalid(
                         "update_mask",
                         format!("unknown or read-only field {:?}", crate::domain::input::quote_prefix(other)),
-                    )));
+                    )
+                    .into());
                 }
             }
         }
-        let out = self.svc.update_endpoint(&p, &id, patch).await.map_err(status)?;
+        let out = self.svc.update_endpoint(&p, &id, patch).await?;
         Ok(Response::new(pb_endpoint(&out)))
     }
 
@@ -211,9 +212,9 @@ impl WebhookService for WebhookApi {
         &self,
         req: Request<pb::RotateWebhookSecretRequest>,
     ) -> Result<Response<pb::WebhookEndpointWithSecret>, Status> {
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let id = id_field(&req.get_ref().id, "id")?;
-        let (e, secret) = self.svc.rotate_endpoint_secret(&p, &id).await.map_err(status)?;
+        let (e, secret) = self.svc.rotate_endpoint_secret(&p, &id).await?;
         Ok(Response::new(pb::WebhookEndpointWithSecret { endpoint: Some(pb_endpoint(&e)), secret }))
     }
 
@@ -222,9 +223,9 @@ impl WebhookService for WebhookApi {
         &self,
         req: Request<pb::DeleteWebhookEndpointRequest>,
     ) -> Result<Response<pb::DeleteWebhookEndpointResponse>, Status> {
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let id = id_field(&req.get_ref().id, "id")?;
-        self.svc.delete_endpoint(&p, &id).await.map_err(status)?;
+        self.svc.delete_endpoint(&p, &id).await?;
         Ok(Response::new(pb::DeleteWebhookEndpointResponse {}))
     }
 
@@ -233,15 +234,15 @@ impl WebhookService for WebhookApi {
         &self,
         req: Request<pb::ListDeliveriesRequest>,
     ) -> Result<Response<pb::ListDeliveriesResponse>, Status> {
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let r = req.into_inner();
-        let page = PageRequest::parse(r.page_size, &r.page_token).map_err(status)?;
+        let page = PageRequest::parse(r.page_size, &r.page_token)?;
         let filter = DeliveryFilter {
             endpoint_id: (!r.endpoint_id.is_empty()).then(|| id_field(&r.endpoint_id, "endpoint_id")).transpose()?,
             event_id: (!r.event_id.is_empty()).then(|| id_field(&r.event_id, "event_id")).transpose()?,
-            status: delivery_status(r.status).map_err(status)?,
+            status: delivery_status(r.status)?,
         };
-        let out = self.svc.list_deliveries(&p, filter, page).await.map_err(status)?;
+        let out = self.svc.list_deliveries(&p, filter, page).await?;
         Ok(Response::new(pb::ListDeliveriesResponse {
             deliveries: out.items.iter().map(pb_delivery).collect(),
             next_page_token: out.next_page_token,
@@ -254,22 +255,22 @@ impl WebhookService for WebhookApi {
         req: Request<pb::ReplayEventsRequest>,
     ) -> Result<Response<pb::ReplayEventsResponse>, Status> {
         use pb::replay_events_request::Scope;
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let r = req.into_inner();
         let endpoint = id_field(&r.endpoint_id, "endpoint_id")?;
         let scope = match r.scope {
             Some(Scope::EventId(id)) => ReplayScope::Event(id_field(&id, "event_id")?),
             Some(Scope::TimeRange(t)) => {
-                let start = parse_opt_ts(&t.start_time, "time_range.start_time").map_err(status)?;
-                let end = parse_opt_ts(&t.end_time, "time_range.end_time").map_err(status)?;
+                let start = parse_opt_ts(&t.start_time, "time_range.start_time")?;
+                let end = parse_opt_ts(&t.end_time, "time_range.end_time")?;
                 match (start, end) {
                     (Some(s), Some(e)) => ReplayScope::Window(s, e),
-                    _ => return Err(status(AppError::invalid("time_range", "needs start_time and end_time"))),
+                    _ => return Err(AppError::invalid("time_range", "needs start_time and end_time").into()),
                 }
             }
-            None => return Err(status(AppError::invalid("scope", "give an event_id or a time_range"))),
+            None => return Err(AppError::invalid("scope", "give an event_id or a time_range").into()),
         };
-        let n = self.svc.replay_events(&p, &endpoint, scope).await.map_err(status)?;
+        let n = self.svc.replay_events(&p, &endpoint, scope).await?;
         Ok(Response::new(pb::ReplayEventsResponse { queued: n as i64 }))
     }
 
@@ -278,9 +279,9 @@ impl WebhookService for WebhookApi {
         &self,
         req: Request<pb::SendTestEventRequest>,
     ) -> Result<Response<pb::SendTestEventResponse>, Status> {
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let id = id_field(&req.get_ref().endpoint_id, "endpoint_id")?;
-        let delivery_id = self.svc.send_test_event(&p, &id).await.map_err(status)?;
+        let delivery_id = self.svc.send_test_event(&p, &id).await?;
         Ok(Response::new(pb::SendTestEventResponse { delivery_id }))
     }
 }
@@ -293,12 +294,12 @@ impl EventService for EventApi {
 
     #[tracing::instrument(skip_all, fields(rpc.method = "WatchEvents"))]
     async fn watch_events(&self, req: Request<pb::WatchEventsRequest>) -> Result<Response<EventStream>, Status> {
-        let p = principal(&self.svc, &req).await?;
+        let p = principal(&req)?;
         let r = req.into_inner();
-        let types = stream_filter(&r.types).map_err(status)?;
+        let types = stream_filter(&r.types)?;
         // Subscribe before the first read, so nothing numbered in between is missed.
         let numbered = self.svc.bus.subscribe();
-        self.svc.check_stream_start(&p, r.after_sequence).await.map_err(status)?;
+        self.svc.check_stream_start(&p, r.after_sequence).await?;
         let svc = self.svc.clone();
         let (tx, rx) = tokio::sync::mpsc::channel::<Result<pb::Event, Status>>(256);
         // A tracked task, ended by the server's shutdown: an open stream must not hold
@@ -343,7 +344,7 @@ async fn stream_events(
         let batch = match svc.events_after(&p.tenant, cursor, STREAM_BATCH).await {
             Ok(b) => b,
             Err(e) => {
-                let _ = tx.send(Err(status(e))).await;
+                let _ = tx.send(Err(e.into())).await;
                 return;
             }
         };

@@ -6,6 +6,8 @@
 //! - **gRPC-Web** (tonic-web) for browsers: any request whose content type is
 //!   `application/grpc…`. Plain HTTP/1.1 requests go to the JSON routes instead.
 //! - **The hosted survey page** `/s/{token}` and the embeddable **widget** `/widget.js`.
+//! - **The console** `/console` ([`console`]): trends, the follow-up queue and customer
+//!   profiles in the browser, over the JSON routes.
 //! - `/healthz`: 200 while the database answers, else 503.
 //!
 //! Both API protocols call the same tonic services in process, so authentication,
@@ -25,6 +27,7 @@
 //! that carries an `Origin` neither configured nor the gateway's own is refused here
 //! too. The gateway shares `service/` and never touches `store/`.
 
+mod console;
 mod openapi;
 mod pages;
 mod privacy;
@@ -177,6 +180,9 @@ pub fn router(services: Services, grpc: Routes, rpc: &RpcLayer, settings: HttpSe
         .route("/openapi.json", get(openapi_json))
         .route("/widget.js", get(pages::widget))
         .route("/s/{token}", get(pages::hosted))
+        .route("/console", get(console::index))
+        .route("/console/console.js", get(console::script))
+        .route("/console/console.css", get(console::style))
         .route("/v1/customers/{customer_id}/export", get(privacy::export))
         .fallback(dispatch)
         // Inside CORS, so that a browser can read the answer to a panic too.
@@ -194,7 +200,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     use axum::serve::ListenerExt as _;
-    tracing::info!(addr = %listener.local_addr()?, "rapport serving HTTP (JSON, gRPC-Web, /s/, /widget.js)");
+    tracing::info!(addr = %listener.local_addr()?, "rapport serving HTTP (JSON, gRPC-Web, /s/, /widget.js, /console)");
     // Small replies must not wait for Nagle's algorithm, as on the gRPC port.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);

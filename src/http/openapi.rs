@@ -56,7 +56,7 @@ pub fn document(api: &Transcoder) -> Json {
         "paths": paths,
         "components": {
             "schemas": components,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "rk_secret_… or rk_pub_…"}}
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "rk_secret_…, rk_read_… (GET routes only) or rk_pub_…"}}
         },
         "security": [{"bearer": []}, {}]
     })

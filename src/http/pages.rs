@@ -99,11 +99,13 @@ impl Locale {
     }
 }
 
-/// Every locale the server has, by lower-case tag, and the widget built with them.
+/// Every locale the server has, by lower-case tag, and the widget and the console's
+/// script built with them.
 #[derive(Debug)]
 pub struct Locales {
     by_tag: BTreeMap<String, Arc<Locale>>,
     widget: String,
+    console: String,
 }
 
 impl Locales {
@@ -145,7 +147,8 @@ impl Locales {
         }
         let json = serde_json::to_string(&serde_json::Value::Object(texts))?;
         let widget = WIDGET_SOURCE.replacen("__RAPPORT_LOCALES__", &json, 1);
-        Ok(Locales { by_tag, widget })
+        let console = console_script_with(&console_texts(&by_tag))?;
+        Ok(Locales { by_tag, widget, console })
     }
 
     /// The tags, sorted.
@@ -175,6 +178,25 @@ impl Locales {
             .cloned()
             .expect("English is built in")
     }
+}
+
+/// The console's texts per locale: the `console_*` keys without their prefix, with
+/// the tag, the direction and the language's own name.
+fn console_texts(by_tag: &BTreeMap<String, Arc<Locale>>) -> serde_json::Value {
+    let mut out = serde_json::Map::new();
+    for (tag, l) in by_tag {
+        let mut m = serde_json::Map::new();
+        m.insert("tag".into(), l.tag.clone().into());
+        m.insert("dir".into(), if l.rtl { "rtl" } else { "ltr" }.into());
+        m.insert("name".into(), l.text("name").into());
+        for (k, v) in &l.texts {
+            if let Some(short) = k.strip_prefix("console_") {
+                m.insert(short.into(), v.clone().into());
+            }
+        }
+        out.insert(tag.clone(), m.into());
+    }
+    serde_json::Value::Object(out)
 }
 
 /// The language tags of an `Accept-Language` header, most wanted first (at most 20).
@@ -259,6 +281,22 @@ fn locales() -> &'static Locales {
             })
             .expect("the built-in locales parse")
     })
+}
+
+/// The console's script (`console/console.js`, served by `console.rs`), before its
+/// texts are put in.
+pub(crate) const CONSOLE_SCRIPT: &str = include_str!("console/console.js");
+
+/// The console's script with the texts of `locales` (a JSON object by tag) in place.
+fn console_script_with(locales: &serde_json::Value) -> anyhow::Result<String> {
+    let json = serde_json::to_string(locales)?;
+    anyhow::ensure!(CONSOLE_SCRIPT.contains("__RAPPORT_CONSOLE_LOCALES__"), "the console script has no locale slot");
+    Ok(CONSOLE_SCRIPT.replacen("__RAPPORT_CONSOLE_LOCALES__", &json, 1))
+}
+
+/// The console's script with every locale's texts (served by `console.rs`).
+pub fn console_script() -> &'static str {
+    locales().console.as_str()
 }
 
 pub async fn widget() -> Response {
@@ -509,6 +547,8 @@ mod tests {
         assert!(!all.widget.contains("__RAPPORT_LOCALES__"));
         assert!(all.widget.contains("\"thanks\":\"Vielen Dank für Ihr Feedback!\""));
         assert!(all.find("ar").expect("Arabic").rtl);
+        assert!(!all.console.contains("__RAPPORT_CONSOLE_LOCALES__"));
+        assert!(all.console.contains("\"sign_in\":\"Anmelden\""), "the console has the German texts");
     }
 
     #[test]

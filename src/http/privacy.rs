@@ -12,7 +12,7 @@ use super::transcode::json_response;
 use crate::domain::CustomerRef;
 
 pub(crate) async fn export(State(gw): State<Gateway>, Path(customer_id): Path<String>, headers: HeaderMap) -> Response {
-    let fail = |e: crate::error::AppError| gw.0.api.error_response(&crate::grpc::status(e));
+    let fail = |e: crate::error::AppError| gw.0.api.error_response(&tonic::Status::from(e));
     let key = headers
         .get(http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

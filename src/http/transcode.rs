@@ -204,7 +204,7 @@ impl Transcoder {
         };
         let message = match self.request_message(route, vars, parts.uri.query(), &bytes) {
             Ok(m) => m,
-            Err(e) => return self.error_response(&crate::grpc::status(e)),
+            Err(e) => return self.error_response(&e.into()),
         };
         match call_unary(grpc, &route.grpc_path, message.encode_to_vec(), &parts.headers, &parts.extensions).await {
             Ok(reply) => match DynamicMessage::decode(route.rpc.output(), reply) {
@@ -356,7 +356,7 @@ pub(crate) async fn call_unary(
 
 /// An internal status through the one error table (logged there, never shown).
 fn internal(why: String) -> tonic::Status {
-    crate::grpc::status(AppError::Internal(anyhow::anyhow!(why)))
+    AppError::Internal(anyhow::anyhow!(why)).into()
 }
 
 /// A message as canonical proto3 JSON (lowerCamelCase names, default values

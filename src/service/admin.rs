@@ -5,8 +5,8 @@ use super::Services;
 use crate::domain::input;
 use crate::domain::model::{IssuedKey, KeyKind};
 use crate::domain::privacy::{Actor, AuditAction, AuditEntry};
-use crate::error::Result;
-use crate::store::{audit, tenants};
+use crate::error::{AppError, Result};
+use crate::store::{StoreError, audit, tenants};
 
 impl Services {
     /// Creates a tenant and its first secret key (from the command line).
@@ -18,7 +18,10 @@ impl Services {
     pub async fn create_tenant_as(&self, actor: Actor, name: &str) -> Result<IssuedKey> {
         let name = input::text("name", name, 200, true)?;
         let now = self.clock.now();
-        let key = tenants::create_tenant(&self.db, &name, now).await?;
+        let key = tenants::create_tenant(&self.db, &name, now).await.map_err(|e| match e {
+            StoreError::Unique { .. } => AppError::AlreadyExists(format!("a tenant named {name:?} exists")),
+            other => other.into(),
+        })?;
         let txn = self.db.begin_write().await?;
         let created = AuditEntry::new(&key.tenant, actor.clone(), AuditAction::TenantCreated, "")
             .with(serde_json::json!({ "name": name }));

@@ -4,7 +4,7 @@
 //! every administrative action appended to the tenant's audit log in the transaction
 //! of the action.
 
-use super::{Services, require_secret};
+use super::Services;
 use crate::domain::listing::PageRequest;
 use crate::domain::model::{IssuedKey, KeyKind, Page, Principal};
 use crate::domain::privacy::{Actor, ApiKeyInfo, AuditAction, AuditEntry, AuditEvent};
@@ -64,13 +64,13 @@ impl Services {
 
     /// One key, without its secret.
     pub async fn key_info(&self, id: &crate::domain::KeyId) -> Result<ApiKeyInfo> {
-        keys::get(self.db.conn(), id.as_str()).await
+        Ok(keys::get(self.db.conn(), id.as_str()).await?)
     }
 
     /// The keys of a tenant (by name or id), newest first, without their secrets.
     pub async fn list_keys(&self, tenant: &str, page: PageRequest) -> Result<Page<ApiKeyInfo>> {
         let t = tenants::find_tenant(&self.db, tenant).await?;
-        keys::list(self.db.conn(), &t, &page).await
+        Ok(keys::list(self.db.conn(), &t, &page).await?)
     }
 
     /// Revokes a key by id and logs who did. `within`: only a key of this tenant (a
@@ -87,24 +87,24 @@ impl Services {
         // (other processes forget it within keys::VERIFIED_FOR).
         self.verified_keys.clear();
         self.audit(AuditEntry::new(&found.tenant, actor, AuditAction::KeyRevoked, key_id.as_str())).await?;
-        keys::get(self.db.conn(), &key_id).await
+        Ok(keys::get(self.db.conn(), &key_id).await?)
     }
 
-    /// The tenant's audit log, newest first (a secret key of the tenant).
+    /// The tenant's audit log, newest first (a secret or read-only key of the tenant).
     pub async fn list_audit_events(&self, p: &Principal, page: PageRequest) -> Result<Page<AuditEvent>> {
-        require_secret(p)?;
-        audit::list(self.db.conn(), &p.tenant, &page).await
+        super::require_reader(p)?;
+        Ok(audit::list(self.db.conn(), &p.tenant, &page).await?)
     }
 
     /// Every tenant, newest first (the operator).
     pub async fn list_tenants(&self, page: PageRequest) -> Result<Page<crate::domain::privacy::TenantInfo>> {
-        keys::list_tenants(self.db.conn(), &page).await
+        Ok(keys::list_tenants(self.db.conn(), &page).await?)
     }
 
     /// Any tenant's audit log (the operator, the command line).
     pub async fn tenant_audit_events(&self, tenant: &str, page: PageRequest) -> Result<Page<AuditEvent>> {
         let t = tenants::find_tenant(&self.db, tenant).await?;
-        audit::list(self.db.conn(), &t, &page).await
+        Ok(audit::list(self.db.conn(), &t, &page).await?)
     }
 }
 

@@ -7,17 +7,18 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use super::{Services, require_secret};
+use super::{Services, require_reader, require_secret};
 use crate::domain::engagement::{
     self as eng, CustomerChange, CustomerRecord, Event, RawEvent, Rejection, ScoringConfig,
 };
 use crate::domain::listing::PageRequest;
 use crate::domain::model::{Page, Principal, Properties};
 use crate::domain::privacy::{Actor, AuditAction, AuditEntry};
+use crate::domain::stored::NewActivity;
 use crate::domain::time::Timestamp;
-use crate::domain::{CustomerRef, TenantId, time};
+use crate::domain::{CustomerRef, TenantId};
 use crate::error::{AppError, Result};
-use crate::store::engagement::{self as es, EventRow, Rolled, StoredConfig};
+use crate::store::engagement::{self as es, Rolled, StoredConfig};
 use crate::store::{customers, engagement_read as er};
 
 /// What became of one event of a batch.
@@ -64,14 +65,14 @@ impl Services {
         let now = self.clock.now();
         let txn = self.db.begin_write().await?;
         let c = customers::upsert(&txn, &p.tenant, customer, &change.properties, now).await?;
-        er::update_customer(&txn, c.id.as_str(), &change, time::to_micros(now)).await?;
+        er::update_customer(&txn, &c.id, &change, now).await?;
         let (_, out) = er::get_customer(&txn, &p.tenant, customer).await?;
         txn.commit().await?;
         Ok(out)
     }
 
     pub async fn get_customer(&self, p: &Principal, customer: &CustomerRef) -> Result<CustomerRecord> {
-        require_secret(p)?;
+        require_reader(p)?;
         Ok(er::get_customer(self.db.conn(), &p.tenant, customer).await?.1)
     }
 
@@ -82,8 +83,8 @@ impl Services {
         properties: Properties,
         page: PageRequest,
     ) -> Result<Page<CustomerRecord>> {
-        require_secret(p)?;
-        er::list_customers(self.db.conn(), &p.tenant, account.as_deref(), &properties, &page).await
+        require_reader(p)?;
+        Ok(er::list_customers(self.db.conn(), &p.tenant, account.as_deref(), &properties, &page).await?)
     }
 
     /// Records a batch: per item accepted, duplicate or rejected; valid items kept.
@@ -112,7 +113,6 @@ impl Services {
             ));
         }
         let now = self.clock.now();
-        let now_us = time::to_micros(now);
         let txn = self.db.begin_write().await?;
         let stored = self.config_for_write(&txn, &p.tenant, now).await?;
         let config = &stored.config;
@@ -137,8 +137,8 @@ impl Services {
         }
 
         let externals: BTreeSet<String> = valid.iter().map(|(_, e)| e.customer.0.clone()).collect();
-        let resolved = es::resolve_customers(&txn, &p.tenant, &externals, now_us).await?;
-        let mut rows: Vec<(usize, EventRow, i32)> = Vec::with_capacity(valid.len());
+        let resolved = es::resolve_customers(&txn, &p.tenant, &externals, now).await?;
+        let mut rows: Vec<(usize, NewActivity, i32)> = Vec::with_capacity(valid.len());
         for (i, e) in valid {
             let Some(c) = resolved.get(e.customer.as_str()) else {
                 return Err(AppError::Internal(anyhow::anyhow!("customer {:?} was not created", e.customer.0)));
@@ -154,10 +154,10 @@ impl Services {
             let hash = e.payload_hash();
             rows.push((
                 i,
-                EventRow {
+                NewActivity {
                     message_id: e.message_id,
-                    customer_row: c.row_id.clone(),
-                    occurred_at: time::to_micros(e.at),
+                    customer: c.row_id.clone(),
+                    occurred_at: e.at,
                     kind: e.kind,
                     payload_hash: hash,
                 },
@@ -165,8 +165,8 @@ impl Services {
             ));
         }
 
-        let events: Vec<EventRow> = rows.iter().map(|(_, r, _)| r.clone()).collect();
-        let inserted = es::insert_events(&txn, &p.tenant, &events, now_us).await?;
+        let events: Vec<NewActivity> = rows.iter().map(|(_, r, _)| r.clone()).collect();
+        let inserted = es::insert_events(&txn, &p.tenant, &events, now).await?;
         let dupes: Vec<String> = rows
             .iter()
             .filter(|(_, r, _)| !inserted.contains(&r.message_id))
@@ -177,13 +177,13 @@ impl Services {
         let mut accepted: Vec<Rolled<'_>> = Vec::with_capacity(inserted.len());
         for (i, r, day) in &rows {
             if inserted.contains(&r.message_id) {
-                accepted.push(Rolled { customer: &r.customer_row, day: *day, kind: &r.kind });
+                accepted.push(Rolled { customer: &r.customer, day: *day, kind: &r.kind });
             } else {
                 let same = first_hashes.get(&r.message_id).map(|h| *h == r.payload_hash);
                 outcomes[*i] = EventOutcome::Duplicate { same_payload: same };
             }
         }
-        es::roll_up(&txn, &p.tenant, config, stored.reference_day, &accepted, now_us).await?;
+        es::roll_up(&txn, &p.tenant, config, stored.reference_day, &accepted, now).await?;
         txn.commit().await?;
         Ok(outcomes)
     }
@@ -199,14 +199,14 @@ impl Services {
         let utc_today = eng::day_of(chrono_tz::Tz::UTC, now);
         let mut stored = es::load_config(txn, tenant, utc_today).await?;
         if stored.updated_at.is_none() {
-            es::ensure_config(txn, tenant, utc_today, time::to_micros(now)).await?;
+            es::ensure_config(txn, tenant, utc_today, now).await?;
             stored = es::load_config(txn, tenant, utc_today).await?;
         }
         let today = eng::day_of(stored.config.tz(), now);
         if let Some(new_ref) = eng::rebase_needed(today, stored.reference_day, stored.config.half_life_days) {
             let factor = eng::decay((new_ref - stored.reference_day) as f64, stored.config.half_life_days);
             es::rebase_keys(txn, tenant, factor).await?;
-            es::save_config(txn, tenant, &stored.config, new_ref, time::to_micros(now)).await?;
+            es::save_config(txn, tenant, &stored.config, new_ref, now).await?;
             stored.reference_day = new_ref;
         }
         Ok(stored)
@@ -214,10 +214,10 @@ impl Services {
 
     /// The tenant's configuration and when it last changed.
     pub async fn scoring_config(&self, p: &Principal) -> Result<(ScoringConfig, Option<Timestamp>)> {
-        require_secret(p)?;
+        require_reader(p)?;
         let now = self.clock.now();
         let stored = es::load_config(self.db.conn(), &p.tenant, eng::day_of(chrono_tz::Tz::UTC, now)).await?;
-        Ok((stored.config, stored.updated_at.map(time::from_micros)))
+        Ok((stored.config, stored.updated_at))
     }
 
     /// Changes the fields in `mask` to their values in `values`. A change of weights,
@@ -271,14 +271,13 @@ impl Services {
         let recompute = c.action_weights != old.action_weights
             || c.half_life_days != old.half_life_days
             || c.time_zone != old.time_zone;
-        let now_us = time::to_micros(now);
         let reference = if recompute { eng::day_of(c.tz(), now) } else { stored.reference_day };
-        es::save_config(&txn, &p.tenant, &c, reference, now_us).await?;
+        es::save_config(&txn, &p.tenant, &c, reference, now).await?;
         let entry = AuditEntry::new(&p.tenant, Actor::of(p), AuditAction::ScoringConfigUpdated, "")
             .with(serde_json::json!({ "fields": mask, "recomputed": recompute }));
         crate::store::audit::record(&txn, &entry, now).await?;
         if recompute {
-            replay(&txn, &p.tenant, &c, reference, now_us).await?;
+            replay(&txn, &p.tenant, &c, reference, now).await?;
         }
         txn.commit().await?;
         Ok((c, Some(now)))
@@ -292,24 +291,20 @@ async fn replay(
     tenant: &TenantId,
     config: &ScoringConfig,
     reference_day: i32,
-    now_us: i64,
+    now: Timestamp,
 ) -> Result<()> {
     es::clear_rollups(txn, tenant).await?;
     let tz = config.tz();
-    let mut after: Option<(i64, String)> = None;
+    let mut after: Option<(Timestamp, String)> = None;
     loop {
         let page = es::events_page(txn, tenant, after.clone(), REPLAY_PAGE).await?;
         let Some(last) = page.last() else { break };
         after = Some((last.occurred_at, last.message_id.clone()));
         let rolled: Vec<Rolled<'_>> = page
             .iter()
-            .map(|e| Rolled {
-                customer: &e.customer_row,
-                day: eng::day_of(tz, time::from_micros(e.occurred_at)),
-                kind: &e.kind,
-            })
+            .map(|e| Rolled { customer: &e.customer, day: eng::day_of(tz, e.occurred_at), kind: &e.kind })
             .collect();
-        es::roll_up(txn, tenant, config, reference_day, &rolled, now_us).await?;
+        es::roll_up(txn, tenant, config, reference_day, &rolled, now).await?;
         if (page.len() as u64) < REPLAY_PAGE {
             break;
         }

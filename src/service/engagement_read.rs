@@ -14,13 +14,13 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::{Services, require_secret};
+use super::{Services, require_reader, require_secret};
 use crate::domain::engagement::{self as eng, Day, ScoringConfig, date_of, day_of, key_term};
 use crate::domain::engagement_metrics::{self as em, ChurnSums, ChurnWindow, GapSum, MetricSums, OrgMetrics};
 use crate::domain::engagement_profile::{self as ep, DayActivity, Profile, ProfileInput};
 use crate::domain::model::Principal;
 use crate::domain::time::Timestamp;
-use crate::domain::{CustomerRef, History, TenantId, eligibility, time};
+use crate::domain::{CustomerRef, History, TenantId, eligibility};
 use crate::error::{AppError, Result};
 use crate::store::engagement_read::{self as er, CountFilter, RankBy, Ranked, ScoreOn, StoredSnapshot};
 use crate::store::{Db, engagement as es, tenants};
@@ -161,7 +161,7 @@ impl Services {
         customer: &CustomerRef,
         as_of: Option<Timestamp>,
     ) -> Result<ProfileOut> {
-        require_secret(p)?;
+        require_reader(p)?;
         let (as_of, now) = self.as_of(as_of)?;
         let conn = self.db.conn();
         let (row_id, record) = er::get_customer(conn, &p.tenant, customer).await?;
@@ -191,16 +191,16 @@ impl Services {
         let current = if now - as_of <= chrono::Duration::minutes(1) {
             self.current_snapshot(&p.tenant).await?
         } else {
-            er::snapshot_before(conn, &p.tenant, time::to_micros(as_of)).await?
+            er::snapshot_before(conn, &p.tenant, Some(as_of)).await?
         };
         let rank = |s: &Option<StoredSnapshot>, day: Day| {
             s.as_ref().and_then(|s| {
                 let key = key_on(&config, stored.reference_day, &days, day);
-                s.snapshot.percentile(key, time::to_micros(record.created_at) <= s.taken_at)
+                s.snapshot.percentile(key, record.created_at <= s.taken_at)
             })
         };
         let percentile = rank(&current, today);
-        let before = er::snapshot_before(conn, &p.tenant, time::to_micros(as_of - chrono::Duration::days(30))).await?;
+        let before = er::snapshot_before(conn, &p.tenant, Some(as_of - chrono::Duration::days(30))).await?;
         let percentile_before = rank(&before, today - 30);
 
         // The tenant's churn rate over the 30 days to as_of gives the expected lifetime.
@@ -224,7 +224,7 @@ impl Services {
             customer: record.customer,
             profile,
             snapshot: current.map(|s| SnapshotInfo {
-                taken_at: time::from_micros(s.taken_at),
+                taken_at: s.taken_at,
                 population: s.snapshot.population,
                 exact: s.snapshot.exact,
             }),
@@ -234,7 +234,7 @@ impl Services {
     /// The latest score snapshot, refreshed as the module documentation says.
     async fn current_snapshot(&self, tenant: &TenantId) -> Result<Option<StoredSnapshot>> {
         let conn = self.db.conn();
-        let latest = er::snapshot_before(conn, tenant, i64::MAX).await?;
+        let latest = er::snapshot_before(conn, tenant, None).await?;
         let now = self.clock.now();
         match latest {
             None => Ok(Some(take_snapshot(&self.db, tenant, now).await?)),
@@ -248,8 +248,7 @@ impl Services {
                 }
             }
             Some(s) => {
-                let age = time::to_micros(now) - s.taken_at;
-                if age > SNAPSHOT_REFRESH.as_micros() as i64 {
+                if (now - s.taken_at).to_std().is_ok_and(|age| age > SNAPSHOT_REFRESH) {
                     self.refresh_in_background(tenant);
                 }
                 Ok(Some(s))
@@ -285,7 +284,7 @@ impl Services {
         as_of: Option<Timestamp>,
         cohort_months: i32,
     ) -> Result<MetricsOut> {
-        require_secret(p)?;
+        require_reader(p)?;
         let w = window(window_days, 30, "window_days")?;
         let months = match cohort_months {
             0 => 6,
@@ -343,7 +342,7 @@ impl Services {
     /// in that order (1, 2, 3, 4 — not a competition rank 1, 2, 2, 4).
     #[tracing::instrument(skip_all, fields(tenant = %p.tenant))]
     pub async fn top_customers(&self, p: &Principal, req: TopRequest) -> Result<TopOut> {
-        require_secret(p)?;
+        require_reader(p)?;
         let w = window(req.window_days, 30, "window_days")?;
         let (as_of, now) = self.as_of(req.as_of)?;
         let conn = self.db.conn();
@@ -483,7 +482,7 @@ const MAX_TIE_MARGIN: u64 = 4_096;
 /// by (reported value, customer id), widened until the ties at its edges fit
 /// (at most [`MAX_TIE_MARGIN`] rows each side).
 async fn ranked_page(
-    conn: &impl sea_orm::ConnectionTrait,
+    conn: &impl crate::store::Conn,
     tenant: &TenantId,
     by: RankBy<'_>,
     ascending: bool,
@@ -524,7 +523,7 @@ async fn ranked_page(
 /// One window's churn: the episodes and the customers at the start from the gap
 /// histogram, the churned customers from it too when the window is no longer than the
 /// threshold (see [`ChurnWindow::episodes_are_customers`]), else counted per customer.
-async fn churn(conn: &impl sea_orm::ConnectionTrait, tenant: &TenantId, w: ChurnWindow) -> Result<ChurnSums> {
+pub(crate) async fn churn(conn: &impl crate::store::Conn, tenant: &TenantId, w: ChurnWindow) -> Result<ChurnSums> {
     let episodes = er::gap_sum(conn, tenant, w.episodes()).await?;
     let at_start = er::gap_sum(conn, tenant, w.at_start()).await?;
     if w.episodes_are_customers() {
@@ -537,7 +536,7 @@ async fn churn(conn: &impl sea_orm::ConnectionTrait, tenant: &TenantId, w: Churn
 /// What ranking by the score of `day` sums: the weighted actions and the decay of
 /// every recorded day up to `day` (the terms of [`eng::decayed_score`]).
 async fn score_on_day(
-    conn: &impl sea_orm::ConnectionTrait,
+    conn: &impl crate::store::Conn,
     tenant: &TenantId,
     config: &ScoringConfig,
     day: Day,
@@ -559,11 +558,10 @@ async fn take_snapshot(db: &Db, tenant: &TenantId, now: Timestamp) -> Result<Sto
     let population = er::population(conn, tenant).await?;
     let keys = er::all_keys(conn, tenant).await?;
     let snapshot = eng::ScoreSnapshot::build(keys, population);
-    let taken_at = time::to_micros(now);
     let txn = db.begin_write().await?;
-    er::save_snapshot(&txn, tenant, taken_at, version, &snapshot).await?;
+    er::save_snapshot(&txn, tenant, now, version, &snapshot).await?;
     txn.commit().await?;
-    Ok(StoredSnapshot { taken_at, data_version: version, snapshot })
+    Ok(StoredSnapshot { taken_at: now, data_version: version, snapshot })
 }
 
 #[cfg(test)]

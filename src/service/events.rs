@@ -80,7 +80,7 @@ impl Services {
 
     /// Deletes events older than the retention; returns how many.
     pub async fn prune_events(&self) -> Result<u64> {
-        store_events::prune(self.db.conn(), self.clock.now() - self.outbox.retention).await
+        Ok(store_events::prune(self.db.conn(), self.clock.now() - self.outbox.retention).await?)
     }
 
     /// The follow-up as it is now, as event data (for a settled `follow_up.opened`).

@@ -1,12 +1,12 @@
 //! Working follow-ups: status transitions, assignment, priority, notes (docs/api.md, "Follow-ups").
 
-use super::{Services, require_secret};
+use super::{Services, require_reader, require_secret};
 use crate::domain::events::{self as event_data, EventType};
-use crate::domain::follow_up::{self, FollowUpAction};
+use crate::domain::follow_up::FollowUpAction;
 use crate::domain::listing::{FollowUpFilter, PageRequest};
-use crate::domain::model::{EntryKind, FollowUp, FollowUpEntry, Page, Principal};
+use crate::domain::model::{FollowUp, FollowUpEntry, Page, Principal};
 use crate::domain::time::Timestamp;
-use crate::domain::{CustomerRef, FollowUpId, FollowUpStatus, TenantId, time};
+use crate::domain::{CustomerRef, FollowUpId, TenantId};
 use crate::error::Result;
 use crate::store::{customers, events, follow_ups};
 
@@ -14,31 +14,19 @@ use crate::store::{customers, events, follow_ups};
 pub(crate) async fn system_entry(
     conn: &impl crate::store::Conn,
     tenant: &TenantId,
-    follow_up: &str,
+    follow_up: &FollowUpId,
     body: String,
     now: Timestamp,
 ) -> Result<FollowUpEntry> {
-    let entry = system_note(body, now);
+    let entry = FollowUpEntry::system(body, now);
     follow_ups::append(conn, tenant, follow_up, &entry).await?;
     Ok(entry)
 }
 
-/// A history entry written by rapport itself (not yet stored).
-pub(crate) fn system_note(body: String, now: Timestamp) -> FollowUpEntry {
-    FollowUpEntry {
-        kind: EntryKind::System,
-        at: now,
-        author: "rapport".into(),
-        body,
-        from_status: None,
-        to_status: None,
-    }
-}
-
 impl Services {
     pub async fn get_follow_up(&self, p: &Principal, id: &FollowUpId) -> Result<FollowUp> {
-        require_secret(p)?;
-        follow_ups::get(self.db.conn(), &p.tenant, id).await
+        require_reader(p)?;
+        Ok(follow_ups::get(self.db.conn(), &p.tenant, id).await?)
     }
 
     pub async fn list_follow_ups(
@@ -48,14 +36,14 @@ impl Services {
         customer: Option<CustomerRef>,
         page: PageRequest,
     ) -> Result<Page<FollowUp>> {
-        require_secret(p)?;
+        require_reader(p)?;
         if let Some(c) = customer {
             match customers::find(self.db.conn(), &p.tenant, &c).await? {
                 Some(c) => filter.customer_row = Some(c.id.0),
                 None => return Ok(Page { items: Vec::new(), next_page_token: String::new() }),
             }
         }
-        follow_ups::list(self.db.conn(), &p.tenant, &filter, &page).await
+        Ok(follow_ups::list(self.db.conn(), &p.tenant, &filter, &page).await?)
     }
 
     /// Applies one action; the history keeps who did what and when.
@@ -69,56 +57,11 @@ impl Services {
     ) -> Result<FollowUp> {
         require_secret(p)?;
         let now = self.clock.now();
-        let at = time::to_micros(now);
         let txn = self.db.begin_write().await?;
-        let mut row = follow_ups::row(&txn, &p.tenant, id).await?;
-        let from = FollowUpStatus::from_db(&row.status)?;
-        let to = follow_up::next_status(from, &action)?;
-        let mut entry = FollowUpEntry {
-            kind: EntryKind::StatusChange,
-            at: now,
-            author,
-            body: String::new(),
-            from_status: to.map(|_| from),
-            to_status: to,
-        };
-        match action {
-            FollowUpAction::Acknowledge => row.acknowledged_at = Some(at),
-            FollowUpAction::Resolve { resolution } => {
-                row.resolved_at = Some(at);
-                row.resolution = resolution.clone();
-                entry.body = resolution;
-            }
-            FollowUpAction::Dismiss { reason } => {
-                row.dismissed_at = Some(at);
-                entry.body = reason;
-            }
-            FollowUpAction::Reopen { reason } => {
-                row.reopened_at = Some(at);
-                row.resolution.clear();
-                entry.body = reason;
-            }
-            FollowUpAction::Assign { assignee } => {
-                entry.kind = EntryKind::Assignment;
-                entry.body = assignee.clone();
-                row.assignee = assignee;
-            }
-            FollowUpAction::SetPriority { priority } => {
-                entry.kind = EntryKind::Priority;
-                entry.body = priority.as_str().into();
-                row.priority = priority.as_str().into();
-            }
-            FollowUpAction::AddNote { body } => {
-                entry.kind = EntryKind::Note;
-                entry.body = body;
-            }
-        }
-        if let Some(to) = to {
-            row.status = to.as_str().into();
-        }
-        row.updated_at = at;
-        follow_ups::append(&txn, &p.tenant, id.as_str(), &entry).await?;
-        follow_ups::save(&txn, row).await?;
+        let mut state = follow_ups::state(&txn, &p.tenant, id).await?;
+        let entry = state.apply(action, author, now)?;
+        follow_ups::append(&txn, &p.tenant, id, &entry).await?;
+        follow_ups::save_state(&txn, &p.tenant, id, &state).await?;
         let out = follow_ups::get(&txn, &p.tenant, id).await?;
         events::append(&txn, &p.tenant, EventType::FollowUpUpdated.as_str(), &event_data::follow_up_data(&out), now)
             .await?;

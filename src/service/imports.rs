@@ -6,11 +6,12 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use super::{Services, require_secret};
 use crate::domain::events::{self as event_data, EventType};
-use crate::domain::model::{Channel, FollowUpEntry, Principal, Properties, Survey};
+use crate::domain::model::{Channel, Principal, Properties, Survey};
+use crate::domain::stored::{NewFollowUp, NewInvitation, NewResponse};
 use crate::domain::time::Timestamp;
-use crate::domain::{CustomerRef, InvitationId, ResponseId, Score, SurveyId, input, secrets, time};
+use crate::domain::{CustomerRef, InvitationId, ResponseId, Score, SurveyId, TenantId, input, secrets, time};
 use crate::error::{AppError, Result};
-use crate::store::{self, customers, events, follow_ups, imports, invitations, responses, surveys, tenants};
+use crate::store::{customers, events, follow_ups, imports, invitations, responses, surveys, tenants};
 
 /// Most answers in one ImportResponses call.
 pub const MAX_IMPORT_BATCH: usize = 1_000;
@@ -113,7 +114,7 @@ fn check(index: usize, raw: RawImport, now: Timestamp) -> std::result::Result<Ch
         &time::to_micros(recorded_at).to_string(),
         &raw.invited_at.map(|t| time::to_micros(t).to_string()).unwrap_or_default(),
         &comment,
-        &store::props_to_json(&properties),
+        &input::canonical(&properties),
     ]);
     Ok(Checked {
         index,
@@ -220,8 +221,7 @@ impl Services {
         // duplicate of that import.
         let claims: Vec<(&str, &ResponseId, &str)> =
             planned.iter().map(|(c, _, _, id)| (c.external_id.as_str(), id, c.fingerprint.as_str())).collect();
-        let claimed: HashSet<ResponseId> =
-            imports::claim(&txn, tenant, &claims, time::to_micros(now)).await?.into_iter().collect();
+        let claimed: HashSet<ResponseId> = imports::claim(&txn, tenant, &claims, now).await?.into_iter().collect();
         let lost: Vec<&str> = planned
             .iter()
             .filter(|(_, _, _, id)| !claimed.contains(id))
@@ -240,78 +240,68 @@ impl Services {
             false
         });
 
-        // The rows: an answered invitation where the source had one, the response,
+        // What to write: an answered invitation where the source had one, the response,
         // and, if asked, the follow-up and the events.
         let default_policy = tenants::default_policy(&txn, tenant).await?;
-        let mut invitation_rows = Vec::new();
-        let mut response_rows = Vec::with_capacity(planned.len());
-        let mut opened: Vec<(follow_ups::Row, FollowUpEntry)> = Vec::new();
+        let mut new_invitations = Vec::new();
+        let mut new_responses = Vec::with_capacity(planned.len());
+        let mut opened: Vec<NewFollowUp> = Vec::new();
         let mut new_events: Vec<(&str, serde_json::Value)> = Vec::new();
         for (c, score, person, id) in &planned {
             let survey = &found[c.survey.as_str()];
             let invitation_id = c.invited_at.map(|invited| {
                 let inv = InvitationId::generate();
                 let policy = survey.policy.over(default_policy);
-                invitation_rows.push(invitations::Row {
-                    id: inv.0.clone(),
-                    tenant_id: tenant.0.clone(),
-                    survey_id: survey.id.0.clone(),
-                    customer_id: person.id.0.clone(),
-                    channel: Channel::Link.as_str().into(),
-                    outcome: invitations::ISSUED.into(),
+                new_invitations.push(NewInvitation {
+                    id: inv.clone(),
+                    survey_id: survey.id.clone(),
+                    customer: person.id.clone(),
+                    channel: Channel::Link,
+                    issued: true,
                     rule: None,
                     next_eligible_at: None,
-                    token_hash: None,
                     forced: false,
+                    token_hash: None,
                     idempotency_key: None,
-                    request_hash: None,
-                    created_at: time::to_micros(invited),
-                    expires_at: Some(time::to_micros(invited + time::days(i64::from(policy.invitation_expiry_days)))),
-                    answered_at: Some(time::to_micros(c.recorded_at)),
-                    response_id: Some(id.0.clone()),
-                    dismissed_at: None,
+                    fingerprint: None,
+                    created_at: invited,
+                    expires_at: Some(invited + time::days(i64::from(policy.invitation_expiry_days))),
+                    answered: Some((id.clone(), c.recorded_at)),
                 });
-                inv.0
+                inv
             });
-            let row = responses::Row {
-                id: id.0.clone(),
-                tenant_id: tenant.0.clone(),
-                survey_id: survey.id.0.clone(),
-                customer_id: person.id.0.clone(),
+            let new = NewResponse {
+                id: id.clone(),
+                survey_id: survey.id.clone(),
+                customer: person.id.clone(),
                 invitation_id,
-                kind: survey.scale.kind.as_str().into(),
-                score: score.value,
-                bucket: score.bucket.as_str().into(),
-                scale_max: survey.scale.max,
+                scale: survey.scale,
+                score: *score,
                 comment: c.comment.clone(),
-                properties: store::props_to_json(&c.properties),
+                properties: c.properties.clone(),
                 idempotency_key: None,
-                request_hash: Some(c.fingerprint.clone()),
-                recorded_at: time::to_micros(c.recorded_at),
-                updated_at: time::to_micros(c.recorded_at),
+                fingerprint: c.fingerprint.clone(),
+                recorded_at: c.recorded_at,
             };
             let mut props = person.properties.clone();
             props.extend(c.properties.clone());
             let follow_up = (options.open_follow_ups && survey.follow_up.opens(survey.scale, score.value, &props))
-                .then(|| super::responses::new_follow_up(tenant, survey, &row, c.recorded_at));
+                .then(|| NewFollowUp::opened_by(survey, &new.id, &new.customer, score.value, c.recorded_at));
             if options.emit_events {
-                let response = responses::to_domain(
-                    row.clone(),
-                    person.external.clone(),
-                    follow_up.as_ref().map(|f| f.0.id.clone()),
-                )?;
+                let response = new.response(person.external.clone(), follow_up.as_ref().map(|f| f.id.clone()));
                 new_events.push((EventType::ResponseRecorded.as_str(), event_data::response_data(&response)));
-                if let Some((f_row, entry)) = &follow_up {
-                    let f = follow_ups::to_domain(f_row.clone(), response, vec![entry.clone()])?;
-                    new_events.push((EventType::FollowUpOpened.as_str(), event_data::follow_up_data(&f)));
+                if let Some(f) = &follow_up {
+                    new_events
+                        .push((EventType::FollowUpOpened.as_str(), event_data::follow_up_data(&f.follow_up(response))));
                 }
             }
             opened.extend(follow_up);
             outcomes[c.index] = Some(ImportOutcome::Imported { response_id: id.clone() });
-            response_rows.push(row);
+            new_responses.push(new);
         }
-        invitations::insert_many(&txn, invitation_rows).await?;
-        responses::insert_many(&txn, response_rows).await?;
+        invitations::insert_many(&txn, tenant, &new_invitations).await?;
+        let rows: Vec<(&TenantId, &NewResponse)> = new_responses.iter().map(|r| (tenant, r)).collect();
+        responses::insert_many(&txn, &rows).await?;
         follow_ups::insert_opened(&txn, tenant, &opened).await?;
         events::append_all(&txn, tenant, &new_events, now).await?;
         txn.commit().await?;

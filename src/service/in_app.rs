@@ -179,7 +179,7 @@ impl Services {
     /// A tenant's default branding.
     pub async fn tenant_branding(&self, tenant: &str) -> Result<Branding> {
         let t = tenants::find_tenant(&self.db, tenant).await?;
-        tenants::branding(self.db.conn(), &t).await
+        Ok(tenants::branding(self.db.conn(), &t).await?)
     }
 
     /// What the hosted page and the widget show for `survey`: its branding, each empty

@@ -5,10 +5,11 @@ use super::{Services, require_secret};
 use crate::domain::eligibility::{self, Eligibility};
 use crate::domain::events::{self as event_data, EventType};
 use crate::domain::model::{Channel, Invitation, IssueOutcome, Principal, Properties, Survey};
+use crate::domain::stored::{InvitationRecord, NewInvitation};
 use crate::domain::time::{Timestamp, days};
-use crate::domain::{CustomerRef, InvitationId, SurveyId, TenantId, secrets, time};
+use crate::domain::{CustomerRef, CustomerRowId, InvitationId, SurveyId, TenantId, input, secrets};
 use crate::error::{AppError, Result};
-use crate::store::{self, customers, events, invitations, surveys, tenants};
+use crate::store::{StoreError, customers, events, invitations, surveys, tenants};
 
 /// Length of the random part of an invitation token (≈ 190 bits).
 const TOKEN_CHARS: usize = 32;
@@ -31,7 +32,7 @@ impl IssueRequest {
             self.survey.as_str(),
             self.customer.as_str(),
             self.channel.as_str(),
-            &store::props_to_json(&self.properties),
+            &input::canonical(&self.properties),
             if self.force { "force" } else { "" },
         ])
     }
@@ -40,7 +41,7 @@ impl IssueRequest {
 /// An invitation found by its token, with its tenant and survey.
 pub struct TokenInvitation {
     pub tenant: TenantId,
-    pub row: invitations::Row,
+    pub record: InvitationRecord,
     pub invitation: Invitation,
     pub survey: Survey,
 }
@@ -78,7 +79,7 @@ impl Services {
             return self.replay_issue(&p.tenant, existing, &fingerprint).await;
         }
         match self.issue_once(p, &req, &fingerprint).await {
-            Err(IssueError::Db(e)) if store::is_unique_violation(&e) && req.idempotency_key.is_some() => {
+            Err(IssueError::Store(StoreError::Unique { .. })) if req.idempotency_key.is_some() => {
                 // A concurrent first attempt with the same key won the race: answer as it did.
                 let key = req.idempotency_key.as_deref().unwrap_or_default();
                 let existing = invitations::by_idempotency_key(self.db.conn(), &p.tenant, key)
@@ -86,7 +87,7 @@ impl Services {
                     .ok_or_else(|| AppError::Internal(anyhow::anyhow!("idempotency row vanished")))?;
                 self.replay_issue(&p.tenant, existing, &fingerprint).await
             }
-            Err(IssueError::Db(e)) => Err(e.into()),
+            Err(IssueError::Store(e)) => Err(e.into()),
             Err(IssueError::App(e)) => Err(e),
             Ok(outcome) => Ok(outcome),
         }
@@ -118,31 +119,27 @@ impl Services {
         let decision = eligibility::evaluate(policy, history, now, req.force);
         let id = InvitationId::generate();
         let token = decision.eligible.then(|| secrets::generate(TOKEN_PREFIX, TOKEN_CHARS));
-        let row = invitations::Row {
-            id: id.0.clone(),
-            tenant_id: p.tenant.0.clone(),
-            survey_id: survey.id.0.clone(),
-            customer_id: customer.id.0.clone(),
-            channel: req.channel.as_str().into(),
-            outcome: if decision.eligible { invitations::ISSUED } else { invitations::SUPPRESSED }.into(),
-            rule: decision.rule.map(|r| r.as_str().to_owned()),
-            next_eligible_at: decision.next_eligible_at.map(time::to_micros),
-            token_hash: token.as_deref().map(secrets::hash),
+        let new = NewInvitation {
+            id: id.clone(),
+            survey_id: survey.id.clone(),
+            customer: customer.id.clone(),
+            channel: req.channel,
+            issued: decision.eligible,
+            rule: decision.rule,
+            next_eligible_at: decision.next_eligible_at,
             forced: decision.forced,
+            token_hash: token.as_deref().map(secrets::hash),
             idempotency_key: req.idempotency_key.clone(),
-            request_hash: Some(fingerprint.to_owned()),
-            created_at: time::to_micros(now),
-            expires_at: decision.eligible.then(|| time::to_micros(now + days(policy.invitation_expiry_days as i64))),
-            answered_at: None,
-            response_id: None,
-            dismissed_at: None,
+            fingerprint: Some(fingerprint.to_owned()),
+            created_at: now,
+            expires_at: decision.eligible.then(|| now + days(policy.invitation_expiry_days as i64)),
+            answered: None,
         };
-        invitations::insert(&txn, row.clone()).await?;
+        invitations::insert(&txn, &p.tenant, &new).await?;
         let (event_type, data) = match token {
-            Some(_) => (
-                EventType::InvitationIssued,
-                event_data::invitation_issued_data(&invitations::to_domain(&row, &req.customer)),
-            ),
+            Some(_) => {
+                (EventType::InvitationIssued, event_data::invitation_issued_data(&new.invitation(&req.customer)))
+            }
             None => (
                 EventType::InvitationSuppressed,
                 event_data::invitation_suppressed_data(&id, &survey.id, &req.customer, &decision, now),
@@ -152,38 +149,32 @@ impl Services {
         txn.commit().await?;
         self.bus.outbox_written();
         Ok(match token {
-            Some(token) => IssueOutcome::Issued {
-                invitation: invitations::to_domain(&row, &req.customer),
-                token,
-                eligibility: decision,
-            },
+            Some(token) => {
+                IssueOutcome::Issued { invitation: new.invitation(&req.customer), token, eligibility: decision }
+            }
             None => IssueOutcome::Suppressed { suppression_id: id, eligibility: decision },
         })
     }
 
     /// The answer to a retried `IssueSurvey`: the same invitation (with a fresh token,
     /// as only hashes are kept) or the same suppression.
-    async fn replay_issue(&self, tenant: &TenantId, row: invitations::Row, fingerprint: &str) -> Result<IssueOutcome> {
-        if row.request_hash.as_deref() != Some(fingerprint) {
+    async fn replay_issue(
+        &self,
+        tenant: &TenantId,
+        first: InvitationRecord,
+        fingerprint: &str,
+    ) -> Result<IssueOutcome> {
+        if first.fingerprint.as_deref() != Some(fingerprint) {
             return Err(AppError::AlreadyExists(
                 "idempotency_key was already used for a different IssueSurvey request".into(),
             ));
         }
-        let customer = customer_ref(&self.db, tenant, &row.customer_id).await?;
-        let eligibility = Eligibility {
-            eligible: row.outcome == invitations::ISSUED,
-            rule: row.rule.as_deref().map(eligibility::EligibilityRule::from_db).transpose()?,
-            blocking: match (&row.rule, row.next_eligible_at) {
-                (Some(r), until) => vec![(eligibility::EligibilityRule::from_db(r)?, until.map(time::from_micros))],
-                (None, _) => Vec::new(),
-            },
-            next_eligible_at: row.next_eligible_at.map(time::from_micros),
-            forced: row.forced,
-        };
-        if row.outcome != invitations::ISSUED {
-            return Ok(IssueOutcome::Suppressed { suppression_id: InvitationId(row.id), eligibility });
+        let customer = customer_ref(&self.db, tenant, &first.customer).await?;
+        let eligibility = first.eligibility();
+        if !first.issued {
+            return Ok(IssueOutcome::Suppressed { suppression_id: first.id, eligibility });
         }
-        let invitation = invitations::to_domain(&row, &customer);
+        let invitation = first.invitation(&customer);
         let token = if invitation.response_id.is_none() {
             let token = secrets::generate(TOKEN_PREFIX, TOKEN_CHARS);
             invitations::set_token_hash(self.db.conn(), &invitation.id, &secrets::hash(&token)).await?;
@@ -196,16 +187,16 @@ impl Services {
 
     /// The invitation a token stands for, or `NOT_FOUND`.
     pub async fn invitation_by_token(&self, token: &str) -> Result<TokenInvitation> {
-        let row = self.invitation_row_by_token(token).await?;
+        let record = self.invitation_record_by_token(token).await?;
         let conn = self.db.conn();
-        let tenant = TenantId(row.tenant_id.clone());
-        let customer = customer_ref(&self.db, &tenant, &row.customer_id).await?;
-        let survey = surveys::get(conn, &tenant, &SurveyId(row.survey_id.clone())).await?;
-        Ok(TokenInvitation { invitation: invitations::to_domain(&row, &customer), tenant, row, survey })
+        let tenant = record.tenant.clone();
+        let customer = customer_ref(&self.db, &tenant, &record.customer).await?;
+        let survey = surveys::get(conn, &tenant, &record.survey_id).await?;
+        Ok(TokenInvitation { invitation: record.invitation(&customer), tenant, record, survey })
     }
 
     /// The stored invitation of a token (one query), or `NOT_FOUND`.
-    pub(crate) async fn invitation_row_by_token(&self, token: &str) -> Result<invitations::Row> {
+    pub(crate) async fn invitation_record_by_token(&self, token: &str) -> Result<InvitationRecord> {
         let not_found = || AppError::NotFound("invitation (unknown token)".into());
         if !token.starts_with(TOKEN_PREFIX) || token.len() > 100 {
             return Err(not_found());
@@ -236,20 +227,24 @@ impl Services {
 }
 
 /// The CRM id of a customer row.
-pub(crate) async fn customer_ref(db: &crate::store::Db, tenant: &TenantId, row_id: &str) -> Result<CustomerRef> {
-    customers::external_id(db.conn(), tenant, row_id).await
+pub(crate) async fn customer_ref(
+    db: &crate::store::Db,
+    tenant: &TenantId,
+    row_id: &CustomerRowId,
+) -> Result<CustomerRef> {
+    Ok(customers::external_id(db.conn(), tenant, row_id).await?)
 }
 
-/// A use-case error that keeps the database error, to spot a unique violation.
+/// A use-case error that keeps the storage error, to spot a unique violation.
 #[derive(Debug)]
 pub(crate) enum IssueError {
-    Db(crate::store::DbError),
+    Store(StoreError),
     App(AppError),
 }
 
-impl From<crate::store::DbError> for IssueError {
-    fn from(e: crate::store::DbError) -> Self {
-        IssueError::Db(e)
+impl From<StoreError> for IssueError {
+    fn from(e: StoreError) -> Self {
+        IssueError::Store(e)
     }
 }
 

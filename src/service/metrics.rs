@@ -1,7 +1,8 @@
 //! Survey metrics: headline, counts, mean and intervals, a time series, and the
 //! invitation funnel (docs/engagement.md, "Survey metrics").
 
-use super::{Services, require_secret};
+use super::{Services, require_reader};
+use crate::domain::insight::series as insight_series;
 use crate::domain::model::{Principal, Properties, SurveyMetrics};
 use crate::domain::stats::{self, Grain, MAX_SERIES_POINTS};
 use crate::domain::time::Timestamp;
@@ -32,7 +33,7 @@ const DEFAULT_WINDOW_DAYS: i64 = 30;
 impl Services {
     #[tracing::instrument(skip_all, fields(tenant = %p.tenant))]
     pub async fn survey_metrics(&self, p: &Principal, req: MetricsRequest) -> Result<SurveyMetrics> {
-        require_secret(p)?;
+        require_reader(p)?;
         let now = self.clock.now();
         let end = req.end.unwrap_or(now);
         let start = req.start.unwrap_or(end - chrono::Duration::days(DEFAULT_WINDOW_DAYS));
@@ -76,28 +77,37 @@ impl Services {
                 (all.into_iter().map(|s| s.id).collect(), scale)
             }
         };
-        let rows = metrics::scores(conn, &p.tenant, &ids, start, end, !req.filter.is_empty()).await?;
-        let rows: Vec<_> = rows.into_iter().filter(|r| input::matches(&req.filter, &r.properties)).collect();
-        let all: Vec<i32> = rows.iter().map(|r| r.score).collect();
+        // Scores by period start. Without a filter the database counts them per score and
+        // day; with one, each answer's properties are needed, so they are fetched.
+        let mut by_period: std::collections::BTreeMap<Timestamp, Vec<i32>> = Default::default();
+        let grain = req.grain.unwrap_or(Grain::Day);
+        if req.filter.is_empty() {
+            for (score, day, n) in metrics::score_counts_by_day(conn, &p.tenant, &ids, start, end).await? {
+                let at = chrono::DateTime::UNIX_EPOCH + chrono::Duration::days(day);
+                let scores = by_period.entry(stats::period_start(grain, at)).or_default();
+                scores.extend(std::iter::repeat_n(score, usize::try_from(n).unwrap_or(0)));
+            }
+        } else {
+            let rows = metrics::scores(conn, &p.tenant, &ids, start, end, true).await?;
+            for r in rows.into_iter().filter(|r| input::matches(&req.filter, &r.properties)) {
+                by_period.entry(stats::period_start(grain, r.recorded_at)).or_default().push(r.score);
+            }
+        }
+        let all: Vec<i32> = by_period.values().flatten().copied().collect();
         let summary = stats::summarize(scale, &all);
         let series = match req.grain {
             None => Vec::new(),
-            Some(grain) => {
-                // One pass over the rows, then one summary per period.
-                let mut by_period: std::collections::BTreeMap<Timestamp, Vec<i32>> = Default::default();
-                for r in &rows {
-                    by_period.entry(stats::period_start(grain, r.recorded_at)).or_default().push(r.score);
-                }
-                periods
-                    .into_iter()
-                    .map(|(from, to)| {
-                        let scores = by_period.remove(&stats::period_start(grain, from)).unwrap_or_default();
-                        (from, to, stats::summarize(scale, &scores))
-                    })
-                    .collect()
-            }
+            Some(grain) => periods
+                .into_iter()
+                .map(|(from, to)| {
+                    let scores = by_period.remove(&stats::period_start(grain, from)).unwrap_or_default();
+                    (from, to, stats::summarize(scale, &scores))
+                })
+                .collect(),
         };
         let funnel = metrics::funnel(conn, &p.tenant, &ids, start, end, now).await?;
-        Ok(SurveyMetrics { scale, summary, series, funnel, start, end })
+        let points: Vec<_> = series.iter().map(|(_, _, s)| insight_series::point_counts(scale, s)).collect();
+        let series_flags = insight_series::flag(&points);
+        Ok(SurveyMetrics { scale, summary, series, series_flags, funnel, start, end })
     }
 }

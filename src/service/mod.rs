@@ -12,6 +12,7 @@ pub mod events;
 pub mod follow_ups;
 pub mod imports;
 pub mod in_app;
+pub mod insight;
 pub mod invitations;
 pub mod keys;
 pub mod metrics;
@@ -245,7 +246,7 @@ pub(crate) fn busy(what: &str) -> AppError {
 pub fn require_publishable(p: &Principal) -> Result<()> {
     match p.kind {
         KeyKind::Publishable => Ok(()),
-        KeyKind::Secret => Err(AppError::PermissionDenied("this call is for publishable keys".into())),
+        KeyKind::Secret | KeyKind::Read => Err(AppError::PermissionDenied("this call is for publishable keys".into())),
     }
 }
 
@@ -256,14 +257,32 @@ impl Services {
     }
 }
 
-/// Secret keys only: publishable keys may only answer in-app surveys.
+/// Secret keys only: publishable keys may only answer in-app surveys, read keys only read.
 pub fn require_secret(p: &Principal) -> Result<()> {
     match p.kind {
         KeyKind::Secret => Ok(()),
         KeyKind::Publishable => Err(AppError::PermissionDenied(
             "this call needs a secret key; publishable keys may only answer surveys".into(),
         )),
+        KeyKind::Read => Err(read_only()),
     }
+}
+
+/// The reads (the Get and List use-cases): a secret key or a read-only key.
+pub fn require_reader(p: &Principal) -> Result<()> {
+    match p.kind {
+        KeyKind::Secret | KeyKind::Read => Ok(()),
+        KeyKind::Publishable => Err(AppError::PermissionDenied(
+            "this call needs a secret or read key; publishable keys may only answer surveys".into(),
+        )),
+    }
+}
+
+/// What a read-only key hears on a write.
+pub fn read_only() -> AppError {
+    AppError::PermissionDenied(
+        "this call changes data; read keys (rk_read_…) may only call Get and List methods".into(),
+    )
 }
 
 /// Services over a fresh in-memory SQLite database, for unit tests of use-cases.

@@ -14,11 +14,12 @@ use crate::domain::engagement::CustomerRecord;
 use crate::domain::events::{self, EventType};
 use crate::domain::listing::{FollowUpFilter, PageRequest, ResponseFilter};
 use crate::domain::model::{FollowUp, Principal};
-use crate::domain::privacy::{Actor, AuditAction, AuditEntry, ErasureReport, ExportRecord};
-use crate::domain::time::{self, Timestamp};
+use crate::domain::privacy::{
+    Actor, AuditAction, AuditEntry, ErasureReport, ExportRecord, ExportedActivity, ExportedInvitation,
+};
+use crate::domain::time::Timestamp;
 use crate::domain::{CustomerRef, CustomerRowId, TenantId};
 use crate::error::{AppError, Result};
-use crate::store::entities::invitation;
 use crate::store::{
     audit, customers, engagement_read as er, events as store_events, follow_ups, privacy, responses, tenants,
 };
@@ -149,7 +150,6 @@ impl Services {
         customer: &CustomerRef,
     ) -> Result<tokio::sync::mpsc::Receiver<Result<ExportRecord>>> {
         let (row, record) = er::get_customer(self.db.conn(), tenant, customer).await?;
-        let row = CustomerRowId(row);
         let export_id = uuid::Uuid::now_v7().to_string();
         self.audit(AuditEntry::new(tenant, actor, AuditAction::CustomerExported, &export_id)).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(64);
@@ -221,7 +221,7 @@ impl Services {
             }
             token = page.next_page_token;
         }
-        let mut after: Option<(i64, String)> = None;
+        let mut after: Option<(Timestamp, String)> = None;
         loop {
             let page = privacy::activity_of(conn, tenant, row, after.clone(), EXPORT_PAGE).await?;
             for a in &page {
@@ -265,8 +265,7 @@ fn customer_data(c: &CustomerRecord) -> Value {
     })
 }
 
-fn invitation_data(i: &invitation::Model) -> Value {
-    let us = |v: Option<i64>| opt_ts(v.map(time::from_micros));
+fn invitation_data(i: &ExportedInvitation) -> Value {
     json!({
         "invitation_id": i.id,
         "survey_id": i.survey_id,
@@ -274,10 +273,10 @@ fn invitation_data(i: &invitation::Model) -> Value {
         "outcome": i.outcome,
         "rule": i.rule,
         "forced": i.forced,
-        "created_at": ts(time::from_micros(i.created_at)),
-        "expires_at": us(i.expires_at),
-        "answered_at": us(i.answered_at),
-        "dismissed_at": us(i.dismissed_at),
+        "created_at": ts(i.created_at),
+        "expires_at": opt_ts(i.expires_at),
+        "answered_at": opt_ts(i.answered_at),
+        "dismissed_at": opt_ts(i.dismissed_at),
         "response_id": i.response_id,
     })
 }
@@ -301,16 +300,16 @@ fn follow_up_export(f: &FollowUp) -> Value {
     data
 }
 
-fn activity_data(a: &privacy::ActivityRow) -> Value {
+fn activity_data(a: &ExportedActivity) -> Value {
     json!({
         "message_id": a.message_id,
         "kind": a.kind,
         "name": a.name,
-        "occurred_at": ts(time::from_micros(a.occurred_at)),
-        "properties": serde_json::from_str::<Value>(&a.properties).unwrap_or(Value::Null),
+        "occurred_at": ts(a.occurred_at),
+        "properties": a.properties,
         "seconds": a.seconds,
         "amount_minor": a.amount_minor,
         "currency": a.currency,
-        "received_at": ts(time::from_micros(a.received_at)),
+        "received_at": ts(a.received_at),
     })
 }

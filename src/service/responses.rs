@@ -2,22 +2,23 @@
 //! follow-up in the same transaction (docs/api.md, "Follow-ups").
 
 use super::invitations::IssueError;
-use super::{Services, require_secret};
+use super::{Services, require_reader, require_secret};
 use std::collections::{BTreeMap, HashMap};
 
 use tokio::sync::oneshot;
 use tracing::Instrument as _;
 
 use super::batch::BatchQueue;
-use crate::domain::FollowUpId;
 use crate::domain::events::{self as event_data, EventType};
 use crate::domain::listing::{PageRequest, ResponseFilter};
-use crate::domain::model::FollowUpEntry;
 use crate::domain::model::{Page, Principal, Properties, Response, Survey};
+use crate::domain::stored::{InvitationRecord, NewFollowUp, NewResponse, StoredResponse};
 use crate::domain::time::Timestamp;
-use crate::domain::{CustomerRef, InvitationId, ResponseId, Score, SurveyId, TenantId, input, secrets, time};
+use crate::domain::{
+    CustomerRef, CustomerRowId, FollowUpId, InvitationId, ResponseId, Scale, Score, SurveyId, TenantId, input, secrets,
+};
 use crate::error::{AppError, Result};
-use crate::store::{self, customers, events, follow_ups, invitations, responses, surveys};
+use crate::store::{self, StoreError, customers, events, follow_ups, invitations, responses, surveys};
 
 /// How long after recording a score may still change.
 pub const SCORE_CHANGE_WINDOW_HOURS: i64 = 24;
@@ -63,7 +64,7 @@ impl RecordRequest {
             Target::Direct { survey, customer, .. } => format!("{survey}/{}", customer.as_str()),
         };
         let score = self.score.map(|s| s.to_string()).unwrap_or_default();
-        secrets::fingerprint(&[&target, &score, &self.comment, &store::props_to_json(&self.properties)])
+        secrets::fingerprint(&[&target, &score, &self.comment, &input::canonical(&self.properties)])
     }
 }
 
@@ -83,7 +84,7 @@ pub const MAX_RECORD_BATCH: usize = 128;
 
 /// Batches written at once, per process. One: while it writes, the next calls gather
 /// into the next batch, so batches grow with the load and every round trip to the
-/// database serves more answers. (Measured with `rapport bench` on PostgreSQL at c=64:
+/// database serves more answers. (Measured with `rapport-bench records` on PostgreSQL at c=64:
 /// one writer 3 113 req/s, two 2 504, three 2 853 — more writers only split the
 /// batches.) SQLite has one writer connection anyway.
 const RECORD_WRITERS: usize = 1;
@@ -103,7 +104,7 @@ impl Services {
     pub async fn record_response(&self, req: RecordRequest) -> Result<Response> {
         let tenant = match &req.target {
             // Only the tenant is needed here: the batch reads and checks the rest.
-            Target::Token(token) => TenantId(self.invitation_row_by_token(token).await?.tenant_id),
+            Target::Token(token) => self.invitation_record_by_token(token).await?.tenant,
             Target::Direct { principal, .. } => {
                 require_secret(principal)?;
                 principal.tenant.clone()
@@ -111,9 +112,9 @@ impl Services {
         };
         let fingerprint = req.fingerprint();
         if let Some(key) = &req.idempotency_key
-            && let Some(first) = responses::row_by_idempotency_key(self.db.conn(), &tenant, key).await?
+            && let Some(first) = responses::by_idempotency_key(self.db.conn(), &tenant, key).await?
         {
-            return self.replay_record(&tenant, first, &fingerprint).await;
+            return Self::replay_record(first, &fingerprint);
         }
         let idempotency_key = req.idempotency_key.clone();
         let err = match self.record_batched(tenant.clone(), req, fingerprint.clone()).await {
@@ -126,32 +127,31 @@ impl Services {
         // times the winner has committed: with the same idempotency key, the loser is a
         // retry and gets the winner's result (or ALREADY_EXISTS if its body differs).
         let lost_a_race = match &err {
-            IssueError::Db(e) => store::is_unique_violation(e),
+            IssueError::Store(e) => matches!(e, StoreError::Unique { .. }),
             IssueError::App(AppError::AlreadyExists(_)) => true,
             IssueError::App(_) => false,
         };
         if lost_a_race
             && let Some(key) = &idempotency_key
-            && let Some(first) = responses::row_by_idempotency_key(self.db.conn(), &tenant, key).await?
+            && let Some(first) = responses::by_idempotency_key(self.db.conn(), &tenant, key).await?
         {
-            return self.replay_record(&tenant, first, &fingerprint).await;
+            return Self::replay_record(first, &fingerprint);
         }
         match err {
             // The invitation was answered meanwhile: the constraint decided, not a prior check.
-            IssueError::Db(e) if store::is_unique_violation(&e) => Err(already_answered()),
-            IssueError::Db(e) => Err(e.into()),
+            IssueError::Store(StoreError::Unique { .. }) => Err(already_answered()),
+            IssueError::Store(e) => Err(e.into()),
             IssueError::App(e) => Err(e),
         }
     }
 
-    async fn replay_record(&self, tenant: &TenantId, first: responses::Row, fingerprint: &str) -> Result<Response> {
-        if first.request_hash.as_deref() != Some(fingerprint) {
+    fn replay_record(first: StoredResponse, fingerprint: &str) -> Result<Response> {
+        if first.fingerprint.as_deref() != Some(fingerprint) {
             return Err(AppError::AlreadyExists(
                 "idempotency_key was already used for a different RecordResponse request".into(),
             ));
         }
-        let mut v = responses::hydrate(self.db.conn(), tenant, vec![first]).await?;
-        v.pop().ok_or_else(|| AppError::Internal(anyhow::anyhow!("response vanished")))
+        Ok(first.response)
     }
 
     /// Queues the answer for the next batch (group commit, see [`super::batch`]) and
@@ -200,9 +200,7 @@ impl Services {
             Ok(results) => results.into_iter().map(|r| r.map_err(IssueError::App)).collect(),
             Err(e) if jobs.len() == 1 => vec![Err(e)],
             // Connection trouble: writing the answers one by one would only wait longer.
-            Err(IssueError::Db(e)) if store::is_unavailable(&e) => {
-                jobs.iter().map(|_| Err(store::classify(&e).into())).collect()
-            }
+            Err(IssueError::Store(e)) if e.is_transient() => jobs.iter().map(|_| Err(e.clone().into())).collect(),
             Err(IssueError::App(AppError::Unavailable(m))) => {
                 jobs.iter().map(|_| Err(AppError::Unavailable(m.clone()).into())).collect()
             }
@@ -243,14 +241,14 @@ impl Services {
                 if customer.erased_at.is_some() {
                     return Err(AppError::FailedPrecondition("the customer has been erased".into()));
                 }
-                plan(job, &a.target, &surveys[&a.survey], a.score, customer, now)
+                Ok(plan(job, &a.target, &surveys[&a.survey], a.score, customer, now))
             })
             .collect();
         if outcomes.iter().all(|o| o.is_err()) {
             return Ok(outcomes.into_iter().map(|o| o.map(|r| r.response)).collect());
         }
         db.batch_step("writes", write(&txn, jobs, &outcomes, now)).await?;
-        db.batch_step("commit", async { txn.commit().await.map_err(IssueError::from) }).await?;
+        db.batch_step("commit", txn.commit()).await?;
         self.bus.outbox_written();
         self.metrics.response_batch_written(jobs.len());
         for r in outcomes.iter().flatten() {
@@ -259,14 +257,35 @@ impl Services {
         Ok(outcomes.into_iter().map(|o| o.map(|r| r.response)).collect())
     }
 
-    /// Changes a response's comment and properties, and its score within 24 hours.
+    /// Changes a response's comment and properties, and its score within 24 hours. A
+    /// changed score is noted on the response's follow-up, or opens one if it is low.
     #[tracing::instrument(skip_all)]
     pub async fn update_response(&self, target: ResponseRef, change: ResponseChange) -> Result<Response> {
         let now = self.clock.now();
-        let (tenant, id) = match target {
+        let (tenant, id) = self.response_to_change(target).await?;
+        let comment = change.comment.as_deref().map(input::comment).transpose()?;
+        let txn = self.db.begin_write().await?;
+        let before = responses::get(&txn, &tenant, &id).await?;
+        let survey = surveys::get(&txn, &tenant, &before.survey_id).await?;
+        let mut response = changed(&before, survey.scale, change.score, comment, &change.properties, now)?;
+        responses::save(&txn, &tenant, &response).await?;
+        let follow_up = follow_up_after_change(&txn, &tenant, &survey, before.score, &mut response, now).await?;
+        announce_change(&txn, &tenant, &response, &follow_up, now).await?;
+        txn.commit().await?;
+        self.bus.outbox_written();
+        if follow_up == AfterChange::Opened {
+            self.metrics.follow_up_opened(survey.scale.kind);
+        }
+        Ok(response)
+    }
+
+    /// The tenant and id of the response an `UpdateResponse` names: by id with a secret
+    /// key, or as the answer to an invitation by its token.
+    async fn response_to_change(&self, target: ResponseRef) -> Result<(TenantId, ResponseId)> {
+        match target {
             ResponseRef::Id { principal, id } => {
                 require_secret(&principal)?;
-                (principal.tenant, id)
+                Ok((principal.tenant, id))
             }
             ResponseRef::Token(token) => {
                 let inv = self.invitation_by_token(&token).await?;
@@ -274,92 +293,14 @@ impl Services {
                     .invitation
                     .response_id
                     .ok_or_else(|| AppError::FailedPrecondition("the invitation has no response yet".into()))?;
-                (inv.tenant, id)
+                Ok((inv.tenant, id))
             }
-        };
-        let comment = change.comment.as_deref().map(input::comment).transpose()?;
-        let txn = self.db.begin_write().await?;
-        let mut row = responses::row_by_id(&txn, &tenant, &id).await?;
-        let survey = surveys::get(&txn, &tenant, &SurveyId(row.survey_id.clone())).await?;
-        let old_score = row.score;
-        if let Some(raw) = change.score
-            && raw != row.score
-        {
-            let recorded = time::from_micros(row.recorded_at);
-            if now - recorded > chrono::Duration::hours(SCORE_CHANGE_WINDOW_HOURS) {
-                return Err(AppError::FailedPrecondition(format!(
-                    "the score can only change within {SCORE_CHANGE_WINDOW_HOURS} hours of recording"
-                )));
-            }
-            let score = Score::parse(survey.scale, Some(raw))?;
-            row.score = score.value;
-            row.bucket = score.bucket.as_str().into();
         }
-        if let Some(c) = comment {
-            row.comment = c;
-        }
-        let props = input::merge(&store::props_from_json(&row.properties), &change.properties);
-        row.properties = store::props_to_json(&props);
-        row.updated_at = time::to_micros(now);
-        responses::save(&txn, row.clone()).await?;
-
-        let customer = customers::external_id(&txn, &tenant, &row.customer_id).await?;
-        let existing = follow_ups::row_by_response(&txn, &tenant, &id).await?;
-        let mut follow_up_event = None;
-        let had_follow_up = existing.is_some();
-        let follow_up_id = match existing {
-            Some(mut fu) => {
-                if row.score != old_score {
-                    let under = survey.follow_up.at_or_under(survey.scale, row.score);
-                    let mut body = format!("score changed from {old_score} to {}", row.score);
-                    if !under {
-                        body.push_str("; now above the follow-up threshold");
-                    }
-                    fu.at_or_under_threshold = under;
-                    fu.updated_at = time::to_micros(now);
-                    super::follow_ups::system_entry(&txn, &tenant, &fu.id, body, now).await?;
-                    follow_ups::save(&txn, fu.clone()).await?;
-                }
-                // The follow-up shows the latest answer: receivers hear of the change.
-                follow_up_event = Some(FollowUpId(fu.id.clone()));
-                Some(fu.id)
-            }
-            None => {
-                let cprops = customers::get(&txn, &tenant, &customer).await?.properties;
-                let mut all = cprops;
-                all.extend(props);
-                if row.score != old_score && survey.follow_up.opens(survey.scale, row.score, &all) {
-                    let opened = open_follow_up(&txn, &tenant, &survey, &row, now).await?;
-                    let fid = opened.0.id.clone();
-                    let response = responses::to_domain(row.clone(), customer.clone(), Some(fid.clone()))?;
-                    follow_up_opened(&txn, &tenant, opened, &response, now).await?;
-                    Some(fid)
-                } else {
-                    None
-                }
-            }
-        };
-        let response = responses::to_domain(row, customer, follow_up_id)?;
-        events::append(&txn, &tenant, EventType::ResponseUpdated.as_str(), &event_data::response_data(&response), now)
-            .await?;
-        if let Some(fid) = follow_up_event {
-            let f = follow_ups::get(&txn, &tenant, &fid).await?;
-            events::append(&txn, &tenant, EventType::FollowUpUpdated.as_str(), &event_data::follow_up_data(&f), now)
-                .await?;
-        }
-        txn.commit().await?;
-        self.bus.outbox_written();
-        if !had_follow_up && response.follow_up_id.is_some() {
-            self.metrics.follow_up_opened(survey.scale.kind);
-        }
-        Ok(response)
     }
 
     pub async fn get_response(&self, p: &Principal, id: &ResponseId) -> Result<Response> {
-        require_secret(p)?;
-        let row = responses::row_by_id(self.db.conn(), &p.tenant, id).await?;
-        let mut v = responses::hydrate(self.db.conn(), &p.tenant, vec![row]).await?;
-        v.pop().ok_or_else(|| AppError::NotFound(format!("response {id}")))
+        require_reader(p)?;
+        Ok(responses::get(self.db.conn(), &p.tenant, id).await?)
     }
 
     pub async fn list_responses(
@@ -369,22 +310,122 @@ impl Services {
         customer: Option<CustomerRef>,
         page: PageRequest,
     ) -> Result<Page<Response>> {
-        require_secret(p)?;
+        require_reader(p)?;
         if let Some(c) = customer {
             match customers::find(self.db.conn(), &p.tenant, &c).await? {
                 Some(c) => filter.customer_row = Some(c.id.0),
                 None => return Ok(Page { items: Vec::new(), next_page_token: String::new() }),
             }
         }
-        responses::list(self.db.conn(), &p.tenant, &filter, &page).await
+        Ok(responses::list(self.db.conn(), &p.tenant, &filter, &page).await?)
     }
+}
+
+/// `before` with `change` applied at `now`: a new score only within
+/// [`SCORE_CHANGE_WINDOW_HOURS`] of recording and on the survey's scale, the comment if
+/// one is given, the properties laid over the old ones.
+fn changed(
+    before: &Response,
+    scale: Scale,
+    score: Option<i32>,
+    comment: Option<String>,
+    properties: &Properties,
+    now: Timestamp,
+) -> Result<Response> {
+    let mut r = before.clone();
+    if let Some(raw) = score
+        && raw != before.score
+    {
+        if now - before.recorded_at > chrono::Duration::hours(SCORE_CHANGE_WINDOW_HOURS) {
+            return Err(AppError::FailedPrecondition(format!(
+                "the score can only change within {SCORE_CHANGE_WINDOW_HOURS} hours of recording"
+            )));
+        }
+        let score = Score::parse(scale, Some(raw))?;
+        r.score = score.value;
+        r.bucket = score.bucket;
+    }
+    if let Some(c) = comment {
+        r.comment = c;
+    }
+    r.properties = input::merge(&before.properties, properties);
+    r.updated_at = now;
+    Ok(r)
+}
+
+/// What a changed response did to its follow-up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AfterChange {
+    /// It has one, which shows the latest answer: receivers hear of the change.
+    Updated(FollowUpId),
+    /// Its new, low score opened one.
+    Opened,
+    /// It has none and opened none.
+    Nothing,
+}
+
+/// The follow-up side of a change: an existing follow-up notes a new score and whether
+/// it is still at or under the threshold; without one, a new score that would have
+/// opened one opens it now (with its `follow_up.opened` event). Sets the response's
+/// follow-up id.
+async fn follow_up_after_change(
+    txn: &store::Tx,
+    tenant: &TenantId,
+    survey: &Survey,
+    old_score: i32,
+    response: &mut Response,
+    now: Timestamp,
+) -> Result<AfterChange> {
+    if let Some(id) = response.follow_up_id.clone() {
+        if response.score != old_score {
+            let mut state = follow_ups::state(txn, tenant, &id).await?;
+            let under = survey.follow_up.at_or_under(survey.scale, response.score);
+            let mut body = format!("score changed from {old_score} to {}", response.score);
+            if !under {
+                body.push_str("; now above the follow-up threshold");
+            }
+            state.at_or_under_threshold = under;
+            state.updated_at = now;
+            super::follow_ups::system_entry(txn, tenant, &id, body, now).await?;
+            follow_ups::save_state(txn, tenant, &id, &state).await?;
+        }
+        return Ok(AfterChange::Updated(id));
+    }
+    let customer = customers::get(txn, tenant, &response.customer).await?;
+    let mut props = customer.properties;
+    props.extend(response.properties.clone());
+    if response.score == old_score || !survey.follow_up.opens(survey.scale, response.score, &props) {
+        return Ok(AfterChange::Nothing);
+    }
+    let opened = NewFollowUp::opened_by(survey, &response.id, &customer.id, response.score, now);
+    follow_ups::insert_opened(txn, tenant, std::slice::from_ref(&opened)).await?;
+    response.follow_up_id = Some(opened.id.clone());
+    let f = opened.follow_up(response.clone());
+    events::append(txn, tenant, EventType::FollowUpOpened.as_str(), &event_data::follow_up_data(&f), now).await?;
+    Ok(AfterChange::Opened)
+}
+
+/// Appends `response.updated`, and `follow_up.updated` for a follow-up that was there.
+async fn announce_change(
+    txn: &store::Tx,
+    tenant: &TenantId,
+    response: &Response,
+    follow_up: &AfterChange,
+    now: Timestamp,
+) -> Result<()> {
+    events::append(txn, tenant, EventType::ResponseUpdated.as_str(), &event_data::response_data(response), now).await?;
+    if let AfterChange::Updated(id) = follow_up {
+        let f = follow_ups::get(txn, tenant, id).await?;
+        events::append(txn, tenant, EventType::FollowUpUpdated.as_str(), &event_data::follow_up_data(&f), now).await?;
+    }
+    Ok(())
 }
 
 /// Whose answer it is, as the batch looks customers up.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Who {
     /// An invitation's customer, by rapport's row id.
-    Row(String),
+    Row(CustomerRowId),
     /// A direct answer's customer, by the CRM's id (created on first use).
     External(CustomerRef),
 }
@@ -399,29 +440,30 @@ struct Answering {
 
 impl Answering {
     /// An invitation's target, if it can still be answered.
-    fn invitation(row: &invitations::Row, now: Timestamp) -> Result<Self> {
-        if row.response_id.is_some() {
+    fn invitation(record: &InvitationRecord, now: Timestamp) -> Result<Self> {
+        if record.response_id.is_some() {
             return Err(already_answered());
         }
-        if row.expires_at.is_some_and(|e| time::to_micros(now) >= e) {
+        if record.expires_at.is_some_and(|e| now >= e) {
             return Err(AppError::FailedPrecondition("the invitation has expired".into()));
         }
         Ok(Answering {
-            survey: SurveyId(row.survey_id.clone()),
-            customer: Who::Row(row.customer_id.clone()),
-            invitation: Some(InvitationId(row.id.clone())),
+            survey: record.survey_id.clone(),
+            customer: Who::Row(record.customer.clone()),
+            invitation: Some(record.id.clone()),
         })
     }
 }
 
 /// What one checked answer writes.
 struct Recorded {
-    row: responses::Row,
+    new: NewResponse,
+    /// As the caller and the events see it.
     response: Response,
-    opened: Option<(follow_ups::Row, FollowUpEntry)>,
+    opened: Option<NewFollowUp>,
 }
 
-/// The response row of a checked answer, and the follow-up a low score opens.
+/// The response of a checked answer, and the follow-up a low score opens.
 fn plan(
     job: &PendingRecord,
     target: &Answering,
@@ -429,34 +471,29 @@ fn plan(
     score: Score,
     customer: &customers::Customer,
     now: Timestamp,
-) -> Result<Recorded> {
+) -> Recorded {
     let req = &job.req;
-    let row = responses::Row {
-        id: ResponseId::generate().0,
-        tenant_id: job.tenant.0.clone(),
-        survey_id: survey.id.0.clone(),
-        customer_id: customer.id.0.clone(),
-        invitation_id: target.invitation.as_ref().map(|i| i.0.clone()),
-        kind: survey.scale.kind.as_str().into(),
-        score: score.value,
-        bucket: score.bucket.as_str().into(),
-        scale_max: survey.scale.max,
+    let new = NewResponse {
+        id: ResponseId::generate(),
+        survey_id: survey.id.clone(),
+        customer: customer.id.clone(),
+        invitation_id: target.invitation.clone(),
+        scale: survey.scale,
+        score,
         comment: req.comment.clone(),
-        properties: store::props_to_json(&req.properties),
+        properties: req.properties.clone(),
         idempotency_key: req.idempotency_key.clone(),
-        request_hash: Some(job.fingerprint.clone()),
-        recorded_at: time::to_micros(now),
-        updated_at: time::to_micros(now),
+        fingerprint: job.fingerprint.clone(),
+        recorded_at: now,
     };
     let mut props = customer.properties.clone();
     props.extend(req.properties.clone());
     let opened = survey
         .follow_up
         .opens(survey.scale, score.value, &props)
-        .then(|| new_follow_up(&job.tenant, survey, &row, now));
-    let response =
-        responses::to_domain(row.clone(), customer.external.clone(), opened.as_ref().map(|o| o.0.id.clone()))?;
-    Ok(Recorded { row, response, opened })
+        .then(|| NewFollowUp::opened_by(survey, &new.id, &new.customer, score.value, now));
+    let response = new.response(customer.external.clone(), opened.as_ref().map(|o| o.id.clone()));
+    Recorded { new, response, opened }
 }
 
 /// Whom each answer is for: an invitation's survey and customer (the invitation must
@@ -470,10 +507,10 @@ async fn answering(txn: &store::Tx, jobs: &[&PendingRecord], now: Timestamp) -> 
         })
         .collect();
     let hashes: Vec<&str> = token_hashes.iter().flatten().map(String::as_str).collect();
-    let invitations: HashMap<String, invitations::Row> = invitations::by_token_hashes(txn, &hashes)
+    let invitations: HashMap<String, InvitationRecord> = invitations::by_token_hashes(txn, &hashes)
         .await?
         .into_iter()
-        .filter_map(|row| row.token_hash.clone().map(|h| (h, row)))
+        .filter_map(|record| record.token_hash.clone().map(|h| (h, record)))
         .collect();
     Ok(jobs
         .iter()
@@ -485,9 +522,9 @@ async fn answering(txn: &store::Tx, jobs: &[&PendingRecord], now: Timestamp) -> 
             Target::Token(_) => hash
                 .as_ref()
                 .and_then(|h| invitations.get(h))
-                .filter(|row| row.tenant_id == job.tenant.0)
+                .filter(|record| record.tenant == job.tenant)
                 .ok_or_else(|| AppError::NotFound("invitation (unknown token)".into()))
-                .and_then(|row| Answering::invitation(row, now)),
+                .and_then(|record| Answering::invitation(record, now)),
         })
         .collect())
 }
@@ -553,7 +590,7 @@ async fn customers_of(
     let mut by_external: HashMap<&TenantId, Vec<&CustomerRef>> = HashMap::new();
     for (job, a) in jobs.iter().zip(answers) {
         match a.as_ref().map(|a| &a.target.customer) {
-            Ok(Who::Row(id)) => by_row.entry(&job.tenant).or_default().push(id),
+            Ok(Who::Row(id)) => by_row.entry(&job.tenant).or_default().push(id.as_str()),
             Ok(Who::External(ext)) => by_external.entry(&job.tenant).or_default().push(ext),
             Err(_) => {}
         }
@@ -563,7 +600,7 @@ async fn customers_of(
         ids.sort_unstable();
         ids.dedup();
         for c in customers::by_row_ids(txn, tenant, &ids).await? {
-            found.insert((tenant.clone(), Who::Row(c.id.0.clone())), c);
+            found.insert((tenant.clone(), Who::Row(c.id.clone())), c);
         }
     }
     for (tenant, mut externals) in by_external {
@@ -583,24 +620,24 @@ async fn write(
     jobs: &[&PendingRecord],
     outcomes: &[Result<Recorded>],
     now: Timestamp,
-) -> Result<(), IssueError> {
-    let mut rows = Vec::new();
-    let mut opened: HashMap<&TenantId, Vec<(follow_ups::Row, FollowUpEntry)>> = HashMap::new();
+) -> Result<(), StoreError> {
+    let mut new: Vec<(&TenantId, &NewResponse)> = Vec::new();
+    let mut opened: HashMap<&TenantId, Vec<NewFollowUp>> = HashMap::new();
     // Tenants in order: appending events locks each tenant's row (store::events), and
     // a fixed order keeps a batch of several tenants from deadlocking with another writer.
     let mut events: BTreeMap<&TenantId, Vec<(&str, serde_json::Value)>> = BTreeMap::new();
     for (job, o) in jobs.iter().zip(outcomes) {
         let Ok(r) = o else { continue };
-        rows.push(r.row.clone());
+        new.push((&job.tenant, &r.new));
         let tenant_events = events.entry(&job.tenant).or_default();
         tenant_events.push((EventType::ResponseRecorded.as_str(), event_data::response_data(&r.response)));
-        if let Some((row, entry)) = &r.opened {
-            let f = follow_ups::to_domain(row.clone(), r.response.clone(), vec![entry.clone()])?;
-            tenant_events.push((EventType::FollowUpOpened.as_str(), event_data::follow_up_data(&f)));
-            opened.entry(&job.tenant).or_default().push((row.clone(), entry.clone()));
+        if let Some(f) = &r.opened {
+            let shown = f.follow_up(r.response.clone());
+            tenant_events.push((EventType::FollowUpOpened.as_str(), event_data::follow_up_data(&shown)));
+            opened.entry(&job.tenant).or_default().push(f.clone());
         }
     }
-    responses::insert_many(txn, rows).await?;
+    responses::insert_many(txn, &new).await?;
     let answered: Vec<(&InvitationId, &ResponseId)> = outcomes
         .iter()
         .flatten()
@@ -622,64 +659,6 @@ fn writer_lost() -> AppError {
 
 fn already_answered() -> AppError {
     AppError::AlreadyExists("the invitation already has a response; use UpdateResponse to change it".into())
-}
-
-/// The follow-up a low score opens, with its first history entry (not yet written).
-pub(super) fn new_follow_up(
-    tenant: &TenantId,
-    survey: &Survey,
-    response: &responses::Row,
-    now: Timestamp,
-) -> (follow_ups::Row, FollowUpEntry) {
-    let at = time::to_micros(now);
-    let row = follow_ups::Row {
-        id: FollowUpId::generate().0,
-        tenant_id: tenant.0.clone(),
-        response_id: response.id.clone(),
-        survey_id: survey.id.0.clone(),
-        customer_id: response.customer_id.clone(),
-        status: crate::domain::FollowUpStatus::Open.as_str().into(),
-        priority: crate::domain::Priority::Normal.as_str().into(),
-        assignee: String::new(),
-        due_at: time::to_micros(now + survey.follow_up.sla()),
-        overdue_at: None,
-        resolution: String::new(),
-        at_or_under_threshold: true,
-        opened_at: at,
-        acknowledged_at: None,
-        resolved_at: None,
-        dismissed_at: None,
-        reopened_at: None,
-        updated_at: at,
-    };
-    let entry = super::follow_ups::system_note(format!("opened by a score of {}", response.score), now);
-    (row, entry)
-}
-
-/// Opens the follow-up of a low score, inside the response's transaction.
-async fn open_follow_up(
-    txn: &crate::store::Tx,
-    tenant: &TenantId,
-    survey: &Survey,
-    response: &responses::Row,
-    now: Timestamp,
-) -> Result<(follow_ups::Row, FollowUpEntry)> {
-    let opened = new_follow_up(tenant, survey, response, now);
-    follow_ups::insert_opened(txn, tenant, std::slice::from_ref(&opened)).await?;
-    Ok(opened)
-}
-
-/// Appends `follow_up.opened` for a follow-up just opened for `response`.
-async fn follow_up_opened(
-    txn: &crate::store::Tx,
-    tenant: &TenantId,
-    opened: (follow_ups::Row, FollowUpEntry),
-    response: &Response,
-    now: Timestamp,
-) -> Result<()> {
-    let f = follow_ups::to_domain(opened.0, response.clone(), vec![opened.1])?;
-    events::append(txn, tenant, EventType::FollowUpOpened.as_str(), &event_data::follow_up_data(&f), now).await?;
-    Ok(())
 }
 
 #[cfg(test)]
@@ -871,7 +850,7 @@ mod tests {
         assert_eq!(outcomes[0].as_ref().map(|r| r.score).ok(), Some(2));
         assert_eq!(outcomes[1].as_ref().map(|r| r.score).ok(), Some(8));
         assert!(
-            matches!(&outcomes[2], Err(IssueError::Db(e)) if store::is_unique_violation(e)),
+            matches!(&outcomes[2], Err(IssueError::Store(StoreError::Unique { .. }))),
             "the retry's own insert broke the key: {:?}",
             outcomes[2]
         );

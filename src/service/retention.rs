@@ -17,8 +17,8 @@ const BATCHES_PER_PASS: u32 = 20;
 impl Services {
     /// The tenant's retention policy (the defaults until set) and when it was set.
     pub async fn retention_policy(&self, p: &Principal) -> Result<(RetentionPolicy, Option<Timestamp>)> {
-        require_secret(p)?;
-        retention::get(self.db.conn(), &p.tenant).await
+        super::require_reader(p)?;
+        Ok(retention::get(self.db.conn(), &p.tenant).await?)
     }
 
     /// Changes the fields of the policy named in `mask` (`activity_event_days`,

@@ -1,6 +1,6 @@
 //! Creating, reading, changing and archiving surveys.
 
-use super::{Services, require_secret};
+use super::{Services, require_reader, require_secret};
 use crate::domain::listing::PageRequest;
 use crate::domain::model::Principal;
 use crate::domain::model::{Page, Survey, SurveyDraft, SurveyPatch};
@@ -34,8 +34,8 @@ impl Services {
     }
 
     pub async fn get_survey(&self, p: &Principal, id: &SurveyId) -> Result<Survey> {
-        require_secret(p)?;
-        surveys::get(self.db.conn(), &p.tenant, id).await
+        require_reader(p)?;
+        Ok(surveys::get(self.db.conn(), &p.tenant, id).await?)
     }
 
     pub async fn list_surveys(
@@ -45,8 +45,8 @@ impl Services {
         include_archived: bool,
         page: PageRequest,
     ) -> Result<Page<Survey>> {
-        require_secret(p)?;
-        surveys::list(self.db.conn(), &p.tenant, kind, include_archived, &page).await
+        require_reader(p)?;
+        Ok(surveys::list(self.db.conn(), &p.tenant, kind, include_archived, &page).await?)
     }
 
     #[tracing::instrument(skip_all, fields(tenant = %p.tenant, survey = %id))]

@@ -3,15 +3,16 @@
 
 use std::time::Instant;
 
-use super::{Services, require_secret};
+use super::{Services, require_reader, require_secret};
 use crate::domain::events::{Event, EventType};
+use crate::domain::input;
 use crate::domain::listing::{DeliveryFilter, PageRequest};
 use crate::domain::model::{Delivery, DeliveryStatus, Page, Principal, WebhookEndpoint};
 use crate::domain::privacy::{Actor, AuditAction, AuditEntry};
 use crate::domain::sealing::{self, Sealed};
+use crate::domain::stored::{DueDelivery, SigningEndpoint};
 use crate::domain::time::Timestamp;
 use crate::domain::webhooks::{self, AttemptOutcome};
-use crate::domain::{TenantId, input, time};
 use crate::error::{AppError, Result};
 use crate::store::audit;
 use crate::store::events as store_events;
@@ -114,8 +115,8 @@ impl Services {
     }
 
     pub async fn list_endpoints(&self, p: &Principal, page: PageRequest) -> Result<Page<WebhookEndpoint>> {
-        require_secret(p)?;
-        store::list_endpoints(self.db.conn(), &p.tenant, &page).await
+        require_reader(p)?;
+        Ok(store::list_endpoints(self.db.conn(), &p.tenant, &page).await?)
     }
 
     pub async fn update_endpoint(&self, p: &Principal, id: &str, patch: EndpointPatch) -> Result<WebhookEndpoint> {
@@ -136,7 +137,7 @@ impl Services {
         .filter_map(|(f, set)| set.then_some(f))
         .collect();
         let txn = self.db.begin_write().await?;
-        let mut e = store::endpoint_to_domain(&store::endpoint(&txn, &p.tenant, id).await?);
+        let mut e = store::endpoint(&txn, &p.tenant, id).await?;
         if let Some(u) = url {
             e.url = u;
         }
@@ -175,14 +176,14 @@ impl Services {
     pub async fn rotate_endpoint_secret(&self, p: &Principal, id: &str) -> Result<(WebhookEndpoint, String)> {
         require_secret(p)?;
         let txn = self.db.begin_write().await?;
-        let row = store::endpoint(&txn, &p.tenant, id).await?;
+        let endpoint = store::endpoint(&txn, &p.tenant, id).await?;
         let secret = webhooks::generate_secret();
-        let sealed = self.keyring.seal(&sealing::webhook_secret_context(&row.id), &secret)?;
+        let sealed = self.keyring.seal(&sealing::webhook_secret_context(&endpoint.id), &secret)?;
         store::set_secret(&txn, &p.tenant, id, &sealed, self.clock.now()).await?;
         let entry = AuditEntry::new(&p.tenant, Actor::of(p), AuditAction::WebhookSecretRotated, id);
         audit::record(&txn, &entry, self.clock.now()).await?;
         txn.commit().await?;
-        Ok((store::endpoint_to_domain(&row), secret))
+        Ok((endpoint, secret))
     }
 
     pub async fn delete_endpoint(&self, p: &Principal, id: &str) -> Result<()> {
@@ -201,11 +202,11 @@ impl Services {
         filter: DeliveryFilter,
         page: PageRequest,
     ) -> Result<Page<Delivery>> {
-        require_secret(p)?;
+        require_reader(p)?;
         if let Some(e) = &filter.endpoint_id {
             store::endpoint(self.db.conn(), &p.tenant, e).await?;
         }
-        store::list_deliveries(self.db.conn(), &p.tenant, &filter, &page).await
+        Ok(store::list_deliveries(self.db.conn(), &p.tenant, &filter, &page).await?)
     }
 
     /// Queues events again for an endpoint, dead-lettered ones included; the same
@@ -214,14 +215,14 @@ impl Services {
         require_secret(p)?;
         let now = self.clock.now();
         let txn = self.db.begin_write().await?;
-        let endpoint = store::endpoint(&txn, &p.tenant, endpoint_id).await?;
+        store::endpoint(&txn, &p.tenant, endpoint_id).await?;
         let n = match scope {
-            ReplayScope::Event(id) => store::replay(&txn, &p.tenant, &endpoint, Some(&id), None, now).await?,
+            ReplayScope::Event(id) => store::replay(&txn, &p.tenant, endpoint_id, Some(&id), None, now).await?,
             ReplayScope::Window(start, end) => {
                 if start >= end {
                     return Err(AppError::invalid("start_time", "must be before end_time"));
                 }
-                store::replay(&txn, &p.tenant, &endpoint, None, Some((start, end)), now).await?
+                store::replay(&txn, &p.tenant, endpoint_id, None, Some((start, end)), now).await?
             }
         };
         txn.commit().await?;
@@ -265,29 +266,22 @@ impl Services {
 
     /// One attempt of one delivery, recorded afterwards. A crash between sending and
     /// recording leaves the claim to expire: the event is sent again, never lost.
-    async fn attempt(
-        &self,
-        client: &reqwest::Client,
-        d: store::DeliveryRow,
-        endpoint: store::EndpointRow,
-    ) -> Result<()> {
-        let tenant = TenantId(d.tenant_id.clone());
+    async fn attempt(&self, client: &reqwest::Client, d: DueDelivery, target: SigningEndpoint) -> Result<()> {
         let body = match &d.body {
             Some(b) => b.clone(),
             None => {
-                let stored: serde_json::Value = serde_json::from_str(&d.payload).unwrap_or_default();
                 // A sealed payload is opened for each attempt and its body never stored.
-                let sealed = crate::domain::events::sealed_payload(&stored).is_some();
-                let mut data = self.open_event_data(&d.tenant_id, &d.event_type, stored);
+                let sealed = crate::domain::events::sealed_payload(&d.payload).is_some();
+                let mut data = self.open_event_data(d.tenant.as_str(), &d.event_type, d.payload.clone());
                 if d.event_type == EventType::FollowUpOpened.as_str()
                     && let Some(id) = data.get("follow_up_id").and_then(|v| v.as_str()).map(str::to_owned)
                 {
                     // After the settle window: the follow-up as it is now, comment included.
-                    if let Ok(now_data) = self.follow_up_data_now(&tenant, &id).await {
+                    if let Ok(now_data) = self.follow_up_data_now(&d.tenant, &id).await {
                         data = now_data;
                     }
                 }
-                let body = Event::envelope(&d.event_type, time::from_micros(d.event_created_at), &data).to_string();
+                let body = Event::envelope(&d.event_type, d.event_created_at, &data).to_string();
                 if !sealed {
                     store::set_body(self.db.conn(), &d.id, &body).await?;
                 }
@@ -296,14 +290,14 @@ impl Services {
         };
         let sent_at = self.clock.now();
         let started = Instant::now();
-        let (status, error) = self.send(client, &endpoint, &d, &body, sent_at).await;
+        let (status, error) = self.send(client, &target, &d, &body, sent_at).await;
         let duration_ms = started.elapsed().as_millis() as i64;
         let now = self.clock.now();
         let outcome = webhooks::classify(status);
         let (state, next) = match outcome {
             AttemptOutcome::Delivered => (DeliveryStatus::Succeeded, None),
             AttemptOutcome::Refused => (DeliveryStatus::Failed, None),
-            AttemptOutcome::Retry => match self.outbox.retry.delay_after(d.attempts as usize) {
+            AttemptOutcome::Retry => match self.outbox.retry.delay_after(d.attempt as usize) {
                 Some(delay) => {
                     (DeliveryStatus::Pending, Some(now + chrono::Duration::from_std(delay).unwrap_or_default()))
                 }
@@ -319,15 +313,16 @@ impl Services {
             duration_ms,
         };
         store::record_attempt(&txn, &d, &rec, now).await?;
+        let endpoint = &target.endpoint;
         if outcome == AttemptOutcome::Delivered {
-            store::set_failing(&txn, &endpoint, None).await?;
+            store::set_failing(&txn, endpoint, None).await?;
         } else {
-            store::set_failing(&txn, &endpoint, Some(now)).await?;
-            let since = endpoint.failing_since.map(time::from_micros).unwrap_or(now);
+            store::set_failing(&txn, endpoint, Some(now)).await?;
+            let since = endpoint.failing_since.unwrap_or(now);
             if endpoint.enabled && now - since >= self.outbox.disable_after {
                 let reason = format!("disabled after failing continuously since {}", since.to_rfc3339());
                 store::disable(&txn, &endpoint.id, &reason, now).await?;
-                store::log(&txn, &d.tenant_id, &d.id, d.attempts, None, &format!("notice: endpoint {reason}"), 0, now)
+                store::log(&txn, &d.tenant, &d.id, d.attempt, None, &format!("notice: endpoint {reason}"), 0, now)
                     .await?;
             }
         }
@@ -346,19 +341,20 @@ impl Services {
     async fn send(
         &self,
         client: &reqwest::Client,
-        endpoint: &store::EndpointRow,
-        d: &store::DeliveryRow,
+        target: &SigningEndpoint,
+        d: &DueDelivery,
         body: &str,
         at: Timestamp,
     ) -> (Option<u16>, String) {
         if !self.outbox.allow_private
-            && let Err(e) = self.check_target(&endpoint.url).await
+            && let Err(e) = self.check_target(&target.endpoint.url).await
         {
             return (None, format!("target refused: {e}"));
         }
         let ts = at.timestamp();
+        let endpoint = &target.endpoint;
         let sealed =
-            Sealed { key_id: endpoint.secret_key_id.clone().unwrap_or_default(), ciphertext: endpoint.secret.clone() };
+            Sealed { key_id: target.secret_key_id.clone().unwrap_or_default(), ciphertext: target.secret.clone() };
         let secret = match self.keyring.open(&sealing::webhook_secret_context(&endpoint.id), &sealed) {
             Ok(s) => s,
             Err(e) => {
@@ -371,12 +367,12 @@ impl Services {
             Err(e) => return (None, e.to_string()),
         };
         let res = client
-            .post(&endpoint.url)
+            .post(&target.endpoint.url)
             .header("content-type", "application/json")
             .header("webhook-id", &d.event_id)
             .header("webhook-timestamp", ts.to_string())
             .header("webhook-signature", signature)
-            .header("rapport-attempt", d.attempts.to_string())
+            .header("rapport-attempt", d.attempt.to_string())
             .body(body.to_owned())
             .send()
             .await;

@@ -4,12 +4,12 @@
 
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect};
 
+use super::error::Result;
 use crate::domain::TenantId;
 use crate::domain::listing::PageRequest;
 use crate::domain::model::Page;
 use crate::domain::privacy::{AuditEntry, AuditEvent};
 use crate::domain::time::{self, Timestamp};
-use crate::error::Result;
 
 pub mod audit_log {
     use sea_orm::entity::prelude::*;

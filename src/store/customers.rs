@@ -4,12 +4,12 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use super::entities::{Scoped, customer};
+use super::error::{Result, StoreError};
 use super::{props_from_json, props_to_json};
 use crate::domain::input;
 use crate::domain::model::Properties;
 use crate::domain::time::Timestamp;
 use crate::domain::{CustomerRef, CustomerRowId, TenantId, time};
-use crate::error::{AppError, Result};
 
 /// A customer row as the survey rules need it.
 #[derive(Debug, Clone)]
@@ -42,7 +42,7 @@ pub async fn find(conn: &impl ConnectionTrait, tenant: &TenantId, external: &Cus
 
 /// The customer, or `NOT_FOUND`.
 pub async fn get(conn: &impl ConnectionTrait, tenant: &TenantId, external: &CustomerRef) -> Result<Customer> {
-    find(conn, tenant, external).await?.ok_or_else(|| AppError::NotFound(format!("customer {:?}", external.as_str())))
+    find(conn, tenant, external).await?.ok_or_else(|| StoreError::NotFound(format!("customer {:?}", external.as_str())))
 }
 
 /// Creates the customer if new (race-free: INSERT … ON CONFLICT DO NOTHING) and
@@ -149,8 +149,8 @@ pub async fn ensure_many(
 }
 
 /// A write naming an erased customer (docs/privacy.md).
-fn erased() -> AppError {
-    AppError::FailedPrecondition("the customer has been erased; use another customer id".into())
+fn erased() -> StoreError {
+    StoreError::Erased
 }
 
 /// Customers by rapport's row ids.
@@ -180,11 +180,15 @@ pub async fn set_unsubscribed(
 }
 
 /// The CRM id of a customer row.
-pub async fn external_id(conn: &impl ConnectionTrait, tenant: &TenantId, row_id: &str) -> Result<CustomerRef> {
+pub async fn external_id(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    row_id: &CustomerRowId,
+) -> Result<CustomerRef> {
     customer::Entity::scoped(tenant)
-        .filter(customer::Column::Id.eq(row_id))
+        .filter(customer::Column::Id.eq(row_id.as_str()))
         .one(conn)
         .await?
         .map(|c| CustomerRef(c.external_id))
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("customer row {row_id} vanished")))
+        .ok_or_else(|| StoreError::other(anyhow::anyhow!("customer row {row_id} vanished")))
 }

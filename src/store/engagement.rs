@@ -9,163 +9,15 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
-use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
+use sea_orm::{ConnectionTrait, Value};
 
+use super::error::Result;
+use super::sql::{Sql, add_on_conflict, get, get_i64, get_opt_i64, greatest, insert_rows, least};
 use crate::domain::engagement::{self as eng, Day, EventKind, ScoringConfig};
 use crate::domain::engagement_metrics::{cohort_delta, gap_delta};
+use crate::domain::stored::NewActivity;
+use crate::domain::time::{self, Timestamp};
 use crate::domain::{CustomerRowId, TenantId};
-use crate::error::Result;
-
-// ---------------------------------------------------------------------------------
-// A small SQL builder: placeholders for either backend, multi-row inserts.
-// ---------------------------------------------------------------------------------
-
-/// Bound parameters per statement stay under SQLite's 32 766 and PostgreSQL's 65 535.
-const MAX_PARAMS: usize = 30_000;
-
-/// SQL text with its bound values; `bind` writes the backend's placeholder.
-pub(crate) struct Sql {
-    backend: DbBackend,
-    text: String,
-    values: Vec<Value>,
-}
-
-impl Sql {
-    pub(crate) fn new(backend: DbBackend, text: &str) -> Self {
-        Sql { backend, text: text.to_owned(), values: Vec::new() }
-    }
-
-    pub(crate) fn push(&mut self, s: &str) -> &mut Self {
-        self.text.push_str(s);
-        self
-    }
-
-    pub(crate) fn bind(&mut self, v: impl Into<Value>) -> &mut Self {
-        self.values.push(v.into());
-        match self.backend {
-            DbBackend::Postgres => {
-                let n = self.values.len();
-                self.text.push_str(&format!("${n}"));
-            }
-            _ => self.text.push('?'),
-        }
-        self
-    }
-
-    /// `(?, ?, …)` for a list, binding each.
-    pub(crate) fn list<V: Into<Value>>(&mut self, items: impl IntoIterator<Item = V>) -> &mut Self {
-        self.text.push('(');
-        for (i, v) in items.into_iter().enumerate() {
-            if i > 0 {
-                self.text.push_str(", ");
-            }
-            self.bind(v);
-        }
-        self.text.push(')');
-        self
-    }
-
-    pub(crate) fn stmt(self) -> Statement {
-        Statement::from_sql_and_values(self.backend, self.text, self.values)
-    }
-
-    /// The statement's start, to say which one failed in the logs (values never).
-    fn head(&self) -> String {
-        self.text.chars().take(120).collect()
-    }
-
-    pub(crate) async fn all(self, conn: &impl ConnectionTrait) -> Result<Vec<QueryResult>> {
-        let head = self.head();
-        conn.query_all_raw(self.stmt()).await.map_err(|e| failed(e, head))
-    }
-
-    pub(crate) async fn one(self, conn: &impl ConnectionTrait) -> Result<Option<QueryResult>> {
-        let head = self.head();
-        conn.query_one_raw(self.stmt()).await.map_err(|e| failed(e, head))
-    }
-
-    pub(crate) async fn exec(self, conn: &impl ConnectionTrait) -> Result<u64> {
-        let head = self.head();
-        Ok(conn.execute_raw(self.stmt()).await.map_err(|e| failed(e, head))?.rows_affected())
-    }
-}
-
-/// A database error with the statement that caused it, for the logs; connection
-/// trouble stays `UNAVAILABLE`.
-fn failed(e: sea_orm::DbErr, head: String) -> crate::error::AppError {
-    match crate::error::AppError::from(e) {
-        crate::error::AppError::Internal(cause) => {
-            crate::error::AppError::Internal(cause.context(format!("in {head}…")))
-        }
-        other => other,
-    }
-}
-
-/// `LEAST` / `GREATEST` on PostgreSQL, `MIN` / `MAX` (scalar) on SQLite.
-pub(crate) fn least(b: DbBackend) -> &'static str {
-    if b == DbBackend::Postgres { "LEAST" } else { "MIN" }
-}
-
-pub(crate) fn greatest(b: DbBackend) -> &'static str {
-    if b == DbBackend::Postgres { "GREATEST" } else { "MAX" }
-}
-
-/// `INSERT INTO table (cols) VALUES (…), (…) <tail>` in as few statements as the
-/// parameter limit allows, returning the rows any `RETURNING` in `tail` yields.
-pub(crate) async fn insert_rows(
-    conn: &impl ConnectionTrait,
-    table: &str,
-    cols: &[&str],
-    rows: Vec<Vec<Value>>,
-    tail: &str,
-) -> Result<Vec<QueryResult>> {
-    let per = (MAX_PARAMS / cols.len()).clamp(1, 1_000);
-    let mut out = Vec::new();
-    let mut rows = rows.into_iter().peekable();
-    while rows.peek().is_some() {
-        let mut q =
-            Sql::new(conn.get_database_backend(), &format!("INSERT INTO {table} ({}) VALUES ", cols.join(", ")));
-        for (i, row) in rows.by_ref().take(per).enumerate() {
-            if i > 0 {
-                q.push(", ");
-            }
-            q.list(row);
-        }
-        q.push(" ");
-        q.push(tail);
-        if tail.contains("RETURNING") {
-            out.extend(q.all(conn).await?);
-        } else {
-            q.exec(conn).await?;
-        }
-    }
-    Ok(out)
-}
-
-/// `ON CONFLICT (keys) DO UPDATE SET c = table.c + excluded.c, …`.
-fn add_on_conflict(table: &str, keys: &str, counters: &[&str]) -> String {
-    let sets: Vec<String> = counters.iter().map(|c| format!("{c} = {table}.{c} + excluded.{c}")).collect();
-    format!("ON CONFLICT ({keys}) DO UPDATE SET {}", sets.join(", "))
-}
-
-fn get<T: sea_orm::TryGetable>(row: &QueryResult, i: usize) -> Result<T> {
-    Ok(row.try_get_by_index::<T>(i)?)
-}
-
-/// Reads an integer column whatever width the backend gives it.
-pub(crate) fn get_i64(row: &QueryResult, i: usize) -> Result<i64> {
-    match row.try_get_by_index::<i64>(i) {
-        Ok(v) => Ok(v),
-        Err(_) => Ok(row.try_get_by_index::<i32>(i)? as i64),
-    }
-}
-
-pub(crate) fn get_opt_i64(row: &QueryResult, i: usize) -> Result<Option<i64>> {
-    match row.try_get_by_index::<Option<i64>>(i) {
-        Ok(v) => Ok(v),
-        Err(_) => Ok(row.try_get_by_index::<Option<i32>>(i)?.map(i64::from)),
-    }
-}
 
 // ---------------------------------------------------------------------------------
 // Configuration.
@@ -177,7 +29,8 @@ pub struct StoredConfig {
     pub config: ScoringConfig,
     /// The day score keys are relative to (domain::engagement::key_term).
     pub reference_day: Day,
-    pub updated_at: Option<i64>,
+    /// When it last changed; `None` while the tenant has the defaults.
+    pub updated_at: Option<Timestamp>,
 }
 
 /// The tenant's configuration, or the defaults (reference day `today`) if unset.
@@ -198,18 +51,18 @@ pub async fn load_config(conn: &impl ConnectionTrait, tenant: &TenantId, today: 
     };
     config.time_zone = tz;
     let reference_day = get_opt_i64(&row, 2)?.map(|d| d as Day).unwrap_or(today);
-    Ok(StoredConfig { config, reference_day, updated_at: get_opt_i64(&row, 3)? })
+    Ok(StoredConfig { config, reference_day, updated_at: get_opt_i64(&row, 3)?.map(time::from_micros) })
 }
 
 /// Creates the tenant's configuration row with the defaults if it has none, fixing
 /// the reference day of its score keys before the first key is written.
-pub async fn ensure_config(conn: &impl ConnectionTrait, tenant: &TenantId, today: Day, now_us: i64) -> Result<()> {
+pub async fn ensure_config(conn: &impl ConnectionTrait, tenant: &TenantId, today: Day, now: Timestamp) -> Result<()> {
     let json = serde_json::to_string(&ScoringConfig::default()).map_err(|e| anyhow::anyhow!("config: {e}"))?;
     insert_rows(
         conn,
         "engagement_configs",
         &["tenant_id", "config", "reference_day", "updated_at"],
-        vec![vec![tenant.as_str().into(), json.into(), today.into(), now_us.into()]],
+        vec![vec![tenant.as_str().into(), json.into(), today.into(), time::to_micros(now).into()]],
         "ON CONFLICT (tenant_id) DO NOTHING",
     )
     .await?;
@@ -222,7 +75,7 @@ pub async fn save_config(
     tenant: &TenantId,
     config: &ScoringConfig,
     reference_day: Day,
-    now_us: i64,
+    now: Timestamp,
 ) -> Result<()> {
     let b = conn.get_database_backend();
     let json = serde_json::to_string(config).map_err(|e| anyhow::anyhow!("serialising the config: {e}"))?;
@@ -230,7 +83,7 @@ pub async fn save_config(
         conn,
         "engagement_configs",
         &["tenant_id", "config", "reference_day", "updated_at"],
-        vec![vec![tenant.as_str().into(), json.into(), reference_day.into(), now_us.into()]],
+        vec![vec![tenant.as_str().into(), json.into(), reference_day.into(), time::to_micros(now).into()]],
         "ON CONFLICT (tenant_id) DO UPDATE SET config = excluded.config, reference_day = excluded.reference_day, \
          updated_at = excluded.updated_at",
     )
@@ -256,7 +109,7 @@ pub async fn rebase_keys(conn: &impl ConnectionTrait, tenant: &TenantId, factor:
 /// A customer as ingestion needs it.
 #[derive(Debug, Clone)]
 pub struct Resolved {
-    pub row_id: String,
+    pub row_id: CustomerRowId,
     pub erased: bool,
 }
 
@@ -276,7 +129,7 @@ async fn find_customers(
             let id: String = get(&row, 0)?;
             let ext: String = get(&row, 1)?;
             let erased = get_opt_i64(&row, 2)?.is_some();
-            out.insert(ext, Resolved { row_id: id, erased });
+            out.insert(ext, Resolved { row_id: CustomerRowId(id), erased });
         }
     }
     Ok(())
@@ -288,8 +141,9 @@ pub async fn resolve_customers(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
     externals: &BTreeSet<String>,
-    now_us: i64,
+    now: Timestamp,
 ) -> Result<HashMap<String, Resolved>> {
+    let now_us = time::to_micros(now);
     let all: Vec<&str> = externals.iter().map(String::as_str).collect();
     let mut out = HashMap::with_capacity(all.len());
     find_customers(conn, tenant, &all, &mut out).await?;
@@ -301,7 +155,7 @@ pub async fn resolve_customers(
     let erased = super::privacy::erased_among(conn, tenant, &missing).await?;
     missing.retain(|e| !erased.contains(*e));
     for e in erased {
-        out.insert(e, Resolved { row_id: String::new(), erased: true });
+        out.insert(e, Resolved { row_id: crate::domain::ids::CustomerRowId(String::new()), erased: true });
     }
     if missing.is_empty() {
         return Ok(out);
@@ -335,16 +189,6 @@ pub async fn resolve_customers(
 // Raw events.
 // ---------------------------------------------------------------------------------
 
-/// One raw event row.
-#[derive(Debug, Clone)]
-pub struct EventRow {
-    pub message_id: String,
-    pub customer_row: String,
-    pub occurred_at: i64,
-    pub kind: EventKind,
-    pub payload_hash: String,
-}
-
 const EVENT_COLS: [&str; 12] = [
     "tenant_id",
     "message_id",
@@ -360,7 +204,7 @@ const EVENT_COLS: [&str; 12] = [
     "received_at",
 ];
 
-fn event_values(tenant: &TenantId, e: &EventRow, now_us: i64) -> Vec<Value> {
+fn event_values(tenant: &TenantId, e: &NewActivity, now_us: i64) -> Vec<Value> {
     let (name, props, seconds, amount, currency) = match &e.kind {
         EventKind::Action { name, properties } => {
             (Some(name.clone()), super::props_to_json(properties), None, None, None)
@@ -373,10 +217,10 @@ fn event_values(tenant: &TenantId, e: &EventRow, now_us: i64) -> Vec<Value> {
     vec![
         tenant.as_str().into(),
         e.message_id.clone().into(),
-        e.customer_row.clone().into(),
+        e.customer.0.clone().into(),
         e.kind.as_str().into(),
         name.into(),
-        e.occurred_at.into(),
+        time::to_micros(e.occurred_at).into(),
         props.into(),
         seconds.into(),
         amount.into(),
@@ -392,12 +236,12 @@ fn event_values(tenant: &TenantId, e: &EventRow, now_us: i64) -> Vec<Value> {
 pub async fn insert_events(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
-    events: &[EventRow],
-    now_us: i64,
+    events: &[NewActivity],
+    now: Timestamp,
 ) -> Result<HashSet<String>> {
-    let mut sorted: Vec<&EventRow> = events.iter().collect();
+    let mut sorted: Vec<&NewActivity> = events.iter().collect();
     sorted.sort_by(|a, b| a.message_id.cmp(&b.message_id));
-    let rows = sorted.iter().map(|e| event_values(tenant, e, now_us)).collect();
+    let rows = sorted.iter().map(|e| event_values(tenant, e, time::to_micros(now))).collect();
     let returned = insert_rows(
         conn,
         "activity_events",
@@ -434,9 +278,9 @@ pub async fn payload_hashes(
 pub async fn events_page(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
-    after: Option<(i64, String)>,
+    after: Option<(Timestamp, String)>,
     limit: u64,
-) -> Result<Vec<EventRow>> {
+) -> Result<Vec<NewActivity>> {
     let mut q = Sql::new(
         conn.get_database_backend(),
         "SELECT message_id, customer_id, occurred_at, kind, name, properties, seconds, amount_minor, currency, \
@@ -444,6 +288,7 @@ pub async fn events_page(
     );
     q.bind(tenant.as_str());
     if let Some((t, id)) = after {
+        let t = time::to_micros(t);
         q.push(" AND (occurred_at > ").bind(t).push(" OR (occurred_at = ").bind(t);
         q.push(" AND message_id > ").bind(id).push("))");
     }
@@ -464,10 +309,10 @@ pub async fn events_page(
                     currency: get::<Option<String>>(r, 8)?.unwrap_or_default(),
                 },
             };
-            Ok(EventRow {
+            Ok(NewActivity {
                 message_id: get(r, 0)?,
-                customer_row: get(r, 1)?,
-                occurred_at: get_i64(r, 2)?,
+                customer: CustomerRowId(get(r, 1)?),
+                occurred_at: time::from_micros(get_i64(r, 2)?),
                 kind,
                 payload_hash: get(r, 9)?,
             })
@@ -482,12 +327,13 @@ pub async fn events_page(
 /// An accepted event as the roll-ups see it.
 #[derive(Debug, Clone, Copy)]
 pub struct Rolled<'a> {
-    pub customer: &'a str,
+    pub customer: &'a CustomerRowId,
     pub day: Day,
     pub kind: &'a EventKind,
 }
 
-#[derive(Debug, Default, Clone, Copy)]
+/// One (customer, day) row's counters, as a batch adds to them.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 struct DayAgg {
     events: i64,
     actions: i64,
@@ -515,38 +361,35 @@ const DAY_COUNTERS: [&str; 6] = ["events", "actions", "sessions", "session_secon
 /// Rows per key of the per-tenant counter tables (see the migration).
 pub const SHARDS: i16 = 16;
 
-/// Rolls accepted events up into every aggregate, in the caller's transaction:
-/// per-customer days, actions and property values; the customer's first and last
-/// day and score key; and the tenant's gap histogram, daily counts and cohorts.
-pub async fn roll_up(
-    conn: &impl ConnectionTrait,
-    tenant: &TenantId,
-    config: &ScoringConfig,
-    reference_day: Day,
-    events: &[Rolled<'_>],
-    now_us: i64,
-) -> Result<()> {
-    if events.is_empty() {
-        return Ok(());
-    }
-    let b = conn.get_database_backend();
-    let t = tenant.as_str();
+/// What a batch adds to the per-customer roll-ups: one entry per row, in key order
+/// (the order the upserts take their locks in).
+#[derive(Debug, Default, PartialEq)]
+struct Aggregate<'a> {
+    /// (customer, day) → counters.
+    days: BTreeMap<(&'a str, Day), DayAgg>,
+    /// (customer, day, action) → count.
+    actions: BTreeMap<(&'a str, Day, &'a str), i64>,
+    /// (action, property, value, day, customer) → count.
+    props: BTreeMap<(&'a str, &'a str, &'a str, Day, &'a str), i64>,
+    /// customer → (first day, last day, score key added) of its events in the batch.
+    customers: BTreeMap<&'a str, (Day, Day, f64)>,
+}
 
-    // Aggregate the batch in memory first: one row per key, in key order.
-    let mut days: BTreeMap<(&str, Day), DayAgg> = BTreeMap::new();
-    let mut actions: BTreeMap<(&str, Day, &str), i64> = BTreeMap::new();
-    let mut props: BTreeMap<(&str, &str, &str, Day, &str), i64> = BTreeMap::new();
-    let mut customers: BTreeMap<&str, (Day, Day, f64)> = BTreeMap::new();
+/// Sums a batch of events into one row per roll-up key. Pure: the score key of an
+/// action is its weight decayed to the tenant's reference day.
+fn aggregate<'a>(events: &[Rolled<'a>], config: &ScoringConfig, reference_day: Day) -> Aggregate<'a> {
+    let mut a = Aggregate::default();
     for e in events {
-        let agg = days.entry((e.customer, e.day)).or_default();
+        let customer = e.customer.as_str();
+        let agg = a.days.entry((customer, e.day)).or_default();
         agg.events += 1;
         let mut key = 0.0;
         match e.kind {
             EventKind::Action { name, properties } => {
                 agg.actions += 1;
-                *actions.entry((e.customer, e.day, name.as_str())).or_default() += 1;
+                *a.actions.entry((customer, e.day, name.as_str())).or_default() += 1;
                 for (k, v) in properties {
-                    *props.entry((name.as_str(), k.as_str(), v.as_str(), e.day, e.customer)).or_default() += 1;
+                    *a.props.entry((name.as_str(), k.as_str(), v.as_str(), e.day, customer)).or_default() += 1;
                 }
                 let w = config.weight(name);
                 if w > 0.0 {
@@ -562,17 +405,151 @@ pub async fn roll_up(
                 agg.revenue += amount_minor;
             }
         }
-        let c = customers.entry(e.customer).or_insert((e.day, e.day, 0.0));
+        let c = a.customers.entry(customer).or_insert((e.day, e.day, 0.0));
         c.0 = c.0.min(e.day);
         c.1 = c.1.max(e.day);
         c.2 += key;
     }
+    a
+}
 
-    // Days: add to each (customer, day) row, creating it if new, and learn which rows
-    // are new: an existing row has at least one event already, so a row whose count
-    // after the upsert equals this batch's count did not exist before. The upsert is
-    // atomic, so this holds whatever runs concurrently.
-    let day_cols = [
+/// The (customer, day) rows the days' upsert created, per customer: an existing row
+/// has at least one event already, so a row whose count after the upsert (`totals`:
+/// customer, day, events) equals this batch's count did not exist before. The upsert
+/// is atomic, so this holds whatever runs concurrently.
+fn new_days(batch: &BTreeMap<(&str, Day), DayAgg>, totals: &[(String, Day, i64)]) -> BTreeMap<String, Vec<Day>> {
+    let mut out: BTreeMap<String, Vec<Day>> = BTreeMap::new();
+    for (customer, day, total) in totals {
+        if batch.get(&(customer.as_str(), *day)).is_some_and(|a| a.events == *total) {
+            out.entry(customer.clone()).or_default().push(*day);
+        }
+    }
+    for days in out.values_mut() {
+        days.sort_unstable();
+    }
+    out
+}
+
+/// A customer's first active day after the customers' upsert, and its first and last
+/// before it (`None` for a customer's first activity ever).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Widened {
+    customer: String,
+    new_first: Day,
+    old_first: Option<Day>,
+    old_last: Option<Day>,
+}
+
+impl Widened {
+    /// Whether `added` (its new active days, sorted) reach back before its last known
+    /// active day: a late event, whose gaps need all of the customer's days.
+    fn needs_history(&self, added: &[Day]) -> bool {
+        self.old_last.is_some_and(|l| added.first().is_some_and(|d| *d <= l))
+    }
+}
+
+/// What a batch changes in the per-tenant tables: the gap histogram, the daily counts
+/// (active customers, new customers) and the cohorts.
+#[derive(Debug, Default, PartialEq)]
+struct TenantDeltas {
+    /// (day, gap to the next active day) → customers.
+    gaps: BTreeMap<(Day, i32), i64>,
+    /// day → (active customers, new customers).
+    days: BTreeMap<Day, (i64, i64)>,
+    /// (first-seen month, active month) → customers.
+    cohorts: BTreeMap<(i32, i32), i64>,
+}
+
+impl TenantDeltas {
+    /// Adds what one customer's new active days change. `added`: those days, sorted;
+    /// `history`: all of its active days now, needed only when
+    /// [`Widened::needs_history`] (else the days follow the last known one, and only
+    /// that day's gap changes).
+    fn add_customer(&mut self, w: &Widened, added: &[Day], history: Option<&[Day]>) {
+        for d in added {
+            self.days.entry(*d).or_default().0 += 1;
+        }
+        if w.old_first != Some(w.new_first) {
+            self.days.entry(w.new_first).or_default().1 += 1;
+            if let Some(o) = w.old_first {
+                self.days.entry(o).or_default().1 -= 1;
+            }
+        }
+        let (old, new): (Vec<Day>, Vec<Day>) = match (w.old_last, history) {
+            (None, _) => (Vec::new(), added.to_vec()),
+            (Some(_), Some(all)) => {
+                (all.iter().copied().filter(|d| added.binary_search(d).is_err()).collect(), all.to_vec())
+            }
+            (Some(l), None) => (vec![l], std::iter::once(l).chain(added.iter().copied()).collect()),
+        };
+        for (k, v) in gap_delta(&old, &new) {
+            *self.gaps.entry(k).or_default() += v;
+        }
+        let old_cohort = w.old_first.map(eng::month_of);
+        for (k, v) in cohort_delta(old_cohort, &old, eng::month_of(w.new_first), &new) {
+            *self.cohorts.entry(k).or_default() += v;
+        }
+    }
+
+    /// Drops the cells that net to zero, and gives every day of the batch a row (with
+    /// nothing added): each batch stamps its days, so score snapshots know when they
+    /// are stale.
+    fn finish<'a>(mut self, batch_days: impl IntoIterator<Item = &'a Day>) -> Self {
+        self.gaps.retain(|_, n| *n != 0);
+        self.cohorts.retain(|_, n| *n != 0);
+        for d in batch_days {
+            self.days.entry(*d).or_default();
+        }
+        self
+    }
+}
+
+/// Rolls accepted events up into every aggregate, in the caller's transaction:
+/// per-customer days, actions and property values; the customer's first and last
+/// day and score key; and the tenant's gap histogram, daily counts and cohorts.
+pub async fn roll_up(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    config: &ScoringConfig,
+    reference_day: Day,
+    events: &[Rolled<'_>],
+    now: Timestamp,
+) -> Result<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let batch = aggregate(events, config, reference_day);
+    let totals = upsert_days(conn, tenant, &batch.days).await?;
+    let mut added = new_days(&batch.days, &totals);
+    upsert_actions(conn, tenant, &batch.actions).await?;
+    upsert_props(conn, tenant, &batch.props).await?;
+    let widened = upsert_customers(conn, tenant, &batch.customers).await?;
+
+    // The tenant tables change only where a customer gained an active day.
+    let mut deltas = TenantDeltas::default();
+    for w in &widened {
+        let Some(added) = added.remove(&w.customer) else { continue };
+        let history = if w.needs_history(&added) {
+            let row = CustomerRowId(w.customer.clone());
+            Some(super::engagement_read::customer_days(conn, tenant, &row).await?)
+        } else {
+            None
+        };
+        deltas.add_customer(w, &added, history.as_deref());
+    }
+    let deltas = deltas.finish(batch.days.keys().map(|(_, d)| d));
+    upsert_tenant_tables(conn, tenant, &deltas, now).await
+}
+
+/// Adds to each (customer, day) row, creating it if new; returns each row's event
+/// count after the upsert, (customer, day, events).
+async fn upsert_days(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    days: &BTreeMap<(&str, Day), DayAgg>,
+) -> Result<Vec<(String, Day, i64)>> {
+    let t = tenant.as_str();
+    let cols = [
         "tenant_id",
         "customer_id",
         "day",
@@ -583,68 +560,82 @@ pub async fn roll_up(
         "purchases",
         "revenue_minor",
     ];
-    let returned_days = insert_rows(
+    let rows = days
+        .iter()
+        .map(|((c, d), a)| {
+            let mut v: Vec<Value> = vec![t.into(), (*c).into(), (*d).into()];
+            v.extend(a.values());
+            v
+        })
+        .collect();
+    let tail = format!(
+        "{} RETURNING customer_id, day, events",
+        add_on_conflict("activity_days", "tenant_id, customer_id, day", &DAY_COUNTERS)
+    );
+    insert_rows(conn, "activity_days", &cols, rows, &tail)
+        .await?
+        .iter()
+        .map(|r| Ok((get(r, 0)?, get_i64(r, 1)? as Day, get_i64(r, 2)?)))
+        .collect()
+}
+
+async fn upsert_actions(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    actions: &BTreeMap<(&str, Day, &str), i64>,
+) -> Result<()> {
+    if actions.is_empty() {
+        return Ok(());
+    }
+    let t = tenant.as_str();
+    insert_rows(
         conn,
-        "activity_days",
-        &day_cols,
-        days.iter()
-            .map(|((c, d), a)| {
-                let mut v: Vec<Value> = vec![t.into(), (*c).into(), (*d).into()];
-                v.extend(a.values());
-                v
-            })
+        "activity_day_actions",
+        &["tenant_id", "customer_id", "day", "action", "count"],
+        actions
+            .iter()
+            .map(|((c, d, a), n)| vec![t.into(), (*c).into(), (*d).into(), (*a).into(), (*n).into()])
             .collect(),
-        &format!(
-            "{} RETURNING customer_id, day, events",
-            add_on_conflict("activity_days", "tenant_id, customer_id, day", &DAY_COUNTERS)
-        ),
+        &add_on_conflict("activity_day_actions", "tenant_id, customer_id, day, action", &["count"]),
     )
     .await?;
-    let mut new_days: BTreeMap<String, Vec<Day>> = BTreeMap::new();
-    for r in &returned_days {
-        let customer: String = get(r, 0)?;
-        let day = get_i64(r, 1)? as Day;
-        let total = get_i64(r, 2)?;
-        if days.get(&(customer.as_str(), day)).is_some_and(|a| a.events == total) {
-            new_days.entry(customer).or_default().push(day);
-        }
-    }
+    Ok(())
+}
 
-    if !actions.is_empty() {
-        insert_rows(
-            conn,
-            "activity_day_actions",
-            &["tenant_id", "customer_id", "day", "action", "count"],
-            actions
-                .iter()
-                .map(|((c, d, a), n)| vec![t.into(), (*c).into(), (*d).into(), (*a).into(), (*n).into()])
-                .collect(),
-            &add_on_conflict("activity_day_actions", "tenant_id, customer_id, day, action", &["count"]),
-        )
-        .await?;
+async fn upsert_props(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    props: &BTreeMap<(&str, &str, &str, Day, &str), i64>,
+) -> Result<()> {
+    if props.is_empty() {
+        return Ok(());
     }
-    if !props.is_empty() {
-        insert_rows(
-            conn,
-            "activity_day_props",
-            &["tenant_id", "action", "prop_key", "prop_value", "day", "customer_id", "count"],
-            props
-                .iter()
-                .map(|((a, k, v, d, c), n)| {
-                    vec![t.into(), (*a).into(), (*k).into(), (*v).into(), (*d).into(), (*c).into(), (*n).into()]
-                })
-                .collect(),
-            &add_on_conflict(
-                "activity_day_props",
-                "tenant_id, action, prop_key, prop_value, day, customer_id",
-                &["count"],
-            ),
-        )
-        .await?;
-    }
+    let t = tenant.as_str();
+    insert_rows(
+        conn,
+        "activity_day_props",
+        &["tenant_id", "action", "prop_key", "prop_value", "day", "customer_id", "count"],
+        props
+            .iter()
+            .map(|((a, k, v, d, c), n)| {
+                vec![t.into(), (*a).into(), (*k).into(), (*v).into(), (*d).into(), (*c).into(), (*n).into()]
+            })
+            .collect(),
+        &add_on_conflict("activity_day_props", "tenant_id, action, prop_key, prop_value, day, customer_id", &["count"]),
+    )
+    .await?;
+    Ok(())
+}
 
-    // Customers: widen first/last day, add to the score key, and read back the
-    // previous first/last day (NULL for a customer's first activity ever).
+/// Widens each customer's first and last day and adds to its score key; returns the
+/// previous first and last day of each (none for a customer's first activity ever).
+async fn upsert_customers(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    customers: &BTreeMap<&str, (Day, Day, f64)>,
+) -> Result<Vec<Widened>> {
+    let b = conn.get_database_backend();
+    let t = tenant.as_str();
     let ec = "engagement_customers";
     let tail = format!(
         "ON CONFLICT (tenant_id, customer_id) DO UPDATE SET prev_first_day = {ec}.first_day, \
@@ -654,7 +645,7 @@ pub async fn roll_up(
         lo = least(b),
         hi = greatest(b),
     );
-    let returned = insert_rows(
+    insert_rows(
         conn,
         ec,
         &["tenant_id", "customer_id", "first_day", "last_day", "score_key", "prev_first_day", "prev_last_day"],
@@ -666,69 +657,50 @@ pub async fn roll_up(
             .collect(),
         &tail,
     )
-    .await?;
+    .await?
+    .iter()
+    .map(|r| {
+        Ok(Widened {
+            customer: get(r, 0)?,
+            new_first: get_i64(r, 1)? as Day,
+            old_first: get_opt_i64(r, 2)?.map(|d| d as Day),
+            old_last: get_opt_i64(r, 3)?.map(|d| d as Day),
+        })
+    })
+    .collect()
+}
 
-    // The tenant tables change only where a customer gained an active day.
-    let mut gaps: BTreeMap<(Day, i32), i64> = BTreeMap::new();
-    let mut tenant_days: BTreeMap<Day, (i64, i64)> = BTreeMap::new();
-    let mut cohorts: BTreeMap<(i32, i32), i64> = BTreeMap::new();
-    for r in &returned {
-        let customer: String = get(r, 0)?;
-        let Some(added) = new_days.get_mut(&customer) else { continue };
-        added.sort_unstable();
-        let new_first = get_i64(r, 1)? as Day;
-        let old_first = get_opt_i64(r, 2)?.map(|d| d as Day);
-        let old_last = get_opt_i64(r, 3)?.map(|d| d as Day);
-        for d in added.iter() {
-            tenant_days.entry(*d).or_default().0 += 1;
-        }
-        if old_first != Some(new_first) {
-            tenant_days.entry(new_first).or_default().1 += 1;
-            if let Some(o) = old_first {
-                tenant_days.entry(o).or_default().1 -= 1;
-            }
-        }
-        let (old, new): (Vec<Day>, Vec<Day>) = match old_last {
-            // The usual case: the new days all follow the last known one, so only
-            // that day's gap changes.
-            None => (Vec::new(), added.clone()),
-            Some(l) if added[0] > l => (vec![l], std::iter::once(l).chain(added.iter().copied()).collect()),
-            // A late event before the last known day: read the customer's days.
-            Some(_) => {
-                let all = super::engagement_read::customer_days(conn, tenant, &customer).await?;
-                let old: Vec<Day> = all.iter().copied().filter(|d| added.binary_search(d).is_err()).collect();
-                (old, all)
-            }
-        };
-        for (k, v) in gap_delta(&old, &new) {
-            *gaps.entry(k).or_default() += v;
-        }
-        let old_cohort = old_first.map(eng::month_of);
-        for (k, v) in cohort_delta(old_cohort, &old, eng::month_of(new_first), &new) {
-            *cohorts.entry(k).or_default() += v;
-        }
-    }
-    gaps.retain(|_, n| *n != 0);
-    cohorts.retain(|_, n| *n != 0);
+/// Adds the deltas to the tenant's gap histogram, cohorts and days, in one shard
+/// picked at random (concurrent batches rarely meet on a row).
+async fn upsert_tenant_tables(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    deltas: &TenantDeltas,
+    now: Timestamp,
+) -> Result<()> {
+    let t = tenant.as_str();
     let shard: i16 = rand::random_range(0..SHARDS);
-    if !gaps.is_empty() {
+    if !deltas.gaps.is_empty() {
         insert_rows(
             conn,
             "engagement_gaps",
             &["tenant_id", "day", "gap", "shard", "customers"],
-            gaps.iter()
+            deltas
+                .gaps
+                .iter()
                 .map(|((d, g), n)| vec![t.into(), (*d).into(), (*g).into(), shard.into(), (*n).into()])
                 .collect(),
             &add_on_conflict("engagement_gaps", "tenant_id, day, gap, shard", &["customers"]),
         )
         .await?;
     }
-    if !cohorts.is_empty() {
+    if !deltas.cohorts.is_empty() {
         insert_rows(
             conn,
             "engagement_cohorts",
             &["tenant_id", "cohort_month", "active_month", "shard", "customers"],
-            cohorts
+            deltas
+                .cohorts
                 .iter()
                 .map(|((c, m), n)| vec![t.into(), (*c).into(), (*m).into(), shard.into(), (*n).into()])
                 .collect(),
@@ -736,15 +708,13 @@ pub async fn roll_up(
         )
         .await?;
     }
-    // Every batch stamps its days, so score snapshots know when they are stale.
-    for (_, d) in days.keys() {
-        tenant_days.entry(*d).or_default();
-    }
+    let now_us = time::to_micros(now);
     insert_rows(
         conn,
         "engagement_days",
         &["tenant_id", "day", "shard", "dau", "new_customers", "updated_at"],
-        tenant_days
+        deltas
+            .days
             .iter()
             .map(|(d, (dau, new))| {
                 vec![t.into(), (*d).into(), shard.into(), (*dau).into(), (*new).into(), now_us.into()]
@@ -774,4 +744,111 @@ pub async fn clear_rollups(conn: &impl ConnectionTrait, tenant: &TenantId) -> Re
         q.exec(conn).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! The pure steps of [`roll_up`]: what a batch adds per row, which rows are new,
+    //! and what the new active days change in the tenant tables.
+
+    use super::*;
+    use crate::domain::model::Properties;
+
+    fn action(name: &str, props: &[(&str, &str)]) -> EventKind {
+        let properties: Properties = props.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        EventKind::Action { name: name.into(), properties }
+    }
+
+    #[test]
+    fn a_batch_is_summed_into_one_row_per_key() {
+        let (ada, bob) = (CustomerRowId("ada".into()), CustomerRowId("bob".into()));
+        let login = action("login", &[("plan", "pro")]);
+        let export = action("export", &[]);
+        let session = EventKind::Session { seconds: 30 };
+        let purchase = EventKind::Purchase { amount_minor: 500, currency: "EUR".into() };
+        let events = [
+            Rolled { customer: &ada, day: 10, kind: &login },
+            Rolled { customer: &ada, day: 10, kind: &login },
+            Rolled { customer: &ada, day: 12, kind: &session },
+            Rolled { customer: &bob, day: 11, kind: &purchase },
+            Rolled { customer: &bob, day: 9, kind: &export },
+        ];
+        let config = ScoringConfig { action_weights: [("login".to_string(), 2.0)].into(), ..ScoringConfig::default() };
+        let a = aggregate(&events, &config, 7);
+
+        assert_eq!(a.days[&("ada", 10)], DayAgg { events: 2, actions: 2, ..Default::default() });
+        assert_eq!(a.days[&("ada", 12)], DayAgg { events: 1, sessions: 1, session_seconds: 30, ..Default::default() });
+        assert_eq!(a.days[&("bob", 11)], DayAgg { events: 1, purchases: 1, revenue: 500, ..Default::default() });
+        assert_eq!(a.days.len(), 4);
+        assert_eq!(a.actions.iter().collect::<Vec<_>>(), [(&("ada", 10, "login"), &2), (&("bob", 9, "export"), &1)]);
+        assert_eq!(a.props.iter().collect::<Vec<_>>(), [(&("login", "plan", "pro", 10, "ada"), &2)]);
+        // First and last day of each; only weighted actions add to the score key.
+        let key = 2.0 * eng::key_term(2.0, 10, 7, config.half_life_days);
+        assert_eq!(a.customers[&"ada"], (10, 12, key));
+        assert_eq!(a.customers[&"bob"], (9, 11, 0.0));
+    }
+
+    #[test]
+    fn a_row_whose_total_is_the_batch_s_count_is_new() {
+        let mut batch = BTreeMap::new();
+        batch.insert(("ada", 10), DayAgg { events: 2, ..Default::default() });
+        batch.insert(("ada", 11), DayAgg { events: 1, ..Default::default() });
+        batch.insert(("ada", 8), DayAgg { events: 1, ..Default::default() });
+        batch.insert(("bob", 10), DayAgg { events: 1, ..Default::default() });
+        let totals = [
+            ("ada".to_string(), 10, 2),
+            ("ada".to_string(), 11, 5), // had 4 events before
+            ("ada".to_string(), 8, 1),
+            ("bob".to_string(), 10, 1),
+        ];
+        let new = new_days(&batch, &totals);
+        assert_eq!(new.into_iter().collect::<Vec<_>>(), [("ada".into(), vec![8, 10]), ("bob".into(), vec![10])]);
+    }
+
+    fn widened(new_first: Day, old_first: Option<Day>, old_last: Option<Day>) -> Widened {
+        Widened { customer: "ada".into(), new_first, old_first, old_last }
+    }
+
+    #[test]
+    fn a_first_activity_adds_a_new_customer_its_gaps_and_its_cohort() {
+        let w = widened(10, None, None);
+        assert!(!w.needs_history(&[10, 12]));
+        let mut d = TenantDeltas::default();
+        d.add_customer(&w, &[10, 12], None);
+        let d = d.finish(&[10, 12]);
+        assert_eq!(d.days.into_iter().collect::<Vec<_>>(), [(10, (1, 1)), (12, (1, 0))]);
+        assert_eq!(d.gaps.into_iter().collect::<Vec<_>>(), [((10, 2), 1), ((12, 0), 1)]);
+        assert_eq!(d.cohorts.into_iter().collect::<Vec<_>>(), [((0, 0), 1)]);
+    }
+
+    #[test]
+    fn days_after_the_last_known_one_only_move_its_gap() {
+        let w = widened(10, Some(10), Some(12));
+        assert!(!w.needs_history(&[15]));
+        let mut d = TenantDeltas::default();
+        d.add_customer(&w, &[15], None);
+        let d = d.finish(&[15]);
+        assert_eq!(d.days.into_iter().collect::<Vec<_>>(), [(15, (1, 0))]);
+        assert_eq!(d.gaps.into_iter().collect::<Vec<_>>(), [((12, 0), -1), ((12, 3), 1), ((15, 0), 1)]);
+        assert!(d.cohorts.is_empty(), "the same cohort, the same month: nothing changes");
+    }
+
+    #[test]
+    fn a_late_day_before_the_first_moves_the_new_customer_and_the_cohort() {
+        // Days 40 and 45 are in February 1970 (month 1), day 20 in January (month 0).
+        let w = widened(20, Some(40), Some(45));
+        assert!(w.needs_history(&[20]));
+        let mut d = TenantDeltas::default();
+        d.add_customer(&w, &[20], Some(&[20, 40, 45]));
+        let d = d.finish(&[20]);
+        assert_eq!(d.days.into_iter().collect::<Vec<_>>(), [(20, (1, 1)), (40, (0, -1))]);
+        assert_eq!(d.gaps.into_iter().collect::<Vec<_>>(), [((20, 20), 1)]);
+        assert_eq!(d.cohorts.into_iter().collect::<Vec<_>>(), [((0, 0), 1), ((0, 1), 1), ((1, 1), -1)]);
+    }
+
+    #[test]
+    fn every_day_of_the_batch_is_stamped_even_without_a_new_active_customer() {
+        let d = TenantDeltas::default().finish(&[3, 4]);
+        assert_eq!(d.days.into_iter().collect::<Vec<_>>(), [(3, (0, 0)), (4, (0, 0))]);
+    }
 }

@@ -7,15 +7,16 @@ use std::collections::BTreeMap;
 
 use sea_orm::{ConnectionTrait, QueryResult, Value};
 
-use super::engagement::{Sql, get_i64, get_opt_i64, insert_rows};
+use super::error::{Result, StoreError, decoded};
 use super::props_from_json;
+use super::sql::{Sql, get_i64, get_opt_i64, insert_rows};
 use crate::domain::engagement::{CustomerChange, CustomerRecord, Day, ScoreSnapshot, Traits};
 use crate::domain::engagement_metrics::{ChurnWindow, GapSum, NO_NEXT};
 use crate::domain::engagement_profile::{Answer, DayActivity, FollowUpTimes};
 use crate::domain::listing::PageRequest;
 use crate::domain::model::Page;
-use crate::domain::{Bucket, CustomerRef, SurveyKind, TenantId, time};
-use crate::error::{AppError, Result};
+use crate::domain::time::Timestamp;
+use crate::domain::{Bucket, CustomerRef, CustomerRowId, SurveyKind, TenantId, time};
 
 fn s(row: &QueryResult, i: usize) -> Result<String> {
     Ok(row.try_get_by_index::<String>(i)?)
@@ -36,9 +37,9 @@ fn f(row: &QueryResult, i: usize) -> Result<f64> {
 const CUSTOMER_COLS: &str = "c.id, c.external_id, c.account_id, c.email, c.name, c.plan, c.signup_at, c.properties, \
      c.unsubscribed_at, c.created_at, c.updated_at, e.first_day, e.last_day, c.erased_at";
 
-fn customer_from(row: &QueryResult) -> Result<(String, CustomerRecord)> {
+fn customer_from(row: &QueryResult) -> Result<(CustomerRowId, CustomerRecord)> {
     Ok((
-        s(row, 0)?,
+        CustomerRowId(s(row, 0)?),
         CustomerRecord {
             customer: CustomerRef(s(row, 1)?),
             account_id: opt_s(row, 2)?,
@@ -76,7 +77,7 @@ pub async fn find_customer(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
     customer: &CustomerRef,
-) -> Result<Option<(String, CustomerRecord)>> {
+) -> Result<Option<(CustomerRowId, CustomerRecord)>> {
     let mut q = customer_select(conn, tenant);
     q.push(" AND c.external_id = ").bind(customer.as_str());
     q.one(conn).await?.as_ref().map(customer_from).transpose()
@@ -87,18 +88,18 @@ pub async fn get_customer(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
     customer: &CustomerRef,
-) -> Result<(String, CustomerRecord)> {
+) -> Result<(CustomerRowId, CustomerRecord)> {
     find_customer(conn, tenant, customer)
         .await?
-        .ok_or_else(|| AppError::NotFound(format!("customer {:?}", customer.as_str())))
+        .ok_or_else(|| StoreError::NotFound(format!("customer {:?}", customer.as_str())))
 }
 
 /// Sets the account and traits a change names.
 pub async fn update_customer(
     conn: &impl ConnectionTrait,
-    row_id: &str,
+    row_id: &CustomerRowId,
     change: &CustomerChange,
-    now_us: i64,
+    now: Timestamp,
 ) -> Result<()> {
     let blank = |v: &Option<String>| v.as_ref().map(|s| (!s.is_empty()).then(|| s.clone()));
     let mut sets: Vec<(&str, Value)> = Vec::new();
@@ -121,11 +122,11 @@ pub async fn update_customer(
         return Ok(());
     }
     let mut q = Sql::new(conn.get_database_backend(), "UPDATE customers SET updated_at = ");
-    q.bind(now_us);
+    q.bind(time::to_micros(now));
     for (col, v) in sets {
         q.push(&format!(", {col} = ")).bind(v);
     }
-    q.push(" WHERE id = ").bind(row_id);
+    q.push(" WHERE id = ").bind(row_id.as_str());
     q.exec(conn).await?;
     Ok(())
 }
@@ -139,7 +140,7 @@ pub async fn list_customers(
     properties: &BTreeMap<String, String>,
     page: &PageRequest,
 ) -> Result<Page<CustomerRecord>> {
-    let mut out: Vec<(String, CustomerRecord)> = Vec::new();
+    let mut out: Vec<(CustomerRowId, CustomerRecord)> = Vec::new();
     let mut after = page.after.clone();
     loop {
         let mut q = customer_select(conn, tenant);
@@ -161,7 +162,7 @@ pub async fn list_customers(
         let fetched = rows.len() as u64;
         for r in &rows {
             let (id, c) = customer_from(r)?;
-            after = Some(id.clone());
+            after = Some(id.0.clone());
             if crate::domain::input::matches(properties, &c.properties) {
                 out.push((id, c));
                 if out.len() as u64 >= page.size {
@@ -182,9 +183,9 @@ pub async fn list_customers(
 // ---------------------------------------------------------------------------------
 
 /// The customer's active days, sorted.
-pub async fn customer_days(conn: &impl ConnectionTrait, tenant: &TenantId, row_id: &str) -> Result<Vec<Day>> {
+pub async fn customer_days(conn: &impl ConnectionTrait, tenant: &TenantId, row_id: &CustomerRowId) -> Result<Vec<Day>> {
     let mut q = Sql::new(conn.get_database_backend(), "SELECT day FROM activity_days WHERE tenant_id = ");
-    q.bind(tenant.as_str()).push(" AND customer_id = ").bind(row_id).push(" ORDER BY day");
+    q.bind(tenant.as_str()).push(" AND customer_id = ").bind(row_id.as_str()).push(" ORDER BY day");
     q.all(conn).await?.iter().map(|r| Ok(get_i64(r, 0)? as Day)).collect()
 }
 
@@ -193,7 +194,7 @@ pub async fn customer_days(conn: &impl ConnectionTrait, tenant: &TenantId, row_i
 pub async fn customer_activity(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
-    row_id: &str,
+    row_id: &CustomerRowId,
     to: Day,
 ) -> Result<Vec<DayActivity>> {
     let b = conn.get_database_backend();
@@ -202,7 +203,7 @@ pub async fn customer_activity(
         "SELECT day, events, actions, sessions, session_seconds, purchases, revenue_minor FROM activity_days \
          WHERE tenant_id = ",
     );
-    q.bind(tenant.as_str()).push(" AND customer_id = ").bind(row_id).push(" AND day <= ").bind(to);
+    q.bind(tenant.as_str()).push(" AND customer_id = ").bind(row_id.as_str()).push(" AND day <= ").bind(to);
     q.push(" ORDER BY day");
     let mut days: BTreeMap<Day, DayActivity> = BTreeMap::new();
     for r in q.all(conn).await? {
@@ -222,7 +223,7 @@ pub async fn customer_activity(
         );
     }
     let mut q = Sql::new(b, "SELECT day, action, count FROM activity_day_actions WHERE tenant_id = ");
-    q.bind(tenant.as_str()).push(" AND customer_id = ").bind(row_id).push(" AND day <= ").bind(to);
+    q.bind(tenant.as_str()).push(" AND customer_id = ").bind(row_id.as_str()).push(" AND day <= ").bind(to);
     for r in q.all(conn).await? {
         let day = get_i64(&r, 0)? as Day;
         if let Some(d) = days.get_mut(&day) {
@@ -233,21 +234,25 @@ pub async fn customer_activity(
 }
 
 /// The customer's survey answers.
-pub async fn customer_answers(conn: &impl ConnectionTrait, tenant: &TenantId, row_id: &str) -> Result<Vec<Answer>> {
+pub async fn customer_answers(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    row_id: &CustomerRowId,
+) -> Result<Vec<Answer>> {
     let mut q = Sql::new(
         conn.get_database_backend(),
         "SELECT kind, score, scale_max, bucket, recorded_at FROM responses WHERE tenant_id = ",
     );
-    q.bind(tenant.as_str()).push(" AND customer_id = ").bind(row_id);
+    q.bind(tenant.as_str()).push(" AND customer_id = ").bind(row_id.as_str());
     q.all(conn)
         .await?
         .iter()
         .map(|r| {
             Ok(Answer {
-                kind: SurveyKind::from_db(&s(r, 0)?)?,
+                kind: decoded(SurveyKind::from_db(&s(r, 0)?))?,
                 score: get_i64(r, 1)? as i32,
                 scale_max: get_i64(r, 2)? as i32,
-                bucket: Bucket::from_db(&s(r, 3)?)?,
+                bucket: decoded(Bucket::from_db(&s(r, 3)?))?,
                 at: time::from_micros(get_i64(r, 4)?),
             })
         })
@@ -258,13 +263,13 @@ pub async fn customer_answers(conn: &impl ConnectionTrait, tenant: &TenantId, ro
 pub async fn customer_follow_ups(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
-    row_id: &str,
+    row_id: &CustomerRowId,
 ) -> Result<Vec<FollowUpTimes>> {
     let mut q = Sql::new(
         conn.get_database_backend(),
         "SELECT status, opened_at, due_at, resolved_at, dismissed_at FROM follow_ups WHERE tenant_id = ",
     );
-    q.bind(tenant.as_str()).push(" AND customer_id = ").bind(row_id);
+    q.bind(tenant.as_str()).push(" AND customer_id = ").bind(row_id.as_str());
     q.all(conn)
         .await?
         .iter()
@@ -288,11 +293,11 @@ pub async fn customer_follow_ups(
 pub async fn customer_invitations(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
-    row_id: &str,
+    row_id: &CustomerRowId,
 ) -> Result<Vec<(time::Timestamp, bool)>> {
     let mut q =
         Sql::new(conn.get_database_backend(), "SELECT created_at, response_id FROM invitations WHERE tenant_id = ");
-    q.bind(tenant.as_str()).push(" AND customer_id = ").bind(row_id).push(" AND outcome = 'issued'");
+    q.bind(tenant.as_str()).push(" AND customer_id = ").bind(row_id.as_str()).push(" AND outcome = 'issued'");
     q.all(conn).await?.iter().map(|r| Ok((time::from_micros(get_i64(r, 0)?), opt_s(r, 1)?.is_some()))).collect()
 }
 
@@ -692,17 +697,19 @@ pub async fn top_values(
 /// A stored snapshot.
 #[derive(Debug, Clone)]
 pub struct StoredSnapshot {
-    pub taken_at: i64,
+    pub taken_at: Timestamp,
+    /// What the roll-ups were when it was taken ([`data_version`]).
     pub data_version: i64,
     pub snapshot: ScoreSnapshot,
 }
 
-/// The latest snapshot taken at or before `at`.
+/// The latest snapshot taken at or before `at` (`None`: the latest of all).
 pub async fn snapshot_before(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
-    at_us: i64,
+    at: Option<Timestamp>,
 ) -> Result<Option<StoredSnapshot>> {
+    let at_us = at.map_or(i64::MAX, time::to_micros);
     let mut q = Sql::new(
         conn.get_database_backend(),
         "SELECT taken_at, data_version, snapshot FROM engagement_snapshots WHERE tenant_id = ",
@@ -710,7 +717,7 @@ pub async fn snapshot_before(
     q.bind(tenant.as_str()).push(" AND taken_at <= ").bind(at_us).push(" ORDER BY taken_at DESC LIMIT 1");
     let Some(r) = q.one(conn).await? else { return Ok(None) };
     let snapshot = serde_json::from_str(&s(&r, 2)?).map_err(|e| anyhow::anyhow!("stored snapshot: {e}"))?;
-    Ok(Some(StoredSnapshot { taken_at: get_i64(&r, 0)?, data_version: get_i64(&r, 1)?, snapshot }))
+    Ok(Some(StoredSnapshot { taken_at: time::from_micros(get_i64(&r, 0)?), data_version: get_i64(&r, 1)?, snapshot }))
 }
 
 /// What a fresh snapshot must match: when the roll-ups last changed and how many
@@ -752,11 +759,12 @@ pub async fn all_keys(conn: &impl ConnectionTrait, tenant: &TenantId) -> Result<
 pub async fn save_snapshot(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
-    taken_at: i64,
+    taken_at: Timestamp,
     data_version: i64,
     snapshot: &ScoreSnapshot,
 ) -> Result<()> {
     let b = conn.get_database_backend();
+    let taken_at = time::to_micros(taken_at);
     const DAY_US: i64 = 86_400_000_000;
     let day_start = taken_at - taken_at.rem_euclid(DAY_US);
     let mut q = Sql::new(b, "DELETE FROM engagement_snapshots WHERE tenant_id = ");

@@ -19,11 +19,11 @@ use serde_json::Value;
 
 use super::Db;
 use super::entities::{Scoped, event, fanout_cursor, tenant, webhook_endpoint};
+use super::error::{Result, StoreError};
 use super::webhooks;
 use crate::domain::TenantId;
 use crate::domain::events::Event;
 use crate::domain::time::{self, Timestamp};
-use crate::error::{AppError, Result};
 
 /// Key of the PostgreSQL advisory lock that makes the fan-out a singleton.
 const FANOUT_LOCK: i64 = 0x7261_7070_6f72_7401;
@@ -37,7 +37,7 @@ pub async fn append(
     now: Timestamp,
 ) -> Result<String> {
     let mut ids = append_all(conn, tenant, &[(event_type, data.clone())], now).await?;
-    ids.pop().ok_or_else(|| AppError::Internal(anyhow::anyhow!("an appended event has no id")))
+    ids.pop().ok_or_else(|| StoreError::other(anyhow::anyhow!("an appended event has no id")))
 }
 
 /// Appends several events, numbered in order, in the caller's transaction; returns
@@ -86,7 +86,7 @@ async fn take_numbers(conn: &impl ConnectionTrait, tenant: &TenantId, n: i64) ->
     let row = conn
         .query_one(&bump)
         .await?
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("tenant {} vanished while writing", tenant.0)))?;
+        .ok_or_else(|| StoreError::other(anyhow::anyhow!("tenant {} vanished while writing", tenant.0)))?;
     Ok(row.try_get::<i64>("", "event_seq")?)
 }
 
@@ -167,7 +167,7 @@ async fn move_cursor(conn: &impl ConnectionTrait, tenant: &TenantId, seq: i64, n
 /// Tenants with webhook endpoints whose last event number is past their fan-out
 /// cursor: (cursor, last). Every number up to `last` is committed, since numbers
 /// commit in order.
-async fn behind(conn: &impl ConnectionTrait) -> Result<Vec<(String, (i64, i64))>> {
+pub(super) async fn behind(conn: &impl ConnectionTrait) -> Result<Vec<(String, (i64, i64))>> {
     let with_endpoints =
         Query::select().distinct().column(webhook_endpoint::Column::TenantId).from(webhook_endpoint::Entity).to_owned();
     let tenants: Vec<(String, i64)> = tenant::Entity::find()

@@ -6,8 +6,9 @@ use sea_orm::sea_query::OnConflict;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 
 use super::entities::{Scoped, imported_response};
+use super::error::Result;
+use crate::domain::time::{self, Timestamp};
 use crate::domain::{ResponseId, TenantId};
-use crate::error::Result;
 
 /// What an earlier import of a source id became.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,7 +44,7 @@ pub async fn claim(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
     claims: &[(&str, &ResponseId, &str)],
-    now_us: i64,
+    now: Timestamp,
 ) -> Result<Vec<ResponseId>> {
     if claims.is_empty() {
         return Ok(Vec::new());
@@ -53,7 +54,7 @@ pub async fn claim(
         tenant_id: Set(tenant.0.clone()),
         external_id: Set((*external).to_owned()),
         request_hash: Set((*hash).to_owned()),
-        created_at: Set(now_us),
+        created_at: Set(time::to_micros(now)),
     });
     let inserted = imported_response::Entity::insert_many(rows)
         .on_conflict(

@@ -5,10 +5,10 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 
 use super::entities::invitation;
+use super::error::{Result, StoreError};
 use crate::domain::sealing::Sealed;
 use crate::domain::time::Timestamp;
 use crate::domain::{InvitationId, TenantId, time};
-use crate::error::{AppError, Result};
 
 /// The identity-verification columns of `tenants`, as their own entity so the
 /// tenant entity of the survey core stays as it is.
@@ -46,7 +46,7 @@ pub async fn identity(conn: &impl ConnectionTrait, tenant: &TenantId) -> Result<
     let row = tenant_identity::Entity::find_by_id(tenant.0.clone())
         .one(conn)
         .await?
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("tenant {tenant} vanished")))?;
+        .ok_or_else(|| StoreError::other(anyhow::anyhow!("tenant {tenant} vanished")))?;
     let secret = row.identity_secret.map(|ciphertext| Sealed {
         // Not sealed yet (before the server sealed old rows at start): an empty key id
         // opens nowhere, so such a secret verifies nothing until it is sealed.
@@ -73,7 +73,7 @@ pub async fn set_identity(
     }
     let res = update.exec(conn).await?;
     if res.rows_affected == 0 {
-        return Err(AppError::NotFound(format!("tenant {tenant}")));
+        return Err(StoreError::NotFound(format!("tenant {tenant}")));
     }
     Ok(())
 }

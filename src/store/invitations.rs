@@ -6,74 +6,115 @@ use sea_orm::sea_query::{CaseStatement, Expr};
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QuerySelect};
 
 use super::entities::{Scoped, invitation, response};
-use crate::domain::eligibility::History;
-use crate::domain::model::{Channel, Invitation};
+use super::error::{Result, decoded};
+use crate::domain::eligibility::{EligibilityRule, History};
+use crate::domain::model::Channel;
+use crate::domain::stored::{InvitationRecord, NewInvitation};
 use crate::domain::time::Timestamp;
-use crate::domain::{CustomerRef, CustomerRowId, InvitationId, ResponseId, SurveyId, TenantId, time};
-use crate::error::Result;
+use crate::domain::{CustomerRowId, InvitationId, ResponseId, SurveyId, TenantId, time};
 
-pub use invitation::Model as Row;
+/// The stored outcome of an issued invitation (the others are suppressions).
+pub(super) const ISSUED: &str = "issued";
+pub(super) const SUPPRESSED: &str = "suppressed";
 
-pub const ISSUED: &str = "issued";
-pub const SUPPRESSED: &str = "suppressed";
-
-/// The invitation of an issued row, with the customer's CRM id.
-pub fn to_domain(m: &Row, customer: &CustomerRef) -> Invitation {
-    Invitation {
-        id: InvitationId(m.id.clone()),
-        survey_id: SurveyId(m.survey_id.clone()),
-        customer: customer.clone(),
-        channel: Channel::from_db(&m.channel),
-        forced: m.forced,
-        issued_at: time::from_micros(m.created_at),
-        expires_at: time::from_micros(m.expires_at.unwrap_or(m.created_at)),
-        response_id: m.response_id.clone().map(ResponseId),
-        dismissed_at: m.dismissed_at.map(time::from_micros),
+fn to_row(tenant: &TenantId, i: &NewInvitation) -> invitation::Model {
+    invitation::Model {
+        id: i.id.0.clone(),
+        tenant_id: tenant.0.clone(),
+        survey_id: i.survey_id.0.clone(),
+        customer_id: i.customer.0.clone(),
+        channel: i.channel.as_str().into(),
+        outcome: if i.issued { ISSUED } else { SUPPRESSED }.into(),
+        rule: i.rule.map(|r| r.as_str().to_owned()),
+        next_eligible_at: i.next_eligible_at.map(time::to_micros),
+        token_hash: i.token_hash.clone(),
+        forced: i.forced,
+        idempotency_key: i.idempotency_key.clone(),
+        request_hash: i.fingerprint.clone(),
+        created_at: time::to_micros(i.created_at),
+        expires_at: i.expires_at.map(time::to_micros),
+        answered_at: i.answered.as_ref().map(|(_, at)| time::to_micros(*at)),
+        response_id: i.answered.as_ref().map(|(id, _)| id.0.clone()),
+        dismissed_at: None,
     }
 }
 
-pub async fn insert(conn: &impl ConnectionTrait, row: Row) -> Result<(), sea_orm::DbErr> {
-    row.into_active_model().insert(conn).await.map(|_| ())
+fn to_domain(m: invitation::Model) -> Result<InvitationRecord> {
+    Ok(InvitationRecord {
+        tenant: TenantId(m.tenant_id),
+        id: InvitationId(m.id),
+        survey_id: SurveyId(m.survey_id),
+        customer: CustomerRowId(m.customer_id),
+        channel: Channel::from_db(&m.channel),
+        issued: m.outcome == ISSUED,
+        rule: decoded(m.rule.as_deref().map(EligibilityRule::from_db).transpose())?,
+        next_eligible_at: m.next_eligible_at.map(time::from_micros),
+        forced: m.forced,
+        token_hash: m.token_hash,
+        fingerprint: m.request_hash,
+        created_at: time::from_micros(m.created_at),
+        expires_at: m.expires_at.map(time::from_micros),
+        response_id: m.response_id.map(ResponseId),
+        dismissed_at: m.dismissed_at.map(time::from_micros),
+    })
 }
 
-/// Inserts rows in one statement.
-pub async fn insert_many(conn: &impl ConnectionTrait, rows: Vec<Row>) -> Result<(), sea_orm::DbErr> {
-    if rows.is_empty() {
+/// Writes an invitation or a suppression; a reused idempotency key is
+/// [`super::StoreError::Unique`].
+pub async fn insert(conn: &impl ConnectionTrait, tenant: &TenantId, new: &NewInvitation) -> Result<()> {
+    to_row(tenant, new).into_active_model().insert(conn).await?;
+    Ok(())
+}
+
+/// Writes invitations in one statement.
+pub async fn insert_many(conn: &impl ConnectionTrait, tenant: &TenantId, new: &[NewInvitation]) -> Result<()> {
+    if new.is_empty() {
         return Ok(());
     }
-    invitation::Entity::insert_many(rows.into_iter().map(IntoActiveModel::into_active_model))
+    invitation::Entity::insert_many(new.iter().map(|i| to_row(tenant, i).into_active_model()))
         .exec_without_returning(conn)
-        .await
-        .map(|_| ())
+        .await?;
+    Ok(())
 }
 
-pub async fn by_idempotency_key(conn: &impl ConnectionTrait, tenant: &TenantId, key: &str) -> Result<Option<Row>> {
-    Ok(invitation::Entity::scoped(tenant).filter(invitation::Column::IdempotencyKey.eq(key)).one(conn).await?)
+/// The invitation or suppression an earlier request with this idempotency key wrote.
+pub async fn by_idempotency_key(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    key: &str,
+) -> Result<Option<InvitationRecord>> {
+    invitation::Entity::scoped(tenant)
+        .filter(invitation::Column::IdempotencyKey.eq(key))
+        .one(conn)
+        .await?
+        .map(to_domain)
+        .transpose()
 }
 
 /// The issued invitation holding this token hash (the token names its tenant).
-pub async fn by_token_hash(conn: &impl ConnectionTrait, hash: &str) -> Result<Option<Row>> {
-    Ok(invitation::Entity::find()
+pub async fn by_token_hash(conn: &impl ConnectionTrait, hash: &str) -> Result<Option<InvitationRecord>> {
+    invitation::Entity::find()
         .filter(invitation::Column::TokenHash.eq(hash))
         .filter(invitation::Column::Outcome.eq(ISSUED))
         .one(conn)
-        .await?)
+        .await?
+        .map(to_domain)
+        .transpose()
 }
 
 /// Issued invitations by token hash (of any tenant: the token is the credential).
-pub async fn by_token_hashes(conn: &impl ConnectionTrait, hashes: &[&str]) -> Result<Vec<Row>> {
+pub async fn by_token_hashes(conn: &impl ConnectionTrait, hashes: &[&str]) -> Result<Vec<InvitationRecord>> {
     if hashes.is_empty() {
         return Ok(Vec::new());
     }
-    Ok(invitation::Entity::find()
+    invitation::Entity::find()
         .filter(invitation::Column::TokenHash.is_in(hashes.iter().copied()))
         .filter(invitation::Column::Outcome.eq(ISSUED))
         .all(conn)
-        .await?)
-}
-
-pub async fn by_id(conn: &impl ConnectionTrait, tenant: &TenantId, id: &InvitationId) -> Result<Option<Row>> {
-    Ok(invitation::Entity::scoped(tenant).filter(invitation::Column::Id.eq(id.as_str())).one(conn).await?)
+        .await?
+        .into_iter()
+        .map(to_domain)
+        .collect()
 }
 
 /// Replaces an invitation's token hash (an idempotent retry hands out a new token).

@@ -4,12 +4,12 @@
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait as _, QueryFilter, QueryOrder, QuerySelect};
 
+use super::error::{Result, StoreError};
 use crate::domain::listing::PageRequest;
 use crate::domain::model::{KeyKind, Page};
 use crate::domain::privacy::ApiKeyInfo;
 use crate::domain::time::{self, Timestamp};
 use crate::domain::{KeyId, TenantId};
-use crate::error::{AppError, Result};
 
 /// `api_keys` with the columns the survey core's entity does not name.
 pub mod api_key_info {
@@ -69,7 +69,7 @@ pub async fn get(conn: &impl ConnectionTrait, id: &str) -> Result<ApiKeyInfo> {
         .one(conn)
         .await?
         .map(to_info)
-        .ok_or_else(|| AppError::NotFound(format!("key {id:?}")))
+        .ok_or_else(|| StoreError::NotFound(format!("key {id:?}")))
 }
 
 /// Sets when a key stops working.
@@ -89,7 +89,7 @@ pub async fn touch(
     ids: &[&str],
     now: Timestamp,
     precision: chrono::Duration,
-) -> Result<(), sea_orm::DbErr> {
+) -> Result<()> {
     if ids.is_empty() {
         return Ok(());
     }

@@ -1,16 +1,20 @@
 //! Storage: the only module that knows SQL. sea-orm entities, tenant-scoped queries,
 //! connection set-up for SQLite and PostgreSQL, and the classification of database
-//! errors into [`AppError`]s at this boundary.
+//! errors into [`StoreError`]s at this boundary. Functions take and return domain
+//! types; rows, column encodings (microseconds, enum names, JSON text) and sea-orm
+//! errors stay in here.
 
 pub mod audit;
 pub mod customers;
 pub mod engagement;
 pub mod engagement_read;
 pub mod entities;
+pub mod error;
 pub mod events;
 pub mod follow_ups;
 pub mod imports;
 pub mod in_app;
+pub mod insight;
 pub mod invitations;
 pub mod keys;
 pub mod metrics;
@@ -19,6 +23,7 @@ pub mod privacy;
 pub mod responses;
 pub mod retention;
 pub mod secrets;
+pub(crate) mod sql;
 pub mod surveys;
 pub mod tenants;
 pub mod webhooks;
@@ -29,20 +34,58 @@ use std::time::{Duration, Instant};
 
 use sea_orm::sqlx;
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, RuntimeErr,
-    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, ExecResult,
+    QueryResult, RuntimeErr, SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
 };
 
 use crate::domain::model::Properties;
-use crate::error::{AppError, Result};
+pub use error::{Result, StoreError};
 
-/// A write transaction, as use-cases hold it (from [`Db::begin_write`]).
-pub type Tx = DatabaseTransaction;
-/// What queries run on: the pool or a transaction.
-pub use sea_orm::ConnectionTrait as Conn;
-/// A database error as the store returns it, for use-cases that must tell a unique
-/// violation ([`is_unique_violation`]) from other failures.
-pub use sea_orm::DbErr as DbError;
+/// A write transaction, as use-cases hold it (from [`Db::begin_write`]): store
+/// functions run on it as on the pool, and [`Tx::commit`] ends it. Dropped without a
+/// commit, it rolls back.
+#[derive(Debug)]
+pub struct Tx(DatabaseTransaction);
+
+impl Tx {
+    /// Commits the transaction.
+    pub async fn commit(self) -> Result<()> {
+        Ok(self.0.commit().await?)
+    }
+
+    /// Rolls the transaction back (as dropping it does, but waiting for it).
+    pub async fn rollback(self) -> Result<()> {
+        Ok(self.0.rollback().await?)
+    }
+}
+
+#[sea_orm::prelude::async_trait::async_trait]
+impl ConnectionTrait for Tx {
+    fn get_database_backend(&self) -> DbBackend {
+        self.0.get_database_backend()
+    }
+    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
+        self.0.execute_raw(stmt).await
+    }
+    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
+        self.0.execute_unprepared(sql).await
+    }
+    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.0.query_one_raw(stmt).await
+    }
+    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
+        self.0.query_all_raw(stmt).await
+    }
+    fn support_returning(&self) -> bool {
+        self.0.support_returning()
+    }
+}
+
+/// What store functions run on: the pool ([`Db::conn`]) or a transaction ([`Tx`]).
+/// Use-cases name this, never the driver's types.
+pub trait Conn: ConnectionTrait {}
+
+impl<T: ConnectionTrait> Conn for T {}
 
 /// A pool of connections to the service's database.
 #[derive(Clone, Debug)]
@@ -235,44 +278,40 @@ impl Db {
 
     /// Starts a write transaction. On SQLite it begins IMMEDIATE, taking the write
     /// lock at once: a deferred one can fail with SQLITE_BUSY when it upgrades.
-    pub async fn begin_write(&self) -> Result<DatabaseTransaction> {
+    pub async fn begin_write(&self) -> Result<Tx> {
         self.check_reachable()?;
         self.begin_on(&self.writer).await
     }
 
     /// Starts a write transaction for a batch of calls (see `service::batch`), on the
     /// batch connection, within the batch timeout.
-    pub async fn begin_batch(&self) -> Result<DatabaseTransaction> {
+    pub async fn begin_batch(&self) -> Result<Tx> {
         self.check_reachable()?;
         self.batch_step("begin", self.begin_on(&self.batcher)).await
     }
 
     /// Runs `step` (`what`: its name, for the error) of a batched write within the
-    /// batch timeout ([`DbSettings::batch_timeout`]); past it, `UNAVAILABLE`. The
+    /// batch timeout ([`DbSettings::batch_timeout`]); past it, [`StoreError::Timeout`]. The
     /// step's future is dropped then: its transaction rolls back, and a connection
     /// left mid-statement is not reused before it answered (sqlx tests it first).
     pub async fn batch_step<T, E>(&self, what: &str, step: impl Future<Output = Result<T, E>>) -> Result<T, E>
     where
-        E: From<AppError>,
+        E: From<StoreError>,
     {
         let limit = self.settings.batch_timeout;
         match tokio::time::timeout(limit, step).await {
             Ok(r) => r,
             Err(_) => {
                 tracing::warn!(step = what, timeout = ?limit, "a batched write timed out");
-                Err(AppError::Unavailable(format!(
-                    "the database did not complete the batch's {what} within {} ms; retry later",
-                    limit.as_millis()
-                ))
-                .into())
+                Err(StoreError::Timeout { step: what.to_owned(), after: limit }.into())
             }
         }
     }
 
-    async fn begin_on(&self, pool: &DatabaseConnection) -> Result<DatabaseTransaction> {
+    async fn begin_on(&self, pool: &DatabaseConnection) -> Result<Tx> {
         let sqlite_mode = (self.backend() == DbBackend::Sqlite).then_some(SqliteTransactionMode::Immediate);
         let options = TransactionOptions { sqlite_transaction_mode: sqlite_mode, ..Default::default() };
-        Ok(pool.begin_with_options(options).await?)
+        Ok(Tx(pool.begin_with_options(options).await?))
     }
 
     /// Applies every pending migration. On PostgreSQL they run on a connection of
@@ -307,9 +346,9 @@ impl Db {
         self.reach.down.load(Ordering::Relaxed)
     }
 
-    /// `UNAVAILABLE` at once while the database is known to be unreachable.
+    /// [`StoreError::Unavailable`] at once while the database is known to be unreachable.
     pub fn check_reachable(&self) -> Result<()> {
-        if self.is_down() { Err(unavailable()) } else { Ok(()) }
+        if self.is_down() { Err(StoreError::Unavailable) } else { Ok(()) }
     }
 
     /// Closes the pool.
@@ -503,124 +542,14 @@ pub fn redact_url(url: &str) -> String {
     out
 }
 
-impl From<DbErr> for AppError {
-    /// Connection trouble is `UNAVAILABLE` (safe to retry); the rest is internal.
-    fn from(e: DbErr) -> Self {
-        if is_unavailable(&e) {
-            unavailable()
-        } else {
-            AppError::Internal(anyhow::Error::new(e).context("database error"))
-        }
-    }
-}
-
-/// Like `AppError::from`, for an error that several callers share (a batch's).
-pub fn classify(e: &DbErr) -> AppError {
-    if is_unavailable(e) { unavailable() } else { AppError::Internal(anyhow::anyhow!("database error: {e}")) }
-}
-
-fn unavailable() -> AppError {
-    AppError::Unavailable("the database is unreachable; retry later".into())
-}
-
-/// Whether `e` is connection trouble (`UNAVAILABLE`, safe to retry later).
-pub fn is_unavailable(e: &DbErr) -> bool {
-    match e {
-        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
-        DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) => match &**s {
-            sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_)
-            | sqlx::Error::WorkerCrashed => true,
-            // SQLite: BUSY (5) or LOCKED (6), by the primary code of the extended code
-            // sqlx gives (BUSY_RECOVERY 261, BUSY_SNAPSHOT 517, BUSY_TIMEOUT 773,
-            // LOCKED_SHAREDCACHE 262, …).
-            sqlx::Error::Database(db) if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() => {
-                db.code().is_some_and(|c| sqlite_busy_or_locked(&c))
-            }
-            sqlx::Error::Database(db) => db.code().is_some_and(|c| {
-                // PostgreSQL: connection exception (08), insufficient resources (53),
-                // operator intervention (57, e.g. terminated backends), and 55000 for
-                // "database is not currently accepting connections".
-                c.starts_with("08") || c.starts_with("53") || c.starts_with("57") || c == "55000"
-            }),
-            _ => false,
-        },
-        _ => false,
-    }
-}
-
-/// Whether an SQLite result code (extended, as sqlx reports it) is BUSY or LOCKED:
-/// the primary code is the low byte.
-fn sqlite_busy_or_locked(code: &str) -> bool {
-    const SQLITE_BUSY: i64 = 5;
-    const SQLITE_LOCKED: i64 = 6;
-    code.trim().parse::<i64>().is_ok_and(|c| matches!(c & 0xff, SQLITE_BUSY | SQLITE_LOCKED))
-}
-
-/// Whether `e` broke a unique constraint.
-pub fn is_unique_violation(e: &DbErr) -> bool {
-    matches!(e.sql_err(), Some(sea_orm::SqlErr::UniqueConstraintViolation(_)))
-}
-
-/// A property map as stored.
-pub fn props_to_json(p: &Properties) -> String {
+/// A property map as stored (JSON text).
+fn props_to_json(p: &Properties) -> String {
     serde_json::to_string(p).unwrap_or_else(|_| "{}".into())
 }
 
 /// A stored property map.
-pub fn props_from_json(s: &str) -> Properties {
+fn props_from_json(s: &str) -> Properties {
     serde_json::from_str(s).unwrap_or_default()
-}
-
-#[cfg(test)]
-mod sqlite_busy_tests {
-    use sea_orm::{DbErr, RuntimeErr};
-    use sqlx::{ConnectOptions as _, Executor as _};
-
-    use super::*;
-
-    #[test]
-    fn sqlite_busy_and_locked_are_matched_by_their_primary_code() {
-        // BUSY, BUSY_RECOVERY, BUSY_SNAPSHOT, BUSY_TIMEOUT, LOCKED, LOCKED_SHAREDCACHE, LOCKED_VTAB.
-        for code in ["5", "261", "517", "773", "6", "262", "518"] {
-            assert!(sqlite_busy_or_locked(code), "{code}");
-        }
-        // ERROR, CONSTRAINT, CONSTRAINT_UNIQUE, CANTOPEN, IOERR, and what is no SQLite code.
-        for code in ["1", "19", "2067", "14", "10", "", "x", "08006"] {
-            assert!(!sqlite_busy_or_locked(code), "{code}");
-        }
-    }
-
-    /// A real SQLITE_BUSY_SNAPSHOT (517): a read transaction in WAL mode that tries to
-    /// write after another connection wrote is refused, and that is worth a retry.
-    #[tokio::test]
-    async fn a_busy_snapshot_from_sqlite_is_unavailable() {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let opts = sqlx::sqlite::SqliteConnectOptions::new()
-            .filename(dir.path().join("busy.db"))
-            .create_if_missing(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal)
-            .busy_timeout(Duration::ZERO);
-        let mut a = opts.connect().await.expect("a connection");
-        let mut b = opts.connect().await.expect("another connection");
-        a.execute("CREATE TABLE t (x INTEGER)").await.expect("created");
-        a.execute("INSERT INTO t VALUES (1)").await.expect("written");
-        a.execute("BEGIN").await.expect("a transaction");
-        sqlx::query("SELECT x FROM t").fetch_all(&mut a).await.expect("a read snapshot");
-        b.execute("INSERT INTO t VALUES (2)").await.expect("written beside it");
-        let err = a.execute("INSERT INTO t VALUES (3)").await.expect_err("the snapshot is stale");
-        let code = match &err {
-            sqlx::Error::Database(db) => db.code().map(|c| c.into_owned()),
-            other => panic!("not a database error: {other:?}"),
-        };
-        assert_eq!(code.as_deref(), Some("517"), "SQLITE_BUSY_SNAPSHOT: {err:?}");
-        let err = DbErr::Exec(RuntimeErr::SqlxError(std::sync::Arc::new(err)));
-        assert!(is_unavailable(&err), "{err:?}");
-        assert!(matches!(classify(&err), AppError::Unavailable(_)));
-    }
 }
 
 #[cfg(test)]

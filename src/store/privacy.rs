@@ -21,10 +21,10 @@ use sea_orm::{
 use super::entities::{
     Scoped, customer, delivery, event, follow_up, follow_up_entry, imported_response, invitation, response,
 };
-use crate::domain::privacy::{ErasureReport, redact_event_data, subject_hash};
+use super::error::Result;
+use crate::domain::privacy::{ErasureReport, ExportedActivity, ExportedInvitation, redact_event_data, subject_hash};
 use crate::domain::time::{self, Timestamp};
 use crate::domain::{CustomerRowId, TenantId};
-use crate::error::Result;
 
 pub mod erased_customer {
     use sea_orm::entity::prelude::*;
@@ -310,7 +310,7 @@ pub async fn invitations_of(
     row: &CustomerRowId,
     after: Option<&str>,
     limit: u64,
-) -> Result<Vec<invitation::Model>> {
+) -> Result<Vec<ExportedInvitation>> {
     use sea_orm::{QueryOrder, QuerySelect};
     let mut q = invitation::Entity::scoped(tenant)
         .filter(invitation::Column::CustomerId.eq(row.as_str()))
@@ -319,21 +319,24 @@ pub async fn invitations_of(
     if let Some(a) = after {
         q = q.filter(invitation::Column::Id.gt(a));
     }
-    Ok(q.all(conn).await?)
-}
-
-/// One raw activity event as exported.
-#[derive(Debug, Clone)]
-pub struct ActivityRow {
-    pub message_id: String,
-    pub kind: String,
-    pub name: Option<String>,
-    pub occurred_at: i64,
-    pub properties: String,
-    pub seconds: Option<i64>,
-    pub amount_minor: Option<i64>,
-    pub currency: Option<String>,
-    pub received_at: i64,
+    let us = |v: Option<i64>| v.map(time::from_micros);
+    Ok(q.all(conn)
+        .await?
+        .into_iter()
+        .map(|i| ExportedInvitation {
+            id: i.id,
+            survey_id: i.survey_id,
+            channel: i.channel,
+            outcome: i.outcome,
+            rule: i.rule,
+            forced: i.forced,
+            created_at: time::from_micros(i.created_at),
+            expires_at: us(i.expires_at),
+            answered_at: us(i.answered_at),
+            dismissed_at: us(i.dismissed_at),
+            response_id: i.response_id,
+        })
+        .collect())
 }
 
 /// The customer's raw activity events in (time, message id) order, after `after`.
@@ -341,9 +344,9 @@ pub async fn activity_of(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
     row: &CustomerRowId,
-    after: Option<(i64, String)>,
+    after: Option<(Timestamp, String)>,
     limit: u64,
-) -> Result<Vec<ActivityRow>> {
+) -> Result<Vec<ExportedActivity>> {
     let mut sql =
         "SELECT message_id, kind, name, occurred_at, properties, seconds, amount_minor, currency, received_at \
                    FROM activity_events WHERE tenant_id = ? AND customer_id = ?"
@@ -351,22 +354,24 @@ pub async fn activity_of(
     let mut values: Vec<Value> = vec![tenant.as_str().into(), row.as_str().into()];
     if let Some((at, id)) = after {
         sql.push_str(" AND (occurred_at > ? OR (occurred_at = ? AND message_id > ?))");
+        let at = time::to_micros(at);
         values.extend([at.into(), at.into(), id.into()]);
     }
     sql.push_str(&format!(" ORDER BY occurred_at, message_id LIMIT {limit}"));
     let rows = conn.query_all_raw(statement(conn.get_database_backend(), &sql, values)).await?;
     rows.into_iter()
         .map(|r| {
-            Ok(ActivityRow {
+            let properties: String = r.try_get_by_index(4)?;
+            Ok(ExportedActivity {
                 message_id: r.try_get_by_index(0)?,
                 kind: r.try_get_by_index(1)?,
                 name: r.try_get_by_index(2)?,
-                occurred_at: r.try_get_by_index(3)?,
-                properties: r.try_get_by_index(4)?,
+                occurred_at: time::from_micros(r.try_get_by_index(3)?),
+                properties: serde_json::from_str(&properties).unwrap_or(serde_json::Value::Null),
                 seconds: r.try_get_by_index(5)?,
                 amount_minor: r.try_get_by_index(6)?,
                 currency: r.try_get_by_index(7)?,
-                received_at: r.try_get_by_index(8)?,
+                received_at: time::from_micros(r.try_get_by_index(8)?),
             })
         })
         .collect::<std::result::Result<Vec<_>, sea_orm::DbErr>>()

@@ -2,24 +2,21 @@
 
 use std::collections::HashMap;
 
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect};
 
 use super::entities::{Scoped, customer, follow_up, response};
-use super::props_from_json;
+use super::error::{Result, StoreError, decoded};
+use super::{props_from_json, props_to_json};
 use crate::domain::listing::{PageRequest, ResponseFilter};
 use crate::domain::model::{Page, Response};
+use crate::domain::stored::{NewResponse, StoredResponse};
 use crate::domain::{
     Bucket, CustomerRef, FollowUpId, InvitationId, ResponseId, Scale, SurveyId, SurveyKind, TenantId, time,
 };
-use crate::error::{AppError, Result};
 
-pub use response::Model as Row;
-
-/// A response row with the customer's CRM id and its follow-up id.
-pub fn to_domain(m: Row, customer: CustomerRef, follow_up_id: Option<String>) -> Result<Response> {
-    let kind = SurveyKind::from_db(&m.kind)?;
+fn to_domain(m: response::Model, customer: CustomerRef, follow_up_id: Option<String>) -> Result<Response> {
+    let kind = decoded(SurveyKind::from_db(&m.kind))?;
     Ok(Response {
         id: ResponseId(m.id),
         survey_id: SurveyId(m.survey_id),
@@ -27,7 +24,7 @@ pub fn to_domain(m: Row, customer: CustomerRef, follow_up_id: Option<String>) ->
         invitation_id: m.invitation_id.map(InvitationId),
         scale: Scale { kind, max: m.scale_max },
         score: m.score,
-        bucket: Bucket::from_db(&m.bucket)?,
+        bucket: decoded(Bucket::from_db(&m.bucket))?,
         comment: m.comment,
         properties: props_from_json(&m.properties),
         recorded_at: time::from_micros(m.recorded_at),
@@ -36,46 +33,87 @@ pub fn to_domain(m: Row, customer: CustomerRef, follow_up_id: Option<String>) ->
     })
 }
 
-/// Inserts rows in one statement.
-pub async fn insert_many(conn: &impl ConnectionTrait, rows: Vec<Row>) -> Result<(), sea_orm::DbErr> {
-    if rows.is_empty() {
-        return Ok(());
+fn to_row(tenant: &TenantId, r: &NewResponse) -> response::Model {
+    let at = time::to_micros(r.recorded_at);
+    response::Model {
+        id: r.id.0.clone(),
+        tenant_id: tenant.0.clone(),
+        survey_id: r.survey_id.0.clone(),
+        customer_id: r.customer.0.clone(),
+        invitation_id: r.invitation_id.as_ref().map(|i| i.0.clone()),
+        kind: r.scale.kind.as_str().into(),
+        score: r.score.value,
+        bucket: r.score.bucket.as_str().into(),
+        scale_max: r.scale.max,
+        comment: r.comment.clone(),
+        properties: props_to_json(&r.properties),
+        idempotency_key: r.idempotency_key.clone(),
+        request_hash: Some(r.fingerprint.clone()),
+        recorded_at: at,
+        updated_at: at,
     }
-    response::Entity::insert_many(rows.into_iter().map(IntoActiveModel::into_active_model))
-        .exec_without_returning(conn)
-        .await
-        .map(|_| ())
 }
 
-/// Writes a changed response (score, bucket, comment, properties, updated_at).
-pub async fn save(conn: &impl ConnectionTrait, row: Row) -> Result<()> {
-    let am = row.into_active_model().reset_all();
-    response::Entity::update(am).exec(conn).await?;
+/// Writes responses, of one or several tenants, in one statement. A second answer to
+/// an invitation or a reused idempotency key is [`super::StoreError::Unique`].
+pub async fn insert_many(conn: &impl ConnectionTrait, new: &[(&TenantId, &NewResponse)]) -> Result<()> {
+    if new.is_empty() {
+        return Ok(());
+    }
+    response::Entity::insert_many(new.iter().map(|(tenant, r)| to_row(tenant, r).into_active_model()))
+        .exec_without_returning(conn)
+        .await?;
     Ok(())
 }
 
-pub async fn row_by_id(conn: &impl ConnectionTrait, tenant: &TenantId, id: &ResponseId) -> Result<Row> {
-    response::Entity::scoped(tenant)
+/// Writes what `UpdateResponse` changes: score and bucket, comment, properties, and
+/// the time of the change.
+pub async fn save(conn: &impl ConnectionTrait, tenant: &TenantId, r: &Response) -> Result<()> {
+    response::Entity::update_many()
+        .col_expr(response::Column::Score, Expr::value(r.score))
+        .col_expr(response::Column::Bucket, Expr::value(r.bucket.as_str()))
+        .col_expr(response::Column::Comment, Expr::value(r.comment.clone()))
+        .col_expr(response::Column::Properties, Expr::value(props_to_json(&r.properties)))
+        .col_expr(response::Column::UpdatedAt, Expr::value(time::to_micros(r.updated_at)))
+        .filter(response::Column::TenantId.eq(tenant.as_str()))
+        .filter(response::Column::Id.eq(r.id.as_str()))
+        .exec(conn)
+        .await?;
+    Ok(())
+}
+
+/// The response, or [`StoreError::NotFound`] (also for another tenant's).
+pub async fn get(conn: &impl ConnectionTrait, tenant: &TenantId, id: &ResponseId) -> Result<Response> {
+    let row = response::Entity::scoped(tenant)
         .filter(response::Column::Id.eq(id.as_str()))
         .one(conn)
         .await?
-        .ok_or_else(|| AppError::NotFound(format!("response {id}")))
+        .ok_or_else(|| StoreError::NotFound(format!("response {id}")))?;
+    hydrate(conn, tenant, vec![row]).await?.pop().ok_or_else(|| StoreError::NotFound(format!("response {id}")))
 }
 
-pub async fn row_by_idempotency_key(conn: &impl ConnectionTrait, tenant: &TenantId, key: &str) -> Result<Option<Row>> {
-    Ok(response::Entity::scoped(tenant).filter(response::Column::IdempotencyKey.eq(key)).one(conn).await?)
-}
-
-pub async fn row_by_invitation(
+/// The response an earlier request with this idempotency key recorded, with that
+/// request's fingerprint.
+pub async fn by_idempotency_key(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
-    inv: &InvitationId,
-) -> Result<Option<Row>> {
-    Ok(response::Entity::scoped(tenant).filter(response::Column::InvitationId.eq(inv.as_str())).one(conn).await?)
+    key: &str,
+) -> Result<Option<StoredResponse>> {
+    let Some(row) = response::Entity::scoped(tenant).filter(response::Column::IdempotencyKey.eq(key)).one(conn).await?
+    else {
+        return Ok(None);
+    };
+    let fingerprint = row.request_hash.clone();
+    let response = hydrate(conn, tenant, vec![row]).await?.pop();
+    Ok(response.map(|response| StoredResponse { response, fingerprint }))
 }
 
 /// Attaches customers' CRM ids and follow-up ids to rows (two queries for any number).
-pub async fn hydrate(conn: &impl ConnectionTrait, tenant: &TenantId, rows: Vec<Row>) -> Result<Vec<Response>> {
+pub(super) async fn hydrate(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    rows: Vec<response::Model>,
+) -> Result<Vec<Response>> {
     if rows.is_empty() {
         return Ok(Vec::new());
     }

@@ -4,10 +4,10 @@
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, Statement, Value};
 
+use super::error::Result;
 use crate::domain::TenantId;
 use crate::domain::privacy::RetentionPolicy;
 use crate::domain::time::{self, Timestamp};
-use crate::error::Result;
 
 pub mod retention_policy {
     use sea_orm::entity::prelude::*;

@@ -10,9 +10,9 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait as _, QueryFilter, QuerySelect};
 
 use super::entities::webhook_endpoint;
+use super::error::Result;
 use super::in_app::tenant_identity;
 use crate::domain::sealing::Sealed;
-use crate::error::Result;
 
 /// Which sealed column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

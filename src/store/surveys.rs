@@ -5,15 +5,15 @@ use sea_orm::{
 };
 
 use super::entities::{Scoped, survey};
+use super::error::{Result, StoreError, decoded};
 use super::{props_from_json, props_to_json};
 use crate::domain::eligibility::PolicyOverrides;
 use crate::domain::listing::PageRequest;
 use crate::domain::model::{Branding, FollowUpRule, Page, Survey};
 use crate::domain::{Scale, SurveyId, SurveyKind, TenantId, time};
-use crate::error::{AppError, Result};
 
 fn to_domain(m: survey::Model) -> Result<Survey> {
-    let kind = SurveyKind::from_db(&m.kind)?;
+    let kind = decoded(SurveyKind::from_db(&m.kind))?;
     Ok(Survey {
         id: SurveyId(m.id),
         scale: Scale { kind, max: m.scale_max },
@@ -100,7 +100,7 @@ pub async fn get(conn: &impl ConnectionTrait, tenant: &TenantId, id: &SurveyId) 
         .await?
         .map(to_domain)
         .transpose()?
-        .ok_or_else(|| AppError::NotFound(format!("survey {id}")))
+        .ok_or_else(|| StoreError::NotFound(format!("survey {id}")))
 }
 
 /// The surveys of these ids that belong to the tenant.

@@ -5,17 +5,18 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, PaginatorTrait, QueryF
 
 use super::Db;
 use super::entities::{api_key, tenant};
+use super::error::{Result, StoreError};
 use crate::domain::eligibility::Policy;
 use crate::domain::model::{IssuedKey, KeyKind};
 use crate::domain::time::Timestamp;
 use crate::domain::{KeyId, TenantId, secrets, time};
-use crate::error::{AppError, Result};
 
-/// Creates a tenant with the default cooldowns and a first secret key.
+/// Creates a tenant with the default cooldowns and a first secret key; a name taken
+/// already is [`StoreError::Unique`].
 pub async fn create_tenant(db: &Db, name: &str, now: Timestamp) -> Result<IssuedKey> {
     let txn = db.begin_write().await?;
     let id = TenantId::generate();
-    let res = tenant::ActiveModel {
+    tenant::ActiveModel {
         id: Set(id.0.clone()),
         name: Set(name.to_owned()),
         time_zone: Set("UTC".into()),
@@ -28,14 +29,7 @@ pub async fn create_tenant(db: &Db, name: &str, now: Timestamp) -> Result<Issued
         event_seq: Set(0),
     }
     .insert(&txn)
-    .await;
-    if let Err(e) = res {
-        return Err(if super::is_unique_violation(&e) {
-            AppError::AlreadyExists(format!("a tenant named {name:?} exists"))
-        } else {
-            e.into()
-        });
-    }
+    .await?;
     let key = insert_key(&txn, &id, KeyKind::Secret, now).await?;
     txn.commit().await?;
     Ok(key)
@@ -70,7 +64,7 @@ pub async fn find_tenant(db: &Db, name_or_id: &str) -> Result<TenantId> {
         .filter(tenant::Column::Name.eq(name_or_id).or(tenant::Column::Id.eq(name_or_id)))
         .one(db.conn())
         .await?;
-    found.map(|t| TenantId(t.id)).ok_or_else(|| AppError::NotFound(format!("tenant {name_or_id:?}")))
+    found.map(|t| TenantId(t.id)).ok_or_else(|| StoreError::NotFound(format!("tenant {name_or_id:?}")))
 }
 
 /// Creates another key for a tenant.
@@ -87,7 +81,7 @@ pub async fn revoke_key(db: &Db, key_id: &str, now: Timestamp) -> Result<()> {
         .exec(db.conn())
         .await?;
     if res.rows_affected == 0 {
-        return Err(AppError::NotFound(format!("active key {key_id:?}")));
+        return Err(StoreError::NotFound(format!("active key {key_id:?}")));
     }
     Ok(())
 }
@@ -106,7 +100,7 @@ pub struct KeyRecord {
 }
 
 /// The keys with these hashes, in one query.
-pub async fn keys_by_hash(db: &Db, hashes: &[&str]) -> Result<Vec<KeyRecord>, sea_orm::DbErr> {
+pub async fn keys_by_hash(db: &Db, hashes: &[&str]) -> Result<Vec<KeyRecord>> {
     use super::keys::api_key_info;
     Ok(api_key_info::Entity::find()
         .filter(api_key_info::Column::KeyHash.is_in(hashes.iter().copied()))
@@ -134,7 +128,7 @@ pub async fn default_policy(conn: &impl sea_orm::ConnectionTrait, tenant: &Tenan
     let t = tenant::Entity::find_by_id(tenant.0.clone())
         .one(conn)
         .await?
-        .ok_or_else(|| AppError::Internal(anyhow::anyhow!("tenant {tenant} vanished")))?;
+        .ok_or_else(|| StoreError::other(anyhow::anyhow!("tenant {tenant} vanished")))?;
     Ok(Policy {
         days_after_invitation_this_survey: t.days_after_invitation_this_survey,
         days_after_invitation_any_survey: t.days_after_invitation_any_survey,
@@ -152,7 +146,7 @@ pub async fn branding(
     let row = super::entities::tenant_branding::Entity::find_by_id(tenant.0.clone())
         .one(conn)
         .await?
-        .ok_or_else(|| AppError::NotFound(format!("tenant {tenant}")))?;
+        .ok_or_else(|| StoreError::NotFound(format!("tenant {tenant}")))?;
     Ok(crate::domain::model::Branding {
         display_name: row.brand_display_name,
         accent_color: row.brand_accent_color,

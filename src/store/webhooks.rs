@@ -8,16 +8,17 @@ use sea_orm::{
 
 use super::Db;
 use super::entities::{Scoped, delivery, delivery_attempt, event, webhook_endpoint};
+use super::error::{Result, StoreError};
 use crate::domain::TenantId;
 use crate::domain::events::EventType;
 use crate::domain::listing::{DeliveryFilter, PageRequest};
 use crate::domain::model::{Delivery, DeliveryAttempt, DeliveryStatus, Page, WebhookEndpoint};
 use crate::domain::sealing::Sealed;
+use crate::domain::stored::{DueDelivery, SigningEndpoint};
 use crate::domain::time::{self, Timestamp};
-use crate::error::{AppError, Result};
 
-pub use delivery::Model as DeliveryRow;
-pub use webhook_endpoint::Model as EndpointRow;
+use delivery::Model as DeliveryRow;
+use webhook_endpoint::Model as EndpointRow;
 
 fn list_to_json(v: &[String]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
@@ -27,7 +28,7 @@ fn list_from_json(s: &str) -> Vec<String> {
     serde_json::from_str(s).unwrap_or_default()
 }
 
-pub fn endpoint_to_domain(m: &EndpointRow) -> WebhookEndpoint {
+fn endpoint_to_domain(m: &EndpointRow) -> WebhookEndpoint {
     WebhookEndpoint {
         id: m.id.clone(),
         url: m.url.clone(),
@@ -106,13 +107,14 @@ pub async fn set_secret(
     Ok(())
 }
 
-/// The endpoint row (with its secret), or `NOT_FOUND`.
-pub async fn endpoint(conn: &impl ConnectionTrait, tenant: &TenantId, id: &str) -> Result<EndpointRow> {
+/// The endpoint, or [`StoreError::NotFound`] (also another tenant's).
+pub async fn endpoint(conn: &impl ConnectionTrait, tenant: &TenantId, id: &str) -> Result<WebhookEndpoint> {
     webhook_endpoint::Entity::scoped(tenant)
         .filter(webhook_endpoint::Column::Id.eq(id))
         .one(conn)
         .await?
-        .ok_or_else(|| AppError::NotFound(format!("webhook endpoint {id}")))
+        .map(|m| endpoint_to_domain(&m))
+        .ok_or_else(|| StoreError::NotFound(format!("webhook endpoint {id}")))
 }
 
 pub async fn list_endpoints(
@@ -137,7 +139,7 @@ pub async fn delete_endpoint(conn: &impl ConnectionTrait, tenant: &TenantId, id:
         .exec(conn)
         .await?;
     if res.rows_affected == 0 {
-        return Err(AppError::NotFound(format!("webhook endpoint {id}")));
+        return Err(StoreError::NotFound(format!("webhook endpoint {id}")));
     }
     delivery::Entity::update_many()
         .col_expr(delivery::Column::Status, Expr::value(DeliveryStatus::Cancelled.as_str()))
@@ -152,7 +154,7 @@ pub async fn delete_endpoint(conn: &impl ConnectionTrait, tenant: &TenantId, id:
 
 /// The tenant's endpoints, for fan-out. Disabled ones get their deliveries too; they
 /// wait until the endpoint is enabled again, so nothing is lost meanwhile.
-pub async fn fanout_endpoints(conn: &impl ConnectionTrait, tenant: &TenantId) -> Result<Vec<EndpointRow>> {
+pub(super) async fn fanout_endpoints(conn: &impl ConnectionTrait, tenant: &TenantId) -> Result<Vec<EndpointRow>> {
     Ok(webhook_endpoint::Entity::scoped(tenant).all(conn).await?)
 }
 
@@ -173,7 +175,7 @@ fn wants(endpoint: &EndpointRow, event_type: &str, data: &serde_json::Value) -> 
 /// Creates the deliveries of numbered events, in a few multi-row statements.
 /// `follow_up.opened` waits out the settle window so the comment that follows the
 /// score rides along.
-pub async fn fan_out(
+pub(super) async fn fan_out(
     conn: &impl ConnectionTrait,
     endpoints: &[EndpointRow],
     events: &[event::Model],
@@ -282,7 +284,7 @@ pub async fn claim_due(
     now: Timestamp,
     lease: chrono::Duration,
     limit: u64,
-) -> Result<Vec<(DeliveryRow, EndpointRow)>> {
+) -> Result<Vec<(DueDelivery, SigningEndpoint)>> {
     let txn = db.begin_write().await?;
     let enabled = sea_orm::sea_query::Query::select()
         .column(webhook_endpoint::Column::Id)
@@ -317,10 +319,33 @@ pub async fn claim_due(
             .filter(delivery::Column::Id.eq(row.id.as_str()))
             .exec(&txn)
             .await?;
-        out.push((row, endpoint));
+        out.push((
+            due(row),
+            SigningEndpoint {
+                endpoint: endpoint_to_domain(&endpoint),
+                secret: endpoint.secret,
+                secret_key_id: endpoint.secret_key_id,
+            },
+        ));
     }
     txn.commit().await?;
     Ok(out)
+}
+
+/// A claimed delivery row as its attempt needs it.
+fn due(row: DeliveryRow) -> DueDelivery {
+    DueDelivery {
+        payload: serde_json::from_str(&row.payload).unwrap_or_default(),
+        id: row.id,
+        tenant: TenantId(row.tenant_id),
+        endpoint_id: row.endpoint_id,
+        event_id: row.event_id,
+        event_type: row.event_type,
+        event_created_at: time::from_micros(row.event_created_at),
+        body: row.body,
+        attempt: row.attempts,
+        next_attempt_at: time::from_micros(row.next_attempt_at),
+    }
 }
 
 /// Keeps the body sent on the first attempt, so retries send the same bytes.
@@ -345,7 +370,7 @@ pub struct AttemptRecord {
 /// Records an attempt's outcome and the log line.
 pub async fn record_attempt(
     conn: &impl ConnectionTrait,
-    row: &DeliveryRow,
+    d: &DueDelivery,
     rec: &AttemptRecord,
     now: Timestamp,
 ) -> Result<()> {
@@ -353,23 +378,23 @@ pub async fn record_attempt(
         .col_expr(delivery::Column::Status, Expr::value(rec.status.as_str()))
         .col_expr(
             delivery::Column::NextAttemptAt,
-            Expr::value(rec.next_attempt_at.map(time::to_micros).unwrap_or(row.next_attempt_at)),
+            Expr::value(time::to_micros(rec.next_attempt_at.unwrap_or(d.next_attempt_at))),
         )
         .col_expr(delivery::Column::LastAttemptAt, Expr::value(time::to_micros(now)))
         .col_expr(delivery::Column::LastStatusCode, Expr::value(rec.status_code))
         .col_expr(delivery::Column::LastError, Expr::value(rec.error.clone()))
         .col_expr(delivery::Column::UpdatedAt, Expr::value(time::to_micros(now)))
-        .filter(delivery::Column::Id.eq(row.id.as_str()))
+        .filter(delivery::Column::Id.eq(d.id.as_str()))
         .exec(conn)
         .await?;
-    log(conn, &row.tenant_id, &row.id, row.attempts, rec.status_code, &rec.error, rec.duration_ms, now).await
+    log(conn, &d.tenant, &d.id, d.attempt, rec.status_code, &rec.error, rec.duration_ms, now).await
 }
 
 /// Appends a line to a delivery's log.
 #[allow(clippy::too_many_arguments)]
 pub async fn log(
     conn: &impl ConnectionTrait,
-    tenant: &str,
+    tenant: &TenantId,
     delivery_id: &str,
     attempt: i32,
     status_code: Option<i32>,
@@ -379,7 +404,7 @@ pub async fn log(
 ) -> Result<()> {
     delivery_attempt::Model {
         id: uuid::Uuid::now_v7().to_string(),
-        tenant_id: tenant.to_owned(),
+        tenant_id: tenant.0.clone(),
         delivery_id: delivery_id.to_owned(),
         attempt,
         attempted_at: time::to_micros(now),
@@ -394,13 +419,16 @@ pub async fn log(
 }
 
 /// Marks an endpoint failing since `since` (if not already), or healthy (`None`).
-pub async fn set_failing(conn: &impl ConnectionTrait, endpoint: &EndpointRow, since: Option<Timestamp>) -> Result<()> {
-    let current = endpoint.failing_since.map(time::from_micros);
-    let value = match (current, since) {
+pub async fn set_failing(
+    conn: &impl ConnectionTrait,
+    endpoint: &WebhookEndpoint,
+    since: Option<Timestamp>,
+) -> Result<()> {
+    let value = match (endpoint.failing_since, since) {
         (Some(c), Some(_)) => Some(c),
         (_, s) => s,
     };
-    if value.map(time::to_micros) == endpoint.failing_since {
+    if value == endpoint.failing_since {
         return Ok(());
     }
     webhook_endpoint::Entity::update_many()
@@ -489,7 +517,7 @@ pub async fn list_deliveries(
 pub async fn replay(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
-    endpoint: &EndpointRow,
+    endpoint_id: &str,
     event_id: Option<&str>,
     window: Option<(Timestamp, Timestamp)>,
     now: Timestamp,
@@ -497,7 +525,7 @@ pub async fn replay(
     // Prefer the endpoint's own earlier deliveries (they hold the exact body); fall
     // back to the outbox for an event that never went to this endpoint.
     let mut q = delivery::Entity::scoped(tenant)
-        .filter(delivery::Column::EndpointId.eq(endpoint.id.as_str()))
+        .filter(delivery::Column::EndpointId.eq(endpoint_id))
         .filter(delivery::Column::EventType.ne(EventType::WebhookTest.as_str()))
         .order_by_asc(delivery::Column::EventSeq);
     if let Some(id) = event_id {
@@ -540,12 +568,12 @@ pub async fn replay(
             .filter(event::Column::Seq.is_not_null())
             .one(conn)
             .await?
-            .ok_or_else(|| AppError::NotFound(format!("event {id}")))?;
+            .ok_or_else(|| StoreError::NotFound(format!("event {id}")))?;
         insert_delivery(
             conn,
             new_delivery(
-                &endpoint.tenant_id,
-                &endpoint.id,
+                tenant.as_str(),
+                endpoint_id,
                 &e.id,
                 e.seq.unwrap_or_default(),
                 &e.event_type,

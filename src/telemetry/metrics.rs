@@ -9,8 +9,13 @@
 //! | `rapport_responses_recorded_total` | counter | `kind`, `bucket` |
 //! | `rapport_follow_ups_opened_total` | counter | `kind` |
 //! | `rapport_follow_ups_open` | gauge | `status` (`open`, `acknowledged`) |
+//! | `rapport_follow_ups_overdue` | gauge | `status` (`open`, `acknowledged`) |
+//! | `rapport_db_up` | gauge | |
 //! | `rapport_db_pool_connections` | gauge | `state` (`in_use`, `idle`) |
 //! | `rapport_db_pool_max_connections` | gauge | |
+//! | `rapport_record_queue_waiting` | gauge | |
+//! | `rapport_record_queue_limit` | gauge | |
+//! | `rapport_event_fanout_lag_seconds` | gauge | |
 //! | `rapport_webhook_deliveries_total` | counter | `outcome` |
 //! | `rapport_panics_total` | counter | `route` |
 //! | `http_server_request_duration_seconds` | histogram | `http_request_method`, `http_route`, `http_response_status_code` |
@@ -28,9 +33,13 @@
 //!
 //! Domain counters are incremented by the use-cases right after their transaction
 //! commits, so a rolled-back write never counts. Gauges that describe the database
-//! (open follow-ups, pool) are read when Prometheus scrapes ([`Metrics::refresh`]).
+//! (open and overdue follow-ups, the fan-out's lag, the pool, whether it answers) and
+//! the answer queue are read when Prometheus scrapes ([`Metrics::refresh`]). The
+//! chart's alerts and dashboard (helm/rapport) use these names; its tests check that
+//! every name they use is one this registry has.
 
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -40,6 +49,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::domain::time::Timestamp;
 use crate::domain::{Bucket, SurveyKind};
 use crate::store::{self, Db};
 
@@ -115,6 +125,16 @@ fn latency_histogram() -> Histogram {
     Histogram::new(LATENCY_BUCKETS)
 }
 
+/// What [`Metrics::refresh`] reads at a scrape.
+#[derive(Clone, Copy, Debug)]
+pub struct Scrape<'a> {
+    pub db: &'a Db,
+    /// The service's clock (overdue follow-ups and the fan-out's lag are measured to it).
+    pub now: Timestamp,
+    /// `RecordResponse` calls waiting for their batch, and the most that may wait.
+    pub record_queue: (usize, usize),
+}
+
 /// A handle on the server's metrics; clones share them.
 #[derive(Clone, Debug)]
 pub struct Metrics(Arc<Inner>);
@@ -128,8 +148,13 @@ struct Inner {
     responses_recorded: Family<ResponseLabels, Counter>,
     follow_ups_opened: Family<KindLabels, Counter>,
     follow_ups_open: Family<StatusLabels, Gauge>,
+    follow_ups_overdue: Family<StatusLabels, Gauge>,
+    db_up: Gauge,
     pool_connections: Family<StateLabels, Gauge>,
     pool_max: Gauge,
+    record_queue_waiting: Gauge,
+    record_queue_limit: Gauge,
+    fanout_lag: Gauge<f64, AtomicU64>,
     webhook_deliveries: Family<OutcomeLabels, Counter>,
     retention_removed: Family<KindLabels, Counter>,
     response_batch_size: Histogram,
@@ -179,6 +204,19 @@ impl Metrics {
             "Follow-ups not yet resolved or dismissed, across all tenants, read from the database at scrape time",
             follow_ups_open.clone(),
         );
+        let follow_ups_overdue = Family::<StatusLabels, Gauge>::default();
+        registry.register(
+            "rapport_follow_ups_overdue",
+            "Follow-ups not yet resolved or dismissed whose due time has passed, across all tenants, read from the \
+             database at scrape time",
+            follow_ups_overdue.clone(),
+        );
+        let db_up = Gauge::<i64>::default();
+        registry.register(
+            "rapport_db_up",
+            "1 while the database answers this process's health checks, 0 while it does not",
+            db_up.clone(),
+        );
         let pool_connections = Family::<StateLabels, Gauge>::default();
         registry.register(
             "rapport_db_pool_connections",
@@ -190,6 +228,26 @@ impl Metrics {
             "rapport_db_pool_max_connections",
             "The most connections this process's database pool may open",
             pool_max.clone(),
+        );
+        let record_queue_waiting = Gauge::<i64>::default();
+        registry.register(
+            "rapport_record_queue_waiting",
+            "RecordResponse calls waiting for their batch to be written",
+            record_queue_waiting.clone(),
+        );
+        let record_queue_limit = Gauge::<i64>::default();
+        registry.register(
+            "rapport_record_queue_limit",
+            "The most RecordResponse calls that may wait for their batch (RAPPORT_RECORD_QUEUE_LIMIT); \
+             more are refused with RESOURCE_EXHAUSTED",
+            record_queue_limit.clone(),
+        );
+        let fanout_lag = Gauge::<f64, AtomicU64>::default();
+        registry.register(
+            "rapport_event_fanout_lag_seconds",
+            "Age of the oldest event the webhook fan-out has not passed yet (0 when none waits; NaN while the \
+             database does not answer), read from the database at scrape time",
+            fanout_lag.clone(),
         );
         let webhook_deliveries = Family::<OutcomeLabels, Counter>::default();
         registry.register(
@@ -231,8 +289,13 @@ impl Metrics {
             responses_recorded,
             follow_ups_opened,
             follow_ups_open,
+            follow_ups_overdue,
+            db_up,
             pool_connections,
             pool_max,
+            record_queue_waiting,
+            record_queue_limit,
+            fanout_lag,
             webhook_deliveries,
             retention_removed,
             response_batch_size,
@@ -311,23 +374,46 @@ impl Metrics {
         self.0.webhook_deliveries.get_or_create(&OutcomeLabels { outcome }).inc();
     }
 
-    /// Reads the gauges that describe the database: open follow-ups (a query, bounded
-    /// by a timeout; while the database does not answer they are left out rather than
-    /// reported stale) and the connection pool.
-    pub async fn refresh(&self, db: &Db) {
-        match tokio::time::timeout(REFRESH_TIMEOUT, store::ops::unclosed_follow_ups(db)).await {
-            Ok(Ok(counts)) => {
-                for (status, n) in counts {
-                    self.0.follow_ups_open.get_or_create(&StatusLabels { status: status.as_str() }).set(n);
-                }
-            }
+    /// Reads the gauges that describe the database and the process at scrape time:
+    /// whether the database answers, open and overdue follow-ups and the fan-out's lag
+    /// (queries, bounded by a timeout; while the database does not answer they are left
+    /// out rather than reported stale), the connection pool and the answer queue.
+    pub async fn refresh(&self, scrape: Scrape<'_>) {
+        let db = scrape.db;
+        self.0.db_up.set(i64::from(!db.is_down()));
+        let figures = async {
+            let open = store::ops::unclosed_follow_ups(db).await?;
+            let overdue = store::ops::overdue_follow_ups(db, scrape.now).await?;
+            let lag = store::ops::fan_out_lag(db, scrape.now).await?;
+            Ok::<_, crate::error::AppError>((open, overdue, lag))
+        };
+        let figures = match tokio::time::timeout(REFRESH_TIMEOUT, figures).await {
+            Ok(Ok(figures)) => Some(figures),
             Ok(Err(e)) => {
-                tracing::debug!(error = %e, "metrics: could not count open follow-ups");
-                self.0.follow_ups_open.clear();
+                tracing::debug!(error = %e, "metrics: could not read the database figures");
+                None
             }
             Err(_) => {
-                tracing::debug!("metrics: counting open follow-ups timed out");
+                tracing::debug!("metrics: reading the database figures timed out");
+                None
+            }
+        };
+        match figures {
+            Some((open, overdue, lag)) => {
+                for (status, n) in open {
+                    self.0.follow_ups_open.get_or_create(&StatusLabels { status: status.as_str() }).set(n);
+                }
+                for (status, n) in overdue {
+                    self.0.follow_ups_overdue.get_or_create(&StatusLabels { status: status.as_str() }).set(n);
+                }
+                self.0.fanout_lag.set(lag.num_milliseconds() as f64 / 1000.0);
+            }
+            None => {
+                // Unknown, not stale, until the database answers again: the follow-up
+                // series are left out, and the lag (one series) is NaN.
                 self.0.follow_ups_open.clear();
+                self.0.follow_ups_overdue.clear();
+                self.0.fanout_lag.set(f64::NAN);
             }
         }
         let pool = store::ops::pool_stats(db);
@@ -335,6 +421,9 @@ impl Metrics {
         self.0.pool_connections.get_or_create(&StateLabels { state: "in_use" }).set(gauge(pool.in_use));
         self.0.pool_connections.get_or_create(&StateLabels { state: "idle" }).set(gauge(pool.idle));
         self.0.pool_max.set(gauge(pool.max));
+        let (waiting, limit) = scrape.record_queue;
+        self.0.record_queue_waiting.set(gauge(waiting as u64));
+        self.0.record_queue_limit.set(gauge(limit as u64));
     }
 
     /// The registry in the OpenMetrics text format ([`CONTENT_TYPE`]).
@@ -441,6 +530,8 @@ mod tests {
         m.http_handled(&http::Method::from_bytes(b"BREW").unwrap(), "unmatched", 404, Duration::from_millis(1));
         m.0.follow_ups_open.get_or_create(&StatusLabels { status: "open" }).set(1);
         m.0.pool_connections.get_or_create(&StateLabels { state: "idle" }).set(1);
+        m.0.follow_ups_overdue.get_or_create(&StatusLabels { status: "open" }).set(2);
+        m.0.fanout_lag.set(1.5);
         let text = m.encode();
         for name in [
             "grpc_server_started",
@@ -449,8 +540,13 @@ mod tests {
             "rapport_responses_recorded",
             "rapport_follow_ups_opened",
             "rapport_follow_ups_open",
+            "rapport_follow_ups_overdue",
+            "rapport_db_up",
             "rapport_db_pool_connections",
             "rapport_db_pool_max_connections",
+            "rapport_record_queue_waiting",
+            "rapport_record_queue_limit",
+            "rapport_event_fanout_lag_seconds",
             "rapport_webhook_deliveries",
             "rapport_panics",
             "http_server_request_duration_seconds",
@@ -463,6 +559,8 @@ mod tests {
              grpc_method=\"RecordResponse\",grpc_code=\"InvalidArgument\"} 1"
         ));
         assert!(text.contains("rapport_follow_ups_opened_total{kind=\"nps\"} 1"), "{text}");
+        assert!(text.contains("\nrapport_follow_ups_overdue{status=\"open\"} 2\n"), "{text}");
+        assert!(text.contains("\nrapport_event_fanout_lag_seconds 1.5\n"), "{text}");
         assert!(text.contains("rapport_panics_total{route=\"/rapport.v1.SurveyService/RecordResponse\"} 1"), "{text}");
         assert!(
             text.contains(

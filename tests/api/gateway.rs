@@ -61,6 +61,17 @@ const ROUTES: &[&str] = &[
     "GET /v1/webhook-deliveries",
     "POST /v1/imports/responses",
     "POST /v1/imports/events",
+    "GET /v1/customers",
+    "GET /v1/customers/{customer_id}",
+    "GET /v1/customers/{customer_id}/profile",
+    "GET /v1/accounts",
+    "GET /v1/accounts/{account_id}/profile",
+    "POST /v1/surveys/{survey_id}/metrics:compare",
+    "POST /v1/metrics:compare",
+    "GET /v1/surveys/{survey_id}/themes",
+    "GET /v1/themes",
+    "GET /v1/surveys/{survey_id}/drivers",
+    "GET /v1/drivers",
 ];
 
 /// The routes a publishable key (or an invitation token) may use.
@@ -304,6 +315,9 @@ fn other_routes(
             None,
         ),
         ("GET /v1/metrics", "/v1/metrics?kind=SURVEY_KIND_NPS".into(), None),
+        ("GET /v1/customers", "/v1/customers?pageSize=10".into(), None),
+        ("GET /v1/customers/{customer_id}", "/v1/customers/c1".into(), None),
+        ("GET /v1/customers/{customer_id}/profile", "/v1/customers/c1/profile".into(), None),
         ("GET /v1/follow-ups/{id}", format!("/v1/follow-ups/{follow_up}"), None),
         ("GET /v1/follow-ups", "/v1/follow-ups?status=FOLLOW_UP_STATUS_OPEN&overdue=false".into(), None),
         (
@@ -348,6 +362,18 @@ fn other_routes(
             "/v1/retention-policy?updateMask=commentDays".into(),
             Some(json!({"commentDays": 365})),
         ),
+        ("GET /v1/accounts", "/v1/accounts?rankBy=ACCOUNT_RANKING_RISK&bands=HEALTH_BAND_RED".into(), None),
+        ("GET /v1/accounts/{account_id}/profile", "/v1/accounts/acct-1/profile?windowDays=30".into(), None),
+        (
+            "POST /v1/surveys/{survey_id}/metrics:compare",
+            format!("/v1/surveys/{survey}/metrics:compare"),
+            Some(json!({"second": {"filter": {"plan": "pro"}}})),
+        ),
+        ("POST /v1/metrics:compare", "/v1/metrics:compare".into(), Some(json!({"kind": "SURVEY_KIND_NPS"}))),
+        ("GET /v1/surveys/{survey_id}/themes", format!("/v1/surveys/{survey}/themes?limit=5"), None),
+        ("GET /v1/themes", "/v1/themes?kind=SURVEY_KIND_NPS&language=fr".into(), None),
+        ("GET /v1/surveys/{survey_id}/drivers", format!("/v1/surveys/{survey}/drivers?windowDays=7"), None),
+        ("GET /v1/drivers", "/v1/drivers?kind=SURVEY_KIND_NPS".into(), None),
     ]
 }
 
@@ -357,6 +383,15 @@ async fn every_other_route_refuses_a_publishable_key_and_serves_a_secret_key(b: 
     let s = create_survey(&web, &app.key, json!({"kind": "SURVEY_KIND_NPS", "question": "Q", "inApp": true})).await;
     let survey = s["id"].as_str().unwrap();
     let r = app.answer(survey, "c1", 2).await.unwrap();
+    // c1 joins an account, for the account routes.
+    crate::engagement::engagement(&app, None)
+        .upsert_customer(pb::UpsertCustomerRequest {
+            customer_id: "c1".into(),
+            account_id: Some("acct-1".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("upsert");
     let endpoint = web.post("/v1/webhook-endpoints", Some(&app.key), &json!({"url": "http://127.0.0.1:9/crm"})).await;
     assert_eq!(endpoint.status, 200, "{endpoint:?}");
     assert!(endpoint.json["secret"].as_str().is_some_and(|s| s.starts_with("whsec_")), "{endpoint:?}");

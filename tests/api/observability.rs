@@ -223,6 +223,20 @@ async fn metrics_show_open_follow_ups_and_the_database_pool(b: Backend) {
     let now = scrape(&app).await;
     assert_eq!(open(&now, "open"), 3.0, "two of acme's and one of globex's");
     assert_eq!(open(&now, "acknowledged"), 1.0);
+    let overdue = value(&now, "rapport_follow_ups_overdue", &[("status", "open")]);
+    assert_eq!(overdue.to_bits(), 0.0f64.to_bits(), "a sample of 0 (not none: -0.0): none is due yet");
+    assert_eq!(value(&now, "rapport_db_up", &[]), 1.0);
+    // No endpoint, so nothing waits for the webhook fan-out.
+    assert_eq!(value(&now, "rapport_event_fanout_lag_seconds", &[]).to_bits(), 0.0f64.to_bits());
+    assert_eq!(value(&now, "rapport_record_queue_waiting", &[]), 0.0);
+    let limit = rapport::service::responses::DEFAULT_RECORD_QUEUE_LIMIT as f64;
+    assert_eq!(value(&now, "rapport_record_queue_limit", &[]), limit);
+
+    // A month on, every follow-up still open or acknowledged is past its due time.
+    app.clock.advance(chrono::Duration::days(31));
+    let later = scrape(&app).await;
+    let overdue = |status: &str| value(&later, "rapport_follow_ups_overdue", &[("status", status)]);
+    assert_eq!((overdue("open"), overdue("acknowledged")), (3.0, 1.0), "globex's one counts too");
 
     // The harness gives the pool 4 connections; some are open by now.
     assert_eq!(value(&now, "rapport_db_pool_max_connections", &[]), 4.0);

@@ -292,6 +292,29 @@ const BASES: &[(&str, &str)] = &[
     ("AdminService.ListApiKeys", r#"{"tenant":"acme","pageSize":10}"#),
     ("AdminService.RevokeApiKey", r#"{"id":"0190a000-0000-7000-8000-000000000000"}"#),
     ("AdminService.ListTenantAuditEvents", r#"{"tenant":"acme","pageSize":10}"#),
+    ("InsightService.GetAccountProfile", r#"{"accountId":"acct-1","asOf":"<NOW>","windowDays":30}"#),
+    (
+        "InsightService.ListAccounts",
+        r#"{"pageSize":10,"rankBy":"ACCOUNT_RANKING_RISK","order":"RANK_ORDER_ASCENDING","asOf":"<NOW>",
+            "windowDays":30,"bands":["HEALTH_BAND_RED"],"risks":["ACCOUNT_RISK_FLAG_INACTIVE"],"minContacts":1}"#,
+    ),
+    (
+        "InsightService.CompareSurveyMetrics",
+        r#"{"surveyId":"<S>","first":{"startTime":"<MONTHS_AGO>","endTime":"<YESTERDAY>","filter":{"plan":"pro"},
+            "label":"before"},"second":{"startTime":"<YESTERDAY>","endTime":"<TOMORROW>","label":"after"}}"#,
+    ),
+    ("InsightService.CompareSurveyMetrics", r#"{"kind":"SURVEY_KIND_NPS","second":{"filter":{"plan":"pro"}}}"#),
+    (
+        "InsightService.CommentThemes",
+        r#"{"surveyId":"<S>","startTime":"<MONTHS_AGO>","endTime":"<TOMORROW>","filter":{"plan":"pro"},"limit":10,
+            "minCount":1,"language":"en"}"#,
+    ),
+    ("InsightService.CommentThemes", r#"{"kind":"SURVEY_KIND_NPS"}"#),
+    (
+        "InsightService.GetDrivers",
+        r#"{"surveyId":"<S>","startTime":"<MONTHS_AGO>","endTime":"<TOMORROW>","windowDays":30}"#,
+    ),
+    ("InsightService.GetDrivers", r#"{"kind":"SURVEY_KIND_NPS"}"#),
 ];
 
 /// The operator token of the swept server; sent as the "secret" credential to the
