@@ -4,7 +4,7 @@
 //! the console shows.
 
 use rapport::domain::model::KeyKind;
-use rapport::grpc::gate::{may_call, READ_KEY_EXTRA_METHODS};
+use rapport::grpc::gate::{READ_KEY_EXTRA_METHODS, may_call};
 use tonic::Code;
 
 use crate::hardening_auth::call_empty;
@@ -122,7 +122,8 @@ async fn a_read_key_reads_what_a_secret_key_wrote_and_cannot_change_it(b: Backen
     assert_eq!(reply.json["customerId"], "crm/7");
     assert_eq!(web.get("/v1/customers/crm%2F7", Some(&key)).await.json["customerId"], "crm/7");
     // The reads not named Get or List that the console shows, over their JSON routes.
-    let reply = web.post(&format!("/v1/surveys/{}/metrics:compare", survey.id), Some(&key), &serde_json::json!({})).await;
+    let reply =
+        web.post(&format!("/v1/surveys/{}/metrics:compare", survey.id), Some(&key), &serde_json::json!({})).await;
     assert_eq!(reply.status, 200, "{reply:?}");
     assert!(reply.json["headline"]["summary"].is_string(), "{reply:?}");
     let reply = web.get(&format!("/v1/surveys/{}/themes", survey.id), Some(&key)).await;
