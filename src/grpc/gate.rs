@@ -6,7 +6,7 @@
 //! - refuses a publishable key on every method it may not call (PERMISSION_DENIED,
 //!   [`access`]: one table, every method not in it needs a secret key), so such a
 //!   caller learns nothing about its input, and a read-only key on every method but
-//!   the Get and List ones ([`may_call`]);
+//!   the Get and List ones and a short list of other reads ([`may_call`]);
 //! - applies the rate limits of the calls a web page makes: per publishable key, and
 //!   per client address for calls without a key and the token calls. On a token call
 //!   a `rk_secret_…` header skips the address limit only when that key authenticated
@@ -83,11 +83,19 @@ pub fn access(path: &str) -> Access {
     OPEN_METHODS.iter().find(|(p, _)| *p == path).map_or(Access::Secret, |(_, a)| *a)
 }
 
+/// Reads that are not named `Get…`/`List…` but that a read-only key may call all the
+/// same: each computes numbers from what is stored and writes nothing (issue 18: the
+/// console's "is this change real?" and comment themes). Full paths, so a method of
+/// the same name on another service is not let through by accident.
+pub const READ_KEY_EXTRA_METHODS: &[&str] =
+    &["/rapport.v1.InsightService/CompareSurveyMetrics", "/rapport.v1.InsightService/CommentThemes"];
+
 /// Whether a key of `kind` may call the method at `path` at all (its handler and
 /// use-case check again). Read-only keys (`rk_read_…`, issue 18) may call the Get and
-/// List methods and nothing else, so a wall display can change nothing: not even
-/// the reads that are not named so (`CheckEligibility`, `TopPropertyValues`,
-/// `WatchEvents`), so that the rule stays one a person can check from the name.
+/// List methods and the few reads of [`READ_KEY_EXTRA_METHODS`], and nothing else, so
+/// a wall display can change nothing: not even the other reads not named so
+/// (`CheckEligibility`, `TopPropertyValues`, `WatchEvents`), so that the rule stays
+/// one a person can check from the name and one short list.
 pub fn may_call(kind: KeyKind, path: &str) -> bool {
     match kind {
         KeyKind::Secret => true,
@@ -96,9 +104,13 @@ pub fn may_call(kind: KeyKind, path: &str) -> bool {
         KeyKind::Read if access(path) == Access::Operator => false,
         KeyKind::Read => {
             let method = path.rsplit('/').next().unwrap_or_default();
-            ["Get", "List"].iter().any(|verb| {
-                method.strip_prefix(verb).and_then(|rest| rest.chars().next()).is_some_and(|c| c.is_ascii_uppercase())
-            })
+            READ_KEY_EXTRA_METHODS.contains(&path)
+                || ["Get", "List"].iter().any(|verb| {
+                    method
+                        .strip_prefix(verb)
+                        .and_then(|rest| rest.chars().next())
+                        .is_some_and(|c| c.is_ascii_uppercase())
+                })
         }
     }
 }
@@ -509,8 +521,12 @@ mod tests {
     }
 
     #[test]
-    fn read_keys_may_call_the_get_and_list_methods_only() {
+    fn read_keys_may_call_the_get_and_list_methods_and_the_named_reads_only() {
         let read = |path| may_call(KeyKind::Read, path);
+        assert!(read("/rapport.v1.InsightService/CompareSurveyMetrics"));
+        assert!(read("/rapport.v1.InsightService/CommentThemes"));
+        assert!(!read("/rapport.v1.OtherService/CommentThemes"), "the full path, not the name");
+        assert!(!read("/rapport.v1.InsightService/CompareSurveyMetricsX"));
         assert!(read("/rapport.v1.SurveyService/GetSurveyMetrics"));
         assert!(read("/rapport.v1.FollowUpService/ListFollowUps"));
         assert!(read("/rapport.v1.SurveyService/GetInvitation"));

@@ -1,9 +1,10 @@
-//! Read-only keys (`rk_read_…`, issue 18): the Get and List methods of every service
-//! and nothing else, over gRPC and JSON; and `ListFollowUps` by due time, the queue
+//! Read-only keys (`rk_read_…`, issue 18): the Get and List methods of every service,
+//! the reads of `READ_KEY_EXTRA_METHODS` (CompareSurveyMetrics, CommentThemes), and
+//! nothing else, over gRPC and JSON; and `ListFollowUps` by due time, the queue
 //! the console shows.
 
 use rapport::domain::model::KeyKind;
-use rapport::grpc::gate::may_call;
+use rapport::grpc::gate::{READ_KEY_EXTRA_METHODS, may_call};
 use tonic::Code;
 
 use crate::hardening_auth::call_empty;
@@ -36,7 +37,8 @@ async fn a_read_key_may_call_the_get_and_list_methods_and_no_other(b: Backend) {
                 assert_eq!(result.expect_err(&path).code(), Code::PermissionDenied, "{path} with a read key");
                 continue;
             }
-            if method.name().starts_with("Get") || method.name().starts_with("List") {
+            let named_read = ["CompareSurveyMetrics", "CommentThemes"].contains(&method.name());
+            if method.name().starts_with("Get") || method.name().starts_with("List") || named_read {
                 assert!(may_call(KeyKind::Read, &path), "{path}");
                 // Whatever an empty request gives (OK, NOT_FOUND, INVALID_ARGUMENT…), not a refusal.
                 if let Err(e) = &result {
@@ -58,6 +60,9 @@ async fn a_read_key_may_call_the_get_and_list_methods_and_no_other(b: Backend) {
     assert!(reads.len() >= 15, "{reads:?}");
     assert!(writes.len() >= 20, "{writes:?}");
     assert!(writes.iter().any(|p| p.ends_with("/WatchEvents")), "not a Get or List method: refused too");
+    for extra in READ_KEY_EXTRA_METHODS {
+        assert!(reads.iter().any(|p| p == extra), "{extra} is a method of the API and was tried");
+    }
     assert!(app.all_responses().await.is_empty(), "nothing was written");
     assert!(app.all_follow_ups().await.is_empty());
 
@@ -122,6 +127,14 @@ async fn a_read_key_reads_what_a_secret_key_wrote_and_cannot_change_it(b: Backen
     assert_eq!(reply.status, 200, "{reply:?}");
     assert_eq!(reply.json["customerId"], "crm/7");
     assert_eq!(web.get("/v1/customers/crm%2F7", Some(&key)).await.json["customerId"], "crm/7");
+    // The reads not named Get or List that the console shows, over their JSON routes.
+    let reply =
+        web.post(&format!("/v1/surveys/{}/metrics:compare", survey.id), Some(&key), &serde_json::json!({})).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(reply.json["headline"]["summary"].is_string(), "{reply:?}");
+    let reply = web.get(&format!("/v1/surveys/{}/themes", survey.id), Some(&key)).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(app.all_responses().await.len(), 1, "the reads wrote nothing");
     let body = serde_json::json!({"author": "wall", "acknowledge": {}});
     web.post(&format!("/v1/follow-ups/{}:update", answer.follow_up_id), Some(&key), &body).await.assert_error(403, 7);
     web.post("/v1/surveys", Some(&key), &serde_json::json!({"kind": "SURVEY_KIND_NPS", "question": "Q"}))

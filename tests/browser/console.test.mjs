@@ -26,6 +26,7 @@ import { SurveyKind } from "./gen/rapport/v1/common_pb.js";
 import { FollowUpService, FollowUpStatus } from "./gen/rapport/v1/follow_up_service_pb.js";
 import { ImportService } from "./gen/rapport/v1/import_service_pb.js";
 import { EngagementService } from "./gen/rapport/v1/engagement_service_pb.js";
+import { InsightService, ChangeVerdict } from "./gen/rapport/v1/insight_service_pb.js";
 
 const FIXTURE = process.env.RAPPORT_CONSOLE_FIXTURE ?? "../../target/debug/examples/console_fixture";
 const OUT = join(process.env.RAPPORT_TEST_OUTPUT ?? "../../test-output/browser", "console");
@@ -43,7 +44,7 @@ let server;
 let browser;
 let userDataDir;
 let grpc; // clients with the secret key
-const seeded = { answers: [], survey: null, htmlFollowUp: null };
+const seeded = { answers: [], survey: null, htmlFollowUp: null, support: null, supportWeeks: null };
 
 function startFixture() {
   return new Promise((resolve, reject) => {
@@ -65,6 +66,7 @@ function clients(key) {
     followUps: createClient(FollowUpService, transport),
     imports: createClient(ImportService, transport),
     engagement: createClient(EngagementService, transport),
+    insight: createClient(InsightService, transport),
   };
 }
 
@@ -174,6 +176,29 @@ before(async () => {
   const r = await grpc.surveys.recordResponse({ target: { case: "direct", value: { surveyId: survey.id, customerId: "cust-html" } }, score: 2, comment: HTML_COMMENT });
   assert.ok(r.followUpId, "a detractor opens a follow-up");
   seeded.htmlFollowUp = r.followUpId;
+
+  // "Is this change real?", themes and an account: a support survey whose last week was
+  // all detractors complaining of crashes and whose current week is all promoters
+  // praising support; its first four customers are the account "initrode".
+  const support = await grpc.surveys.createSurvey({ survey: { kind: SurveyKind.NPS, name: "Support NPS", question: "How likely are you to recommend our support?" } });
+  seeded.support = support.id;
+  for (let i = 0; i < 4; i++) {
+    await grpc.engagement.upsertCustomer({ customerId: `sup-${i}`, accountId: "initrode", traits: { name: `Support ${i}` }, properties: { role: i === 0 ? "champion" : "user" } });
+  }
+  const thisWeek = weekStart(new Date(now));
+  const lastWeek = new Date(thisWeek.getTime() - 7 * DAY);
+  const bad = ["The app crashes on login", "Crashes every time I export", `It crashes <img src=x onerror="window.__xss=3"> <script>window.__xss=4</script>`];
+  const good = ["Great support team", "Support answered fast and well"];
+  const supportAnswers = [];
+  for (let j = 0; j < 12; j++) {
+    supportAnswers.push({ externalId: `sup-bad-${j}`, surveyId: support.id, customerId: `sup-${j % 6}`, score: 2, comment: bad[j % 3],
+      recordedTime: timestampFromDate(new Date(lastWeek.getTime() + DAY + j * 3_600_000)) });
+    supportAnswers.push({ externalId: `sup-good-${j}`, surveyId: support.id, customerId: `sup-${j % 6}`, score: 10, comment: good[j % 2],
+      recordedTime: timestampFromDate(new Date(thisWeek.getTime() + ((now - thisWeek.getTime()) * (j + 1)) / 14)) });
+  }
+  const sup = await grpc.imports.importResponses({ openFollowUps: false, responses: supportAnswers });
+  assert.equal(sup.imported, supportAnswers.length, JSON.stringify(sup.results.filter((x) => x.reason)));
+  seeded.supportWeeks = { lastWeek, thisWeek };
 });
 
 after(async () => {
@@ -192,7 +217,8 @@ test("the first screen renders in under a second with the bulk in the tenant, in
     await screen(page, "trends");
     const ms = await page.evaluate(() => performance.getEntriesByName("rapport:first-screen")[0].startTime);
     timings.push(ms);
-    assert.ok(page.apiCalls.length <= 3, `first screen calls: ${page.apiCalls}`);
+    // Surveys and metrics draw it; the comparison and the themes follow it.
+    assert.ok(page.apiCalls.length <= 5, `first screen calls: ${page.apiCalls}`);
     assert.ok((await page.locator("svg polyline.line").count()) >= 1, "the trend is drawn");
     if (i === 2) await shot(page, "1-first-screen-read-key");
     await page.close();
@@ -248,7 +274,8 @@ test("a read key is refused on every write route, and nothing changes", { timeou
   const writes = [];
   for (const [path, ops] of Object.entries(doc.paths)) {
     for (const method of Object.keys(ops)) {
-      if (method !== "get") writes.push([method.toUpperCase(), path.replace(/\{[^}]+\}/g, seeded.htmlFollowUp)]);
+      // CompareSurveyMetrics is a read on a POST route (docs/api.md): a read key may call it.
+      if (method !== "get" && !path.endsWith("metrics:compare")) writes.push([method.toUpperCase(), path.replace(/\{[^}]+\}/g, seeded.htmlFollowUp)]);
     }
   }
   assert.ok(writes.length >= 15, `every write route: ${writes.length}`);
@@ -323,7 +350,92 @@ test("the trend and its band show the seeded numbers, computed here", { timeout:
   await eventually(async () => (await page.locator("[data-testid=headline]").textContent()) === shown(enterprise.nps));
   assert.equal(await page.locator("[data-testid=n]").textContent(), `n = ${enterprise.n}`);
   await shot(page, "4-trend-segment");
-  assert.ok((await callsOfScreen(page)).length <= 2, "a trend is one metrics call (and the surveys, once)");
+  assert.ok((await callsOfScreen(page)).length <= 4, "a trend is one metrics call (and the surveys, once), then the comparison and the themes");
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test("is this change real? the last two weeks compared in words, with the difference and its interval", { timeout: 60_000 }, async () => {
+  const page = await signedIn(fx.readKey, `#/trends?scope=survey:${seeded.support}&per=week&days=30`);
+  await screen(page, "trends");
+  const panel = page.locator("[data-testid=compare]");
+  await panel.getByRole("heading", { name: "Is this change real?" }).waitFor();
+  await panel.locator("[data-testid=verdict]").waitFor();
+  assert.equal(await panel.locator("[data-testid=verdict]").textContent(), "Higher: a real change");
+  // The same comparison over gRPC: the page shows its sentence and its numbers.
+  const { lastWeek, thisWeek } = seeded.supportWeeks;
+  const want = await grpc.insight.compareSurveyMetrics({
+    scope: { case: "surveyId", value: seeded.support },
+    first: { startTime: timestampFromDate(lastWeek), endTime: timestampFromDate(thisWeek) },
+    second: { startTime: timestampFromDate(thisWeek), endTime: timestampFromDate(new Date(thisWeek.getTime() + 7 * DAY)) },
+  });
+  assert.equal(want.headline.verdict, ChangeVerdict.HIGHER);
+  assert.equal(want.headline.difference, 200);
+  const sentence = await panel.locator("[data-testid=verdict-sentence]").textContent();
+  assert.match(sentence, /^NPS is higher in .+ than in .+, a real change at the 5 % level \(/, sentence);
+  assert.ok(sentence.includes("difference +200.0 points"), sentence);
+  const text = await panel.textContent();
+  assert.ok(text.includes(`Difference +200.0 points, 95 % interval ${shown(want.headline.interval.lower)} to ${shown(want.headline.interval.upper)}`), text);
+  assert.ok(text.includes("(n = 12) against"), text);
+  await panel.scrollIntoViewIfNeeded();
+  await shot(page, "5-compare");
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test("comment themes: detractors' terms against promoters', with z and counts, as text", { timeout: 60_000 }, async () => {
+  const page = await signedIn(fx.readKey, `#/trends?scope=survey:${seeded.support}&per=week&days=30`);
+  await screen(page, "trends");
+  const panel = page.locator("[data-testid=themes]");
+  const unhappy = panel.locator("[data-testid=themes-unhappy]");
+  await unhappy.locator("table").waitFor();
+  const want = await grpc.insight.commentThemes({ scope: { case: "surveyId", value: seeded.support }, limit: 10 });
+  const top = want.unhappyThemes[0];
+  assert.equal(top.term, "crashes");
+  const row = unhappy.locator("tbody tr").first();
+  const cells = await row.locator("th, td").allTextContents();
+  assert.deepEqual(cells, ["crashes", new Intl.NumberFormat("en", { minimumFractionDigits: 2, maximumFractionDigits: 2, signDisplay: "exceptZero" }).format(top.zScore),
+    String(top.unhappyComments), String(top.happyComments)]);
+  assert.equal(top.unhappyComments, 12n);
+  const happy = await panel.locator("[data-testid=themes-happy] tbody th").allTextContents();
+  assert.ok(happy.includes("support"), `promoters' terms: ${happy}`);
+  // Terms cut from HTML in comments are text: no element of theirs, no script run.
+  assert.equal(await panel.locator("img, script, b").count(), 0);
+  assert.equal(await page.evaluate(() => window.__xss), undefined);
+  await panel.scrollIntoViewIfNeeded();
+  await shot(page, "5-themes");
+  assert.deepEqual(page.errors, []);
+  await page.close();
+});
+
+test("an account: from a customer's account id, and from the list of accounts", { timeout: 60_000 }, async () => {
+  const page = await signedIn(fx.readKey, "#/customers/sup-1");
+  await screen(page, "customers");
+  await page.getByRole("link", { name: "Account initrode" }).click();
+  await page.getByRole("heading", { name: "Account initrode", level: 1 }).waitFor();
+  assert.equal(await page.getAttribute("body", "data-screen"), "accounts");
+  const want = await grpc.insight.getAccountProfile({ accountId: "initrode" });
+  const health = page.locator("[data-testid=account-health]");
+  const score = want.health.score.value;
+  assert.equal(await health.locator(".headline .value").textContent(), score === undefined ? "—" : shown(score).replace("+", ""));
+  // Each measure's label (without its definition) and its value.
+  const shownMeasures = Object.fromEntries(await page.locator("dl.measures dt").evaluateAll((dts) => dts.map((dt) =>
+    [(dt.querySelector(".term") || dt).childNodes[0].textContent, dt.nextElementSibling.textContent])));
+  assert.equal(shownMeasures.Contacts, "4", JSON.stringify(shownMeasures));
+  assert.equal(shownMeasures.Respondents, "4");
+  assert.equal(want.voice.nps.value, 100, "each contact's latest answer is a promoter's");
+  assert.equal(shownMeasures["Account NPS"], `+100.0 (95 % interval ${shown(want.voice.npsInterval.lower)} to ${shown(want.voice.npsInterval.upper)})`);
+  await shot(page, "8-account");
+
+  // The list, by health: initrode is there, and its link opens it.
+  await page.getByRole("link", { name: "Accounts" }).click();
+  await screen(page, "accounts");
+  await page.getByRole("heading", { name: "Accounts by health, lowest first" }).waitFor();
+  const listed = await grpc.insight.listAccounts({});
+  assert.deepEqual(await page.locator("tbody th a").allTextContents(), listed.accounts.map((a) => a.accountId));
+  await shot(page, "8-accounts");
+  await page.getByRole("link", { name: "initrode" }).click();
+  await page.getByRole("heading", { name: "Account initrode", level: 1 }).waitFor();
   assert.deepEqual(page.errors, []);
   await page.close();
 });
@@ -436,9 +548,6 @@ test("a customer's profile: health with components and flags, definitions on hov
   await page.getByRole("heading", { name: "Activity" }).waitFor();
   await page.getByRole("heading", { name: "Value" }).waitFor();
   await page.getByRole("heading", { name: "Answers" }).waitFor();
-  // The placeholders stay hidden until their RPCs exist.
-  assert.equal(await page.locator("[data-placeholder]").count(), 1);
-  assert.equal(await page.locator("[data-placeholder]:visible").count(), 0);
   await shot(page, "7-customer");
   assert.deepEqual(page.errors, []);
   await page.close();

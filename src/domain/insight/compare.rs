@@ -104,7 +104,7 @@ impl Comparison {
             return format!("No test at {n}: {why}.");
         };
         let details = format!(
-            "{metric} {} in {la}, {} in {lb}; difference {} {unit}, 95 % interval {} to {}, p = {}",
+            "{metric} {} in {la}, {} in {lb}; difference {} {unit}, 95 % interval {} to {}, {}",
             num(a),
             num(b),
             signed(d),
@@ -146,9 +146,9 @@ fn signed(x: f64) -> String {
     if x.abs() < 0.05 { "0.0".into() } else { format!("{x:+.1}") }
 }
 
-/// A p-value as people read it: two significant digits, "< 0.001" below that.
+/// A p-value as people read it: "p = 0.06" (two decimals), "p < 0.001" below that.
 pub fn p_text(p: f64) -> String {
-    if p < 0.001 { "< 0.001".into() } else { format!("{p:.2}") }
+    if p < 0.001 { "p < 0.001".into() } else { format!("p = {p:.2}") }
 }
 
 /// One side of an NPS comparison.
@@ -511,5 +511,11 @@ mod tests {
             s.starts_with("Mean score is higher in B than in A") && s.contains("(mean score 1.5 in A, 8.5 in B;"),
             "{s}"
         );
+    }
+
+    #[test]
+    fn p_values_read_as_a_phrase() {
+        assert_eq!(p_text(0.0004), "p < 0.001");
+        assert_eq!(p_text(0.0612), "p = 0.06");
     }
 }

@@ -8,7 +8,10 @@
  *  attribute, never as markup: comments are user input. No inline script or style
  *  (the page's Content-Security-Policy forbids both).
  *
- *  Screens (location.hash): #/trends, #/follow-ups, #/customers, #/customers/<id>.
+ *  Screens (location.hash): #/trends, #/follow-ups, #/customers, #/customers/<id>,
+ *  #/accounts, #/accounts/<id>. Trends also asks whether its last two periods differ
+ *  (CompareSurveyMetrics) and what unhappy comments talk about (CommentThemes), after
+ *  the chart is drawn.
  *  For tests: window.rapportConsole.calls lists the API calls made since the last
  *  screen began, and performance mark "rapport:screen" is set when a screen is drawn.
  */
@@ -17,15 +20,6 @@
 
   /** Texts by lower-case language tag (the console_* keys of locales/), filled in by the server. */
   const LOCALES = __RAPPORT_CONSOLE_LOCALES__;
-
-  /**
-   * PLACEHOLDERS (issue 18): sections whose RPCs are being built on another branch.
-   * They are in the page but hidden until these are true:
-   *   compare  — "Is this change real?" on Trends (CompareSurveyMetrics)
-   *   accounts — the account view on a customer (GetAccountProfile)
-   *   themes   — comment themes on Trends (CommentThemes)
-   */
-  const FEATURES = { compare: false, accounts: false, themes: false };
 
   const KEY_STORE = "rapport.console.key";
   const AUTHOR_STORE = "rapport.console.author";
@@ -216,7 +210,7 @@
     numberFormats.clear();
     document.title = t("title");
     for (const [id, key] of [["skip", "skip"], ["nav-trends", "nav_trends"], ["nav-follow-ups", "nav_queue"],
-      ["nav-customers", "nav_customers"], ["lang-label", "language"], ["read-only", "read_only"], ["sign-out", "sign_out"]]) {
+      ["nav-customers", "nav_customers"], ["nav-accounts", "nav_accounts"], ["lang-label", "language"], ["read-only", "read_only"], ["sign-out", "sign_out"]]) {
       document.getElementById(id).textContent = t(key);
     }
     document.getElementById("nav").setAttribute("aria-label", t("nav_label"));
@@ -279,7 +273,7 @@
     if (!signedIn) return drawn(gen, "sign-in", signInScreen(message), moveFocus);
     const route = parseRoute();
     for (const a of document.querySelectorAll("#nav a")) {
-      const current = a.dataset.screen === route.screen || (a.dataset.screen === "customers" && route.screen === "customer");
+      const current = a.dataset.screen === route.screen;
       if (current) a.setAttribute("aria-current", "page"); else a.removeAttribute("aria-current");
     }
     root.appendChild(h("p", { class: "muted", role: "status" }, t("loading")));
@@ -288,6 +282,8 @@
       if (route.screen === "follow-ups") view = await queueScreen(route.params, gen);
       else if (route.screen === "customers" && route.arg) view = await customerScreen(route.arg);
       else if (route.screen === "customers") view = await customersScreen();
+      else if (route.screen === "accounts" && route.arg) view = await accountScreen(route.arg);
+      else if (route.screen === "accounts") view = await accountsScreen();
       else view = await trendsScreen(route.params, gen);
     } catch (e) {
       if (gen !== state.generation) return;
@@ -434,17 +430,80 @@
       segment.length ? h("p", { class: "muted" }, t("segment_active", { segment: segment.map(([k, v]) => `${k} = ${v}`).join(", ") })) : null,
       h("div", { class: "grid" }, headline, bucketPanel(kind, summary)), trend,
       funnelPanel(m.funnel || {}),
-      // PLACEHOLDER (issue 18): "Is this change real?" once CompareSurveyMetrics exists.
-      h("section", { class: "panel placeholder", "data-placeholder": "CompareSurveyMetrics", hidden: !FEATURES.compare },
-        h("h2", {}, t("compare_heading")), h("p", { class: "muted" }, t("coming"))),
-      // PLACEHOLDER (issue 18): comment themes once CommentThemes exists.
-      h("section", { class: "panel placeholder", "data-placeholder": "CommentThemes", hidden: !FEATURES.themes },
-        h("h2", {}, t("themes_heading")), h("p", { class: "muted" }, t("coming"))));
+      comparePanel({ scopeKind, scopeId, points, segment, per, kind, gen }),
+      themesPanel({ scopeKind, scopeId, q, segment, gen }));
     state.redraw = drawChart;
     // Drawn once the box is in the page and has a width.
     requestAnimationFrame(() => { if (gen === state.generation) drawChart(); });
     drawChart();
     return view;
+  }
+
+  /** The scope's part of a JSON route: `/v1/surveys/<id>/<what>` or `/v1/<what>` (kind given apart). */
+  const scopedPath = (scopeKind, scopeId, what) => (scopeKind === "survey" ? `/v1/surveys/${enc(scopeId)}/${what}` : `/v1/${what}`);
+
+  /** A panel filled after the screen is drawn (its call does not hold the chart back). */
+  function laterPanel(id, heading, testid, fill, gen) {
+    const body = h("div", {}, h("p", { class: "muted", role: "status" }, t("loading")));
+    const panel = h("section", { class: "panel", "aria-labelledby": id, "data-testid": testid }, h("h2", { id }, heading), body);
+    Promise.resolve().then(fill).then((nodes) => {
+      if (gen === state.generation) body.replaceChildren(...[nodes].flat().filter(Boolean));
+    }, (e) => {
+      if (gen === state.generation) body.replaceChildren(h("p", { class: "error" }, t("error", { message: e.message })));
+    });
+    return panel;
+  }
+
+  /** "Is this change real?": the last two periods with answers, compared by CompareSurveyMetrics. */
+  function comparePanel({ scopeKind, scopeId, points, segment, per, kind, gen }) {
+    const withAnswers = points.filter((p) => p.n > 0);
+    const [a, b] = withAnswers.slice(-2);
+    return laterPanel("cm-h", t("compare_heading"), "compare", async () => {
+      if (!b) return h("p", { class: "muted" }, t("compare_too_few"));
+      const filter = Object.fromEntries(segment);
+      const sample = (p) => ({ startTime: p.start, endTime: p.end, filter, label: t("compare_label", { period: periodLabel(p.start, per === "month" ? "month" : "day") }) });
+      const body = { first: sample(a), second: sample(b) };
+      if (scopeKind !== "survey") body.kind = `SURVEY_KIND_${scopeId}`;
+      const r = await api("POST", scopedPath(scopeKind, scopeId, "metrics:compare"), body);
+      const d = r.headline || {};
+      const iv = d.interval || {};
+      const verdict = String(d.verdict || "CHANGE_VERDICT_NOT_ENOUGH_DATA").replace("CHANGE_VERDICT_", "").toLowerCase();
+      const badge = { higher: "green", lower: "red" }[verdict] || "grey";
+      const signed = kind === "NPS";
+      return [
+        h("p", {}, t("compare_periods", { first: sample(a).label, second: sample(b).label, n1: int(a.n), n2: int(b.n) })),
+        h("p", { class: "headline" }, h("span", { class: `badge ${badge}`, "data-testid": "verdict" }, t(`verdict_${verdict}`)),
+          d.difference === undefined ? null : term(t("compare_difference", {
+            difference: num(d.difference, 1, true), lower: num(iv.lower, 1, true), upper: num(iv.upper, 1, true), unit: d.unit || "",
+          }), d.method)),
+        d.summary ? h("p", { "data-testid": "verdict-sentence" }, d.summary) : null,
+        signed ? null : h("p", { class: "muted" }, t("compare_share_note")),
+      ];
+    }, gen);
+  }
+
+  /** Comment themes: terms over-represented in unhappy against happy comments, with z and counts. */
+  function themesPanel({ scopeKind, scopeId, q, segment, gen }) {
+    return laterPanel("th-h", t("themes_heading"), "themes", async () => {
+      const tq = new URLSearchParams();
+      tq.set("startTime", q.get("startTime"));
+      tq.set("endTime", q.get("endTime"));
+      tq.set("limit", "10");
+      for (const [k, v] of segment) tq.append(`filter[${k}]`, v);
+      if (scopeKind !== "survey") tq.set("kind", `SURVEY_KIND_${scopeId}`);
+      const r = await api("GET", `${scopedPath(scopeKind, scopeId, "themes")}?${tq}`);
+      const side = (title, list, testid) => h("div", { "data-testid": testid }, h("h3", {}, title),
+        (list || []).length ? table(title, [t("col_term"), { text: t("col_z"), num: true }, { text: t("col_unhappy"), num: true }, { text: t("col_happy"), num: true }],
+          list.map((x) => [{ node: h("span", { class: "theme-term" }, x.term || "") }, { text: num(x.zScore || 0, 2, true), num: true },
+            { text: int(x.unhappyComments), num: true }, { text: int(x.happyComments), num: true }]))
+          : h("p", { class: "muted" }, t("none")));
+      return [
+        h("p", { class: "muted" }, t("themes_counts", { unhappy: int(r.unhappyComments), happy: int(r.happyComments) }), " ",
+          term(t("definition"), r.definition)),
+        h("div", { class: "grid" }, side(t("themes_unhappy"), r.unhappyThemes, "themes-unhappy"), side(t("themes_happy"), r.happyThemes, "themes-happy")),
+        h("p", { class: "muted" }, t("themes_note")),
+      ];
+    }, gen);
   }
 
   function trendControls({ scope, per, days, seg, kinds, surveys: list }) {
@@ -904,15 +963,98 @@
           bucketText(r.bucket), { node: r.comment ? h("span", { class: "comment-cell" }, r.comment) : t("none") }]))
         : h("p", { class: "muted" }, t("none")));
 
-    const who = [traits.name, traits.email, traits.plan && t("plan", { plan: traits.plan }), customer.accountId && t("account", { id: customer.accountId })].filter(Boolean);
+    const who = [traits.name, traits.email, traits.plan && t("plan", { plan: traits.plan })].filter(Boolean);
     return h("div", {}, h("h1", {}, t("customer_heading", { id })), who.length ? h("p", { class: "muted" }, who.join(" · ")) : null,
       customerSearch(id),
       h("div", { class: "grid" }, healthPanel, h("div", {}, scorePanel, voicePanel)),
       h("div", { class: "grid" }, activityPanel, valuePanel),
-      answersPanel,
-      // PLACEHOLDER (issue 18): the account view once GetAccountProfile exists.
-      h("section", { class: "panel placeholder", "data-placeholder": "GetAccountProfile", hidden: !FEATURES.accounts },
-        h("h2", {}, t("account_heading")), h("p", { class: "muted" }, t("coming"))));
+      customer.accountId ? h("section", { class: "panel", "aria-labelledby": "ca-h" }, h("h2", { id: "ca-h" }, t("account_heading")),
+        h("p", {}, h("a", { href: `#/accounts/${enc(customer.accountId)}` }, t("account", { id: customer.accountId })))) : null,
+      answersPanel);
+  }
+
+  // ---------------------------------------------------------------- accounts
+
+  const bandOf = (b) => String(b || "HEALTH_BAND_UNKNOWN").replace("HEALTH_BAND_", "").toLowerCase();
+  const accountRisk = (f) => t(`account_risk_${String(f || "").replace("ACCOUNT_RISK_FLAG_", "").toLowerCase()}`);
+
+  function accountSearch(value) {
+    const input = h("input", { id: "a-id", name: "account", value: value || "", autocomplete: "off", required: true });
+    const form = h("form", { class: "panel controls", role: "search" },
+      h("label", { for: "a-id", class: "wide" }, t("account_search"), input),
+      h("button", { type: "submit", class: "primary" }, t("show")));
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      if (input.value.trim()) location.hash = `#/accounts/${enc(input.value.trim())}`;
+    });
+    return form;
+  }
+
+  /** Accounts by health, lowest first (ListAccounts). */
+  async function accountsScreen() {
+    const r = await api("GET", "/v1/accounts?pageSize=50");
+    const list = r.accounts || [];
+    return h("div", {}, h("h1", {}, t("accounts_heading")), accountSearch(""),
+      h("section", { class: "panel", "aria-labelledby": "al-h" }, h("h2", { id: "al-h" }, t("accounts_by_health")),
+        list.length ? table(t("accounts_by_health"), [t("col_account"), { text: t("health"), num: true }, t("col_band"),
+          { text: t("account_contacts"), num: true }, { text: "NPS", num: true }, t("risks")],
+          list.map((a) => {
+            const health = a.health || {};
+            const voice = a.voice || {};
+            const band = bandOf(health.band);
+            return [{ node: h("a", { href: `#/accounts/${enc(a.accountId)}` }, a.accountId) },
+              { text: measureValue(health.score), num: true }, { node: h("span", { class: `badge ${band}` }, t(`band_${band}`)) },
+              { text: measureValue(voice.contacts), num: true }, { text: voice.nps && voice.nps.value !== undefined ? num(voice.nps.value, 1, true) : t("none"), num: true },
+              (health.risks || []).map((x) => accountRisk(x.flag)).join(", ") || t("none")];
+          }))
+          : h("p", { class: "muted" }, t("none")),
+        r.totalSize !== undefined ? h("p", { class: "muted" }, t("accounts_total", { n: int(r.totalSize) })) : null));
+  }
+
+  /** One account: its contacts' voice, activity, value and health (GetAccountProfile). */
+  async function accountScreen(id) {
+    const p = await api("GET", `/v1/accounts/${enc(id)}/profile`);
+    const health = p.health || {};
+    const band = bandOf(health.band);
+    const voice = p.voice || {};
+    const activity = p.activity || {};
+    const value = p.value || {};
+    const iv = voice.npsInterval || {};
+    const comp = (k) => t(`account_component_${String(k || "").replace("ACCOUNT_HEALTH_COMPONENT_KIND_", "").toLowerCase()}`);
+    const healthPanel = h("section", { class: "panel", "aria-labelledby": "ah-h", "data-testid": "account-health" },
+      h("h2", { id: "ah-h" }, t("health")),
+      h("div", { class: "headline" }, h("span", { class: "value" }, measureValue(health.score)),
+        h("span", { class: `badge ${band}` }, t(`band_${band}`))),
+      measures([[t("components_with_data"), null, t("of", { n: health.componentsWithData || 0, total: (health.components || []).length, min: health.minComponents || 0 })]]),
+      table(t("components"), [t("col_component"), { text: t("col_value"), num: true }, { text: t("col_weight"), num: true }, { text: t("col_contribution"), num: true }],
+        (health.components || []).map((c) => [{ node: c.value && c.value.definition ? term(comp(c.kind), c.value.definition) : comp(c.kind) },
+          { text: measureValue(c.value), num: true }, { text: num(c.weight || 0, 2), num: true },
+          { text: c.contribution === undefined ? t("none") : num(c.contribution, 1), num: true }])),
+      h("h3", {}, t("risks")),
+      (health.risks || []).length ? h("ul", { class: "entries" }, health.risks.map((r) => h("li", {},
+        h("span", { class: "badge red" }, accountRisk(r.flag)), " ", r.detail || "",
+        (r.customerIds || []).length ? [" · ", r.customerIds.map((c, i) => [i ? ", " : "", h("a", { href: `#/customers/${enc(c)}` }, c)])] : null)))
+        : h("p", { class: "muted" }, t("no_risks")));
+    const voicePanel = h("section", { class: "panel", "aria-labelledby": "av-h" }, h("h2", { id: "av-h" }, t("voice")),
+      measures([[t("account_contacts"), voice.contacts], [t("account_respondents"), voice.respondents], [t("account_coverage"), voice.coverage],
+        [t("account_nps"), voice.nps, voice.nps && voice.nps.value !== undefined
+          ? `${num(voice.nps.value, 1, true)} (${t("interval_95", { lower: num(iv.lower, 1, true), upper: num(iv.upper, 1, true) })})` : t("none")],
+        [t("bucket_promoter"), voice.promoters], [t("bucket_passive"), voice.passives], [t("bucket_detractor"), voice.detractors],
+        [t("open_follow_ups"), voice.openFollowUps], [t("overdue_follow_ups"), voice.overdueFollowUps]]),
+      (voice.detractorsByRole || []).length ? table(t("account_by_role"), [t("account_role"), { text: t("account_respondents"), num: true }, { text: t("bucket_detractor"), num: true }],
+        voice.detractorsByRole.map((r) => [r.role || "", { text: int(r.respondents), num: true }, { text: int(r.detractors), num: true }])) : null);
+    const activityPanel = h("section", { class: "panel", "aria-labelledby": "aa-h" }, h("h2", { id: "aa-h" }, t("activity")),
+      measures([[t("account_active_contacts"), activity.activeContacts], [t("stickiness"), activity.stickiness],
+        [t("active_days"), activity.activeDays], [t("account_events"), activity.events],
+        [t("last_seen"), null, activity.lastSeenDate || t("none")], [t("recency"), activity.recencyDays]]));
+    const valuePanel = h("section", { class: "panel", "aria-labelledby": "aw-h" }, h("h2", { id: "aw-h" }, t("value")),
+      measures([[t("revenue"), value.revenue], [t("purchases"), value.purchases], [t("lifetime_revenue"), value.lifetimeRevenue],
+        [t("predicted_clv"), value.predictedClv]], value.currency));
+    return h("div", {}, h("h1", {}, t("account_view_heading", { id: p.accountId || id })),
+      h("p", { class: "muted" }, t("account_window", { n: p.windowDays || 90, start: p.startDate || "", end: p.endDate || "" })),
+      accountSearch(id),
+      h("div", { class: "grid" }, healthPanel, voicePanel),
+      h("div", { class: "grid" }, activityPanel, valuePanel));
   }
 
   // ---------------------------------------------------------------- start
