@@ -14,14 +14,14 @@ use std::collections::HashSet;
 
 use sea_orm::sea_query::{Expr, LikeExpr, OnConflict, Query};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, ExprTrait as _, IntoActiveModel,
-    QueryFilter, Statement, Value,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, ExprTrait as _, IntoActiveModel, QueryFilter, Value,
 };
 
 use super::entities::{
     Scoped, customer, delivery, event, follow_up, follow_up_entry, imported_response, invitation, response,
 };
 use super::error::Result;
+use super::sql::{exec, statement};
 use crate::domain::privacy::{ErasureReport, ExportedActivity, ExportedInvitation, redact_event_data, subject_hash};
 use crate::domain::time::{self, Timestamp};
 use crate::domain::{CustomerRowId, TenantId};
@@ -101,31 +101,6 @@ pub async fn record_tombstone(
         Ok(_) | Err(sea_orm::DbErr::RecordNotInserted) => Ok(()),
         Err(e) => Err(e.into()),
     }
-}
-
-/// `sql` with `?` placeholders as the backend spells them.
-fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
-    let sql = match backend {
-        DbBackend::Postgres => {
-            let mut n = 0;
-            sql.chars()
-                .map(|c| {
-                    if c == '?' {
-                        n += 1;
-                        format!("${n}")
-                    } else {
-                        c.to_string()
-                    }
-                })
-                .collect()
-        }
-        _ => sql.to_owned(),
-    };
-    Statement::from_sql_and_values(backend, sql, values)
-}
-
-async fn exec(conn: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<u64> {
-    Ok(conn.execute_raw(statement(conn.get_database_backend(), sql, values)).await?.rows_affected())
 }
 
 /// Moves everything of customer row `row` to a new stand-in row (`stand_in`, whose CRM

@@ -2,9 +2,10 @@
 //! of what is older, one bounded batch per statement so no pass holds locks for long.
 
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, Statement, Value};
+use sea_orm::{ConnectionTrait, EntityTrait, IntoActiveModel, Value};
 
 use super::error::Result;
+use super::sql::{exec, statement};
 use crate::domain::TenantId;
 use crate::domain::privacy::RetentionPolicy;
 use crate::domain::time::{self, Timestamp};
@@ -87,30 +88,6 @@ pub async fn all(conn: &impl ConnectionTrait) -> Result<Vec<(TenantId, Retention
             (TenantId(t.id), p)
         })
         .collect())
-}
-
-fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
-    let sql = match backend {
-        DbBackend::Postgres => {
-            let mut n = 0;
-            sql.chars()
-                .map(|c| {
-                    if c == '?' {
-                        n += 1;
-                        format!("${n}")
-                    } else {
-                        c.to_string()
-                    }
-                })
-                .collect()
-        }
-        _ => sql.to_owned(),
-    };
-    Statement::from_sql_and_values(backend, sql, values)
-}
-
-async fn exec(conn: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<u64> {
-    Ok(conn.execute_raw(statement(conn.get_database_backend(), sql, values)).await?.rows_affected())
 }
 
 /// Deletes up to `limit` raw activity events that happened before `before`.

@@ -1,4 +1,4 @@
-//! A small SQL builder for the hand-written statements of the engagement tables:
+//! A small SQL builder for hand-written statements (engagement, privacy, retention):
 //! placeholders for either backend, multi-row inserts within the parameter limits,
 //! and column readers that accept whatever integer width the backend returns. Shared
 //! by the write side (`engagement`) and the read side (`engagement_read`).
@@ -75,6 +75,33 @@ impl Sql {
         let head = self.head();
         Ok(conn.execute_raw(self.stmt()).await.map_err(|e| failed(e, head))?.rows_affected())
     }
+}
+
+/// `sql` written with `?` placeholders, as the backend spells them (`$1, $2, …` on
+/// PostgreSQL), with its values.
+pub(crate) fn statement(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+    let sql = match backend {
+        DbBackend::Postgres => {
+            let mut n = 0;
+            sql.chars()
+                .map(|c| {
+                    if c == '?' {
+                        n += 1;
+                        format!("${n}")
+                    } else {
+                        c.to_string()
+                    }
+                })
+                .collect()
+        }
+        _ => sql.to_owned(),
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+/// Runs `sql` (with `?` placeholders) and returns the rows it changed.
+pub(crate) async fn exec(conn: &impl ConnectionTrait, sql: &str, values: Vec<Value>) -> Result<u64> {
+    Ok(conn.execute_raw(statement(conn.get_database_backend(), sql, values)).await?.rows_affected())
 }
 
 /// A database error with the statement that caused it, for the logs; connection
