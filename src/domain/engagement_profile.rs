@@ -234,9 +234,11 @@ pub enum Component {
     FollowUps,
 }
 
+/// One component's part of a health score (a customer's [`Component`], or an
+/// account's in `insight::account`).
 #[derive(Debug, Clone, PartialEq)]
-pub struct ComponentScore {
-    pub component: Component,
+pub struct ComponentScore<C = Component> {
+    pub component: C,
     pub weight: f64,
     /// 0–100, or `None` without data.
     pub value: Option<f64>,
@@ -548,9 +550,8 @@ fn components(
 
 /// Σ(weight × value) / Σ weights over the components with data and a weight, with
 /// each one's contribution; and how many had data.
-pub fn weighted_health(parts: &[(Component, f64, Option<f64>)]) -> (Option<f64>, Vec<ComponentScore>, u32) {
-    let counted: Vec<&(Component, f64, Option<f64>)> =
-        parts.iter().filter(|(_, w, v)| *w > 0.0 && v.is_some()).collect();
+pub fn weighted_health<C: Copy>(parts: &[(C, f64, Option<f64>)]) -> (Option<f64>, Vec<ComponentScore<C>>, u32) {
+    let counted: Vec<&(C, f64, Option<f64>)> = parts.iter().filter(|(_, w, v)| *w > 0.0 && v.is_some()).collect();
     let total_weight: f64 = counted.iter().map(|(_, w, _)| w).sum();
     let score =
         (total_weight > 0.0).then(|| counted.iter().map(|(_, w, v)| w * v.unwrap_or(0.0)).sum::<f64>() / total_weight);

@@ -111,13 +111,8 @@ pub enum Component {
     FollowUps,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct ComponentScore {
-    pub component: Component,
-    pub weight: f64,
-    pub value: Option<f64>,
-    pub contribution: Option<f64>,
-}
+/// An account health component's part of the score.
+pub type ComponentScore = crate::domain::engagement_profile::ComponentScore<Component>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum RiskFlag {
@@ -340,23 +335,7 @@ fn health(
         (Component::Effort, hw.effort, voice.ces_mean_percent),
         (Component::FollowUps, hw.follow_ups, follow_ups),
     ];
-    let counted: Vec<&(Component, f64, Option<f64>)> =
-        parts.iter().filter(|(_, w, v)| *w > 0.0 && v.is_some()).collect();
-    let total: f64 = counted.iter().map(|(_, w, _)| w).sum();
-    let score = (total > 0.0).then(|| counted.iter().map(|(_, w, v)| w * v.unwrap_or(0.0)).sum::<f64>() / total);
-    let with_data = counted.len() as u32;
-    let components = parts
-        .iter()
-        .map(|(c, w, v)| ComponentScore {
-            component: *c,
-            weight: *w,
-            value: *v,
-            contribution: match v {
-                Some(v) if *w > 0.0 && total > 0.0 => Some(w * v / total),
-                _ => None,
-            },
-        })
-        .collect();
+    let (score, components, with_data) = crate::domain::engagement_profile::weighted_health(&parts);
 
     let mut risks = Vec::new();
     let key_detractors: Vec<String> = contacts
