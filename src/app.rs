@@ -61,6 +61,7 @@ impl Application {
             .with_counters(Arc::new(metrics.clone()))
             .with_outbox(args.outbox.settings()?)
             .with_record_queue_limit(args.record_queue_limit)
+            .with_key_cache(std::time::Duration::from_secs(args.key_cache_seconds))
             .with_keyring(keyring);
         // Secrets written before they were sealed are sealed now; a key that sealed
         // something must still be configured (docs/privacy.md).

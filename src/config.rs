@@ -229,6 +229,12 @@ pub struct ServeArgs {
     /// fail at once with RESOURCE_EXHAUSTED (and RetryInfo) instead of queueing.
     #[arg(long, global = true, env = "RAPPORT_RECORD_QUEUE_LIMIT", default_value_t = crate::service::responses::DEFAULT_RECORD_QUEUE_LIMIT)]
     pub record_queue_limit: usize,
+    /// Seconds an API key answers calls from memory after its lookup (0: every call
+    /// looks its key up). A key revoked on this replica is refused at once; on other
+    /// replicas, and after `rapport key revoke`, within this time. At most 300.
+    #[arg(long, global = true, env = "RAPPORT_KEY_CACHE_SECONDS", default_value_t = DEFAULT_KEY_CACHE_SECONDS,
+          value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub key_cache_seconds: u64,
     /// How often health checks the database, in milliseconds. While it finds the
     /// database unreachable, calls fail at once with UNAVAILABLE (and RetryInfo).
     #[arg(long, global = true, env = "RAPPORT_HEALTH_INTERVAL_MS", default_value_t = 1000)]
@@ -423,6 +429,9 @@ impl OutboxArgs {
     }
 }
 
+/// `RAPPORT_KEY_CACHE_SECONDS`: the longest a revoked key keeps working on another replica.
+pub const DEFAULT_KEY_CACHE_SECONDS: u64 = 2;
+
 impl Default for ServeArgs {
     fn default() -> Self {
         ServeArgs {
@@ -431,6 +440,7 @@ impl Default for ServeArgs {
             bootstrap_tenant: false,
             shutdown_grace_seconds: 20,
             record_queue_limit: crate::service::responses::DEFAULT_RECORD_QUEUE_LIMIT,
+            key_cache_seconds: DEFAULT_KEY_CACHE_SECONDS,
             health_interval_ms: 1000,
             // Tests: a random port, no cross-origin pages, and no rate limits unless asked.
             http_addr: "127.0.0.1:0".parse().expect("a valid address"),

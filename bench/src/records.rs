@@ -109,6 +109,26 @@ pub async fn run(common: &CommonArgs, args: RecordsArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Fails, saying what to change, when PostgreSQL has fewer free connection slots than
+/// pgbench's `clients` (the server's pool keeps its connections open meanwhile).
+async fn free_slots_for(scratch: &Scratch, clients: usize) -> anyhow::Result<()> {
+    let sql = "SELECT (current_setting('max_connections')::int - \
+               (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend'))::bigint AS free";
+    let row = scratch
+        .conn()
+        .query_one_raw(Statement::from_string(DbBackend::Postgres, sql))
+        .await?
+        .context("no answer to the connection count")?;
+    let free: i64 = row.try_get("", "free")?;
+    if free < clients as i64 {
+        anyhow::bail!(
+            "PostgreSQL has {free} free connection slots and pgbench needs {clients}: raise max_connections \
+             (ALTER SYSTEM SET max_connections = 300, then restart) or lower --db-max-connections"
+        );
+    }
+    Ok(())
+}
+
 /// Sets up the tenant, the survey and the baseline rows, then runs every level.
 async fn bench(session: &Session, args: &RecordsArgs) -> anyhow::Result<Report> {
     let Session { db, scratch, server, .. } = session;
@@ -143,11 +163,18 @@ async fn bench(session: &Session, args: &RecordsArgs) -> anyhow::Result<Report> 
         let read = ReadOp { clients: op.clients.clone(), survey_id: Arc::from(survey_id.as_str()) };
         let reference = drive(&read, concurrency, warmup, measure).await?;
         eprintln!("c={concurrency}: baseline INSERTs for {warmup:?} + {measure:?}…");
-        let base = drive(&baseline, concurrency, warmup, measure).await?;
+        let pool = scratch.open_pool().await?;
+        let base = drive(&baseline.on(pool.clone()), concurrency, warmup, measure).await?;
+        // Its connections back before pgbench opens as many of its own.
+        pool.close().await.context("closing the baseline's pool")?;
         let pg = match &pgbench {
             Ok(p) => {
                 eprintln!("c={concurrency}: pgbench INSERTs for {warmup:?} + {measure:?}…");
-                Some(p.run(&db.url, &pgbench_script, concurrency, warmup, measure).await.map_err(|e| format!("{e:#}")))
+                let run = async {
+                    free_slots_for(scratch, concurrency).await?;
+                    p.run(&db.url, &pgbench_script, concurrency, warmup, measure).await
+                };
+                Some(run.await.map_err(|e| format!("{e:#}")))
             }
             Err(_) => None,
         };
@@ -326,6 +353,11 @@ impl InsertOp {
             survey_id: Arc::from(survey_id),
             customer_id: Arc::from(customer_id.as_str()),
         })
+    }
+
+    /// The same INSERTs through `conn`.
+    fn on(&self, conn: DatabaseConnection) -> InsertOp {
+        InsertOp { conn, ..self.clone() }
     }
 
     /// The pgbench script of the same INSERT into the same table: a random id per

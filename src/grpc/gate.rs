@@ -179,7 +179,7 @@ impl Gate {
                 // address limit.
                 // The operator token is checked by the admin service, not here.
                 Access::Operator => Credential::None,
-                Access::Token | Access::TokenOrSecret if self.services.verified_keys.contains_key(k) => {
+                Access::Token | Access::TokenOrSecret if self.services.key_cache.verified(k) => {
                     Credential::Secret
                 }
                 Access::Token | Access::TokenOrSecret => {
@@ -489,7 +489,7 @@ mod tests {
         assert_eq!(through(&gate, TOKEN_OR_SECRET, None, forged).await, Seen::Nobody);
         assert_eq!(through(&gate, TOKEN_OR_SECRET, Some(&publishable), None).await, Seen::Unchecked);
         assert_eq!(through(&gate, TOKEN_OR_SECRET, Some("rk_secret_unknown"), None).await, Seen::Unchecked);
-        services.verified_keys.clear();
+        services.key_cache.clear();
         assert_eq!(through(&gate, TOKEN_OR_SECRET, Some(&secret), None).await, acme);
         assert_eq!(through(&gate, TOKEN_OR_SECRET, Some(&secret), None).await, Seen::Unchecked, "known good now");
     }

@@ -83,9 +83,9 @@ impl Services {
         }
         let now = self.clock.now();
         tenants::revoke_key(&self.db, &key_id, now).await?;
-        // The revoked key no longer skips the per-address limit of token calls here
-        // (other processes forget it within keys::VERIFIED_FOR).
-        self.verified_keys.clear();
+        // The revoked key is refused here at once; other processes forget it within
+        // their key cache's ttl (and stop counting it as verified within keys::VERIFIED_FOR).
+        self.key_cache.clear();
         self.audit(AuditEntry::new(&found.tenant, actor, AuditAction::KeyRevoked, key_id.as_str())).await?;
         Ok(keys::get(self.db.conn(), &key_id).await?)
     }

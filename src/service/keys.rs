@@ -1,25 +1,31 @@
 //! Authentication: a plaintext API key to its caller.
 //!
-//! Every call looks its key up in the database — a revoked key fails at once, so no
-//! answer is cached. Concurrent calls share lookups instead (see [`super::batch`]): a
-//! lookup takes the keys of every call waiting when it starts, so each call is
-//! answered by a query that began after it arrived, never by an older one.
+//! A key is looked up in the database, then remembered for a short while
+//! ([`KeyCache`], `RAPPORT_KEY_CACHE_SECONDS`, 2 s by default; docs/operations.md): a
+//! revoked key is refused at once by the replica that revoked it and within that time by
+//! every other one; an expired key is refused from its expiry on, cached or not. Calls
+//! whose key is not remembered share lookups (see [`super::batch`]): a lookup takes the
+//! keys of every call waiting when it starts, so each such call is answered by a query
+//! that began after it arrived, never by an older one.
 //!
-//! What is remembered is only which secret keys authenticated lately
-//! ([`VerifiedKeys`]): the rate-limit gate lets them skip the per-address limit of
-//! the token calls, which an unverified `rk_secret_…` header does not.
+//! The same memory tells the rate-limit gate which secret keys authenticated lately
+//! ([`KeyCache::verified`]): they skip the per-address limit of the token calls, which
+//! an unverified `rk_secret_…` header does not.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
 use super::Services;
 use super::batch::BatchQueue;
+use crate::domain::ids::{KeyId, TenantId};
 use crate::domain::model::{KeyKind, Principal};
 use crate::domain::privacy::LAST_USED_PRECISION;
 use crate::domain::secrets;
+use crate::domain::time::Timestamp;
 use crate::error::{AppError, Result};
 use crate::store::tenants;
 
@@ -47,49 +53,114 @@ pub fn lookup_queue() -> BatchQueue<KeyLookup> {
 const LOOKUP_QUEUE_LIMIT: usize = 10_000;
 
 /// How long a secret key that authenticated counts as verified for the rate limits.
-/// A key revoked meanwhile is refused at once by every call that needs it; it only
-/// keeps skipping the per-address limit of token calls for at most this long.
+/// A key revoked meanwhile is refused by every call that needs it once the key cache
+/// forgets it; it only keeps skipping the per-address limit of token calls for at most
+/// this long.
 pub const VERIFIED_FOR: Duration = Duration::from_secs(60);
 /// Most keys remembered; past it the oldest half is forgotten.
-const MAX_VERIFIED: usize = 10_000;
+const MAX_REMEMBERED: usize = 10_000;
 
-/// Hashes of the secret keys that authenticated in the last [`VERIFIED_FOR`]: a
-/// check costs one hash and one short lock, no database work.
-#[derive(Debug, Default)]
-pub struct VerifiedKeys {
-    seen: Mutex<HashMap<String, Instant>>,
+/// A key that authenticated, as its lookup found it.
+#[derive(Debug, Clone)]
+struct Remembered {
+    tenant: TenantId,
+    key_id: KeyId,
+    kind: KeyKind,
+    expires_at: Option<Timestamp>,
+    at: Instant,
 }
 
-impl VerifiedKeys {
+/// The keys that authenticated lately, by hash: for [`KeyCache::ttl`] they answer
+/// calls without a lookup, for [`VERIFIED_FOR`] secret keys count as verified. A check
+/// costs one hash and one short lock, no database work. Unknown and revoked keys are
+/// never remembered.
+#[derive(Debug, Default)]
+pub struct KeyCache {
+    ttl: Duration,
+    seen: Mutex<HashMap<String, Remembered>>,
+    /// Bumped by every [`KeyCache::clear`]: a lookup that began before a revocation
+    /// must not put the key back afterwards.
+    generation: AtomicU64,
+}
+
+impl KeyCache {
+    /// Answers from memory for `ttl` (zero: every call looks its key up).
+    pub fn new(ttl: Duration) -> Self {
+        KeyCache { ttl, seen: Mutex::default(), generation: AtomicU64::new(0) }
+    }
+
+    /// How long a looked-up key answers calls without a new lookup.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Remembered>> {
+        self.seen.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The caller of a key of `kind` with this hash, if it authenticated less than
+    /// [`KeyCache::ttl`] ago: `Some(Err)` once it has expired.
+    fn principal(&self, hash: &str, kind: KeyKind, now: Timestamp) -> Option<Result<Principal>> {
+        let seen = self.lock();
+        let r = seen.get(hash).filter(|r| r.kind == kind && r.at.elapsed() < self.ttl)?;
+        if r.expires_at.is_some_and(|at| at <= now) {
+            return Some(Err(expired()));
+        }
+        Some(Ok(Principal { tenant: r.tenant.clone(), key_id: r.key_id.clone(), kind }))
+    }
+
     /// Whether the secret key with this hash authenticated lately.
     pub fn contains(&self, hash: &str) -> bool {
-        let seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.get(hash).is_some_and(|at| at.elapsed() < VERIFIED_FOR)
+        self.lock().get(hash).is_some_and(|r| r.kind == KeyKind::Secret && r.at.elapsed() < VERIFIED_FOR)
     }
 
     /// Whether this plaintext secret key authenticated lately.
-    pub fn contains_key(&self, key: &str) -> bool {
+    pub fn verified(&self, key: &str) -> bool {
         key.starts_with(KeyKind::Secret.prefix()) && self.contains(&secrets::hash(key))
     }
 
-    fn insert(&self, hash: &str) {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        if seen.len() >= MAX_VERIFIED && !seen.contains_key(hash) {
-            seen.retain(|_, at| at.elapsed() < VERIFIED_FOR);
-            if seen.len() >= MAX_VERIFIED {
-                let mut times: Vec<Instant> = seen.values().copied().collect();
+    /// What to pass to [`KeyCache::remember`] for a lookup starting now.
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// Remembers a key found by a lookup that began at `generation`, unless the cache
+    /// was cleared since.
+    fn remember(&self, hash: &str, key: &tenants::KeyRecord, kind: KeyKind, generation: u64) {
+        let mut seen = self.lock();
+        if self.generation() != generation {
+            return;
+        }
+        if seen.len() >= MAX_REMEMBERED && !seen.contains_key(hash) {
+            let keep = self.ttl.max(VERIFIED_FOR);
+            seen.retain(|_, r| r.at.elapsed() < keep);
+            if seen.len() >= MAX_REMEMBERED {
+                let mut times: Vec<Instant> = seen.values().map(|r| r.at).collect();
                 times.sort_unstable();
                 let median = times[times.len() / 2];
-                seen.retain(|_, at| *at > median);
+                seen.retain(|_, r| r.at > median);
             }
         }
-        seen.insert(hash.to_owned(), Instant::now());
+        let r = Remembered {
+            tenant: key.tenant.clone(),
+            key_id: key.key_id.clone(),
+            kind,
+            expires_at: key.expires_at,
+            at: Instant::now(),
+        };
+        seen.insert(hash.to_owned(), r);
     }
 
     /// Forgets every key (after a revocation in this process).
     pub fn clear(&self) {
-        self.seen.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        let mut seen = self.lock();
+        self.generation.fetch_add(1, Ordering::AcqRel);
+        seen.clear();
     }
+}
+
+fn expired() -> AppError {
+    AppError::Unauthenticated("the API key has expired".into())
 }
 
 fn unknown() -> AppError {
@@ -103,8 +174,12 @@ impl Services {
             .into_iter()
             .find(|k| key.starts_with(k.prefix()))
             .ok_or_else(unknown)?;
+        let hash = secrets::hash(key);
+        if let Some(known) = self.key_cache.principal(&hash, kind, self.clock.now()) {
+            return known;
+        }
         let (reply, answer) = oneshot::channel();
-        match self.key_lookups.push(KeyLookup { hash: secrets::hash(key), kind, reply }) {
+        match self.key_lookups.push(KeyLookup { hash, kind, reply }) {
             Ok(true) => {
                 let svc = self.clone();
                 self.tasks.spawn(async move { svc.key_lookups.drain(|batch| svc.look_up_keys(batch)).await });
@@ -121,6 +196,7 @@ impl Services {
         let mut hashes: Vec<&str> = batch.iter().map(|l| l.hash.as_str()).collect();
         hashes.sort_unstable();
         hashes.dedup();
+        let generation = self.key_cache.generation();
         let found = tenants::keys_by_hash(&self.db, &hashes).await;
         let found: std::result::Result<HashMap<String, tenants::KeyRecord>, _> =
             found.map(|keys| keys.into_iter().map(|k| (k.key_hash.clone(), k)).collect());
@@ -129,18 +205,14 @@ impl Services {
         for lookup in batch {
             let result = match &found {
                 Ok(keys) => match keys.get(&lookup.hash) {
-                    Some(k) if k.expires_at.is_some_and(|at| at <= now) && !k.revoked => {
-                        Err(AppError::Unauthenticated("the API key has expired".into()))
-                    }
+                    Some(k) if k.expires_at.is_some_and(|at| at <= now) && !k.revoked => Err(expired()),
                     Some(k) if !k.revoked => {
                         if k.last_used_at.is_none_or(|at| now - at >= LAST_USED_PRECISION)
                             && !used.contains(&k.key_id.0)
                         {
                             used.push(k.key_id.0.clone());
                         }
-                        if lookup.kind == KeyKind::Secret {
-                            self.verified_keys.insert(&lookup.hash);
-                        }
+                        self.key_cache.remember(&lookup.hash, k, lookup.kind, generation);
                         Ok(Principal { tenant: k.tenant.clone(), key_id: k.key_id.clone(), kind: lookup.kind })
                     }
                     _ => Err(unknown()),
@@ -204,25 +276,57 @@ mod tests {
         assert!(matches!(got[4], Err(AppError::Unauthenticated(_))), "unknown");
 
         // Only the secret keys that authenticated count as verified.
-        assert!(svc.verified_keys.contains_key(&acme.secret));
-        assert!(svc.verified_keys.contains_key(&globex.secret));
+        assert!(svc.key_cache.verified(&acme.secret));
+        assert!(svc.key_cache.verified(&globex.secret));
         for not_verified in [&public.secret, &revoked.secret, "rk_secret_unknown", "rk_secret_"] {
-            assert!(!svc.verified_keys.contains_key(not_verified), "{not_verified}");
+            assert!(!svc.key_cache.verified(not_verified), "{not_verified}");
         }
         svc.revoke_key(&acme.id.0).await.unwrap();
-        assert!(!svc.verified_keys.contains_key(&acme.secret), "a revocation forgets the verified keys");
+        assert!(!svc.key_cache.verified(&acme.secret), "a revocation forgets the verified keys");
+    }
+
+    fn record(tenant: &str, expires_at: Option<Timestamp>) -> tenants::KeyRecord {
+        tenants::KeyRecord {
+            key_hash: String::new(),
+            key_id: KeyId("key".into()),
+            tenant: TenantId(tenant.into()),
+            revoked: false,
+            expires_at,
+            last_used_at: None,
+        }
     }
 
     #[test]
-    fn the_verified_set_stays_bounded() {
-        let v = VerifiedKeys::default();
-        for i in 0..(MAX_VERIFIED + 10) {
-            v.insert(&format!("h{i}"));
+    fn the_cache_stays_bounded() {
+        let v = KeyCache::new(Duration::from_secs(60));
+        for i in 0..(MAX_REMEMBERED + 10) {
+            v.remember(&format!("h{i}"), &record("t", None), KeyKind::Secret, v.generation());
         }
-        let len = v.seen.lock().unwrap().len();
-        assert!(len <= MAX_VERIFIED, "{len}");
-        assert!(v.contains(&format!("h{}", MAX_VERIFIED + 9)), "the newest stays");
+        let len = v.lock().len();
+        assert!(len <= MAX_REMEMBERED, "{len}");
+        assert!(v.contains(&format!("h{}", MAX_REMEMBERED + 9)), "the newest stays");
         v.clear();
-        assert!(!v.contains(&format!("h{}", MAX_VERIFIED + 9)));
+        assert!(!v.contains(&format!("h{}", MAX_REMEMBERED + 9)));
+    }
+
+    #[test]
+    fn a_cached_key_answers_for_its_kind_until_it_expires() {
+        let now = crate::domain::time::from_micros(1_000_000_000_000_000);
+        let v = KeyCache::new(Duration::from_secs(60));
+        v.remember("h", &record("acme", Some(now + chrono::Duration::seconds(1))), KeyKind::Publishable, 0);
+        let p = v.principal("h", KeyKind::Publishable, now).expect("cached").expect("valid");
+        assert_eq!(p.tenant.0, "acme");
+        assert!(v.principal("h", KeyKind::Secret, now).is_none(), "another kind is looked up");
+        assert!(!v.contains("h"), "a publishable key is never verified");
+        let later = now + chrono::Duration::seconds(1);
+        assert!(matches!(v.principal("h", KeyKind::Publishable, later), Some(Err(AppError::Unauthenticated(_)))));
+        let off = KeyCache::new(Duration::ZERO);
+        off.remember("h", &record("acme", None), KeyKind::Secret, 0);
+        let before = off.generation();
+        off.clear();
+        off.remember("h2", &record("acme", None), KeyKind::Secret, before);
+        assert!(!off.contains("h2"), "a lookup older than a clear is not remembered");
+        assert!(off.principal("h", KeyKind::Secret, now).is_none(), "a zero ttl caches nothing");
+        assert!(off.contains("h"), "but still counts the key as verified");
     }
 }

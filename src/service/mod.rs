@@ -76,8 +76,9 @@ pub struct Services {
     /// Cancelled when the server shuts down: event streams end (UNAVAILABLE), workers
     /// stop after the step they are in.
     pub shutdown: tokio_util::sync::CancellationToken,
-    /// The secret keys that authenticated lately (for the rate-limit gate only).
-    pub verified_keys: Arc<keys::VerifiedKeys>,
+    /// The keys that authenticated lately: they answer calls for a short while without a
+    /// lookup, and secret keys among them skip the per-address limit of token calls.
+    pub key_cache: Arc<keys::KeyCache>,
     /// The keys secrets are sealed with at rest (docs/privacy.md). Empty by default:
     /// nothing can be sealed until [`Services::with_keyring`] gives keys.
     pub keyring: Arc<crate::domain::sealing::Keyring>,
@@ -195,7 +196,7 @@ impl Services {
         Services {
             records: Arc::new(responses::record_queue(responses::DEFAULT_RECORD_QUEUE_LIMIT)),
             key_lookups: Arc::new(keys::lookup_queue()),
-            verified_keys: Arc::default(),
+            key_cache: Arc::default(),
             keyring: Arc::default(),
             db,
             clock,
@@ -223,6 +224,13 @@ impl Services {
     /// The same services sealing secrets with `keyring`.
     pub fn with_keyring(mut self, keyring: crate::domain::sealing::Keyring) -> Self {
         self.keyring = Arc::new(keyring);
+        self
+    }
+
+    /// The same services answering a key from memory for `ttl` after its lookup (zero,
+    /// the default: every call looks its key up).
+    pub fn with_key_cache(mut self, ttl: Duration) -> Self {
+        self.key_cache = Arc::new(keys::KeyCache::new(ttl));
         self
     }
 

@@ -22,6 +22,7 @@ mod imports;
 mod in_app;
 mod insight;
 mod invitations;
+mod key_cache;
 mod isolation;
 mod lifecycle;
 mod metrics;

@@ -70,6 +70,7 @@ fn is_postgres_url(url: &str) -> bool {
 /// the same database (so pgbench reaches it too); on SQLite a file beside the database.
 pub struct Scratch {
     conn: DatabaseConnection,
+    options: ConnectOptions,
     place: Place,
 }
 
@@ -84,7 +85,7 @@ impl Scratch {
     /// Creates the scratch schema `name` (replacing one an earlier run left) and
     /// migrates it.
     pub async fn create(db: &DbTarget, name: &str) -> anyhow::Result<Scratch> {
-        let (conn, place) = if db.is_postgres() {
+        let (conn, options, place) = if db.is_postgres() {
             let admin = db.connect_one().await?;
             let quoted = quote_ident(name);
             admin
@@ -95,26 +96,36 @@ impl Scratch {
                 .execute_unprepared(&format!("CREATE SCHEMA {quoted}"))
                 .await
                 .with_context(|| format!("creating the scratch schema {name}"))?;
-            let conn = Database::connect(db.pool(&db.url, Some(name)))
+            let options = db.pool(&db.url, Some(name));
+            let conn = Database::connect(options.clone())
                 .await
                 .with_context(|| format!("connecting to the scratch schema {name}"))?;
-            (conn, Place::Schema { name: name.to_owned(), admin })
+            (conn, options, Place::Schema { name: name.to_owned(), admin })
         } else {
             let path = sqlite_sibling(&db.url, name)?;
             remove_sqlite_files(&path);
             let url = format!("sqlite://{}?mode=rwc", path.display());
-            let conn = Database::connect(db.pool(&url, None))
+            let options = db.pool(&url, None);
+            let conn = Database::connect(options.clone())
                 .await
                 .with_context(|| format!("opening the scratch database {}", path.display()))?;
-            (conn, Place::File(path))
+            (conn, options, Place::File(path))
         };
         migrations::Migrator::up(&conn, None).await.with_context(|| format!("migrating the scratch schema {name}"))?;
-        Ok(Scratch { conn, place })
+        Ok(Scratch { conn, options, place })
     }
 
     /// The pool on the scratch schema (unqualified table names resolve there).
     pub fn conn(&self) -> &DatabaseConnection {
         &self.conn
+    }
+
+    /// A new pool on the scratch schema, configured like [`Scratch::conn`]'s, for a load
+    /// that must give its connections back when it ends ([`DatabaseConnection::close`]):
+    /// a pool keeps its idle connections, and the server's pool, the baseline's and
+    /// pgbench's clients together would pass PostgreSQL's `max_connections` (100 by default).
+    pub async fn open_pool(&self) -> anyhow::Result<DatabaseConnection> {
+        Database::connect(self.options.clone()).await.context("opening a pool on the scratch database")
     }
 
     pub fn backend(&self) -> DbBackend {

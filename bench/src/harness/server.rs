@@ -30,6 +30,22 @@ pub struct Rapport {
     bin: PathBuf,
 }
 
+/// The key that seals the bench server's stored secrets (webhook signing secrets), used
+/// when the environment names none: rapport refuses to start on PostgreSQL without one
+/// (docs/privacy.md). Fixed, so a bench database may be reused between runs; it guards
+/// throwaway bench data only and must never seal real data. `RAPPORT_SECRET_KEYS` or
+/// `RAPPORT_SECRET_KEYS_FILE` in the bench's environment replaces it.
+const BENCH_SECRET_KEYS: &str = "bench:cmFwcG9ydC1iZW5jaC1rZXktbm90LWZvci1yZWFsISE=";
+
+/// `BENCH_SECRET_KEYS` unless the environment brings its own keys.
+fn with_secret_keys(cmd: &mut Command) -> &mut Command {
+    let given = ["RAPPORT_SECRET_KEYS", "RAPPORT_SECRET_KEYS_FILE"].iter().any(|v| std::env::var_os(v).is_some());
+    if !given {
+        cmd.env("RAPPORT_SECRET_KEYS", BENCH_SECRET_KEYS);
+    }
+    cmd
+}
+
 /// A tenant created for the run, with its first secret key.
 #[derive(Debug, Clone)]
 pub struct Tenant {
@@ -62,7 +78,7 @@ impl Rapport {
     /// Creates tenant `name` with `rapport tenant create` on the database and returns
     /// its id and secret key.
     pub async fn create_tenant(&self, db: &DbTarget, name: &str) -> anyhow::Result<Tenant> {
-        let out = Command::new(&self.bin)
+        let out = with_secret_keys(&mut Command::new(&self.bin))
             .args(["tenant", "create", name])
             .env("DATABASE_URL", &db.url)
             .env("RAPPORT_LOG_LEVEL", "warn")
@@ -83,7 +99,7 @@ impl Rapport {
     /// loopback webhook receivers allowed and quiet logs.
     pub async fn serve(&self, db: &DbTarget) -> anyhow::Result<Server> {
         let addr = free_port()?;
-        let child = Command::new(&self.bin)
+        let child = with_secret_keys(&mut Command::new(&self.bin))
             .arg("serve")
             .env("DATABASE_URL", &db.url)
             .env("RAPPORT_DB_MAX_CONNECTIONS", db.max_connections.to_string())
