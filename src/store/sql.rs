@@ -7,6 +7,24 @@ use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
 
 use super::error::{Result, StoreError};
 
+/// The SQL text of a statement that is built the same way on every call, built once per
+/// backend and kept: building a sea-query statement (every column named, each
+/// identifier quoted, the values boxed) costs more instructions than the rest of a
+/// one-row read (`valgrind --tool=callgrind`, docs/benchmarks.md). `build` makes the
+/// statement with any values; each call binds its own in the same order.
+pub(crate) fn cached_text(
+    cache: &'static std::sync::OnceLock<[std::sync::OnceLock<String>; 3]>,
+    backend: DbBackend,
+    build: impl FnOnce(DbBackend) -> Statement,
+) -> &'static str {
+    let slot = match backend {
+        DbBackend::Postgres => 0,
+        DbBackend::Sqlite => 1,
+        _ => 2,
+    };
+    cache.get_or_init(Default::default)[slot].get_or_init(|| build(backend).sql)
+}
+
 /// Bound parameters per statement stay under SQLite's 32 766 and PostgreSQL's 65 535.
 const MAX_PARAMS: usize = 30_000;
 
