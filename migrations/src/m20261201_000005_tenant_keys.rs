@@ -234,7 +234,7 @@ async fn rebuild(conn: &mut SqliteConnection, table: &str, dir: Direction) -> Re
         Direction::Down => "PRIMARY KEY (\"id\")".to_owned(),
     });
     for cols in &uniques {
-        let per_tenant = PER_TENANT_UNIQUE.iter().any(|(t, c, _)| *t == table && cols == &[c.to_string()]);
+        let per_tenant = PER_TENANT_UNIQUE.iter().any(|(t, c, _)| *t == table && cols.len() == 1 && cols[0] == *c);
         if !per_tenant {
             return Err(DbErr::Migration(format!("{table}: unexpected unique constraint on {cols:?}")));
         }

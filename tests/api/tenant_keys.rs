@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use migrations::{MigrationName as _, MigratorTrait as _};
+use migrations::MigratorTrait as _;
 use pb::privacy_service_client::PrivacyServiceClient;
 use pb::webhook_service_client::WebhookServiceClient;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statement};
@@ -381,8 +381,8 @@ fn intended_changes() -> (BTreeSet<String>, BTreeSet<String>) {
 }
 
 const T: &str = "0190aaaa-0000-7000-8000-000000000001";
-const SECRET: &str = "rk_secret_legacylegacylegacylegacylegacylegac";
-const TOKEN: &str = "inv_legacytokenlegacytokenlegacytoken1";
+const SECRET: &str = "rk_secret_legacylegacylegacylegacylegacyle";
+const TOKEN: &str = "inv_legacytokenlegacytokenlegacytoke";
 
 /// Rows of every re-keyed table, as the server wrote them before the migration (values
 /// as the store writes them; times in microseconds).
@@ -436,6 +436,7 @@ fn legacy_rows(now: i64) -> Vec<String> {
              VALUES ('ev1', '{T}', 1, 'response.recorded', '{{\"response_id\":\"r1\"}}', {now}, {now})"
         ),
         format!("INSERT INTO fanout_cursors (id, seq, updated_at) VALUES ('{T}', 1, {now})"),
+        // Disabled: the answer recorded below sends nothing anywhere.
         format!(
             "INSERT INTO webhook_endpoints (id, tenant_id, url, description, event_types, survey_ids, secret, enabled, \
              disabled_reason, created_at, updated_at) \
@@ -465,7 +466,11 @@ fn legacy_rows(now: i64) -> Vec<String> {
 /// and reads back through the API.
 async fn rows_written_before_the_tenant_keys_stay_readable(b: Backend) {
     let (url, _dir, pg) = empty_database(b).await;
-    let conn = Database::connect(&url).await.expect("the test database");
+    // One connection: the one the migration rebuilds SQLite's tables on is the one
+    // checked below.
+    let conn = Database::connect(sea_orm::ConnectOptions::new(url.clone()).max_connections(1).to_owned())
+        .await
+        .expect("the test database");
     migrations::Migrator::up(&conn, Some(BEFORE_TENANT_KEYS)).await.expect("migrated up to the one before");
     let now = rapport::domain::time::to_micros(chrono::Utc::now());
     for sql in legacy_rows(now) {
@@ -480,8 +485,15 @@ async fn rows_written_before_the_tenant_keys_stay_readable(b: Backend) {
     if b == Backend::Sqlite {
         let orphans = texts(&conn, "SELECT \"table\" FROM pragma_foreign_key_check").await;
         assert!(orphans.is_empty(), "{orphans:?}");
-        let on = texts(&conn, "SELECT CAST(foreign_keys AS TEXT) FROM pragma_foreign_keys").await;
-        assert_eq!(on, [["1"]], "the pool's connections check foreign keys again");
+    }
+    // Foreign keys are checked again, and now also that a row's parent is its tenant's.
+    for (tenant, follow_up) in [(T, "no-such-follow-up"), ("another-tenant", "f1")] {
+        let orphan = format!(
+            "INSERT INTO follow_up_entries (id, tenant_id, follow_up_id, kind, author, body, created_at) \
+             VALUES ('e-{tenant}', '{tenant}', '{follow_up}', 'note', 'x', 'x', {now})"
+        );
+        let refused = conn.execute_unprepared(&orphan).await.expect_err("a row without its parent is refused");
+        assert!(refused.to_string().to_lowercase().contains("foreign key"), "{refused}");
     }
     let _ = conn.close().await;
 
