@@ -2,8 +2,8 @@
 //! each database's own catalog, every primary key and unique constraint of a tenant's
 //! table includes `tenant_id`, and so does every foreign key between such tables — so a
 //! later migration that forgets it fails here. m20261201_000005 changes exactly the
-//! keys it means to (the schema before and after, compared), and rows written before it
-//! are all there and readable through the API after it.
+//! keys it means to (the schema before and after, compared; down restores it), and rows
+//! written before it are all there and readable through the API after it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -482,6 +482,11 @@ async fn rows_written_before_the_tenant_keys_stay_readable(b: Backend) {
     let (removed, added) = intended_changes();
     assert_eq!(minus(&before.lines, &after.lines), removed, "removed by the migration");
     assert_eq!(minus(&after.lines, &before.lines), added, "added by the migration");
+    // Down restores the schema as it was; up again, with the rows.
+    migrations::Migrator::down(&conn, Some(1)).await.expect("m20261201_000005 rolled back");
+    assert_eq!(catalog(&conn).await.lines, before.lines, "the schema after down");
+    migrations::Migrator::up(&conn, Some(1)).await.expect("m20261201_000005 applied again");
+    assert_eq!(catalog(&conn).await.lines, after.lines, "the schema after up again");
     if b == Backend::Sqlite {
         let orphans = texts(&conn, "SELECT \"table\" FROM pragma_foreign_key_check").await;
         assert!(orphans.is_empty(), "{orphans:?}");
