@@ -131,7 +131,9 @@ async fn postgres(m: &SchemaManager<'_>, dir: Direction) -> Result<(), DbErr> {
                 sql.push(format!("ALTER TABLE \"{table}\" DROP CONSTRAINT \"{table}_{column}_key\""));
             }
             Direction::Down => {
-                sql.push(format!("ALTER TABLE \"{table}\" ADD CONSTRAINT \"{table}_{column}_key\" UNIQUE (\"{column}\")"));
+                sql.push(format!(
+                    "ALTER TABLE \"{table}\" ADD CONSTRAINT \"{table}_{column}_key\" UNIQUE (\"{column}\")"
+                ));
                 sql.push(format!("DROP INDEX \"{index}\""));
             }
         }

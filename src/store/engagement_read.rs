@@ -545,9 +545,7 @@ pub async fn top(
             );
             count_source(&mut q, tenant, filter);
             q.push(" GROUP BY a.customer_id) t JOIN customers c ON c.tenant_id = ").bind(tenant.as_str());
-            q.push(&format!(
-                " AND c.id = t.customer_id ORDER BY t.n {dir}, {id} ASC LIMIT {limit} OFFSET {offset}"
-            ));
+            q.push(&format!(" AND c.id = t.customer_id ORDER BY t.n {dir}, {id} ASC LIMIT {limit} OFFSET {offset}"));
             return q.all(conn).await?.iter().map(|r| Ok((s(r, 0)?, opt_s(r, 1)?, get_i64(r, 2)? as f64))).collect();
         }
     };

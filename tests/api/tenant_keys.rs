@@ -103,7 +103,9 @@ async fn sqlite_catalog(conn: &DatabaseConnection) -> Catalog {
         lines.insert(format!("primary key {t} ({})", keys.primary.join(",")));
         let indexes = texts(
             conn,
-            &format!("SELECT name, CAST(\"unique\" AS TEXT), origin, CAST(partial AS TEXT) FROM pragma_index_list('{t}')"),
+            &format!(
+                "SELECT name, CAST(\"unique\" AS TEXT), origin, CAST(partial AS TEXT) FROM pragma_index_list('{t}')"
+            ),
         )
         .await;
         for i in indexes {
