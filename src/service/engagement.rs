@@ -65,7 +65,7 @@ impl Services {
         let now = self.clock.now();
         let txn = self.db.begin_write().await?;
         let c = customers::upsert(&txn, &p.tenant, customer, &change.properties, now).await?;
-        er::update_customer(&txn, &c.id, &change, now).await?;
+        er::update_customer(&txn, &p.tenant, &c.id, &change, now).await?;
         let (_, out) = er::get_customer(&txn, &p.tenant, customer).await?;
         txn.commit().await?;
         Ok(out)

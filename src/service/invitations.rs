@@ -177,7 +177,7 @@ impl Services {
         let invitation = first.invitation(&customer);
         let token = if invitation.response_id.is_none() {
             let token = secrets::generate(TOKEN_PREFIX, TOKEN_CHARS);
-            invitations::set_token_hash(self.db.conn(), &invitation.id, &secrets::hash(&token)).await?;
+            invitations::set_token_hash(self.db.conn(), tenant, &invitation.id, &secrets::hash(&token)).await?;
             token
         } else {
             String::new()
@@ -220,7 +220,7 @@ impl Services {
             (true, None) => Some(now),
             (false, _) => None,
         };
-        customers::set_unsubscribed(&txn, &c.id, at, now).await?;
+        customers::set_unsubscribed(&txn, &p.tenant, &c.id, at, now).await?;
         txn.commit().await?;
         Ok(at)
     }

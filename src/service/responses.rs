@@ -638,10 +638,11 @@ async fn write(
         }
     }
     responses::insert_many(txn, &new).await?;
-    let answered: Vec<(&InvitationId, &ResponseId)> = outcomes
+    let answered: Vec<(&TenantId, &InvitationId, &ResponseId)> = jobs
         .iter()
-        .flatten()
-        .filter_map(|r| r.response.invitation_id.as_ref().map(|inv| (inv, &r.response.id)))
+        .zip(outcomes)
+        .filter_map(|(job, o)| o.as_ref().ok().map(|r| (&job.tenant, r)))
+        .filter_map(|(tenant, r)| r.response.invitation_id.as_ref().map(|inv| (tenant, inv, &r.response.id)))
         .collect();
     invitations::mark_answered(txn, &answered, now).await?;
     for (tenant, opened) in &opened {

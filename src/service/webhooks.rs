@@ -283,7 +283,7 @@ impl Services {
                 }
                 let body = Event::envelope(&d.event_type, d.event_created_at, &data).to_string();
                 if !sealed {
-                    store::set_body(self.db.conn(), &d.id, &body).await?;
+                    store::set_body(self.db.conn(), &d.tenant, &d.id, &body).await?;
                 }
                 body
             }
@@ -315,13 +315,13 @@ impl Services {
         store::record_attempt(&txn, &d, &rec, now).await?;
         let endpoint = &target.endpoint;
         if outcome == AttemptOutcome::Delivered {
-            store::set_failing(&txn, endpoint, None).await?;
+            store::set_failing(&txn, &d.tenant, endpoint, None).await?;
         } else {
-            store::set_failing(&txn, endpoint, Some(now)).await?;
+            store::set_failing(&txn, &d.tenant, endpoint, Some(now)).await?;
             let since = endpoint.failing_since.unwrap_or(now);
             if endpoint.enabled && now - since >= self.outbox.disable_after {
                 let reason = format!("disabled after failing continuously since {}", since.to_rfc3339());
-                store::disable(&txn, &endpoint.id, &reason, now).await?;
+                store::disable(&txn, &d.tenant, &endpoint.id, &reason, now).await?;
                 store::log(&txn, &d.tenant, &d.id, d.attempt, None, &format!("notice: endpoint {reason}"), 0, now)
                     .await?;
             }

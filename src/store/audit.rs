@@ -17,9 +17,11 @@ pub mod audit_log {
     #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
     #[sea_orm(table_name = "audit_log")]
     pub struct Model {
+        // The key of a tenant's rows (m20261201_000005).
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
         #[sea_orm(primary_key, auto_increment = false)]
         pub id: String,
-        pub tenant_id: String,
         pub actor: String,
         pub action: String,
         pub target: String,

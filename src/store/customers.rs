@@ -85,6 +85,7 @@ pub async fn upsert(
         customer::Entity::update_many()
             .col_expr(customer::Column::Properties, sea_orm::sea_query::Expr::value(props_to_json(&merged)))
             .col_expr(customer::Column::UpdatedAt, sea_orm::sea_query::Expr::value(us))
+            .filter(customer::Column::TenantId.eq(tenant.as_str()))
             .filter(customer::Column::Id.eq(c.id.as_str()))
             .exec(conn)
             .await?;
@@ -132,7 +133,11 @@ pub async fn ensure_many(
     if !erased.is_empty() {
         let rows: Vec<String> =
             found.iter().filter(|c| erased.contains(c.external.as_str())).map(|c| c.id.0.clone()).collect();
-        customer::Entity::delete_many().filter(customer::Column::Id.is_in(rows)).exec(conn).await?;
+        customer::Entity::delete_many()
+            .filter(customer::Column::TenantId.eq(tenant.as_str()))
+            .filter(customer::Column::Id.is_in(rows))
+            .exec(conn)
+            .await?;
         for c in found.iter_mut().filter(|c| erased.contains(c.external.as_str())) {
             c.id = CustomerRowId(String::new());
             c.erased_at = Some(now);
@@ -166,6 +171,7 @@ pub async fn by_row_ids(conn: &impl ConnectionTrait, tenant: &TenantId, ids: &[&
 /// Sets or clears the customer's opt-out.
 pub async fn set_unsubscribed(
     conn: &impl ConnectionTrait,
+    tenant: &TenantId,
     customer: &CustomerRowId,
     at: Option<Timestamp>,
     now: Timestamp,
@@ -173,6 +179,7 @@ pub async fn set_unsubscribed(
     customer::Entity::update_many()
         .col_expr(customer::Column::UnsubscribedAt, sea_orm::sea_query::Expr::value(at.map(time::to_micros)))
         .col_expr(customer::Column::UpdatedAt, sea_orm::sea_query::Expr::value(time::to_micros(now)))
+        .filter(customer::Column::TenantId.eq(tenant.as_str()))
         .filter(customer::Column::Id.eq(customer.as_str()))
         .exec(conn)
         .await?;

@@ -97,6 +97,7 @@ pub async fn get_customer(
 /// Sets the account and traits a change names.
 pub async fn update_customer(
     conn: &impl ConnectionTrait,
+    tenant: &TenantId,
     row_id: &CustomerRowId,
     change: &CustomerChange,
     now: Timestamp,
@@ -126,7 +127,7 @@ pub async fn update_customer(
     for (col, v) in sets {
         q.push(&format!(", {col} = ")).bind(v);
     }
-    q.push(" WHERE id = ").bind(row_id.as_str());
+    q.push(" WHERE tenant_id = ").bind(tenant.as_str()).push(" AND id = ").bind(row_id.as_str());
     q.exec(conn).await?;
     Ok(())
 }
@@ -522,7 +523,7 @@ pub async fn top(
             let mut q = Sql::new(
                 b,
                 "SELECT c.external_id, c.account_id, e.score_key FROM engagement_customers e JOIN customers c \
-                 ON c.id = e.customer_id WHERE e.tenant_id = ",
+                 ON c.tenant_id = e.tenant_id AND c.id = e.customer_id WHERE e.tenant_id = ",
             );
             q.bind(tenant.as_str()).push(" AND e.score_key > 0 AND c.erased_at IS NULL");
             // The index (tenant, score_key, …) gives the order; ties are sorted by id.
@@ -532,7 +533,8 @@ pub async fn top(
         RankBy::ScoreOn(s) => {
             let mut q = Sql::new(b, "SELECT c.external_id, c.account_id, k.k FROM (");
             score_on_source(&mut q, tenant, s);
-            q.push(") k JOIN customers c ON c.id = k.customer_id WHERE c.erased_at IS NULL AND k.k > 0");
+            q.push(") k JOIN customers c ON c.tenant_id = ").bind(tenant.as_str());
+            q.push(" AND c.id = k.customer_id WHERE c.erased_at IS NULL AND k.k > 0");
             q.push(&format!(" ORDER BY k.k {dir}, {id} ASC LIMIT {limit} OFFSET {offset}"));
             q.all(conn).await?
         }
@@ -542,10 +544,8 @@ pub async fn top(
                 "SELECT c.external_id, c.account_id, t.n FROM (SELECT a.customer_id, CAST(SUM(a.count) AS BIGINT) AS n",
             );
             count_source(&mut q, tenant, filter);
-            q.push(&format!(
-                " GROUP BY a.customer_id) t JOIN customers c ON c.id = t.customer_id \
-                 ORDER BY t.n {dir}, {id} ASC LIMIT {limit} OFFSET {offset}"
-            ));
+            q.push(" GROUP BY a.customer_id) t JOIN customers c ON c.tenant_id = ").bind(tenant.as_str());
+            q.push(&format!(" AND c.id = t.customer_id ORDER BY t.n {dir}, {id} ASC LIMIT {limit} OFFSET {offset}"));
             return q.all(conn).await?.iter().map(|r| Ok((s(r, 0)?, opt_s(r, 1)?, get_i64(r, 2)? as f64))).collect();
         }
     };
@@ -559,8 +559,8 @@ pub async fn count_positive(conn: &impl ConnectionTrait, tenant: &TenantId, by: 
         RankBy::StoredScore => {
             let mut q = Sql::new(
                 b,
-                "SELECT COUNT(*) FROM engagement_customers e JOIN customers c ON c.id = e.customer_id \
-                 WHERE e.tenant_id = ",
+                "SELECT COUNT(*) FROM engagement_customers e JOIN customers c \
+                 ON c.tenant_id = e.tenant_id AND c.id = e.customer_id WHERE e.tenant_id = ",
             );
             q.bind(tenant.as_str()).push(" AND e.score_key > 0 AND c.erased_at IS NULL");
             q
@@ -568,7 +568,8 @@ pub async fn count_positive(conn: &impl ConnectionTrait, tenant: &TenantId, by: 
         RankBy::ScoreOn(s) => {
             let mut q = Sql::new(b, "SELECT COUNT(*) FROM (");
             score_on_source(&mut q, tenant, s);
-            q.push(") k JOIN customers c ON c.id = k.customer_id WHERE c.erased_at IS NULL AND k.k > 0");
+            q.push(") k JOIN customers c ON c.tenant_id = ").bind(tenant.as_str());
+            q.push(" AND c.id = k.customer_id WHERE c.erased_at IS NULL AND k.k > 0");
             q
         }
         RankBy::Count(filter) => {
@@ -748,8 +749,8 @@ pub async fn population(conn: &impl ConnectionTrait, tenant: &TenantId) -> Resul
 pub async fn all_keys(conn: &impl ConnectionTrait, tenant: &TenantId) -> Result<Vec<f64>> {
     let mut q = Sql::new(
         conn.get_database_backend(),
-        "SELECT e.score_key FROM engagement_customers e JOIN customers c ON c.id = e.customer_id \
-         WHERE e.tenant_id = ",
+        "SELECT e.score_key FROM engagement_customers e JOIN customers c \
+         ON c.tenant_id = e.tenant_id AND c.id = e.customer_id WHERE e.tenant_id = ",
     );
     q.bind(tenant.as_str()).push(" AND e.score_key > 0 AND c.erased_at IS NULL");
     q.all(conn).await?.iter().map(|r| f(r, 0)).collect()

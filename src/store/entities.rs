@@ -22,6 +22,32 @@ macro_rules! entity {
     };
 }
 
+/// An entity of a tenant's rows, keyed by `(tenant_id, id)` as the tables are
+/// (m20261201_000005: a sharded database needs the tenant in every key). Ids are
+/// UUIDv7, unique on their own in practice; the key is what the database enforces.
+macro_rules! tenant_entity {
+    ($module:ident, $table:literal, { $($field:ident : $ty:ty),* $(,)? }) => {
+        pub mod $module {
+            use sea_orm::entity::prelude::*;
+
+            #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+            #[sea_orm(table_name = $table)]
+            pub struct Model {
+                #[sea_orm(primary_key, auto_increment = false)]
+                pub tenant_id: String,
+                #[sea_orm(primary_key, auto_increment = false)]
+                pub id: String,
+                $(pub $field: $ty,)*
+            }
+
+            #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+            pub enum Relation {}
+
+            impl ActiveModelBehavior for ActiveModel {}
+        }
+    };
+}
+
 entity!(tenant, "tenants", {
     name: String,
     time_zone: String,
@@ -43,8 +69,7 @@ entity!(api_key, "api_keys", {
     revoked_at: Option<i64>,
 });
 
-entity!(survey, "surveys", {
-    tenant_id: String,
+tenant_entity!(survey, "surveys", {
     kind: String,
     name: String,
     question: String,
@@ -79,8 +104,7 @@ entity!(tenant_branding, "tenants", {
     language: String,
 });
 
-entity!(customer, "customers", {
-    tenant_id: String,
+tenant_entity!(customer, "customers", {
     external_id: String,
     properties: String,
     unsubscribed_at: Option<i64>,
@@ -89,8 +113,7 @@ entity!(customer, "customers", {
     updated_at: i64,
 });
 
-entity!(invitation, "invitations", {
-    tenant_id: String,
+tenant_entity!(invitation, "invitations", {
     survey_id: String,
     customer_id: String,
     channel: String,
@@ -108,8 +131,7 @@ entity!(invitation, "invitations", {
     dismissed_at: Option<i64>,
 });
 
-entity!(response, "responses", {
-    tenant_id: String,
+tenant_entity!(response, "responses", {
     survey_id: String,
     customer_id: String,
     invitation_id: Option<String>,
@@ -125,8 +147,7 @@ entity!(response, "responses", {
     updated_at: i64,
 });
 
-entity!(follow_up, "follow_ups", {
-    tenant_id: String,
+tenant_entity!(follow_up, "follow_ups", {
     response_id: String,
     survey_id: String,
     customer_id: String,
@@ -145,8 +166,7 @@ entity!(follow_up, "follow_ups", {
     updated_at: i64,
 });
 
-entity!(follow_up_entry, "follow_up_entries", {
-    tenant_id: String,
+tenant_entity!(follow_up_entry, "follow_up_entries", {
     follow_up_id: String,
     kind: String,
     author: String,
@@ -156,8 +176,7 @@ entity!(follow_up_entry, "follow_up_entries", {
     created_at: i64,
 });
 
-entity!(event, "events", {
-    tenant_id: String,
+tenant_entity!(event, "events", {
     seq: Option<i64>,
     event_type: String,
     data: String,
@@ -165,8 +184,7 @@ entity!(event, "events", {
     sequenced_at: Option<i64>,
 });
 
-entity!(webhook_endpoint, "webhook_endpoints", {
-    tenant_id: String,
+tenant_entity!(webhook_endpoint, "webhook_endpoints", {
     url: String,
     description: String,
     event_types: String,
@@ -187,8 +205,7 @@ entity!(fanout_cursor, "fanout_cursors", {
     updated_at: i64,
 });
 
-entity!(delivery, "deliveries", {
-    tenant_id: String,
+tenant_entity!(delivery, "deliveries", {
     endpoint_id: String,
     event_id: String,
     event_seq: i64,
@@ -253,8 +270,7 @@ scoped!(
 );
 
 // One imported answer (`id` is the response's id) and the source's id it came with.
-entity!(imported_response, "imported_responses", {
-    tenant_id: String,
+tenant_entity!(imported_response, "imported_responses", {
     external_id: String,
     request_hash: String,
     created_at: i64,

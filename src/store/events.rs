@@ -295,7 +295,8 @@ mod tests {
     async fn seqs(db: &Db, ids: &[&str]) -> Vec<Option<i64>> {
         let mut out = Vec::new();
         for id in ids {
-            out.push(event::Entity::find_by_id(*id).one(db.conn()).await.unwrap().unwrap().seq);
+            let row = event::Entity::find().filter(event::Column::Id.eq(*id)).one(db.conn()).await.unwrap();
+            out.push(row.unwrap().seq);
         }
         out
     }

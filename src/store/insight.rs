@@ -52,7 +52,10 @@ pub async fn sample(
     let cols = if with_properties { "r.id, r.score, r.properties, c.properties" } else { "r.id, r.score" };
     let mut q = Sql::new(
         conn.get_database_backend(),
-        &format!("SELECT {cols} FROM responses r JOIN customers c ON c.id = r.customer_id WHERE r.tenant_id = "),
+        &format!(
+            "SELECT {cols} FROM responses r JOIN customers c ON c.tenant_id = r.tenant_id AND c.id = r.customer_id \
+             WHERE r.tenant_id = "
+        ),
     );
     q.bind(tenant.as_str());
     surveys_in(&mut q, "r.survey_id", surveys);
@@ -90,7 +93,7 @@ pub async fn comments(
     let mut q = Sql::new(
         conn.get_database_backend(),
         "SELECT r.id, r.survey_id, r.comment, r.recorded_at, r.properties, c.properties FROM responses r \
-         JOIN customers c ON c.id = r.customer_id WHERE r.tenant_id = ",
+         JOIN customers c ON c.tenant_id = r.tenant_id AND c.id = r.customer_id WHERE r.tenant_id = ",
     );
     q.bind(tenant.as_str());
     surveys_in(&mut q, "r.survey_id", surveys);
@@ -135,8 +138,8 @@ pub async fn answers_in(
 ) -> Result<Vec<RespondentAnswer>> {
     let mut q = Sql::new(
         conn.get_database_backend(),
-        "SELECT r.customer_id, r.bucket, r.recorded_at FROM responses r JOIN customers c ON c.id = r.customer_id \
-         WHERE c.erased_at IS NULL AND r.tenant_id = ",
+        "SELECT r.customer_id, r.bucket, r.recorded_at FROM responses r JOIN customers c \
+         ON c.tenant_id = r.tenant_id AND c.id = r.customer_id WHERE c.erased_at IS NULL AND r.tenant_id = ",
     );
     q.bind(tenant.as_str());
     surveys_in(&mut q, "r.survey_id", surveys);

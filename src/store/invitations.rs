@@ -118,33 +118,43 @@ pub async fn by_token_hashes(conn: &impl ConnectionTrait, hashes: &[&str]) -> Re
 }
 
 /// Replaces an invitation's token hash (an idempotent retry hands out a new token).
-pub async fn set_token_hash(conn: &impl ConnectionTrait, id: &InvitationId, hash: &str) -> Result<()> {
+pub async fn set_token_hash(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    id: &InvitationId,
+    hash: &str,
+) -> Result<()> {
     invitation::Entity::update_many()
         .col_expr(invitation::Column::TokenHash, Expr::value(hash))
+        .filter(invitation::Column::TenantId.eq(tenant.as_str()))
         .filter(invitation::Column::Id.eq(id.as_str()))
         .exec(conn)
         .await?;
     Ok(())
 }
 
-/// Marks invitations answered, each by its response, in one statement.
+/// Marks invitations answered, each by its response, in one statement per tenant.
 pub async fn mark_answered(
     conn: &impl ConnectionTrait,
-    answered: &[(&InvitationId, &ResponseId)],
+    answered: &[(&TenantId, &InvitationId, &ResponseId)],
     at: Timestamp,
 ) -> Result<()> {
-    if answered.is_empty() {
-        return Ok(());
+    let mut by_tenant: std::collections::BTreeMap<&TenantId, Vec<(&InvitationId, &ResponseId)>> = Default::default();
+    for (tenant, inv, resp) in answered {
+        by_tenant.entry(*tenant).or_default().push((*inv, *resp));
     }
-    let response_of = answered.iter().fold(CaseStatement::new(), |case, (inv, resp)| {
-        case.case(invitation::Column::Id.eq(inv.as_str()), resp.as_str())
-    });
-    invitation::Entity::update_many()
-        .col_expr(invitation::Column::AnsweredAt, Expr::value(time::to_micros(at)))
-        .col_expr(invitation::Column::ResponseId, response_of.into())
-        .filter(invitation::Column::Id.is_in(answered.iter().map(|(inv, _)| inv.as_str())))
-        .exec(conn)
-        .await?;
+    for (tenant, answered) in by_tenant {
+        let response_of = answered.iter().fold(CaseStatement::new(), |case, (inv, resp)| {
+            case.case(invitation::Column::Id.eq(inv.as_str()), resp.as_str())
+        });
+        invitation::Entity::update_many()
+            .col_expr(invitation::Column::AnsweredAt, Expr::value(time::to_micros(at)))
+            .col_expr(invitation::Column::ResponseId, response_of.into())
+            .filter(invitation::Column::TenantId.eq(tenant.as_str()))
+            .filter(invitation::Column::Id.is_in(answered.iter().map(|(inv, _)| inv.as_str())))
+            .exec(conn)
+            .await?;
+    }
     Ok(())
 }
 

@@ -49,8 +49,8 @@ pub async fn scores(
             .collect());
     }
     let rel = response::Entity::belongs_to(customer::Entity)
-        .from(response::Column::CustomerId)
-        .to(customer::Column::Id)
+        .from((response::Column::TenantId, response::Column::CustomerId))
+        .to((customer::Column::TenantId, customer::Column::Id))
         .into();
     let rows: Vec<(i32, i64, String, String)> = q
         .column(response::Column::Properties)

@@ -239,6 +239,7 @@ pub async fn scrub_events(
         if redact_event_data(&mut data, external, stand_in_external) {
             event::Entity::update_many()
                 .col_expr(event::Column::Data, Expr::value(data.to_string()))
+                .filter(event::Column::TenantId.eq(tenant.as_str()))
                 .filter(event::Column::Id.eq(e.id.as_str()))
                 .exec(conn)
                 .await?;
@@ -269,6 +270,7 @@ pub async fn scrub_events(
             delivery::Entity::update_many()
                 .col_expr(delivery::Column::Payload, Expr::value(payload.to_string()))
                 .col_expr(delivery::Column::Body, Expr::value(body))
+                .filter(delivery::Column::TenantId.eq(tenant.as_str()))
                 .filter(delivery::Column::Id.eq(d.id.as_str()))
                 .exec(conn)
                 .await?;

@@ -161,5 +161,7 @@ pub async fn delivery_logs(
     let marks = vec!["?"; ids.len()].join(", ");
     let values = |ids: &[String]| ids.iter().map(|i| Value::from(i.clone())).collect::<Vec<_>>();
     exec(conn, &format!("DELETE FROM delivery_attempts WHERE delivery_id IN ({marks})"), values(&ids)).await?;
-    exec(conn, &format!("DELETE FROM deliveries WHERE id IN ({marks})"), values(&ids)).await
+    let mut scoped = vec![Value::from(tenant.as_str())];
+    scoped.extend(values(&ids));
+    exec(conn, &format!("DELETE FROM deliveries WHERE tenant_id = ? AND id IN ({marks})"), scoped).await
 }

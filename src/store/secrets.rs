@@ -27,9 +27,12 @@ impl SealedColumn {
     pub const ALL: [SealedColumn; 2] = [SealedColumn::WebhookSecret, SealedColumn::IdentitySecret];
 }
 
-/// A value of a sealed column: its row's id and what is stored. `key_id` `None`: plain.
+/// A value of a sealed column: its row's tenant and id, and what is stored. `key_id`
+/// `None`: plain.
 #[derive(Debug, Clone)]
 pub struct StoredSecret {
+    /// The tenant the row belongs to (for a tenant's own row, its id).
+    pub tenant: String,
     pub row_id: String,
     pub key_id: Option<String>,
     pub value: String,
@@ -56,7 +59,7 @@ pub async fn pending(
                 .all(conn)
                 .await?
                 .into_iter()
-                .map(|r| StoredSecret { row_id: r.id, key_id: r.secret_key_id, value: r.secret })
+                .map(|r| StoredSecret { tenant: r.tenant_id, row_id: r.id, key_id: r.secret_key_id, value: r.secret })
                 .collect()
         }
         SealedColumn::IdentitySecret => {
@@ -75,6 +78,7 @@ pub async fn pending(
                 .into_iter()
                 .filter_map(|r| {
                     r.identity_secret.map(|value| StoredSecret {
+                        tenant: r.id.clone(),
                         row_id: r.id,
                         key_id: r.identity_secret_key_id,
                         value,
@@ -97,6 +101,7 @@ pub async fn replace(
             let mut q = webhook_endpoint::Entity::update_many()
                 .col_expr(webhook_endpoint::Column::Secret, Expr::value(sealed.ciphertext.clone()))
                 .col_expr(webhook_endpoint::Column::SecretKeyId, Expr::value(sealed.key_id.clone()))
+                .filter(webhook_endpoint::Column::TenantId.eq(was.tenant.as_str()))
                 .filter(webhook_endpoint::Column::Id.eq(was.row_id.as_str()))
                 .filter(webhook_endpoint::Column::Secret.eq(was.value.as_str()));
             q = match &was.key_id {

@@ -304,7 +304,8 @@ pub async fn claim_due(
     let mut out = Vec::with_capacity(rows.len());
     let until = time::to_micros(now + lease);
     for mut row in rows {
-        let endpoint = webhook_endpoint::Entity::find_by_id(row.endpoint_id.clone()).one(&txn).await?;
+        let endpoint =
+            webhook_endpoint::Entity::find_by_id((row.tenant_id.clone(), row.endpoint_id.clone())).one(&txn).await?;
         let Some(endpoint) = endpoint.filter(|e| e.enabled) else {
             // Deleted or disabled meanwhile: the delivery waits (disabled) or is cancelled.
             continue;
@@ -316,6 +317,7 @@ pub async fn claim_due(
             .col_expr(delivery::Column::NextAttemptAt, Expr::value(until))
             .col_expr(delivery::Column::Attempts, Expr::value(row.attempts))
             .col_expr(delivery::Column::UpdatedAt, Expr::value(row.updated_at))
+            .filter(delivery::Column::TenantId.eq(row.tenant_id.as_str()))
             .filter(delivery::Column::Id.eq(row.id.as_str()))
             .exec(&txn)
             .await?;
@@ -349,9 +351,10 @@ fn due(row: DeliveryRow) -> DueDelivery {
 }
 
 /// Keeps the body sent on the first attempt, so retries send the same bytes.
-pub async fn set_body(conn: &impl ConnectionTrait, delivery_id: &str, body: &str) -> Result<()> {
+pub async fn set_body(conn: &impl ConnectionTrait, tenant: &TenantId, delivery_id: &str, body: &str) -> Result<()> {
     delivery::Entity::update_many()
         .col_expr(delivery::Column::Body, Expr::value(body))
+        .filter(delivery::Column::TenantId.eq(tenant.as_str()))
         .filter(delivery::Column::Id.eq(delivery_id))
         .exec(conn)
         .await?;
@@ -384,6 +387,7 @@ pub async fn record_attempt(
         .col_expr(delivery::Column::LastStatusCode, Expr::value(rec.status_code))
         .col_expr(delivery::Column::LastError, Expr::value(rec.error.clone()))
         .col_expr(delivery::Column::UpdatedAt, Expr::value(time::to_micros(now)))
+        .filter(delivery::Column::TenantId.eq(d.tenant.as_str()))
         .filter(delivery::Column::Id.eq(d.id.as_str()))
         .exec(conn)
         .await?;
@@ -421,6 +425,7 @@ pub async fn log(
 /// Marks an endpoint failing since `since` (if not already), or healthy (`None`).
 pub async fn set_failing(
     conn: &impl ConnectionTrait,
+    tenant: &TenantId,
     endpoint: &WebhookEndpoint,
     since: Option<Timestamp>,
 ) -> Result<()> {
@@ -433,6 +438,7 @@ pub async fn set_failing(
     }
     webhook_endpoint::Entity::update_many()
         .col_expr(webhook_endpoint::Column::FailingSince, Expr::value(value.map(time::to_micros)))
+        .filter(webhook_endpoint::Column::TenantId.eq(tenant.as_str()))
         .filter(webhook_endpoint::Column::Id.eq(endpoint.id.as_str()))
         .exec(conn)
         .await?;
@@ -440,11 +446,18 @@ pub async fn set_failing(
 }
 
 /// Disables an endpoint with a reason.
-pub async fn disable(conn: &impl ConnectionTrait, endpoint_id: &str, reason: &str, now: Timestamp) -> Result<()> {
+pub async fn disable(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    endpoint_id: &str,
+    reason: &str,
+    now: Timestamp,
+) -> Result<()> {
     webhook_endpoint::Entity::update_many()
         .col_expr(webhook_endpoint::Column::Enabled, Expr::value(false))
         .col_expr(webhook_endpoint::Column::DisabledReason, Expr::value(reason))
         .col_expr(webhook_endpoint::Column::UpdatedAt, Expr::value(time::to_micros(now)))
+        .filter(webhook_endpoint::Column::TenantId.eq(tenant.as_str()))
         .filter(webhook_endpoint::Column::Id.eq(endpoint_id))
         .exec(conn)
         .await?;

@@ -37,5 +37,6 @@ mod readme;
 mod responses;
 mod surveys;
 mod sweep;
+mod tenant_keys;
 mod web;
 mod webhooks;
