@@ -18,6 +18,7 @@ pub mod insight;
 pub mod invitations;
 pub mod keys;
 pub mod metrics;
+pub mod partitions;
 pub mod ops;
 pub mod privacy;
 pub mod responses;
