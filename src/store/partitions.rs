@@ -107,10 +107,11 @@ async fn begin_change(db: &Db) -> Result<super::Tx> {
 /// PostgreSQL refuses while the default holds rows of its range). Returns the rows
 /// moved, or `None` if the partition was there.
 ///
-/// The new table is filled and then attached (SHARE UPDATE EXCLUSIVE on the table:
-/// reads and writes go on) rather than created as a partition (ACCESS EXCLUSIVE on
-/// it). The default partition is locked throughout, so no row of the month lands in
-/// it meanwhile; writes to other months do not touch it.
+/// The new table is filled and then attached. The table is locked EXCLUSIVE for the
+/// moment it takes (a handful of rows, usually none): reads go on, writes wait. Not
+/// less: an insert already routing a row of the month to the default partition while
+/// the partition is attached would fail (PostgreSQL re-checks the default's range);
+/// waiting, it routes the row to the new partition.
 pub async fn create(db: &Db, h: History, month: Month) -> Result<Option<u64>> {
     let txn = begin_change(db).await?;
     if months(&txn, h).await?.contains(&month) {
@@ -120,7 +121,7 @@ pub async fn create(db: &Db, h: History, month: Month) -> Result<Option<u64>> {
     let (t, c) = (h.table(), h.column());
     let (name, default) = (p::partition_name(t, month), p::default_partition(t));
     let (lo, hi) = (month.start_micros(), month.end_micros());
-    txn.execute_unprepared(&format!("LOCK TABLE ONLY {t} IN SHARE UPDATE EXCLUSIVE MODE")).await?;
+    txn.execute_unprepared(&format!("LOCK TABLE ONLY {t} IN EXCLUSIVE MODE")).await?;
     txn.execute_unprepared(&format!("LOCK TABLE {default} IN ACCESS EXCLUSIVE MODE")).await?;
     txn.execute_unprepared(&format!("CREATE TABLE {name} (LIKE {t} INCLUDING DEFAULTS)")).await?;
     let moved = txn
