@@ -5,8 +5,8 @@
 //! (each its own short transaction) of what is older than the policy allows.
 
 use super::{Services, require_secret};
-use crate::domain::model::Principal;
 use crate::domain::TenantId;
+use crate::domain::model::Principal;
 use crate::domain::partitions::{self as p, Keeping};
 use crate::domain::privacy::{Actor, AuditAction, AuditEntry, RetentionPass, RetentionPolicy};
 use crate::domain::time::Timestamp;
@@ -129,7 +129,12 @@ impl Services {
     /// like rows deleted one by one; delivery attempts are not (the `delivery_logs` kind
     /// counts deliveries). A month that cannot go this pass (a lock not granted in time)
     /// is logged and left to the next; rows deletes still follow.
-    async fn drop_past_months(&self, h: History, tenants: &[(TenantId, RetentionPolicy)], now: Timestamp) -> Result<u64> {
+    async fn drop_past_months(
+        &self,
+        h: History,
+        tenants: &[(TenantId, RetentionPolicy)],
+        now: Timestamp,
+    ) -> Result<u64> {
         let days: Vec<(TenantId, i32)> = tenants
             .iter()
             .map(|(t, policy)| {
