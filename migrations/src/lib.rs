@@ -17,6 +17,7 @@ mod m20261201_000002_keys_audit;
 mod m20261201_000003_erasure;
 mod m20261201_000004_retention;
 mod m20261201_000005_tenant_keys;
+mod m20261201_000006_partitioned_history;
 mod util;
 
 /// Applies the migrations in order.
@@ -39,6 +40,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000003_erasure::Migration),
             Box::new(m20261201_000004_retention::Migration),
             Box::new(m20261201_000005_tenant_keys::Migration),
+            Box::new(m20261201_000006_partitioned_history::Migration),
         ]
     }
 }

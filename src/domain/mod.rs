@@ -14,6 +14,7 @@ pub mod input;
 pub mod insight;
 pub mod listing;
 pub mod model;
+pub mod partitions;
 pub mod privacy;
 pub mod sealing;
 pub mod secrets;

@@ -1,8 +1,9 @@
 //! Customers, activity ingestion and the scoring configuration (docs/engagement.md).
 //!
 //! `RecordEvents` runs in one transaction: resolve (or create) the customers, insert
-//! the raw events — the primary key (tenant, message id) drops duplicates before
-//! anything else sees them — and roll the accepted ones up into the daily aggregates.
+//! the raw events — their dedup record, keyed by (tenant, message id) and kept forever,
+//! drops duplicates before anything else sees them — and roll the accepted ones up into
+//! the daily aggregates.
 //! A duplicate never touches an aggregate, and a resent batch never counts twice.
 
 use std::collections::{BTreeSet, HashMap};

@@ -16,6 +16,7 @@ pub mod insight;
 pub mod invitations;
 pub mod keys;
 pub mod metrics;
+pub mod partitions;
 pub mod privacy;
 pub mod responses;
 pub mod retention;

@@ -1,12 +1,17 @@
 //! Retention per tenant (docs/privacy.md, "Retention"): the policy a tenant sets, and
-//! the pass the retention worker makes — for each tenant and each kind of data, bounded
-//! batches (each its own short transaction) of what is older than the policy allows.
+//! the pass the retention worker makes — on PostgreSQL first the months of history
+//! whose every row is past its tenant's retention, dropped whole (docs/operations.md,
+//! "History partitions"); then for each tenant and each kind of data, bounded batches
+//! (each its own short transaction) of what is older than the policy allows.
 
 use super::{Services, require_secret};
+use crate::domain::TenantId;
 use crate::domain::model::Principal;
+use crate::domain::partitions::{self as p, Keeping};
 use crate::domain::privacy::{Actor, AuditAction, AuditEntry, RetentionPass, RetentionPolicy};
 use crate::domain::time::Timestamp;
 use crate::error::Result;
+use crate::store::partitions::{self as sp, History};
 use crate::store::{audit, retention};
 
 /// Rows per statement.
@@ -73,7 +78,13 @@ impl Services {
     pub async fn enforce_retention(&self) -> Result<RetentionPass> {
         let now = self.clock.now();
         let mut total = RetentionPass::default();
-        for (tenant, policy) in retention::all(self.db.conn()).await? {
+        let tenants = retention::all(self.db.conn()).await?;
+        if sp::partitioned(&self.db) {
+            total.activity_events += self.drop_past_months(History::ActivityEvents, &tenants, now).await?;
+            // Attempts go with their deliveries, which are counted as they are deleted.
+            self.drop_past_months(History::DeliveryAttempts, &tenants, now).await?;
+        }
+        for (tenant, policy) in tenants {
             let kinds: [(&'static str, i32); 4] = [
                 ("activity_events", policy.activity_event_days),
                 ("comments", policy.comment_days),
@@ -110,5 +121,49 @@ impl Services {
             }
         }
         Ok(total)
+    }
+
+    /// Drops the partitions of `h` whose every row is past its own tenant's retention
+    /// (domain::partitions::keeping), after counting their rows; returns how many.
+    /// Raw activity is counted in `rapport_retention_removed_total{kind="activity_events"}`
+    /// like rows deleted one by one; delivery attempts are not (the `delivery_logs` kind
+    /// counts deliveries). A month that cannot go this pass (a lock not granted in time)
+    /// is logged and left to the next; rows deletes still follow.
+    async fn drop_past_months(
+        &self,
+        h: History,
+        tenants: &[(TenantId, RetentionPolicy)],
+        now: Timestamp,
+    ) -> Result<u64> {
+        let days: Vec<(TenantId, i32)> = tenants
+            .iter()
+            .map(|(t, policy)| {
+                let d = match h {
+                    History::ActivityEvents => policy.activity_event_days,
+                    History::DeliveryAttempts => policy.delivery_log_days,
+                };
+                (t.clone(), d)
+            })
+            .collect();
+        for month in sp::months(self.db.conn(), h).await? {
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            let Keeping::Tenants(keeping) = p::keeping(&days, month, now) else { continue };
+            if let Err(e) = sp::retire(&self.db, h, month, &keeping).await {
+                tracing::warn!(table = h.table(), month = %month.suffix(), error = %e, "a past month stays this pass");
+            }
+        }
+        // Retired just now, or by a pass that stopped before dropping.
+        let mut removed = 0;
+        for name in sp::retired(self.db.conn(), h).await? {
+            let n = sp::drop_retired(&self.db, h, &name).await?;
+            tracing::info!(table = h.table(), partition = %name, rows = n, "past month of history dropped");
+            if h == History::ActivityEvents && n > 0 {
+                self.metrics.retention_removed("activity_events", n);
+            }
+            removed += n;
+        }
+        Ok(removed)
     }
 }

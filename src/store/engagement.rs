@@ -1,5 +1,5 @@
 //! Engagement storage, write side: the scoring configuration, bulk customer
-//! resolution, raw events (deduplicated by the primary key), and the roll-ups that
+//! resolution, raw events (deduplicated by `activity_event_ids`), and the roll-ups that
 //! ingestion updates in the same transaction (docs/engagement.md, "How it is built").
 //!
 //! Everything is multi-row SQL: a batch of 1 000 events costs about ten statements,
@@ -231,8 +231,11 @@ fn event_values(tenant: &TenantId, e: &NewActivity, now_us: i64) -> Vec<Value> {
 }
 
 /// Inserts the events whose message id is new for the tenant; returns those ids.
-/// The primary key decides, so a concurrent resend of the same batch can never
-/// insert twice.
+/// The dedup record decides: one narrow multi-row insert into `activity_event_ids`
+/// (primary key tenant, message id; kept after the events are gone), and only the ids
+/// it inserted go on to `activity_events`, so a concurrent resend of the same batch can
+/// never insert twice, whatever the events' months (on PostgreSQL the events' own key
+/// holds their time: the table is partitioned by it).
 pub async fn insert_events(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
@@ -241,19 +244,36 @@ pub async fn insert_events(
 ) -> Result<HashSet<String>> {
     let mut sorted: Vec<&NewActivity> = events.iter().collect();
     sorted.sort_by(|a, b| a.message_id.cmp(&b.message_id));
-    let rows = sorted.iter().map(|e| event_values(tenant, e, time::to_micros(now))).collect();
-    let returned = insert_rows(
+    let ids = sorted
+        .iter()
+        .map(|e| {
+            vec![
+                tenant.as_str().into(),
+                e.message_id.clone().into(),
+                e.customer.0.clone().into(),
+                e.payload_hash.clone().into(),
+            ]
+        })
+        .collect();
+    let inserted: HashSet<String> = insert_rows(
         conn,
-        "activity_events",
-        &EVENT_COLS,
-        rows,
+        "activity_event_ids",
+        &["tenant_id", "message_id", "customer_id", "payload_hash"],
+        ids,
         "ON CONFLICT (tenant_id, message_id) DO NOTHING RETURNING message_id",
     )
-    .await?;
-    returned.iter().map(|r| get::<String>(r, 0)).collect()
+    .await?
+    .iter()
+    .map(|r| get::<String>(r, 0))
+    .collect::<Result<_>>()?;
+    let now_us = time::to_micros(now);
+    let rows =
+        sorted.iter().filter(|e| inserted.contains(&e.message_id)).map(|e| event_values(tenant, e, now_us)).collect();
+    insert_rows(conn, "activity_events", &EVENT_COLS, rows, "").await?;
+    Ok(inserted)
 }
 
-/// The stored payload hashes of these message ids.
+/// The payload hashes recorded with these message ids.
 pub async fn payload_hashes(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
@@ -263,7 +283,7 @@ pub async fn payload_hashes(
     for chunk in ids.chunks(1_000) {
         let mut q = Sql::new(
             conn.get_database_backend(),
-            "SELECT message_id, payload_hash FROM activity_events WHERE tenant_id = ",
+            "SELECT message_id, payload_hash FROM activity_event_ids WHERE tenant_id = ",
         );
         q.bind(tenant.as_str()).push(" AND message_id IN ").list(chunk.iter().cloned());
         for r in q.all(conn).await? {
@@ -288,7 +308,9 @@ pub async fn events_page(
     );
     q.bind(tenant.as_str());
     if let Some((t, id)) = after {
+        // The bound alone (`>=`) lets PostgreSQL skip the partitions of earlier months.
         let t = time::to_micros(t);
+        q.push(" AND occurred_at >= ").bind(t);
         q.push(" AND (occurred_at > ").bind(t).push(" OR (occurred_at = ").bind(t);
         q.push(" AND message_id > ").bind(id).push("))");
     }

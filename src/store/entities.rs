@@ -223,15 +223,33 @@ tenant_entity!(delivery, "deliveries", {
     updated_at: i64,
 });
 
-entity!(delivery_attempt, "delivery_attempts", {
-    tenant_id: String,
-    delivery_id: String,
-    attempt: i32,
-    attempted_at: i64,
-    status_code: Option<i32>,
-    error: String,
-    duration_ms: i64,
-});
+/// One attempt of a delivery. On PostgreSQL the table is partitioned by month of
+/// `attempted_at` (m20261201_000006), so its key holds the tenant and that time too;
+/// `id` alone is unique, and SQLite's key is `id`.
+pub mod delivery_attempt {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "delivery_attempts")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub tenant_id: String,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: String,
+        pub delivery_id: String,
+        pub attempt: i32,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub attempted_at: i64,
+        pub status_code: Option<i32>,
+        pub error: String,
+        pub duration_ms: i64,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
 
 /// Entities whose rows belong to a tenant. Every query on them starts from
 /// [`Scoped::scoped`], so there is no way to forget the tenant filter.

@@ -19,6 +19,7 @@ pub mod invitations;
 pub mod keys;
 pub mod metrics;
 pub mod ops;
+pub mod partitions;
 pub mod privacy;
 pub mod responses;
 pub mod retention;

@@ -187,7 +187,15 @@ pub async fn erase_rows(
         .await?;
 
     // Raw activity and the per-property counts hold what the person did and is; the
-    // daily counts stay, with the stand-in, so org metrics do not move.
+    // daily counts stay, with the stand-in, so org metrics do not move. The dedup
+    // records of their events go too (a message id may say something of them; a late
+    // resend naming them is refused by the tombstone anyway).
+    exec(
+        conn,
+        "DELETE FROM activity_event_ids WHERE tenant_id = ? AND customer_id = ?",
+        vec![t.into(), row.0.clone().into()],
+    )
+    .await?;
     report.activity_events = exec(
         conn,
         "DELETE FROM activity_events WHERE tenant_id = ? AND customer_id = ?",
@@ -330,9 +338,10 @@ pub async fn activity_of(
             .to_owned();
     let mut values: Vec<Value> = vec![tenant.as_str().into(), row.as_str().into()];
     if let Some((at, id)) = after {
-        sql.push_str(" AND (occurred_at > ? OR (occurred_at = ? AND message_id > ?))");
+        // The bound alone (`>=`) lets PostgreSQL skip the partitions of earlier months.
+        sql.push_str(" AND occurred_at >= ? AND (occurred_at > ? OR (occurred_at = ? AND message_id > ?))");
         let at = time::to_micros(at);
-        values.extend([at.into(), at.into(), id.into()]);
+        values.extend([at.into(), at.into(), at.into(), id.into()]);
     }
     sql.push_str(&format!(" ORDER BY occurred_at, message_id LIMIT {limit}"));
     let rows = conn.query_all_raw(statement(conn.get_database_backend(), &sql, values)).await?;

@@ -90,20 +90,23 @@ pub async fn all(conn: &impl ConnectionTrait) -> Result<Vec<(TenantId, Retention
         .collect())
 }
 
-/// Deletes up to `limit` raw activity events that happened before `before`.
+/// Deletes up to `limit` raw activity events that happened before `before`. Both
+/// halves carry the time bound, so on PostgreSQL they read only the months before it.
+/// Their dedup records stay: a message id is recorded once, forever.
 pub async fn activity_events(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
     before: Timestamp,
     limit: u64,
 ) -> Result<u64> {
+    let before = time::to_micros(before);
     exec(
         conn,
         &format!(
-            "DELETE FROM activity_events WHERE tenant_id = ? AND message_id IN \
+            "DELETE FROM activity_events WHERE tenant_id = ? AND occurred_at < ? AND message_id IN \
              (SELECT message_id FROM activity_events WHERE tenant_id = ? AND occurred_at < ? LIMIT {limit})"
         ),
-        vec![tenant.as_str().into(), tenant.as_str().into(), time::to_micros(before).into()],
+        vec![tenant.as_str().into(), before.into(), tenant.as_str().into(), before.into()],
     )
     .await
 }
@@ -160,8 +163,9 @@ pub async fn delivery_logs(
     }
     let marks = vec!["?"; ids.len()].join(", ");
     let values = |ids: &[String]| ids.iter().map(|i| Value::from(i.clone())).collect::<Vec<_>>();
-    exec(conn, &format!("DELETE FROM delivery_attempts WHERE delivery_id IN ({marks})"), values(&ids)).await?;
     let mut scoped = vec![Value::from(tenant.as_str())];
     scoped.extend(values(&ids));
+    exec(conn, &format!("DELETE FROM delivery_attempts WHERE tenant_id = ? AND delivery_id IN ({marks})"), scoped.clone())
+        .await?;
     exec(conn, &format!("DELETE FROM deliveries WHERE tenant_id = ? AND id IN ({marks})"), scoped).await
 }

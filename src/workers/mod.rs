@@ -1,9 +1,10 @@
 //! Background work inside `rapport serve`: the webhook fan-out and
-//! dispatcher, follow-up SLA escalation, event retention and the tenants' data
-//! retention (docs/privacy.md). Each is a loop around
+//! dispatcher, follow-up SLA escalation, event retention, the tenants' data
+//! retention (docs/privacy.md) and the monthly partitions of history on PostgreSQL
+//! (docs/operations.md). Each is a loop around
 //! one use-case of `service/`; every replica runs them, and the database decides who
-//! does what (an advisory lock for the fan-out, `FOR UPDATE SKIP LOCKED` claims for
-//! deliveries, conditional updates for overdue marking).
+//! does what (an advisory lock for the fan-out and for partition changes, `FOR UPDATE
+//! SKIP LOCKED` claims for deliveries, conditional updates for overdue marking).
 
 use std::future::Future;
 use std::time::Duration;
@@ -19,6 +20,11 @@ const FANOUT_GATHER: Duration = Duration::from_millis(20);
 
 /// How often old events are pruned.
 const RETENTION_EVERY: Duration = Duration::from_secs(3600);
+
+/// How often the history partitions are checked (and at start): months are kept ready
+/// two ahead, so a day is plenty; after a partition could not be created, sooner.
+const PARTITIONS_EVERY: Duration = Duration::from_secs(24 * 3600);
+const PARTITIONS_RETRY: Duration = Duration::from_secs(600);
 
 /// Starts every worker, as tasks of `services.tasks`. They stop when
 /// `services.shutdown` is cancelled, after finishing what they are doing (a delivery
@@ -96,6 +102,20 @@ pub fn spawn(services: Services) -> Vec<JoinHandle<()>> {
                     );
                 }
                 Ok(Wait::Until(every, Wake::Timer))
+            }
+        },
+        services.clone(),
+    )));
+
+    let s = services.clone();
+    handles.push(tasks.spawn(run(
+        "partitions",
+        stop.clone(),
+        move || {
+            let s = s.clone();
+            async move {
+                let pass = s.maintain_partitions().await?;
+                Ok(Wait::Until(if pass.failed > 0 { PARTITIONS_RETRY } else { PARTITIONS_EVERY }, Wake::Timer))
             }
         },
         services.clone(),

@@ -27,6 +27,7 @@ mod isolation;
 mod lifecycle;
 mod metrics;
 mod observability;
+mod partitions;
 mod privacy_erase;
 mod privacy_export;
 mod privacy_keys;

@@ -1776,8 +1776,9 @@ impl Rows {
         }
         let postgres = self.backend == DbBackend::Postgres;
         let tables = if postgres {
-            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = 'public' \
-             AND table_type = 'BASE TABLE' ORDER BY 1"
+            // Tables, partitioned ones included, but not their partitions (read through them).
+            "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+             WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition ORDER BY 1"
         } else {
             "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY 1"
         };
