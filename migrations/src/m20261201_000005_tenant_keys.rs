@@ -17,8 +17,10 @@
 //!
 //! `tenants` and `api_keys` keep their keys: they are looked up before the tenant is
 //! known (a bearer key's hash) and are meant to be Citus reference tables.
-//! `fanout_cursors` is keyed by the tenant's id already. `activity_events` and
-//! `delivery_attempts` are left to m20261201_000006 (partitioned history).
+//! `fanout_cursors` is keyed by the tenant's id already. `activity_events` and, on
+//! PostgreSQL, `delivery_attempts` are left to m20261201_000006 (partitioned history);
+//! SQLite keeps plain history tables, so `delivery_attempts` is rebuilt here
+//! ([`SQLITE_ALSO`]).
 //!
 //! PostgreSQL alters the keys in place in the migration's one transaction (each new
 //! primary key and foreign key builds an index or checks every row, under lock: on a
@@ -50,6 +52,10 @@ const TABLES: [&str; 11] = [
     "imported_responses",
     "audit_log",
 ];
+
+/// Tables whose key only SQLite changes here (PostgreSQL partitions them in
+/// m20261201_000006, with keys that hold the tenant and the month).
+const SQLITE_ALSO: [&str; 1] = ["delivery_attempts"];
 
 /// The foreign keys between them: (table, column, parent). Named `fk_<table>_<column>`.
 const FOREIGN_KEYS: [(&str, &str, &str); 5] = [
@@ -190,7 +196,7 @@ async fn sqlite(m: &SchemaManager<'_>, dir: Direction) -> Result<(), DbErr> {
 async fn rebuild_all(conn: &mut SqliteConnection, dir: Direction) -> Result<(), DbErr> {
     exec(conn, "PRAGMA foreign_keys = OFF").await?;
     exec(conn, "BEGIN IMMEDIATE").await?;
-    for table in TABLES {
+    for table in TABLES.into_iter().chain(SQLITE_ALSO) {
         rebuild(conn, table, dir).await?;
     }
     let broken = rows(conn, "PRAGMA foreign_key_check").await?;
