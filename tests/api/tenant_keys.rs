@@ -213,7 +213,7 @@ async fn postgres_catalog(conn: &DatabaseConnection) -> Catalog {
 }
 
 /// The column a table is distributed by, or `None` for a reference table (or the
-/// bookkeeping, or a table whose rebuild has not landed yet).
+/// bookkeeping).
 fn tenant_column(table: &str) -> Option<&'static str> {
     if REFERENCE_TABLES.contains(&table) || table == BOOKKEEPING {
         return None;
