@@ -26,6 +26,7 @@ mod isolation;
 mod lifecycle;
 mod metrics;
 mod observability;
+mod pgbouncer;
 mod privacy_erase;
 mod privacy_export;
 mod privacy_keys;
