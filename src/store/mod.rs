@@ -484,19 +484,27 @@ impl Target {
             use sqlx::ConnectOptions as _;
             let within = settings.acquire_timeout;
             let why = match settings.url.parse::<sqlx::postgres::PgConnectOptions>() {
-                Ok(o) => match tokio::time::timeout(within, o.connect()).await {
-                    Ok(Ok(c)) => {
-                        let _ = sqlx::Connection::close(c).await;
-                        None
+                Ok(o) => {
+                    // As the pool connects (see `options`): PgBouncer refuses the parameter.
+                    let o = if settings.transaction_pooler { o.extra_float_digits(None) } else { o };
+                    match tokio::time::timeout(within, o.connect()).await {
+                        Ok(Ok(c)) => {
+                            let _ = sqlx::Connection::close(c).await;
+                            None
+                        }
+                        Ok(Err(e)) => Some(e.to_string()),
+                        Err(_) => Some(format!("no answer within {} ms", within.as_millis())),
                     }
-                    Ok(Err(e)) => Some(e.to_string()),
-                    Err(_) => Some(format!("no answer within {} ms", within.as_millis())),
-                },
+                }
                 Err(e) => Some(e.to_string()),
             };
             if let Some(why) = why {
                 cause = format!("{cause}: {why}");
             }
+        }
+        // What PgBouncer says to the startup options rapport sends unless told of it.
+        if cause.contains("unsupported startup parameter") && !settings.transaction_pooler {
+            cause.push_str(" (PgBouncer in transaction mode? set RAPPORT_DB_POOLER=transaction)");
         }
         let what = if self.postgres { "cannot connect to" } else { "cannot open" };
         anyhow::anyhow!("{}", scrub(cause, &self.secrets)).context(format!("{what} {}", self.shown))

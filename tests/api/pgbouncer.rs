@@ -19,7 +19,7 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection, DbBackend, Statemen
 use tokio::task::JoinSet;
 use tonic::Code;
 
-use crate::engagement::{engagement, metrics as engagement_metrics, record_ok, session, set_clock, utc, val};
+use crate::engagement::{engagement, metrics as engagement_metrics, record_ok, session, val};
 use crate::helpers::*;
 
 /// A PgBouncer (`pool_mode = transaction`, [`PgBouncer::POOL_SIZE`] server connections)
@@ -308,13 +308,14 @@ async fn the_service_migrates_writes_in_batches_and_reads_behind_pgbouncer_in_tr
     assert_eq!(app.all_follow_ups().await.len() as i64, detractors);
 
     // Activity in batches of 250, four at once; a resent batch counts once.
-    let now = utc(2026, 6, 30, 12, 0);
-    set_clock(&app, now);
-    let batch = |b: usize| (0..250).map(|i| session(&format!("m{b}-{i}"), &format!("u{}", i % 50), now, 60)).collect();
+    let now = app.clock.now();
+    let batch = |b: usize| -> Vec<pb::ActivityEvent> {
+        (0..250).map(|i| session(&format!("m{b}-{i}"), &format!("u{}", i % 50), now, 60)).collect()
+    };
     let mut sends = JoinSet::new();
     for b in 0..4 {
         let mut c = engagement(&app, None);
-        let events: Vec<pb::ActivityEvent> = batch(b);
+        let events = batch(b);
         sends.spawn(async move { record_ok(&mut c, events).await });
     }
     sends.join_all().await;
@@ -428,8 +429,8 @@ async fn a_failed_statement_gives_its_server_connection_back_and_its_connection_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_pooler_setting_prepared_statements_break_behind_pgbouncer() {
-    // Accepting the startup parameter rapport sends unless told of the pooler.
-    let Some(bouncer) = PgBouncer::migrated_with("ignore_startup_parameters = extra_float_digits").await else {
+    // Ignoring the startup parameters rapport sends unless told of the pooler.
+    let Some(bouncer) = PgBouncer::migrated_with("ignore_startup_parameters = extra_float_digits, options").await else {
         return;
     };
     let rounds = |settings: DbSettings| async move {
@@ -452,13 +453,7 @@ async fn without_the_pooler_setting_prepared_statements_break_behind_pgbouncer()
         wrong
     };
     // Named, cached statements: each client's are on whichever server session it had.
-    let plain = DbSettings {
-        max_connections: 1,
-        statement_timeout: None,
-        tcp_keepalive: None,
-        transaction_pooler: false,
-        ..bouncer.settings()
-    };
+    let plain = DbSettings { max_connections: 1, transaction_pooler: false, ..bouncer.settings() };
     let wrong = rounds(plain).await;
     assert!(
         wrong.iter().any(|w| w.contains("prepared statement")),
@@ -466,4 +461,14 @@ async fn without_the_pooler_setting_prepared_statements_break_behind_pgbouncer()
     );
     let pooled = DbSettings { max_connections: 1, ..bouncer.settings() };
     assert_eq!(rounds(pooled).await, Vec::<String>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_not_told_of_pgbouncer_does_not_start_and_says_what_to_set() {
+    let Some(bouncer) = PgBouncer::empty().await else { return };
+    let plain = DbSettings { transaction_pooler: false, acquire_timeout: Duration::from_secs(2), ..bouncer.settings() };
+    let err = rapport::store::Db::connect(&plain).await.err().expect("PgBouncer refuses the startup options");
+    let err = format!("{err:#}");
+    assert!(err.contains("unsupported startup parameter"), "{err}");
+    assert!(err.contains("set RAPPORT_DB_POOLER=transaction"), "{err}");
 }
