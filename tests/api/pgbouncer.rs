@@ -82,7 +82,11 @@ impl PgBouncer {
 
     /// A server on this database through PgBouncer, calling with `key` (none: a new
     /// tenant `acme`'s).
-    pub async fn spawn_app(&self, key: Option<String>, adjust: impl FnOnce(&mut rapport::config::ServeArgs)) -> TestApp {
+    pub async fn spawn_app(
+        &self,
+        key: Option<String>,
+        adjust: impl FnOnce(&mut rapport::config::ServeArgs),
+    ) -> TestApp {
         spawn_app_with_db(Backend::Postgres, self.settings(), key, adjust).await
     }
 
@@ -278,10 +282,15 @@ async fn the_service_migrates_writes_in_batches_and_reads_behind_pgbouncer_in_tr
     assert!(failed.is_empty(), "{} of {ANSWERS} answers failed: {failed:?}\n{}", failed.len(), bouncer.log());
     for (i, r) in results.iter().enumerate() {
         let r = r.as_ref().unwrap();
-        assert_eq!((r.customer_id.as_str(), r.score), (format!("c{i}").as_str(), score(i)), "each caller gets its own answer");
+        assert_eq!(
+            (r.customer_id.as_str(), r.score),
+            (format!("c{i}").as_str(), score(i)),
+            "each caller gets its own answer"
+        );
         assert_eq!(!r.follow_up_id.is_empty(), score(i) <= 6, "a detractor's answer opens a follow-up: {r:?}");
     }
-    let batches = crate::observability::histogram(&crate::observability::scrape(&app).await, "rapport_response_batch_size", &[]);
+    let batches =
+        crate::observability::histogram(&crate::observability::scrape(&app).await, "rapport_response_batch_size", &[]);
     let written_in_batches = batches.last().expect("a +Inf bucket").1;
     let alone = batches.first().expect("a bucket of 1").1;
     assert!(alone < written_in_batches, "some batches held more than one answer: {batches:?}");
@@ -364,9 +373,8 @@ async fn an_answer_is_acknowledged_only_once_its_commit_succeeded() {
 
     // 64 answers, 32 at once, the refused ones among them: their batches fail at COMMIT.
     let refused = |i: usize| i % 16 == 5;
-    let requests = (0..64)
-        .map(|i| answer(&survey.id, &format!("c{i}"), 9, if refused(i) { "refused" } else { "fine" }))
-        .collect();
+    let requests =
+        (0..64).map(|i| answer(&survey.id, &format!("c{i}"), 9, if refused(i) { "refused" } else { "fine" })).collect();
     let results = record_all(&app, requests, 32).await;
     for (i, r) in results.iter().enumerate() {
         match r {
@@ -430,7 +438,8 @@ async fn a_failed_statement_gives_its_server_connection_back_and_its_connection_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_the_pooler_setting_prepared_statements_break_behind_pgbouncer() {
     // Ignoring the startup parameters rapport sends unless told of the pooler.
-    let Some(bouncer) = PgBouncer::migrated_with("ignore_startup_parameters = extra_float_digits, options").await else {
+    let Some(bouncer) = PgBouncer::migrated_with("ignore_startup_parameters = extra_float_digits, options").await
+    else {
         return;
     };
     let rounds = |settings: DbSettings| async move {
