@@ -442,31 +442,36 @@ async fn without_the_pooler_setting_prepared_statements_break_behind_pgbouncer()
     else {
         return;
     };
+    // Three clients, each with its own statement, over two server connections: at least
+    // two of them prepare their first statement, `sqlx_s_1`, on the same session.
     let rounds = |settings: DbSettings| async move {
-        let (a, b) = (
-            rapport::store::Db::connect(&settings).await.expect("through PgBouncer"),
-            rapport::store::Db::connect(&settings).await.expect("through PgBouncer"),
-        );
+        let mut clients = Vec::new();
+        for (sql, f) in [("SELECT $1::int4 + 1", 0), ("SELECT $1::int4 * 100", 1), ("SELECT $1::int4 - 7", 2)] {
+            clients.push((rapport::store::Db::connect(&settings).await.expect("through PgBouncer"), sql, f));
+        }
+        let want = |f: i32, i: i32| [i + 1, i * 100, i - 7][f as usize];
         let mut wrong = Vec::new();
         for i in 0..10 {
-            for (db, sql, want) in [(&a, "SELECT $1::int4 + 1", i + 1), (&b, "SELECT $1::int4 * 100", i * 100)] {
+            for (db, sql, f) in &clients {
                 match int(db.conn(), sql, i).await {
-                    Ok(got) if got == want => {}
+                    Ok(got) if got == want(*f, i) => {}
                     Ok(got) => wrong.push(format!("{sql} with {i}: {got}")),
                     Err(e) => wrong.push(format!("{sql} with {i}: {e}")),
                 }
             }
         }
-        a.close().await;
-        b.close().await;
+        for (db, _, _) in clients {
+            db.close().await;
+        }
         wrong
     };
-    // Named, cached statements: each client's are on whichever server session it had.
+    // Named, cached statements: each client's are on whichever session it had, where
+    // another client's statement of the same name may be.
     let plain = DbSettings { max_connections: 1, transaction_pooler: false, ..bouncer.settings() };
     let wrong = rounds(plain).await;
     assert!(
-        wrong.iter().any(|w| w.contains("prepared statement")),
-        "without the pooler setting, named statements meet on shared sessions: {wrong:?}"
+        wrong.iter().any(|w| w.contains("prepared statement \"sqlx_s_1\" already exists")),
+        "without the pooler setting, named statements meet on shared sessions: {wrong:#?}"
     );
     let pooled = DbSettings { max_connections: 1, ..bouncer.settings() };
     assert_eq!(rounds(pooled).await, Vec::<String>::new());
@@ -476,7 +481,9 @@ async fn without_the_pooler_setting_prepared_statements_break_behind_pgbouncer()
 async fn a_server_not_told_of_pgbouncer_does_not_start_and_says_what_to_set() {
     let Some(bouncer) = PgBouncer::empty().await else { return };
     let plain = DbSettings { transaction_pooler: false, acquire_timeout: Duration::from_secs(2), ..bouncer.settings() };
-    let err = rapport::store::Db::connect(&plain).await.err().expect("PgBouncer refuses the startup options");
+    let Err(err) = rapport::store::Db::connect(&plain).await else {
+        panic!("PgBouncer accepted the startup options");
+    };
     let err = format!("{err:#}");
     assert!(err.contains("unsupported startup parameter"), "{err}");
     assert!(err.contains("set RAPPORT_DB_POOLER=transaction"), "{err}");
