@@ -2,9 +2,9 @@
 //! a PgBouncer process of the test's own, with two server connections per database, so
 //! the service's client connections really share them and consecutive statements of one
 //! client run on different server sessions. Migrations from an empty database, answers
-//! written in batches at 32 at once, activity batches, reads, a failing commit, and the
-//! statement-level error path, all through it; and the failure the pooler setting
-//! prevents, shown on the same PgBouncer.
+//! written in batches at 32 at once, activity batches, reads, a failing commit, a frozen
+//! PgBouncer, and the statement-level error path, all through it; and the failure the
+//! pooler setting prevents, shown on the same PgBouncer.
 //!
 //! [`PgBouncer`] is public for other tests (several servers behind one PgBouncer). It
 //! needs the `pgbouncer` binary (Debian: `apt-get install pgbouncer`): without it the
@@ -88,6 +88,21 @@ impl PgBouncer {
         adjust: impl FnOnce(&mut rapport::config::ServeArgs),
     ) -> TestApp {
         spawn_app_with_db(Backend::Postgres, self.settings(), key, adjust).await
+    }
+
+    /// Freezes PgBouncer (SIGSTOP): connections stay open, nothing is answered.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused PgBouncer go on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        let status = Command::new("kill").args([which, &self.child.id().to_string()]).status().expect("kill");
+        assert!(status.success(), "kill {which} PgBouncer");
     }
 
     /// What PgBouncer logged so far.
@@ -487,4 +502,63 @@ async fn a_server_not_told_of_pgbouncer_does_not_start_and_says_what_to_set() {
     let err = format!("{err:#}");
     assert!(err.contains("unsupported startup parameter"), "{err}");
     assert!(err.contains("set RAPPORT_DB_POOLER=transaction"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answers_acknowledged_while_pgbouncer_stalls_are_all_written() {
+    let Some(bouncer) = PgBouncer::migrated().await else { return };
+    let settings = DbSettings { batch_timeout: Duration::from_secs(1), ..bouncer.settings() };
+    let app = spawn_app_with_db(Backend::Postgres, settings, None, |_| {}).await;
+    let survey = app.survey(pb::SurveyKind::Nps, None).await;
+
+    // 96 answers, 16 at once; PgBouncer freezes for 3 s once 16 are acknowledged, so
+    // batches stall in every step — begin, statements, commit — and time out.
+    let acked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let requests: Vec<_> = (0..96).map(|i| answer(&survey.id, &format!("c{i}"), 9, "")).collect();
+    let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
+    let mut calls = JoinSet::new();
+    for (i, req) in requests.into_iter().enumerate() {
+        let (mut client, slots, acked) = (app.surveys.clone(), slots.clone(), acked.clone());
+        calls.spawn(async move {
+            let _slot = slots.acquire_owned().await.expect("never closed");
+            let r = client.record_response(req).await.map(|r| r.into_inner());
+            if r.is_ok() {
+                acked.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            (i, r)
+        });
+    }
+    let counted = acked.clone();
+    assert!(
+        eventually(Duration::from_secs(30), || {
+            let n = counted.load(std::sync::atomic::Ordering::Relaxed);
+            async move { n >= 16 }
+        })
+        .await,
+        "16 answers acknowledged"
+    );
+    bouncer.pause();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    bouncer.resume();
+    let results = calls.join_all().await;
+
+    // Every acknowledged answer is there; a failed one may be too (its COMMIT may have
+    // gone through before the timeout), never the other way round.
+    let direct = Database::connect(&bouncer.direct_url).await.expect("PostgreSQL");
+    let failed = results.iter().filter(|(_, r)| r.is_err()).count();
+    for (i, r) in &results {
+        if let Ok(r) = r {
+            let sql = format!("SELECT count(*) FROM responses WHERE id = '{}'", r.id);
+            assert_eq!(count(&direct, &sql).await, 1, "answer {i} was acknowledged but not written");
+        }
+    }
+    // The stall did reach the writer: its batches timed out, their callers heard so.
+    assert!(failed > 0, "no answer failed while PgBouncer was frozen for 3 s");
+    for (i, r) in &results {
+        if let Err(e) = r {
+            assert_eq!(e.code(), Code::Unavailable, "answer {i}: {e:?}");
+        }
+    }
+    let _ = direct.close().await;
+    drop(app);
 }
