@@ -160,6 +160,15 @@ pub enum LogFormat {
     Text,
 }
 
+/// What stands between rapport and PostgreSQL (`RAPPORT_DB_POOLER`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DbPooler {
+    /// PostgreSQL itself, or a pooler in session mode.
+    None,
+    /// A pooler in transaction mode (PgBouncer `pool_mode = transaction`).
+    Transaction,
+}
+
 #[derive(Debug, Args)]
 pub struct CommonArgs {
     /// Database URL: `postgres://…` or `sqlite://path?mode=rwc`. Default: ./rapport.db (SQLite).
@@ -186,6 +195,12 @@ pub struct CommonArgs {
     /// commit) may take before the batch fails with UNAVAILABLE.
     #[arg(long, env = "RAPPORT_DB_BATCH_TIMEOUT_SECONDS", default_value_t = 10, global = true)]
     pub db_batch_timeout_seconds: u64,
+    /// PostgreSQL: what DATABASE_URL points at. `transaction`: a pooler in transaction
+    /// mode, such as PgBouncer with `pool_mode = transaction`; each statement is then
+    /// sent so that it runs whole on one server connection, and nothing is set per
+    /// session. `none`: PostgreSQL itself (or a pooler in session mode).
+    #[arg(long, env = "RAPPORT_DB_POOLER", value_enum, default_value_t = DbPooler::None, global = true)]
+    pub db_pooler: DbPooler,
     /// Log format.
     #[arg(long, env = "RAPPORT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
     pub log_format: LogFormat,
@@ -204,6 +219,7 @@ impl CommonArgs {
             statement_timeout: seconds(self.db_statement_timeout_seconds),
             tcp_keepalive: seconds(self.db_tcp_keepalive_seconds),
             batch_timeout: Duration::from_secs(self.db_batch_timeout_seconds.max(1)),
+            transaction_pooler: self.db_pooler == DbPooler::Transaction,
         }
     }
 }
@@ -491,6 +507,15 @@ mod tests {
         // A bad value is still refused, naming the flag.
         let err = Cli::try_parse_from(["rapport", "--http-addr", "nowhere"]).unwrap_err().to_string();
         assert!(err.contains("--http-addr"), "{err}");
+    }
+
+    #[test]
+    fn a_transaction_pooler_is_named_on_the_command_line() {
+        assert!(!parse(&[]).common.db().transaction_pooler, "by default: PostgreSQL itself");
+        assert!(parse(&["--db-pooler", "transaction", "migrate"]).common.db().transaction_pooler);
+        assert!(!parse(&["--db-pooler", "none"]).common.db().transaction_pooler);
+        let err = Cli::try_parse_from(["rapport", "--db-pooler", "session"]).unwrap_err().to_string();
+        assert!(err.contains("--db-pooler"), "{err}");
     }
 
     #[test]

@@ -598,8 +598,9 @@ def test_schema_rejects_an_unknown_top_level_key() -> None:
         {"containerPorts": {"grpc": 70000}},
         {"autoscaling": {"enabled": "yes"}},
         {"probes": {"liveness": {"periodSeconds": 0}}},
+        {"database": {"url": PG_URL, "pooler": "session"}},
     ],
-    ids=["nested-unknown-key", "bad-enum", "bad-port", "bool-as-string", "zero-period"],
+    ids=["nested-unknown-key", "bad-enum", "bad-port", "bool-as-string", "zero-period", "bad-pooler"],
 )
 def test_schema_rejects_bad_nested_values(bad: dict[str, Any]) -> None:
     with helm_python.Chart.load(CHART) as chart:
@@ -714,6 +715,7 @@ def test_configuration_comes_from_a_config_map_and_a_secret() -> None:
         "RAPPORT_CLIENT_ADDRESS_RATE_PER_MINUTE": "120",
         "RAPPORT_CLIENT_ADDRESS_BURST": "60",
         "RAPPORT_DB_MAX_CONNECTIONS": "10",
+        "RAPPORT_DB_POOLER": "none",
         "OTEL_SERVICE_NAME": "rapport",
     }
     assert set(env_of(container)) == {"DATABASE_URL", "RAPPORT_SECRET_KEYS"}
@@ -723,6 +725,14 @@ def test_configuration_comes_from_a_config_map_and_a_secret() -> None:
 
 def deployment_pod_annotations(docs: list[dict[str, Any]]) -> dict[str, str]:
     return one(docs, "Deployment")["spec"]["template"]["metadata"].get("annotations") or {}
+
+
+def test_a_transaction_pooler_reaches_the_server_and_the_migration_job() -> None:
+    docs = render(merge(DB, {"database": {"pooler": "transaction"}}))
+    assert config_map(docs)["RAPPORT_DB_POOLER"] == "transaction"
+    # The Job runs before the ConfigMap exists; through PgBouncer it needs the setting too.
+    (job,) = pod_spec(one(docs, "Job"))["containers"]
+    assert env_of(job)["RAPPORT_DB_POOLER"]["value"] == "transaction"
 
 
 def test_config_changes_roll_the_pods() -> None:

@@ -140,6 +140,14 @@ pub struct DbSettings {
     /// takes longer fails the batch with `UNAVAILABLE`: one stalled connection cannot
     /// hold every `RecordResponse` of the process.
     pub batch_timeout: Duration,
+    /// PostgreSQL reached through a pooler in transaction mode (PgBouncer's `pool_mode
+    /// = transaction`), which may run a connection's consecutive statements on different
+    /// server sessions and, before PgBouncer 1.21, knows nothing of prepared statements.
+    /// Then every statement is the unnamed one, parsed, bound and executed before one
+    /// Sync (the patched sqlx-postgres, vendor/README.md), so it runs whole on one
+    /// session; and nothing is set per session at connect: the statement timeout and the
+    /// server's end of the keepalive are the role's or the pooler's settings.
+    pub transaction_pooler: bool,
 }
 
 impl DbSettings {
@@ -153,6 +161,7 @@ impl DbSettings {
             statement_timeout: Some(DEFAULT_STATEMENT_TIMEOUT),
             tcp_keepalive: Some(DEFAULT_TCP_KEEPALIVE),
             batch_timeout: DEFAULT_BATCH_TIMEOUT,
+            transaction_pooler: false,
         }
     }
 }
@@ -170,8 +179,33 @@ impl Db {
             sqlx_core::net::set_tcp_keepalive(settings.tcp_keepalive);
         }
         match Self::open(settings).await {
-            Ok(db) => Ok(db),
+            Ok(db) => {
+                if settings.transaction_pooler {
+                    db.check_pooled_statement_timeout().await;
+                }
+                Ok(db)
+            }
             Err(e) => Err(target.failed(&e, settings).await),
+        }
+    }
+
+    /// Behind a transaction pooler the statement timeout cannot be set per session
+    /// ([`DbSettings::transaction_pooler`]): warns when the one the server applies is
+    /// not the one asked for, so it is set where it belongs (on the role).
+    async fn check_pooled_statement_timeout(&self) {
+        let wanted = self.settings.statement_timeout.map_or(0, |t| t.as_millis());
+        let sql = "SELECT setting FROM pg_settings WHERE name = 'statement_timeout'";
+        let applied = match self.conn.query_one_raw(Statement::from_string(DbBackend::Postgres, sql)).await {
+            Ok(Some(row)) => row.try_get_by_index::<String>(0).ok().and_then(|s| s.parse::<u128>().ok()),
+            _ => None,
+        };
+        if applied != Some(wanted) {
+            tracing::warn!(
+                applied_ms = ?applied,
+                wanted_ms = wanted,
+                "behind a transaction pooler the statement timeout is not set per connection; \
+                 set it on the role: ALTER ROLE <user> SET statement_timeout = '{wanted}ms'"
+            );
         }
     }
 
@@ -189,6 +223,7 @@ impl Db {
         let batcher = if sqlite {
             writer.clone()
         } else {
+            // Behind a transaction pooler no statement is kept (see `options`).
             let mut opts = Self::options(settings, &reach, 1, Some(BATCH_STATEMENT_CACHE));
             // Busy, it is in use back to back and never pinged; after a pause of its
             // own it is, so a database that restarted meanwhile costs no call.
@@ -231,17 +266,26 @@ impl Db {
                     .busy_timeout(Duration::from_secs(10))
                     .foreign_keys(true)
             });
+        // Behind a transaction pooler: no startup option, which PgBouncer refuses ("unsupported
+        // startup parameter") and which would hold for one server session only anyway; and
+        // no statement cache, which makes every statement the unnamed one, sent whole
+        // (the patched sqlx-postgres, vendor/README.md).
+        let pooled = settings.transaction_pooler;
+        let statement_cache = if pooled { Some(0) } else { statement_cache };
         // PostgreSQL only (sea-orm sends it as a startup option).
-        if let Some(t) = settings.statement_timeout.filter(|t| !t.is_zero()) {
+        if let Some(t) = settings.statement_timeout.filter(|t| !t.is_zero() && !pooled) {
             opts.statement_timeout(t);
         }
         // The server's end of the keepalive: it notices a client that vanished (and
         // ends its transaction, releasing its locks). The client's end is set in
         // `connect` (`set_tcp_keepalive`).
-        let keepalive = settings.tcp_keepalive.map(|idle| idle.as_secs().max(1));
+        let keepalive = settings.tcp_keepalive.filter(|_| !pooled).map(|idle| idle.as_secs().max(1));
         opts.map_sqlx_postgres_opts(move |mut o| {
             if let Some(n) = statement_cache {
                 o = o.statement_cache_capacity(n);
+            }
+            if pooled {
+                o = o.extra_float_digits(None);
             }
             if let Some(idle) = keepalive {
                 o = o.options([
@@ -441,19 +485,27 @@ impl Target {
             use sqlx::ConnectOptions as _;
             let within = settings.acquire_timeout;
             let why = match settings.url.parse::<sqlx::postgres::PgConnectOptions>() {
-                Ok(o) => match tokio::time::timeout(within, o.connect()).await {
-                    Ok(Ok(c)) => {
-                        let _ = sqlx::Connection::close(c).await;
-                        None
+                Ok(o) => {
+                    // As the pool connects (see `options`): PgBouncer refuses the parameter.
+                    let o = if settings.transaction_pooler { o.extra_float_digits(None) } else { o };
+                    match tokio::time::timeout(within, o.connect()).await {
+                        Ok(Ok(c)) => {
+                            let _ = sqlx::Connection::close(c).await;
+                            None
+                        }
+                        Ok(Err(e)) => Some(e.to_string()),
+                        Err(_) => Some(format!("no answer within {} ms", within.as_millis())),
                     }
-                    Ok(Err(e)) => Some(e.to_string()),
-                    Err(_) => Some(format!("no answer within {} ms", within.as_millis())),
-                },
+                }
                 Err(e) => Some(e.to_string()),
             };
             if let Some(why) = why {
                 cause = format!("{cause}: {why}");
             }
+        }
+        // What PgBouncer says to the startup options rapport sends unless told of it.
+        if cause.contains("unsupported startup parameter") && !settings.transaction_pooler {
+            cause.push_str(" (PgBouncer in transaction mode? set RAPPORT_DB_POOLER=transaction)");
         }
         let what = if self.postgres { "cannot connect to" } else { "cannot open" };
         anyhow::anyhow!("{}", scrub(cause, &self.secrets)).context(format!("{what} {}", self.shown))

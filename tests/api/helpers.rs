@@ -74,7 +74,7 @@ pub fn pg_admin_url() -> String {
     std::env::var("RAPPORT_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
 }
 
-fn with_database(url: &str, db: &str) -> String {
+pub(crate) fn with_database(url: &str, db: &str) -> String {
     let (base, _) = url.rsplit_once('/').expect("a PostgreSQL URL ends in /<database>");
     format!("{base}/{db}")
 }
@@ -82,9 +82,9 @@ fn with_database(url: &str, db: &str) -> String {
 /// At most this many PostgreSQL test databases are in use at once, whatever the number
 /// of test threads: with 4 connections a server and at most three servers a test, a
 /// many-core machine stays under PostgreSQL's default 100 connections.
-static PG_DATABASES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
+pub(crate) static PG_DATABASES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
 
-async fn fresh_database_permitted(
+pub(crate) async fn fresh_database_permitted(
     backend: Backend,
 ) -> ((String, Option<tempfile::TempDir>, Option<(String, String)>), Option<tokio::sync::SemaphorePermit<'static>>) {
     let permit = match backend {
@@ -199,7 +199,19 @@ pub async fn spawn_app_on(
 }
 
 async fn start(backend: Backend, url: String, key: Option<String>, adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
-    let db = DbSettings { max_connections: 4, acquire_timeout: Duration::from_secs(2), ..DbSettings::new(url.clone()) };
+    let db = DbSettings { max_connections: 4, acquire_timeout: Duration::from_secs(2), ..DbSettings::new(url) };
+    spawn_app_with_db(backend, db, key, adjust).await
+}
+
+/// Starts the real server with `db` as its database settings, calling with `key` (none:
+/// a new tenant `acme`'s). It leaves the database alone when dropped.
+pub async fn spawn_app_with_db(
+    backend: Backend,
+    db: DbSettings,
+    key: Option<String>,
+    adjust: impl FnOnce(&mut ServeArgs),
+) -> TestApp {
+    let url = db.url.clone();
     let mut args = ServeArgs { health_interval_ms: 200, ..ServeArgs::default() };
     if backend == Backend::Postgres {
         with_test_keys(&mut args);

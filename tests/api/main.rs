@@ -28,6 +28,7 @@ mod lifecycle;
 mod metrics;
 mod observability;
 mod partitions;
+mod pgbouncer;
 mod privacy_erase;
 mod privacy_export;
 mod privacy_keys;

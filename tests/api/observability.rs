@@ -52,7 +52,7 @@ pub fn value(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> f64 {
 }
 
 /// The buckets (upper bound, cumulative count) of one histogram series.
-fn histogram(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Vec<(f64, f64)> {
+pub(crate) fn histogram(scrape: &Scrape, metric: &str, labels: &[(&str, &str)]) -> Vec<(f64, f64)> {
     let series: Vec<_> = scrape
         .samples
         .iter()
