@@ -179,9 +179,7 @@ impl Gate {
                 // address limit.
                 // The operator token is checked by the admin service, not here.
                 Access::Operator => Limited::Anonymous,
-                Access::Token | Access::TokenOrSecret if self.services.verified_keys.contains_key(k) => {
-                    Limited::Secret
-                }
+                Access::Token | Access::TokenOrSecret if self.services.verified_keys.contains_key(k) => Limited::Secret,
                 Access::Token | Access::TokenOrSecret => {
                     unverified = true;
                     Limited::Anonymous
@@ -190,14 +188,7 @@ impl Gate {
             _ => Limited::Anonymous,
         };
         let read = may_call(KeyKind::Read, req.uri().path());
-        Ok(Admitted {
-            access,
-            key: key.map(str::to_owned),
-            unverified,
-            read,
-            limited,
-            address: self.client_addr(req),
-        })
+        Ok(Admitted { access, key: key.map(str::to_owned), unverified, read, limited, address: self.client_addr(req) })
     }
 
     /// Applies the rate limits of the call's [`Credential`] (in Redis, when the

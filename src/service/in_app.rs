@@ -482,7 +482,10 @@ mod tests {
             }
             other => panic!("expected RESOURCE_EXHAUSTED, got {other:?}"),
         }
-        assert!(limits.admit(Credential::Publishable("rk_pub_b"), None).await.is_ok(), "another key has its own bucket");
+        assert!(
+            limits.admit(Credential::Publishable("rk_pub_b"), None).await.is_ok(),
+            "another key has its own bucket"
+        );
         assert!(limits.admit(Credential::Secret, None).await.is_ok(), "secret keys are not limited");
     }
 
@@ -527,8 +530,12 @@ mod tests {
     async fn without_redis_a_check_falls_back_to_the_replicas_own_buckets_counts_it_and_skips_redis_a_while() {
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let failures = Arc::new(Failures::default());
-        let settings =
-            RateLimitSettings { per_key_per_minute: 60, per_key_burst: 2, per_address_per_minute: 0, per_address_burst: 0 };
+        let settings = RateLimitSettings {
+            per_key_per_minute: 60,
+            per_key_burst: 2,
+            per_address_per_minute: 0,
+            per_address_burst: 0,
+        };
         let limits =
             RateLimits::shared(settings, &redis_at(format!("redis://127.0.0.1:{port}")), failures.clone()).unwrap();
         let a = Credential::Publishable("rk_pub_a");
