@@ -116,8 +116,10 @@ impl Services {
                     Ok(Some(Notice::Events { tenant, last })) => self.bus.events_told(tenant.as_str(), last),
                     Ok(Some(Notice::Deliveries)) => self.bus.deliveries_queued(),
                     Ok(None) => {
-                        tracing::warn!("the session listening for other replicas' events dropped; connecting again");
-                        break;
+                        // The listener has connected again by itself (a failure to
+                        // would be an error, next): notices of the gap are lost.
+                        tracing::warn!("the session listening for other replicas' events dropped and was reopened");
+                        self.bus.wake_all();
                     }
                     Err(e) => {
                         tracing::warn!(error = %e, "the session listening for other replicas' events failed; connecting again");

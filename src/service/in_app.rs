@@ -385,8 +385,12 @@ impl Shared {
         let last = self.warned_at_ms.load(Ordering::Relaxed);
         let due = last == 0 || now.saturating_sub(last) >= WARN_EVERY.as_millis() as u64;
         if due && self.warned_at_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            let error = match e {
+                crate::store::StoreError::Timeout { after, .. } => format!("Redis did not answer within {after:?}"),
+                other => other.to_string(),
+            };
             tracing::warn!(
-                error = %e,
+                %error,
                 "the shared rate limits in Redis failed; this replica applies its own limits until Redis answers \
                  (rapport_rate_limit_backend_errors_total counts the failures)"
             );

@@ -90,8 +90,10 @@ impl Listener {
         Ok(Some(Listener { inner }))
     }
 
-    /// The next notice. `Ok(None)` when the session was lost: notices may have been
-    /// missed meanwhile, and the caller connects again (a new [`Listener`]).
+    /// The next notice. `Ok(None)` when the session was lost and has been opened
+    /// again (and LISTENs again): notices sent in between were missed. An error when
+    /// it cannot be opened again, or PostgreSQL ended it: the caller makes a new
+    /// [`Listener`], after a pause.
     pub async fn next(&mut self) -> Result<Option<Notice>> {
         loop {
             match self.inner.try_recv().await.map_err(listen_error)? {
