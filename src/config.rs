@@ -516,6 +516,21 @@ mod tests {
     }
 
     #[test]
+    fn redis_and_the_direct_database_url_are_taken_and_empty_means_unset() {
+        let cli = parse(&["--redis-url", " redis://cache:6379/0 ", "--redis-timeout-ms", "50"]);
+        let shared = cli.serve.shared_rate_limits().expect("shared limits");
+        assert_eq!(shared.url, "redis://cache:6379/0");
+        assert_eq!(shared.key_prefix, "rapport:");
+        assert_eq!(shared.timeout, Duration::from_millis(50));
+        assert!(parse(&["--redis-url", ""]).serve.shared_rate_limits().is_none(), "empty: each replica its own");
+        assert!(parse(&[]).serve.shared_rate_limits().is_none());
+
+        let cli = parse(&["--database-url", "postgres://pgbouncer/db", "--direct-database-url", "postgres://pg/db"]);
+        assert_eq!(cli.common.db().direct_url.as_deref(), Some("postgres://pg/db"));
+        assert_eq!(parse(&["--direct-database-url", " "]).common.db().direct_url, None, "defaults to DATABASE_URL");
+    }
+
+    #[test]
     fn the_top_level_help_lists_the_serve_options_with_their_variables() {
         let mut cli = Cli::command();
         cli.build();
@@ -530,11 +545,21 @@ mod tests {
             "--publishable-key-rate-per-minute",
             "--webhook-retry-schedule",
             "--database-url",
+            "--direct-database-url",
+            "--redis-url",
+            "--redis-key-prefix",
+            "--redis-timeout-ms",
         ] {
             assert!(top.contains(option), "rapport --help lists {option}");
             assert!(serve.contains(option), "rapport serve --help lists {option}");
         }
-        for variable in ["RAPPORT_HTTP_ADDR", "RAPPORT_CORS_ALLOWED_ORIGINS", "RAPPORT_CLIENT_IP_HEADER"] {
+        for variable in [
+            "RAPPORT_HTTP_ADDR",
+            "RAPPORT_CORS_ALLOWED_ORIGINS",
+            "RAPPORT_CLIENT_IP_HEADER",
+            "RAPPORT_REDIS_URL",
+            "RAPPORT_DIRECT_DATABASE_URL",
+        ] {
             assert!(top.contains(&format!("[env: {variable}")), "rapport --help names {variable}");
         }
     }
