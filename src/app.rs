@@ -42,6 +42,8 @@ pub struct Application {
     http_listener: TcpListener,
     services: Services,
     metrics: crate::telemetry::Metrics,
+    /// The rate limits of in-app calls: the replica's own, or shared in Redis.
+    limits: RateLimits,
     args: ServeArgs,
 }
 
@@ -74,6 +76,11 @@ impl Application {
                 "sealed secrets stored in plain text"
             );
         }
+        // A bad Redis URL stops the start; a Redis that is down does not (fail open).
+        let limits = match args.shared_rate_limits() {
+            Some(shared) => RateLimits::shared(args.rate_limits(), &shared, Arc::new(metrics.clone()))?,
+            None => RateLimits::new(args.rate_limits()),
+        };
         let listener = TcpListener::bind(args.grpc_addr)
             .await
             .with_context(|| format!("binding the gRPC listener (RAPPORT_GRPC_ADDR) on {}", args.grpc_addr))?;
@@ -83,7 +90,7 @@ impl Application {
         let http_listener = TcpListener::bind(args.http_addr)
             .await
             .with_context(|| format!("binding the HTTP gateway (RAPPORT_HTTP_ADDR) on {}", args.http_addr))?;
-        Ok(Application { listener, admin_listener, http_listener, services, metrics, args })
+        Ok(Application { listener, admin_listener, http_listener, services, metrics, limits, args })
     }
 
     /// The bound address (useful when built with port 0).
@@ -108,7 +115,7 @@ impl Application {
     /// Serves until `shutdown` resolves, then reports NOT_SERVING, stops accepting
     /// and lets in-flight calls finish for up to the grace period.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Application { listener, admin_listener, http_listener, services, metrics, args } = self;
+        let Application { listener, admin_listener, http_listener, services, metrics, limits, args } = self;
         let (reporter, health_service) = tonic_health::server::health_reporter();
         set_all(&reporter, ServingStatus::NotServing).await;
         let health_every = Duration::from_millis(args.health_interval_ms.max(50));
@@ -118,7 +125,7 @@ impl Application {
         // and the rate limits of in-app and token calls (grpc::gate). The database check
         // comes first (the gate may look a key up): while health finds the database
         // unreachable, calls fail at once instead of waiting for a connection.
-        let gate = Gate::new(services.clone(), RateLimits::new(args.rate_limits()), args.client_ip_header()?);
+        let gate = Gate::new(services.clone(), limits, args.client_ip_header()?);
         let db_up = DbUp { db: services.db.clone(), retry_after: health_every.max(Duration::from_secs(1)) };
         let guard = Guard { gate, db_up };
         let api = |s: &Services| Api {

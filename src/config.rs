@@ -174,6 +174,11 @@ pub struct CommonArgs {
     /// Database URL: `postgres://…` or `sqlite://path?mode=rwc`. Default: ./rapport.db (SQLite).
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
+    /// PostgreSQL: a connection to PostgreSQL itself, not through a transaction-pooling
+    /// PgBouncer, for LISTEN (replicas wake each other's event streams and workers
+    /// with NOTIFY). Defaults to DATABASE_URL.
+    #[arg(long, env = "RAPPORT_DIRECT_DATABASE_URL", global = true, hide_env_values = true)]
+    pub direct_database_url: Option<String>,
     /// Most connections in the database pool. On PostgreSQL one more connection, of
     /// its own, carries the batched writes of RecordResponse.
     #[arg(long, env = "RAPPORT_DB_MAX_CONNECTIONS", default_value_t = 32, global = true)]
@@ -214,6 +219,7 @@ impl CommonArgs {
         let seconds = |s: u64| (s > 0).then(|| Duration::from_secs(s));
         DbSettings {
             url: self.database_url.clone().unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
+            direct_url: self.direct_database_url.clone().filter(|u| !u.trim().is_empty()),
             max_connections: self.db_max_connections.max(1),
             acquire_timeout: Duration::from_secs(self.db_acquire_timeout_seconds.max(1)),
             statement_timeout: seconds(self.db_statement_timeout_seconds),
@@ -284,6 +290,19 @@ pub struct ServeArgs {
     /// when every request comes through that proxy, or clients can pick their address.
     #[arg(long, global = true, env = "RAPPORT_CLIENT_IP_HEADER")]
     pub client_ip_header: Option<String>,
+    /// Redis that keeps the rate limits above, shared by every replica, e.g.
+    /// `redis://:password@redis:6379/0` (one Redis or a primary, not a Cluster). Unset:
+    /// each replica keeps its own, so N replicas allow N times each rate. When Redis fails
+    /// or is slow, checks fall back to the replica's own limits (fail open).
+    #[arg(long, global = true, env = "RAPPORT_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// What the keys of the shared rate limits in Redis start with.
+    #[arg(long, global = true, env = "RAPPORT_REDIS_KEY_PREFIX", default_value = "rapport:")]
+    pub redis_key_prefix: String,
+    /// How long a rate-limit check waits for Redis, in milliseconds, before it falls back
+    /// to the replica's own limits.
+    #[arg(long, global = true, env = "RAPPORT_REDIS_TIMEOUT_MS", default_value_t = 100)]
+    pub redis_timeout_ms: u64,
     #[command(flatten)]
     pub outbox: OutboxArgs,
     #[command(flatten)]
@@ -341,6 +360,16 @@ impl ServeArgs {
             per_address_per_minute: self.client_address_rate_per_minute,
             per_address_burst: self.client_address_burst,
         }
+    }
+
+    /// Where the replicas share their rate limits (Redis), if anywhere.
+    pub fn shared_rate_limits(&self) -> Option<crate::service::in_app::SharedLimitSettings> {
+        let url = self.redis_url.as_deref().map(str::trim).filter(|u| !u.is_empty())?;
+        Some(crate::service::in_app::SharedLimitSettings {
+            url: url.to_owned(),
+            key_prefix: self.redis_key_prefix.clone(),
+            timeout: Duration::from_millis(self.redis_timeout_ms.max(1)),
+        })
     }
 
     /// The CORS origins, trimmed, without empty entries.
@@ -466,6 +495,9 @@ impl Default for ServeArgs {
             client_address_rate_per_minute: 0,
             client_address_burst: 0,
             client_ip_header: None,
+            redis_url: None,
+            redis_key_prefix: "rapport:".into(),
+            redis_timeout_ms: 100,
             outbox: OutboxArgs::default(),
             secrets: SecretArgs::default(),
             admin_addr: "127.0.0.1:0".parse().expect("a valid address"),
@@ -519,6 +551,21 @@ mod tests {
     }
 
     #[test]
+    fn redis_and_the_direct_database_url_are_taken_and_empty_means_unset() {
+        let cli = parse(&["--redis-url", " redis://cache:6379/0 ", "--redis-timeout-ms", "50"]);
+        let shared = cli.serve.shared_rate_limits().expect("shared limits");
+        assert_eq!(shared.url, "redis://cache:6379/0");
+        assert_eq!(shared.key_prefix, "rapport:");
+        assert_eq!(shared.timeout, Duration::from_millis(50));
+        assert!(parse(&["--redis-url", ""]).serve.shared_rate_limits().is_none(), "empty: each replica its own");
+        assert!(parse(&[]).serve.shared_rate_limits().is_none());
+
+        let cli = parse(&["--database-url", "postgres://pgbouncer/db", "--direct-database-url", "postgres://pg/db"]);
+        assert_eq!(cli.common.db().direct_url.as_deref(), Some("postgres://pg/db"));
+        assert_eq!(parse(&["--direct-database-url", " "]).common.db().direct_url, None, "defaults to DATABASE_URL");
+    }
+
+    #[test]
     fn the_top_level_help_lists_the_serve_options_with_their_variables() {
         let mut cli = Cli::command();
         cli.build();
@@ -533,11 +580,21 @@ mod tests {
             "--publishable-key-rate-per-minute",
             "--webhook-retry-schedule",
             "--database-url",
+            "--direct-database-url",
+            "--redis-url",
+            "--redis-key-prefix",
+            "--redis-timeout-ms",
         ] {
             assert!(top.contains(option), "rapport --help lists {option}");
             assert!(serve.contains(option), "rapport serve --help lists {option}");
         }
-        for variable in ["RAPPORT_HTTP_ADDR", "RAPPORT_CORS_ALLOWED_ORIGINS", "RAPPORT_CLIENT_IP_HEADER"] {
+        for variable in [
+            "RAPPORT_HTTP_ADDR",
+            "RAPPORT_CORS_ALLOWED_ORIGINS",
+            "RAPPORT_CLIENT_IP_HEADER",
+            "RAPPORT_REDIS_URL",
+            "RAPPORT_DIRECT_DATABASE_URL",
+        ] {
             assert!(top.contains(&format!("[env: {variable}")), "rapport --help names {variable}");
         }
     }

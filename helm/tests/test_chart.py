@@ -103,6 +103,9 @@ SCENARIOS: dict[str, dict[str, Any]] = {
         {"metrics": {"podAnnotations": True, "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}},
     ),
     "no-migration-job": merge(DB, {"migrations": {"enabled": False}}),
+    "shared-rate-limits": merge(
+        DB, {"redis": {"existingSecret": "rapport-redis", "keyPrefix": "rapport-prod:", "timeoutMs": 50}}
+    ),
     "alerts-and-dashboard": merge(
         DB,
         {
@@ -631,8 +634,10 @@ def test_rendering_without_a_database_fails_with_a_clear_message() -> None:
         ({"demo": {"enabled": True}, "database": {"url": PG_URL}}, "demo.enabled runs on SQLite"),
         (merge(DB, {"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 3}}), "minReplicas must not exceed"),
         (merge(DB, {"podDisruptionBudget": {"maxUnavailable": None}}), "needs minAvailable or maxUnavailable"),
+        (merge(DB, {"redis": {"url": "redis://redis:6379", "existingSecret": "x"}}), "only one of redis.url and redis.existingSecret"),
     ],
-    ids=["sqlite-without-demo", "url-and-existing-secret", "demo-with-url", "hpa-min-over-max", "pdb-empty"],
+    ids=["sqlite-without-demo", "url-and-existing-secret", "demo-with-url", "hpa-min-over-max", "pdb-empty",
+         "redis-url-and-existing-secret"],
 )
 def test_inconsistent_values_fail_rendering(values: dict[str, Any], needle: str) -> None:
     assert needle in render_error(values)
@@ -773,6 +778,46 @@ def test_in_app_settings_reach_the_pods() -> None:
     # Changing one rolls the pods.
     assert deployment_pod_annotations(docs)["checksum/config"] != deployment_pod_annotations(
         render(SCENARIOS["default"]))["checksum/config"]
+
+
+def test_shared_rate_limits_reach_the_pods_only_when_redis_is_set() -> None:
+    # From a Secret: the URL may carry a password, so it never enters the ConfigMap.
+    docs = render(SCENARIOS["shared-rate-limits"])
+    data = config_map(docs)
+    assert "RAPPORT_REDIS_URL" not in data
+    assert data["RAPPORT_REDIS_KEY_PREFIX"] == "rapport-prod:"
+    assert data["RAPPORT_REDIS_TIMEOUT_MS"] == "50"
+    env = {e["name"]: e for e in server_container(docs)["env"]}
+    assert env["RAPPORT_REDIS_URL"]["valueFrom"]["secretKeyRef"] == {"name": "rapport-redis", "key": "RAPPORT_REDIS_URL"}
+    # A URL without a password may sit in the ConfigMap.
+    plain = config_map(render(merge(DB, {"redis": {"url": "redis://redis.cache.svc:6379/0"}})))
+    assert plain["RAPPORT_REDIS_URL"] == "redis://redis.cache.svc:6379/0"
+    assert plain["RAPPORT_REDIS_KEY_PREFIX"] == "rapport:"
+    assert plain["RAPPORT_REDIS_TIMEOUT_MS"] == "100"
+    # Off by default: each pod keeps its own limits.
+    default = render(SCENARIOS["default"])
+    assert not {k for k in config_map(default) if k.startswith("RAPPORT_REDIS")}
+    assert "RAPPORT_REDIS_URL" not in env_of(server_container(default))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"redis": {"url": "redis://:s3cret@redis:6379"}},
+        {"redis": {"url": "redis://user:s3cret@redis:6379/0"}},
+        {"redis": {"url": "rediss://redis:6379"}},
+        {"redis": {"url": "redis:6379"}},
+        {"redis": {"timeoutMs": 0}},
+        {"redis": {"keyPrefix": ""}},
+        {"redis": {"password": "x"}},
+    ],
+    ids=["url-with-password", "url-with-user-and-password", "tls-url", "url-without-scheme", "zero-timeout",
+         "empty-prefix", "unknown-key"],
+)
+def test_schema_rejects_bad_redis_settings(bad: dict[str, Any]) -> None:
+    with helm_python.Chart.load(CHART) as chart:
+        with pytest.raises(helm_python.HelmValuesError):
+            chart.validate_schema(merge(DB, bad))
 
 
 @pytest.mark.parametrize(

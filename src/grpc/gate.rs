@@ -150,19 +150,19 @@ impl Gate {
             .map(|a| bucket_address(a.ip()))
     }
 
-    /// Lets the call through to authentication, or says why not.
+    /// Lets the call through to the rate limits and authentication, or says why not.
     fn check<B>(&self, req: &http::Request<B>) -> Result<Admitted, AppError> {
         let access = access(req.uri().path());
         let key = bearer(req.headers());
         let mut unverified = false;
-        let credential = match key {
+        let limited = match key {
             Some(k) if k.starts_with(KeyKind::Publishable.prefix()) => {
                 if matches!(access, Access::Secret | Access::Operator) {
                     return Err(AppError::PermissionDenied(
                         "this call needs a secret key; publishable keys may only answer surveys".into(),
                     ));
                 }
-                Credential::Publishable(k)
+                Limited::Publishable
             }
             // Read-only keys: see `may_call`. Past it, a key the handler authenticates
             // first; on a token call (GetInvitation) it is no key, limited per address.
@@ -170,29 +170,45 @@ impl Gate {
                 if !may_call(KeyKind::Read, req.uri().path()) {
                     return Err(crate::service::read_only());
                 }
-                if access == Access::Secret { Credential::Secret } else { Credential::None }
+                if access == Access::Secret { Limited::Secret } else { Limited::Anonymous }
             }
             Some(k) if k.starts_with(KeyKind::Secret.prefix()) => match access {
                 // Authenticated right after, before anything else.
-                Access::Secret | Access::InApp => Credential::Secret,
+                Access::Secret | Access::InApp => Limited::Secret,
                 // The handler may never look at it: only a key known good skips the
                 // address limit.
                 // The operator token is checked by the admin service, not here.
-                Access::Operator => Credential::None,
-                Access::Token | Access::TokenOrSecret if self.services.key_cache.verified(k) => {
-                    Credential::Secret
-                }
+                Access::Operator => Limited::Anonymous,
+                Access::Token | Access::TokenOrSecret if self.services.key_cache.verified(k) => Limited::Secret,
                 Access::Token | Access::TokenOrSecret => {
                     unverified = true;
-                    Credential::None
+                    Limited::Anonymous
                 }
             },
-            _ => Credential::None,
+            _ => Limited::Anonymous,
         };
-        self.limits.admit(credential, self.client_addr(req))?;
         let read = may_call(KeyKind::Read, req.uri().path());
-        Ok(Admitted { access, key: key.map(str::to_owned), unverified, read })
+        Ok(Admitted { access, key: key.map(str::to_owned), unverified, read, limited, address: self.client_addr(req) })
     }
+
+    /// Applies the rate limits of the call's [`Credential`] (in Redis, when the
+    /// replicas share them: hence after `check`, in the call's future).
+    async fn limit(&self, call: &Admitted) -> Result<(), AppError> {
+        let credential = match call.limited {
+            Limited::Secret => Credential::Secret,
+            Limited::Publishable => Credential::Publishable(call.key.as_deref().unwrap_or_default()),
+            Limited::Anonymous => Credential::None,
+        };
+        self.limits.admit(credential, call.address).await
+    }
+}
+
+/// The [`Credential`] of a call, as far as rate limits care, without its key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Limited {
+    Secret,
+    Publishable,
+    Anonymous,
 }
 
 /// A call the gate let through, before authentication.
@@ -204,6 +220,10 @@ struct Admitted {
     unverified: bool,
     /// A Get or List method, which read-only keys may call too.
     read: bool,
+    /// Which rate limits it meets.
+    limited: Limited,
+    /// The client's address, for its rate limit.
+    address: Option<IpAddr>,
 }
 
 /// Who is calling, as [`authenticate`] found out.
@@ -346,7 +366,7 @@ where
         // The clone is ready only once polled; the one polled ready serves this call.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let services = self.gate.services.clone();
+        let gate = self.gate.clone();
         Box::pin(async move {
             // Only the gate says who is calling.
             req.extensions_mut().remove::<Principal>();
@@ -356,7 +376,10 @@ where
                 Ok(call) => call,
                 Err(e) => return Ok(Status::from(e).into_http()),
             };
-            match authenticate(&services, call).await {
+            if let Err(e) = gate.limit(&call).await {
+                return Ok(Status::from(e).into_http());
+            }
+            match authenticate(&gate.services, call).await {
                 Caller::Known(p) => {
                     req.extensions_mut().insert(p);
                 }

@@ -329,13 +329,14 @@ impl EventService for EventApi {
 }
 
 /// Sends the events after `after` (of `types`, if any) to `tx` until the receiver goes
-/// away or a read fails, waking when this replica commits events and polling for
-/// other replicas'.
+/// away or a read fails, waking when this replica commits events, when PostgreSQL
+/// tells of the tenant's events committed elsewhere, and polling in case a notice
+/// was lost.
 async fn stream_events(
     svc: Services,
     p: crate::domain::model::Principal,
     types: Vec<String>,
-    mut numbered: tokio::sync::watch::Receiver<u64>,
+    mut numbered: crate::service::EventWaiter,
     after: i64,
     tx: tokio::sync::mpsc::Sender<Result<pb::Event, Status>>,
 ) {
@@ -357,8 +358,7 @@ async fn stream_events(
         }
         if caught_up {
             tokio::select! {
-                _ = numbered.changed() => {}
-                _ = tokio::time::sleep(svc.outbox.poll) => {}
+                _ = numbered.wait(&p.tenant, cursor, svc.outbox.poll) => {}
                 _ = tx.closed() => return,
             }
         }

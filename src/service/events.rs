@@ -1,14 +1,23 @@
-//! The event stream and the webhook fan-out step (docs/webhooks.md).
+//! The event stream and the webhook fan-out step (docs/webhooks.md), and the
+//! wake-ups between replicas on PostgreSQL.
+
+use std::time::Duration;
 
 use super::{Services, require_secret};
 use crate::domain::events::{self, Event};
 use crate::domain::model::Principal;
 use crate::domain::{FollowUpId, TenantId};
 use crate::error::{AppError, Result};
+use crate::store::notify::{Listener, Notice};
 use crate::store::{events as store_events, follow_ups};
 
 /// Events fanned out per transaction at most.
 const FANOUT_BATCH: u64 = 500;
+
+/// The first pause before the listening session connects again, doubled after each
+/// failure up to [`LISTEN_RETRY_MAX`].
+const LISTEN_RETRY_MIN: Duration = Duration::from_millis(250);
+const LISTEN_RETRY_MAX: Duration = Duration::from_secs(30);
 
 impl Services {
     /// Checks that the events after `after` are still kept (else `OUT_OF_RANGE`).
@@ -59,6 +68,67 @@ impl Services {
             tracing::error!(error = %e, event_type, "a sealed event payload does not open");
             serde_json::json!({ "customer_id": null })
         })
+    }
+
+    /// Relays what PostgreSQL tells (LISTEN/NOTIFY, `store::notify`) to this replica's
+    /// streams and dispatcher, until the server shuts down: the one session that
+    /// listens, connected again after a pause that doubles up to 30 s when it drops or
+    /// cannot connect; after each (re)connection every stream looks once, since
+    /// notices sent meanwhile were lost. Returns at once on SQLite.
+    ///
+    /// The fan-out is not woken by other replicas' events: the replica that committed
+    /// them wakes its own, which waits for the fan-out lock if another holds it.
+    pub async fn relay_notices(&self) {
+        let mut pause = LISTEN_RETRY_MIN;
+        let mut lost = false;
+        loop {
+            let connected = tokio::select! {
+                c = Listener::connect(&self.db) => c,
+                _ = self.shutdown.cancelled() => return,
+            };
+            let mut listener = match connected {
+                Ok(Some(l)) => l,
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?pause, "cannot LISTEN for other replicas' events; they are polled meanwhile");
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = self.shutdown.cancelled() => return,
+                    }
+                    pause = (pause * 2).min(LISTEN_RETRY_MAX);
+                    lost = true;
+                    continue;
+                }
+            };
+            if lost {
+                tracing::info!("listening for other replicas' events again");
+            } else {
+                tracing::debug!("listening for other replicas' events");
+            }
+            pause = LISTEN_RETRY_MIN;
+            self.bus.wake_all();
+            loop {
+                let next = tokio::select! {
+                    n = listener.next() => n,
+                    _ = self.shutdown.cancelled() => return,
+                };
+                match next {
+                    Ok(Some(Notice::Events { tenant, last })) => self.bus.events_told(tenant.as_str(), last),
+                    Ok(Some(Notice::Deliveries)) => self.bus.deliveries_queued(),
+                    Ok(None) => {
+                        // The listener has connected again by itself (a failure to
+                        // would be an error, next): notices of the gap are lost.
+                        tracing::warn!("the session listening for other replicas' events dropped and was reopened");
+                        self.bus.wake_all();
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "the session listening for other replicas' events failed; connecting again");
+                        break;
+                    }
+                }
+            }
+            lost = true;
+        }
     }
 
     /// Creates the webhook deliveries of events not fanned out yet; returns how many

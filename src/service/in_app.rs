@@ -9,18 +9,20 @@
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use governor::clock::{Clock as _, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use super::{Services, require_publishable};
+use super::{Counters, Services, require_publishable};
 use crate::domain::TenantId;
 use crate::domain::model::{Branding, Channel, Invitation, InvitationStatus, IssueOutcome, KeyKind, Principal, Survey};
 use crate::domain::privacy::{Actor, AuditAction, AuditEntry};
 use crate::domain::{identity, sealing, secrets};
 use crate::error::{AppError, Result};
+use crate::store::shared_limits::{Bucket, SharedBuckets, Taken};
 use crate::store::{audit, in_app, surveys, tenants};
 
 use super::invitations::IssueRequest;
@@ -222,10 +224,184 @@ pub enum Credential<'a> {
     None,
 }
 
-/// Keyed token buckets (GCRA, the `governor` crate): one per publishable key and one
-/// per client address. Each key has its own bucket, so one tenant's flood only ever
-/// empties its own; a check never waits or takes a shared lock for long.
+/// Where the buckets are kept when every replica shares them (Redis,
+/// `RAPPORT_REDIS_URL`), and how long a check waits for them.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SharedLimitSettings {
+    /// `redis://[user:password@]host:port[/db]`.
+    pub url: String,
+    /// What every key of the buckets starts with (`rapport:`).
+    pub key_prefix: String,
+    /// How long a check waits for Redis before it falls back to the replica's own buckets.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for SharedLimitSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may hold a password.
+        f.debug_struct("SharedLimitSettings")
+            .field("key_prefix", &self.key_prefix)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The rate limits of the calls a web page makes: a bucket per publishable key and
+/// one per client address (GCRA: a bucket holds `burst` calls and gains
+/// `per_minute` a minute). Each key has its own bucket, so one tenant's flood only
+/// ever empties its own.
+///
+/// With [`SharedLimitSettings`] the buckets live in Redis, shared by every replica, so
+/// N replicas together allow the configured rate, not N times it: one round trip per
+/// check. When Redis fails or takes longer than its timeout, the check **fails open
+/// to this replica's own buckets** (the limits without Redis: each replica allows the
+/// rate by itself), counts the failure (`Counters::rate_limit_backend_error`) and warns
+/// at most every [`WARN_EVERY`]; for [`RETRY_SHARED_AFTER`] the checks then skip Redis, so
+/// a Redis that hangs slows one call a second, not every call. A call is never refused
+/// because Redis is away: an outage of a cache must not take the in-app forms down.
 pub struct RateLimits {
+    settings: RateLimitSettings,
+    local: LocalBuckets,
+    shared: Option<Shared>,
+}
+
+/// How long checks skip Redis after it failed.
+pub const RETRY_SHARED_AFTER: Duration = Duration::from_secs(1);
+/// The least time between two warnings that Redis failed.
+pub const WARN_EVERY: Duration = Duration::from_secs(10);
+
+impl RateLimits {
+    /// Each replica its own buckets.
+    pub fn new(s: RateLimitSettings) -> Self {
+        RateLimits { settings: s, local: LocalBuckets::new(s), shared: None }
+    }
+
+    /// Buckets in Redis shared by every replica, falling back to this replica's own
+    /// (see the type's documentation); failures are counted in `counters`. Fails only
+    /// for a URL that is not a Redis URL.
+    pub fn shared(
+        s: RateLimitSettings,
+        shared: &SharedLimitSettings,
+        counters: Arc<dyn Counters>,
+    ) -> anyhow::Result<Self> {
+        let buckets = SharedBuckets::open(&shared.url, &shared.key_prefix, shared.timeout)?;
+        let shared = Shared {
+            buckets,
+            counters,
+            epoch: Instant::now(),
+            skip_until_ms: AtomicU64::new(0),
+            warned_at_ms: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
+        };
+        Ok(RateLimits { shared: Some(shared), ..RateLimits::new(s) })
+    }
+
+    /// Takes one call from each bucket the call belongs to, or says how long to wait
+    /// (`RESOURCE_EXHAUSTED` with the delay).
+    pub async fn admit(&self, credential: Credential<'_>, address: Option<IpAddr>) -> Result<()> {
+        if credential == Credential::Secret {
+            return Ok(());
+        }
+        if let Some(shared) = self.shared.as_ref().filter(|s| s.in_use()) {
+            let wanted = self.buckets(credential, address);
+            let buckets: Vec<Bucket> = wanted.iter().map(|(b, _)| b.clone()).collect();
+            match shared.buckets.take(&buckets).await {
+                Ok(Taken::Admitted) => {
+                    shared.succeeded();
+                    return Ok(());
+                }
+                Ok(Taken::Full { bucket, wait }) => {
+                    shared.succeeded();
+                    return Err(exhausted(wanted.get(bucket).map_or("this caller", |(_, what)| *what), wait));
+                }
+                Err(e) => shared.failed(&e),
+            }
+        }
+        self.local.admit(credential, address)
+    }
+
+    /// The shared buckets a call draws on, each with what it is for (for the refusal).
+    fn buckets(&self, credential: Credential<'_>, address: Option<IpAddr>) -> Vec<(Bucket, &'static str)> {
+        let s = self.settings;
+        let mut out = Vec::with_capacity(2);
+        if let (Some(addr), Some((interval, burst))) =
+            (address, bucket_shape(s.per_address_per_minute, s.per_address_burst))
+        {
+            out.push((Bucket { name: format!("ip:{addr}"), interval, burst }, "this client address"));
+        }
+        if let (Credential::Publishable(key), Some((interval, burst))) =
+            (credential, bucket_shape(s.per_key_per_minute, s.per_key_burst))
+        {
+            let name = format!("pk:{}", secrets::hash(key));
+            out.push((Bucket { name, interval, burst }, "this publishable key"));
+        }
+        out
+    }
+}
+
+/// A bucket's interval between two calls and its size, as [`governor::Quota`] has them
+/// (`None`: the limit is off).
+fn bucket_shape(per_minute: u32, burst: u32) -> Option<(Duration, u32)> {
+    let rate = NonZeroU32::new(per_minute)?;
+    Some((Duration::from_secs(60) / rate.get(), NonZeroU32::new(burst).unwrap_or(rate).get()))
+}
+
+/// The buckets in Redis and what the checks know of its health.
+struct Shared {
+    buckets: SharedBuckets,
+    counters: Arc<dyn Counters>,
+    /// What the millisecond clocks below count from.
+    epoch: Instant,
+    /// Checks skip Redis until then (after a failure).
+    skip_until_ms: AtomicU64,
+    /// When the last warning was logged (0: never).
+    warned_at_ms: AtomicU64,
+    /// The last check failed (to log once when Redis answers again).
+    failing: AtomicBool,
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX).max(1)
+    }
+
+    /// Whether checks ask Redis now (not within [`RETRY_SHARED_AFTER`] of a failure).
+    fn in_use(&self) -> bool {
+        self.now_ms() >= self.skip_until_ms.load(Ordering::Relaxed)
+    }
+
+    fn succeeded(&self) {
+        if self.failing.swap(false, Ordering::Relaxed) {
+            tracing::info!("Redis answers again: rate limits are shared by the replicas again");
+        }
+    }
+
+    /// Counts the failure, warns if none was logged lately, and skips Redis a while.
+    fn failed(&self, e: &crate::store::StoreError) {
+        self.counters.rate_limit_backend_error();
+        self.failing.store(true, Ordering::Relaxed);
+        let now = self.now_ms();
+        self.skip_until_ms.store(now.saturating_add(RETRY_SHARED_AFTER.as_millis() as u64), Ordering::Relaxed);
+        let last = self.warned_at_ms.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= WARN_EVERY.as_millis() as u64;
+        if due && self.warned_at_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+            let error = match e {
+                crate::store::StoreError::Timeout { after, .. } => format!("Redis did not answer within {after:?}"),
+                other => other.to_string(),
+            };
+            tracing::warn!(
+                %error,
+                "the shared rate limits in Redis failed; this replica applies its own limits until Redis answers \
+                 (rapport_rate_limit_backend_errors_total counts the failures)"
+            );
+        }
+    }
+}
+
+/// This replica's own keyed buckets (the `governor` crate): all of the limits without
+/// Redis, and the fallback when Redis fails. A check never waits or takes a shared
+/// lock for long.
+struct LocalBuckets {
     by_key: Option<DefaultKeyedRateLimiter<String>>,
     by_address: Option<DefaultKeyedRateLimiter<IpAddr>>,
     clock: DefaultClock,
@@ -235,13 +411,13 @@ pub struct RateLimits {
 /// How many checks between two sweeps of idle buckets.
 const SWEEP_EVERY: u64 = 4096;
 
-impl RateLimits {
-    pub fn new(s: RateLimitSettings) -> Self {
+impl LocalBuckets {
+    fn new(s: RateLimitSettings) -> Self {
         fn quota(per_minute: u32, burst: u32) -> Option<Quota> {
             let rate = NonZeroU32::new(per_minute)?;
             Some(Quota::per_minute(rate).allow_burst(NonZeroU32::new(burst).unwrap_or(rate)))
         }
-        RateLimits {
+        LocalBuckets {
             by_key: quota(s.per_key_per_minute, s.per_key_burst).map(RateLimiter::keyed),
             by_address: quota(s.per_address_per_minute, s.per_address_burst).map(RateLimiter::keyed),
             clock: DefaultClock::default(),
@@ -249,12 +425,7 @@ impl RateLimits {
         }
     }
 
-    /// Takes one token from each bucket the call belongs to, or says how long to wait
-    /// (`RESOURCE_EXHAUSTED` with the delay).
-    pub fn admit(&self, credential: Credential<'_>, address: Option<IpAddr>) -> Result<()> {
-        if credential == Credential::Secret {
-            return Ok(());
-        }
+    fn admit(&self, credential: Credential<'_>, address: Option<IpAddr>) -> Result<()> {
         if self.checks.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
             self.sweep();
         }
@@ -297,8 +468,8 @@ fn exhausted(what: &str, wait: Duration) -> AppError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_bucket_allows_its_burst_then_refuses_with_a_delay_and_keys_do_not_share() {
+    #[tokio::test]
+    async fn a_bucket_allows_its_burst_then_refuses_with_a_delay_and_keys_do_not_share() {
         let limits = RateLimits::new(RateLimitSettings {
             per_key_per_minute: 60,
             per_key_burst: 2,
@@ -306,21 +477,24 @@ mod tests {
             per_address_burst: 0,
         });
         let a = Credential::Publishable("rk_pub_a");
-        assert!(limits.admit(a, None).is_ok());
-        assert!(limits.admit(a, None).is_ok());
-        match limits.admit(a, None) {
+        assert!(limits.admit(a, None).await.is_ok());
+        assert!(limits.admit(a, None).await.is_ok());
+        match limits.admit(a, None).await {
             Err(AppError::ResourceExhausted { retry_after, .. }) => {
                 // 60 a minute: one token a second.
                 assert!(retry_after > Duration::from_millis(900) && retry_after <= Duration::from_secs(1));
             }
             other => panic!("expected RESOURCE_EXHAUSTED, got {other:?}"),
         }
-        assert!(limits.admit(Credential::Publishable("rk_pub_b"), None).is_ok(), "another key has its own bucket");
-        assert!(limits.admit(Credential::Secret, None).is_ok(), "secret keys are not limited");
+        assert!(
+            limits.admit(Credential::Publishable("rk_pub_b"), None).await.is_ok(),
+            "another key has its own bucket"
+        );
+        assert!(limits.admit(Credential::Secret, None).await.is_ok(), "secret keys are not limited");
     }
 
-    #[test]
-    fn addresses_have_their_own_buckets_and_zero_turns_limits_off() {
+    #[tokio::test]
+    async fn addresses_have_their_own_buckets_and_zero_turns_limits_off() {
         let limits = RateLimits::new(RateLimitSettings {
             per_key_per_minute: 0,
             per_key_burst: 0,
@@ -329,12 +503,67 @@ mod tests {
         });
         let one: IpAddr = "192.0.2.1".parse().unwrap();
         let two: IpAddr = "192.0.2.2".parse().unwrap();
-        assert!(limits.admit(Credential::None, Some(one)).is_ok());
-        assert!(limits.admit(Credential::None, Some(one)).is_err());
-        assert!(limits.admit(Credential::None, Some(two)).is_ok());
+        assert!(limits.admit(Credential::None, Some(one)).await.is_ok());
+        assert!(limits.admit(Credential::None, Some(one)).await.is_err());
+        assert!(limits.admit(Credential::None, Some(two)).await.is_ok());
         let off = RateLimits::new(RateLimitSettings::default());
         for _ in 0..100 {
-            assert!(off.admit(Credential::Publishable("rk_pub_a"), Some(one)).is_ok());
+            assert!(off.admit(Credential::Publishable("rk_pub_a"), Some(one)).await.is_ok());
         }
+    }
+
+    /// Counts only the failures of the shared buckets.
+    #[derive(Debug, Default)]
+    struct Failures(AtomicU64);
+
+    impl Counters for Failures {
+        fn response_batch_written(&self, _: usize) {}
+        fn response_recorded(&self, _: crate::domain::SurveyKind, _: crate::domain::Bucket, _: bool) {}
+        fn follow_up_opened(&self, _: crate::domain::SurveyKind) {}
+        fn webhook_delivery(&self, _: &'static str) {}
+        fn rate_limit_backend_error(&self) {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn redis_at(url: String) -> SharedLimitSettings {
+        SharedLimitSettings { url, key_prefix: "rapport:unit:".into(), timeout: Duration::from_millis(50) }
+    }
+
+    #[tokio::test]
+    async fn without_redis_a_check_falls_back_to_the_replicas_own_buckets_counts_it_and_skips_redis_a_while() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let failures = Arc::new(Failures::default());
+        let settings = RateLimitSettings {
+            per_key_per_minute: 60,
+            per_key_burst: 2,
+            per_address_per_minute: 0,
+            per_address_burst: 0,
+        };
+        let limits =
+            RateLimits::shared(settings, &redis_at(format!("redis://127.0.0.1:{port}")), failures.clone()).unwrap();
+        let a = Credential::Publishable("rk_pub_a");
+        assert!(limits.admit(a, None).await.is_ok(), "fails open");
+        assert!(limits.admit(a, None).await.is_ok());
+        assert!(
+            matches!(limits.admit(a, None).await, Err(AppError::ResourceExhausted { .. })),
+            "to the replica's own bucket of 2, not to no limit"
+        );
+        assert_eq!(failures.0.load(Ordering::Relaxed), 1, "one failure; then Redis is left alone for a while");
+    }
+
+    #[test]
+    fn a_redis_url_that_is_not_one_stops_the_start_without_quoting_it() {
+        let failures: Arc<dyn Counters> = Arc::new(Failures::default());
+        let bad = RateLimits::shared(
+            RateLimitSettings::default(),
+            &redis_at("http://user:hunter2@example.com".into()),
+            failures,
+        );
+        let e = bad.err().expect("not a Redis URL");
+        assert!(e.to_string().contains("RAPPORT_REDIS_URL"), "{e}");
+        assert!(!format!("{e:#}").contains("hunter2"), "{e:#}");
+        let shown = format!("{:?}", redis_at("redis://:hunter2@localhost".into()));
+        assert!(!shown.contains("hunter2"), "{shown}");
     }
 }

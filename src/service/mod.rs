@@ -28,7 +28,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
-use crate::domain::{Bucket, SurveyKind};
+use crate::domain::{Bucket, SurveyKind, TenantId};
 
 use crate::domain::model::{KeyKind, Principal};
 use crate::domain::time::Timestamp;
@@ -136,6 +136,9 @@ pub trait Counters: Send + Sync + std::fmt::Debug {
     /// The retention worker removed `n` rows of `kind` (`activity_events`, `comments`,
     /// `invitations`, `delivery_logs`; docs/privacy.md).
     fn retention_removed(&self, _kind: &'static str, _n: u64) {}
+    /// A rate-limit check found the shared buckets (Redis) unreachable or too slow and
+    /// fell back to the replica's own ([`in_app::RateLimits`]).
+    fn rate_limit_backend_error(&self) {}
 }
 
 /// Counts nothing (tools and tests that do not serve `/metrics`).
@@ -149,20 +152,29 @@ impl Counters for NoCounters {
     fn webhook_delivery(&self, _: &'static str) {}
 }
 
-/// In-process signals between use-cases, workers and streams. Other replicas are
-/// reached by the workers' polling; these only make this replica react at once.
+/// In-process signals between use-cases, workers and streams. They make this replica
+/// react at once to what it did itself and, on PostgreSQL, to what other replicas
+/// told it through the database (LISTEN/NOTIFY, [`Services::relay_notices`]); the
+/// workers' and streams' polling covers a notice that was lost.
 #[derive(Clone, Debug)]
 pub struct EventBus {
     outbox: Arc<tokio::sync::Notify>,
     committed: Arc<tokio::sync::watch::Sender<u64>>,
+    /// Events committed, as PostgreSQL told: the tenant and its last number.
+    told: tokio::sync::broadcast::Sender<(Arc<str>, i64)>,
     deliveries: Arc<tokio::sync::Notify>,
 }
+
+/// Notices a slow stream may fall behind by before it just reads (it then misses no
+/// event, only the filtering of notices it would not have needed).
+const TOLD_CAPACITY: usize = 1024;
 
 impl Default for EventBus {
     fn default() -> Self {
         EventBus {
             outbox: Arc::default(),
             committed: Arc::new(tokio::sync::watch::channel(0).0),
+            told: tokio::sync::broadcast::channel(TOLD_CAPACITY).0,
             deliveries: Arc::default(),
         }
     }
@@ -177,10 +189,22 @@ impl EventBus {
     pub async fn wait_outbox(&self) {
         self.outbox.notified().await
     }
-    /// A receiver that changes whenever this replica committed events (streams also
-    /// poll, for events other replicas commit).
-    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.committed.subscribe()
+    /// What an event stream waits on, taken before its first read so that nothing
+    /// committed in between goes unnoticed.
+    pub fn subscribe(&self) -> EventWaiter {
+        EventWaiter { committed: self.committed.subscribe(), told: self.told.subscribe() }
+    }
+    /// PostgreSQL told that `tenant`'s events up to `last` committed (on any replica,
+    /// this one included): its streams that have not read that far look.
+    pub fn events_told(&self, tenant: &str, last: i64) {
+        // No stream listening is no error.
+        let _ = self.told.send((Arc::from(tenant), last));
+    }
+    /// Notices may have been missed (the listening session was away): every stream
+    /// looks, and the dispatcher.
+    pub fn wake_all(&self) {
+        self.committed.send_modify(|n| *n += 1);
+        self.deliveries.notify_one();
     }
     /// Deliveries were queued (a replay or a test event).
     pub fn deliveries_queued(&self) {
@@ -188,6 +212,40 @@ impl EventBus {
     }
     pub async fn wait_deliveries(&self) {
         self.deliveries.notified().await
+    }
+}
+
+/// An event stream's wake-ups ([`EventBus::subscribe`]).
+#[derive(Debug)]
+pub struct EventWaiter {
+    committed: tokio::sync::watch::Receiver<u64>,
+    told: tokio::sync::broadcast::Receiver<(Arc<str>, i64)>,
+}
+
+impl EventWaiter {
+    /// Returns when `tenant`'s events past `cursor` may have committed: this replica
+    /// committed events, PostgreSQL told of `tenant`'s events past `cursor` (notices of
+    /// other tenants, or of events already read, are passed over without a read), or
+    /// `poll` passed.
+    pub async fn wait(&mut self, tenant: &TenantId, cursor: i64, poll: Duration) {
+        let timer = tokio::time::sleep(poll);
+        tokio::pin!(timer);
+        loop {
+            tokio::select! {
+                _ = &mut timer => return,
+                _ = self.committed.changed() => return,
+                told = self.told.recv() => match told {
+                    Ok((t, last)) if &*t == tenant.as_str() && last > cursor => return,
+                    Ok(_) => {}
+                    // Fell behind: some notices were dropped, one may have been ours.
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => return,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        timer.as_mut().await;
+                        return;
+                    }
+                },
+            }
+        }
     }
 }
 

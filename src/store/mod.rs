@@ -1,6 +1,8 @@
 //! Storage: the only module that knows SQL. sea-orm entities, tenant-scoped queries,
 //! connection set-up for SQLite and PostgreSQL, and the classification of database
-//! errors into [`StoreError`]s at this boundary. Functions take and return domain
+//! errors into [`StoreError`]s at this boundary. The other infrastructure the
+//! use-cases reach lives here too: the rate-limit buckets the replicas share in Redis
+//! ([`shared_limits`]) and PostgreSQL's LISTEN/NOTIFY between replicas ([`notify`]). Functions take and return domain
 //! types; rows, column encodings (microseconds, enum names, JSON text) and sea-orm
 //! errors stay in here.
 
@@ -18,12 +20,14 @@ pub mod insight;
 pub mod invitations;
 pub mod keys;
 pub mod metrics;
+pub mod notify;
 pub mod ops;
 pub mod partitions;
 pub mod privacy;
 pub mod responses;
 pub mod retention;
 pub mod secrets;
+pub mod shared_limits;
 pub(crate) mod sql;
 pub mod surveys;
 pub mod tenants;
@@ -124,6 +128,10 @@ pub const DEFAULT_BATCH_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Clone, Debug)]
 pub struct DbSettings {
     pub url: String,
+    /// PostgreSQL: where the one session that LISTENs for other replicas' events
+    /// connects ([`notify`]): PostgreSQL itself, not a transaction-pooling PgBouncer,
+    /// which cannot keep a LISTEN. `None`: [`DbSettings::url`].
+    pub direct_url: Option<String>,
     pub max_connections: u32,
     /// How long a call waits for a free (or new) connection before `UNAVAILABLE`.
     pub acquire_timeout: Duration,
@@ -156,6 +164,7 @@ impl DbSettings {
     pub fn new(url: impl Into<String>) -> Self {
         DbSettings {
             url: url.into(),
+            direct_url: None,
             max_connections: 32,
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Some(DEFAULT_STATEMENT_TIMEOUT),

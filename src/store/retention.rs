@@ -165,7 +165,11 @@ pub async fn delivery_logs(
     let values = |ids: &[String]| ids.iter().map(|i| Value::from(i.clone())).collect::<Vec<_>>();
     let mut scoped = vec![Value::from(tenant.as_str())];
     scoped.extend(values(&ids));
-    exec(conn, &format!("DELETE FROM delivery_attempts WHERE tenant_id = ? AND delivery_id IN ({marks})"), scoped.clone())
-        .await?;
+    exec(
+        conn,
+        &format!("DELETE FROM delivery_attempts WHERE tenant_id = ? AND delivery_id IN ({marks})"),
+        scoped.clone(),
+    )
+    .await?;
     exec(conn, &format!("DELETE FROM deliveries WHERE tenant_id = ? AND id IN ({marks})"), scoped).await
 }

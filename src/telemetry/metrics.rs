@@ -17,6 +17,7 @@
 //! | `rapport_record_queue_limit` | gauge | |
 //! | `rapport_event_fanout_lag_seconds` | gauge | |
 //! | `rapport_webhook_deliveries_total` | counter | `outcome` |
+//! | `rapport_rate_limit_backend_errors_total` | counter | |
 //! | `rapport_panics_total` | counter | `route` |
 //! | `http_server_request_duration_seconds` | histogram | `http_request_method`, `http_route`, `http_response_status_code` |
 //!
@@ -157,6 +158,7 @@ struct Inner {
     fanout_lag: Gauge<f64, AtomicU64>,
     webhook_deliveries: Family<OutcomeLabels, Counter>,
     retention_removed: Family<KindLabels, Counter>,
+    rate_limit_backend_errors: Counter,
     response_batch_size: Histogram,
     panics: Family<RouteLabels, Counter>,
     http_seconds: Family<HttpLabels, Histogram, fn() -> Histogram>,
@@ -262,6 +264,13 @@ impl Metrics {
              (activity_events, comments, invitations, delivery_logs)",
             retention_removed.clone(),
         );
+        let rate_limit_backend_errors = Counter::default();
+        registry.register(
+            "rapport_rate_limit_backend_errors",
+            "Rate-limit checks that found the shared buckets (Redis) unreachable or too slow and fell back to \
+             the replica's own limits",
+            rate_limit_backend_errors.clone(),
+        );
         let response_batch_size = Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]);
         registry.register(
             "rapport_response_batch_size",
@@ -298,6 +307,7 @@ impl Metrics {
             fanout_lag,
             webhook_deliveries,
             retention_removed,
+            rate_limit_backend_errors,
             response_batch_size,
             panics,
             http_seconds,
@@ -477,6 +487,9 @@ impl crate::service::Counters for Metrics {
     fn retention_removed(&self, kind: &'static str, n: u64) {
         self.0.retention_removed.get_or_create(&KindLabels { kind }).inc_by(n);
     }
+    fn rate_limit_backend_error(&self) {
+        self.0.rate_limit_backend_errors.inc();
+    }
 }
 
 #[cfg(test)]
@@ -548,6 +561,7 @@ mod tests {
             "rapport_record_queue_limit",
             "rapport_event_fanout_lag_seconds",
             "rapport_webhook_deliveries",
+            "rapport_rate_limit_backend_errors",
             "rapport_panics",
             "http_server_request_duration_seconds",
         ] {

@@ -1,7 +1,8 @@
 //! Background work inside `rapport serve`: the webhook fan-out and
 //! dispatcher, follow-up SLA escalation, event retention, the tenants' data
-//! retention (docs/privacy.md) and the monthly partitions of history on PostgreSQL
-//! (docs/operations.md). Each is a loop around
+//! retention (docs/privacy.md), the monthly partitions of history on PostgreSQL
+//! (docs/operations.md) and, on PostgreSQL, the session that hears of other replicas'
+//! events. Each is a loop around
 //! one use-case of `service/`; every replica runs them, and the database decides who
 //! does what (an advisory lock for the fan-out and for partition changes, `FOR UPDATE
 //! SKIP LOCKED` claims for deliveries, conditional updates for overdue marking).
@@ -82,6 +83,10 @@ pub fn spawn(services: Services) -> Vec<JoinHandle<()>> {
         },
         services.clone(),
     )));
+
+    // PostgreSQL: what other replicas commit wakes this one's streams and dispatcher.
+    let s = services.clone();
+    handles.push(tasks.spawn(async move { s.relay_notices().await }));
 
     let s = services.clone();
     let every = services.outbox.retention_check;

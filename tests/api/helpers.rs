@@ -180,7 +180,7 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 /// Like [`spawn_app`], letting the test adjust the server settings.
 pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
     let ((url, dir, pg), permit) = fresh_database_permitted(backend).await;
-    let mut app = start(backend, url, None, adjust).await;
+    let mut app = start(backend, url, None, |a, _| adjust(a)).await;
     app.pg = pg;
     app._dir = dir;
     app._permit = permit;
@@ -195,12 +195,83 @@ pub async fn spawn_app_on(
     key: String,
     adjust: impl FnOnce(&mut ServeArgs),
 ) -> TestApp {
-    start(backend, db_url, Some(key), adjust).await
+    start(backend, db_url, Some(key), |a, _| adjust(a)).await
 }
 
-async fn start(backend: Backend, url: String, key: Option<String>, adjust: impl FnOnce(&mut ServeArgs)) -> TestApp {
-    let db = DbSettings { max_connections: 4, acquire_timeout: Duration::from_secs(2), ..DbSettings::new(url) };
-    spawn_app_with_db(backend, db, key, adjust).await
+/// `n` servers — replicas — on one fresh database, as a deployment runs them: the
+/// first creates the tenant `acme`, and every one calls with its secret key. Each
+/// server's settings pass through `adjust(i, serve, db)` first (`i` from 0): e.g. a
+/// Redis URL for all, a `DATABASE_URL` through a pooler with `direct_url` set to
+/// PostgreSQL itself. `replicas[i]` is the `i`-th; the database goes when they are
+/// dropped, the last server first.
+pub async fn spawn_replicas(
+    backend: Backend,
+    n: usize,
+    adjust: impl Fn(usize, &mut ServeArgs, &mut DbSettings),
+) -> Replicas {
+    assert!(n >= 1, "at least one server");
+    let ((url, dir, pg), permit) = fresh_database_permitted(backend).await;
+    let mut first = start(backend, url.clone(), None, |a, d| adjust(0, a, d)).await;
+    first.pg = pg;
+    first._dir = dir;
+    first._permit = permit;
+    let key = first.key.clone();
+    let mut apps = vec![first];
+    for i in 1..n {
+        apps.push(start(backend, url.clone(), Some(key.clone()), |a, d| adjust(i, a, d)).await);
+    }
+    Replicas(apps)
+}
+
+/// Servers on one database ([`spawn_replicas`]); indexes like a slice.
+pub struct Replicas(Vec<TestApp>);
+
+impl std::ops::Deref for Replicas {
+    type Target = [TestApp];
+    fn deref(&self) -> &[TestApp] {
+        &self.0
+    }
+}
+
+impl Drop for Replicas {
+    /// The others before the first, which owns the database.
+    fn drop(&mut self) {
+        while let Some(app) = self.0.pop() {
+            drop(app);
+        }
+    }
+}
+
+/// The Redis the tests share (`RAPPORT_TEST_REDIS_URL`, default `redis://127.0.0.1:6379`),
+/// if it answers PING. Without it a test skips, saying why; with `CI=true` it fails.
+pub async fn test_redis_url() -> Option<String> {
+    let url = std::env::var("RAPPORT_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let reachable = async {
+        let addr = url.trim_start_matches("redis://").split('/').next()?.rsplit('@').next()?.to_owned();
+        let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        s.write_all(b"PING\r\n").await.ok()?;
+        let mut buf = [0u8; 7];
+        s.read_exact(&mut buf).await.ok()?;
+        (&buf == b"+PONG\r\n").then_some(())
+    };
+    match tokio::time::timeout(Duration::from_secs(2), reachable).await {
+        Ok(Some(())) => Some(url),
+        _ if std::env::var("CI").is_ok_and(|v| v == "true") => panic!(
+            "Redis is not reachable at {url} (CI=true: the shared rate-limit tests must run). Start it with \
+             `redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save \"\" --appendonly no` or point \
+             RAPPORT_TEST_REDIS_URL at one."
+        ),
+        _ => {
+            eprintln!("SKIPPED: Redis is not reachable at {url}; set RAPPORT_TEST_REDIS_URL or start redis-server");
+            None
+        }
+    }
+}
+
+/// A key prefix in Redis of the test's own, so tests sharing one Redis do not meet.
+pub fn redis_test_prefix() -> String {
+    format!("rapport:test:{}:", uuid::Uuid::now_v7().simple())
 }
 
 /// Starts the real server with `db` as its database settings, calling with `key` (none:
@@ -211,12 +282,26 @@ pub async fn spawn_app_with_db(
     key: Option<String>,
     adjust: impl FnOnce(&mut ServeArgs),
 ) -> TestApp {
-    let url = db.url.clone();
+    start(backend, db.url.clone(), key, |a, d| {
+        *d = db;
+        adjust(a)
+    })
+    .await
+}
+
+async fn start(
+    backend: Backend,
+    url: String,
+    key: Option<String>,
+    adjust: impl FnOnce(&mut ServeArgs, &mut DbSettings),
+) -> TestApp {
+    let mut db =
+        DbSettings { max_connections: 4, acquire_timeout: Duration::from_secs(2), ..DbSettings::new(url.clone()) };
     let mut args = ServeArgs { health_interval_ms: 200, ..ServeArgs::default() };
     if backend == Backend::Postgres {
         with_test_keys(&mut args);
     }
-    adjust(&mut args);
+    adjust(&mut args, &mut db);
     let clock = Clock::default();
     let app = Application::build(&db, args, clock.clone()).await.expect("the app builds");
     let addr = app.local_addr();

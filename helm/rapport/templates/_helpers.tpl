@@ -147,7 +147,7 @@ The DATABASE_URL environment entry.
 {{- end }}
 
 {{/*
-The keys that seal stored secrets and the operator token, from Secrets the operator manages.
+The keys that seal stored secrets, the operator token and the Redis URL, from Secrets the operator manages.
 */}}
 {{- define "rapport.secretEnv" -}}
 {{- with .Values.secretKeys.existingSecret }}
@@ -163,6 +163,13 @@ The keys that seal stored secrets and the operator token, from Secrets the opera
     secretKeyRef:
       name: {{ . }}
       key: {{ $.Values.operatorToken.existingSecretKey }}
+{{- end }}
+{{- with .Values.redis.existingSecret }}
+- name: RAPPORT_REDIS_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ . }}
+      key: {{ $.Values.redis.existingSecretKey }}
 {{- end }}
 {{- end }}
 
@@ -188,6 +195,9 @@ Checks on the values that the schema cannot express; rendering fails with a clea
 {{- if not .Values.secretKeys.existingSecret }}
 {{- fail "rapport: secretKeys.existingSecret is required with PostgreSQL: a Secret holding RAPPORT_SECRET_KEYS (id:base64 keys, newest first; `rapport secrets new-key` makes one) that seal the stored webhook and identity-verification secrets" }}
 {{- end }}
+{{- end }}
+{{- if and .Values.redis.url .Values.redis.existingSecret }}
+{{- fail "rapport: set only one of redis.url and redis.existingSecret" }}
 {{- end }}
 {{- $budget := add .Values.preStopSleepSeconds .Values.config.shutdownGraceSeconds }}
 {{- if le (int .Values.terminationGracePeriodSeconds) (int $budget) }}
