@@ -42,5 +42,6 @@ mod responses;
 mod surveys;
 mod sweep;
 mod tenant_keys;
+mod three_replicas;
 mod web;
 mod webhooks;

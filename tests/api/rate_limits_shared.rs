@@ -21,8 +21,8 @@ crate::on_both!(
 );
 
 /// 60 a minute: a bucket gains one call a second.
-const PER_MINUTE: u32 = 60;
-const BURST: u32 = 10;
+pub(crate) const PER_MINUTE: u32 = 60;
+pub(crate) const BURST: u32 = 10;
 /// How long the flood lasts.
 const FLOOD: Duration = Duration::from_secs(4);
 /// Concurrent callers per server.
@@ -47,7 +47,7 @@ async fn issue(app: &TestApp, pk: &str, survey: &str) -> bool {
 }
 
 /// An in-app survey of the tenant whose secret key is `key`.
-async fn in_app_survey(app: &TestApp, key: &str) -> String {
+pub(crate) async fn in_app_survey(app: &TestApp, key: &str) -> String {
     app.surveys_as(Some(key))
         .create_survey(pb::CreateSurveyRequest {
             survey: Some(pb::Survey {
@@ -63,7 +63,7 @@ async fn in_app_survey(app: &TestApp, key: &str) -> String {
         .id
 }
 
-fn limited(a: &mut rapport::config::ServeArgs) {
+pub(crate) fn limited(a: &mut rapport::config::ServeArgs) {
     a.publishable_key_rate_per_minute = PER_MINUTE;
     a.publishable_key_burst = BURST;
     // Every test call comes from 127.0.0.1: only the key's limit is measured here.
@@ -85,40 +85,7 @@ async fn two_replicas_together_allow_a_publishable_key_its_rate_once(b: Backend)
     let survey = in_app_survey(&servers[0], &servers[0].key).await;
     let pk = servers[0].publishable_key().await;
 
-    // Both servers flooded with the same key at once, CALLERS callers each, for FLOOD.
-    let started = Instant::now();
-    let mut callers = Vec::new();
-    for server in servers.iter() {
-        for _ in 0..CALLERS {
-            let (surveys, pk, survey) = (server.surveys_as(Some(&pk)), pk.clone(), survey.clone());
-            callers.push(tokio::spawn(async move {
-                let (mut accepted, mut refused) = (0u32, 0u32);
-                while started.elapsed() < FLOOD {
-                    let res = surveys
-                        .clone()
-                        .issue_survey(pb::IssueSurveyRequest {
-                            survey_id: survey.clone(),
-                            customer_id: "c1".into(),
-                            ..Default::default()
-                        })
-                        .await;
-                    match res {
-                        Ok(_) => accepted += 1,
-                        Err(e) if e.code() == Code::ResourceExhausted => refused += 1,
-                        Err(e) => panic!("expected OK or RESOURCE_EXHAUSTED, got {e:?} ({pk})"),
-                    }
-                }
-                (accepted, refused)
-            }));
-        }
-    }
-    let mut per_server = [(0u32, 0u32); 2];
-    for (i, c) in callers.into_iter().enumerate() {
-        let (a, r) = c.await.expect("a caller");
-        per_server[i / CALLERS].0 += a;
-        per_server[i / CALLERS].1 += r;
-    }
-    let elapsed = started.elapsed();
+    let (elapsed, per_server) = flood(&servers, &pk, &survey, FLOOD).await;
     let accepted: u32 = per_server.iter().map(|(a, _)| a).sum();
     // The bucket holds BURST and gains one a second: over the flood it lets through
     // BURST plus one per whole second, give or take the one that accrues at its edges.
@@ -152,6 +119,44 @@ async fn two_replicas_together_allow_a_publishable_key_its_rate_once(b: Backend)
     if t0.elapsed() < Duration::from_millis(900) {
         assert!(!issue(&servers[1], &their_pk, &theirs).await, "its bucket is shared by the replicas too");
     }
+}
+
+/// Floods every server in `servers` with `pk` at once, [`CALLERS`] callers each, for
+/// `how_long`: the time it took and, per server, (accepted, refused).
+pub(crate) async fn flood(servers: &[TestApp], pk: &str, survey: &str, how_long: Duration) -> (Duration, Vec<(u32, u32)>) {
+    let started = Instant::now();
+    let mut callers = Vec::new();
+    for server in servers.iter() {
+        for _ in 0..CALLERS {
+            let (surveys, pk, survey) = (server.surveys_as(Some(pk)), pk.to_owned(), survey.to_owned());
+            callers.push(tokio::spawn(async move {
+                let (mut accepted, mut refused) = (0u32, 0u32);
+                while started.elapsed() < how_long {
+                    let res = surveys
+                        .clone()
+                        .issue_survey(pb::IssueSurveyRequest {
+                            survey_id: survey.clone(),
+                            customer_id: "c1".into(),
+                            ..Default::default()
+                        })
+                        .await;
+                    match res {
+                        Ok(_) => accepted += 1,
+                        Err(e) if e.code() == Code::ResourceExhausted => refused += 1,
+                        Err(e) => panic!("expected OK or RESOURCE_EXHAUSTED, got {e:?} ({pk})"),
+                    }
+                }
+                (accepted, refused)
+            }));
+        }
+    }
+    let mut per_server = vec![(0u32, 0u32); servers.len()];
+    for (i, c) in callers.into_iter().enumerate() {
+        let (a, r) = c.await.expect("a caller");
+        per_server[i / CALLERS].0 += a;
+        per_server[i / CALLERS].1 += r;
+    }
+    (started.elapsed(), per_server)
 }
 
 /// A loopback port nothing listens on.
