@@ -123,7 +123,12 @@ async fn two_replicas_together_allow_a_publishable_key_its_rate_once(b: Backend)
 
 /// Floods every server in `servers` with `pk` at once, [`CALLERS`] callers each, for
 /// `how_long`: the time it took and, per server, (accepted, refused).
-pub(crate) async fn flood(servers: &[TestApp], pk: &str, survey: &str, how_long: Duration) -> (Duration, Vec<(u32, u32)>) {
+pub(crate) async fn flood(
+    servers: &[TestApp],
+    pk: &str,
+    survey: &str,
+    how_long: Duration,
+) -> (Duration, Vec<(u32, u32)>) {
     let started = Instant::now();
     let mut callers = Vec::new();
     for server in servers.iter() {

@@ -59,11 +59,12 @@ async fn three_replicas_behind_pgbouncer_with_redis_deliver_once_wake_each_other
         })
         .await
         .expect("endpoint");
-    let mut stream = EventServiceClient::with_interceptor(servers[2].channel.clone(), Auth(Some(servers[2].key.clone())))
-        .watch_events(pb::WatchEventsRequest { after_sequence: 0, types: vec!["response.recorded".into()] })
-        .await
-        .expect("watch")
-        .into_inner();
+    let mut stream =
+        EventServiceClient::with_interceptor(servers[2].channel.clone(), Auth(Some(servers[2].key.clone())))
+            .watch_events(pb::WatchEventsRequest { after_sequence: 0, types: vec!["response.recorded".into()] })
+            .await
+            .expect("watch")
+            .into_inner();
 
     // Answers on each server in turn; each one's event reaches the third's stream.
     let survey = servers[0].survey(pb::SurveyKind::Nps, None).await;
@@ -87,11 +88,16 @@ async fn three_replicas_behind_pgbouncer_with_redis_deliver_once_wake_each_other
         seen.push(event.sequence);
     }
     waits.sort();
-    println!("stream on server 2, answers on servers 0–2: median {:?}, max {:?}", waits[ANSWERS / 2], waits[ANSWERS - 1]);
+    println!(
+        "stream on server 2, answers on servers 0–2: median {:?}, max {:?}",
+        waits[ANSWERS / 2],
+        waits[ANSWERS - 1]
+    );
     assert!(seen.windows(2).all(|w| w[0] < w[1]), "in commit order: {seen:?}");
 
     // Every answer's event reaches the webhook once: one delivery per event, no attempt twice.
-    let delivered = eventually(Duration::from_secs(60), || async { rx.hits_of("response.recorded").len() >= ANSWERS }).await;
+    let delivered =
+        eventually(Duration::from_secs(60), || async { rx.hits_of("response.recorded").len() >= ANSWERS }).await;
     assert!(delivered, "{} of {ANSWERS} webhooks", rx.hits_of("response.recorded").len());
     let mut per_event = HashMap::<String, usize>::new();
     for h in rx.hits_of("response.recorded") {
