@@ -356,7 +356,7 @@ fn intended_changes(b: Backend) -> (BTreeSet<String>, BTreeSet<String>) {
     let sqlite_also: &[&str] = if b == Backend::Sqlite { &["delivery_attempts"] } else { &[] };
     for t in REKEYED.iter().chain(sqlite_also) {
         removed.insert(format!("primary key {t} (id)"));
-        added.insert(format!("primary key {t} (tenant_id,id)"));
+        added.insert(format!("primary key {t} (id,tenant_id)"));
     }
     for (t, c, p) in WIDENED {
         removed.insert(format!("foreign key {t} ({c}) -> {p} (id)"));
@@ -371,9 +371,6 @@ fn intended_changes(b: Backend) -> (BTreeSet<String>, BTreeSet<String>) {
         added.insert(format!("index {t} {i} unique (tenant_id,{c})"));
     }
     added.insert("index invitations ix_invitations_token_lookup (token_hash)".into());
-    for t in ["surveys", "webhook_endpoints", "audit_log"] {
-        removed.insert(format!("index {t} ix_{t}_tenant (tenant_id,id)"));
-    }
     (removed, added)
 }
 
