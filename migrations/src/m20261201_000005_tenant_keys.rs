@@ -12,7 +12,7 @@
 //! - The foreign keys between them ([`FOREIGN_KEYS`]) become `(tenant_id, col) →
 //!   parent (tenant_id, id)`: a row can only point at a parent of its own tenant.
 //! - The one-column unique constraints ([`PER_TENANT_UNIQUE`]) become unique indexes
-//!   over `(tenant_id, col)`. An invitation or a response belongs to one tenant, so
+//!   over `(col, tenant_id)` (the column first, for the same reason as the id first). An invitation or a response belongs to one tenant, so
 //!   "one answer per invitation" and "one follow-up per response" are the same rules.
 //!   An invitation's token is 128+ random bits (hashed): two tenants never share one in
 //!   practice, so unique per tenant loses nothing; a plain index on `token_hash` keeps
@@ -110,7 +110,10 @@ enum Direction {
 }
 
 fn unique_index(table: &str, column: &str, name: &str) -> String {
-    format!("CREATE UNIQUE INDEX \"{name}\" ON \"{table}\" (\"tenant_id\", \"{column}\")")
+    // The column leads, not the tenant: an index led by `tenant_id` ties with the primary
+    // key for a lookup by tenant and id while the table is empty, and PostgreSQL prefers
+    // it — a plan it then keeps for a connection's foreign-key checks.
+    format!("CREATE UNIQUE INDEX \"{name}\" ON \"{table}\" (\"{column}\", \"tenant_id\")")
 }
 
 /// PostgreSQL: foreign keys off the old keys first (they depend on them), then the

@@ -368,7 +368,7 @@ fn intended_changes(b: Backend) -> (BTreeSet<String>, BTreeSet<String>) {
         ("follow_ups", "response_id", "ix_follow_ups_response"),
     ] {
         removed.insert(format!("index {t} (constraint) unique ({c})"));
-        added.insert(format!("index {t} {i} unique (tenant_id,{c})"));
+        added.insert(format!("index {t} {i} unique ({c},tenant_id)"));
     }
     added.insert("index invitations ix_invitations_token_lookup (token_hash)".into());
     (removed, added)
