@@ -82,7 +82,6 @@ const PER_TENANT_UNIQUE: [(&str, &str, &str); 3] = [
 /// The plain index the token lookup uses (it does not know the tenant).
 const TOKEN_LOOKUP: &str = "CREATE INDEX \"ix_invitations_token_lookup\" ON \"invitations\" (\"token_hash\")";
 
-
 #[async_trait::async_trait]
 impl MigrationTrait for Migration {
     async fn up(&self, m: &SchemaManager) -> Result<(), DbErr> {

@@ -337,6 +337,16 @@ async fn start(
     }
 }
 
+/// `GET url` on the gateway with the app's secret key; the answer as JSON.
+pub async fn get_json(app: &TestApp, url: &str) -> serde_json::Value {
+    reqwest::Client::new().get(url).bearer_auth(&app.key).send().await.unwrap().json().await.unwrap()
+}
+
+/// `POST url` (no body) on the gateway with the app's secret key; the answer as JSON.
+pub async fn post_json(app: &TestApp, url: &str) -> serde_json::Value {
+    reqwest::Client::new().post(url).bearer_auth(&app.key).send().await.unwrap().json().await.unwrap()
+}
+
 /// The key that seals secrets in tests on PostgreSQL, where one must be configured
 /// (SQLite tests use the key file the server creates beside the database).
 pub const TEST_SECRET_KEYS: &str = "test1:BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=";

@@ -106,15 +106,7 @@ async fn import(app: &TestApp, key: &str, events: Vec<pb::ActivityEvent>) -> pb:
 
 /// The message ids (and times) of a customer's raw activity, as the export shows them.
 async fn exported(app: &TestApp, customer: &str) -> Vec<(String, String)> {
-    let doc: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/v1/customers/{customer}/export", app.http))
-        .bearer_auth(&app.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: serde_json::Value = get_json(app, &format!("{}/v1/customers/{customer}/export", app.http)).await;
     doc["activity_events"]
         .as_array()
         .unwrap_or_else(|| panic!("an export: {doc}"))

@@ -156,15 +156,7 @@ async fn erasure_leaves_nothing_of_the_customer_and_the_numbers_unchanged(b: Bac
     assert_eq!(before.0, 2);
 
     // Erase over JSON.
-    let erased: serde_json::Value = reqwest::Client::new()
-        .post(format!("{}/v1/customers/{CUSTOMER}:erase", app.http))
-        .bearer_auth(&app.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let erased: serde_json::Value = post_json(&app, &format!("{}/v1/customers/{CUSTOMER}:erase", app.http)).await;
     assert_eq!(erased["found"], true, "{erased}");
     assert_eq!(erased["responses"], "1", "{erased}");
     assert_eq!(erased["activityEvents"], "1", "{erased}");

@@ -190,15 +190,7 @@ async fn administrative_actions_are_in_the_tenants_audit_log_and_nowhere_else(b:
     assert!(all.iter().all(|e| e.time.is_some() && e.tenant_id == all[0].tenant_id));
 
     // The same over JSON.
-    let json: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/v1/audit-events?pageSize=100", app.http))
-        .bearer_auth(&app.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let json: serde_json::Value = get_json(&app, &format!("{}/v1/audit-events?pageSize=100", app.http)).await;
     let listed = json["auditEvents"].as_array().expect("auditEvents");
     assert_eq!(listed.len(), all.len());
     assert_eq!(listed[1]["action"], "identity_verification.enabled");

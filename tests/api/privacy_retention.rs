@@ -36,15 +36,7 @@ async fn deliveries(app: &TestApp, endpoint: &str) -> usize {
 }
 
 async fn exported_activity(app: &TestApp, customer: &str) -> usize {
-    let doc: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/v1/customers/{customer}/export", app.http))
-        .bearer_auth(&app.key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: serde_json::Value = get_json(app, &format!("{}/v1/customers/{customer}/export", app.http)).await;
     doc["activity_events"].as_array().map(Vec::len).unwrap_or(usize::MAX)
 }
 
