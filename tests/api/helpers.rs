@@ -96,6 +96,19 @@ pub(crate) async fn fresh_database_permitted(
 
 /// A fresh database for one test (PostgreSQL: migrated, from the template).
 async fn fresh_database(backend: Backend) -> (String, Option<tempfile::TempDir>, Option<(String, String)>) {
+    new_database(backend, true).await
+}
+
+/// A database of its own, not migrated: (URL, the directory to keep, the PostgreSQL
+/// database's name and admin URL to drop it with).
+pub async fn empty_database(backend: Backend) -> (String, Option<tempfile::TempDir>, Option<(String, String)>) {
+    new_database(backend, false).await
+}
+
+async fn new_database(
+    backend: Backend,
+    migrated: bool,
+) -> (String, Option<tempfile::TempDir>, Option<(String, String)>) {
     match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("a temp dir");
@@ -112,11 +125,14 @@ async fn fresh_database(backend: Backend) -> (String, Option<tempfile::TempDir>,
                      or point RAPPORT_TEST_POSTGRES_URL at one."
                 ),
             };
-            let template = migrated_template(&conn, &admin).await;
             let name = format!("rapport_t_{}", uuid::Uuid::now_v7().simple());
-            conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\""))
-                .await
-                .expect("create test database");
+            let create = if migrated {
+                let template = migrated_template(&conn, &admin).await;
+                format!("CREATE DATABASE \"{name}\" TEMPLATE \"{template}\"")
+            } else {
+                format!("CREATE DATABASE \"{name}\"")
+            };
+            conn.execute_unprepared(&create).await.expect("create test database");
             let _ = conn.close().await;
             (with_database(&admin, &name), None, Some((name, admin)))
         }

@@ -297,28 +297,6 @@ fn a_key_without_the_tenant_is_reported() {
     );
 }
 
-/// A database of its own, not migrated: (URL, what to drop after).
-async fn empty_database(b: Backend) -> (String, Option<tempfile::TempDir>, Option<(String, String)>) {
-    match b {
-        Backend::Sqlite => {
-            let dir = tempfile::tempdir().expect("a temp dir");
-            let url = format!("sqlite://{}?mode=rwc", dir.path().join("rapport.db").display());
-            (url, Some(dir), None)
-        }
-        Backend::Postgres => {
-            let admin = pg_admin_url();
-            let conn = Database::connect(&admin)
-                .await
-                .unwrap_or_else(|e| panic!("PostgreSQL is not reachable at {admin} ({e})"));
-            let name = format!("rapport_t_{}", uuid::Uuid::now_v7().simple());
-            conn.execute_unprepared(&format!("CREATE DATABASE \"{name}\"")).await.expect("create a database");
-            let _ = conn.close().await;
-            let (base, _) = admin.rsplit_once('/').expect("a PostgreSQL URL ends in /<database>");
-            (format!("{base}/{name}"), None, Some((name, admin)))
-        }
-    }
-}
-
 /// The lines only in `a`.
 fn minus(a: &BTreeSet<String>, b: &BTreeSet<String>) -> BTreeSet<String> {
     a.difference(b).cloned().collect()
