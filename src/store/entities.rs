@@ -22,8 +22,9 @@ macro_rules! entity {
     };
 }
 
-/// An entity of a tenant's rows, keyed by `(tenant_id, id)` as the tables are
-/// (m20261201_000005: a sharded database needs the tenant in every key). Ids are
+/// An entity of a tenant's rows, keyed by the id and the tenant as the tables are
+/// (m20261201_000005: a sharded database needs the tenant in every key; the tables'
+/// keys are `(id, tenant_id)`, the id first). Ids are
 /// UUIDv7, unique on their own in practice; the key is what the database enforces.
 macro_rules! tenant_entity {
     ($module:ident, $table:literal, { $($field:ident : $ty:ty),* $(,)? }) => {
