@@ -104,6 +104,19 @@ async fn import(app: &TestApp, key: &str, events: Vec<pb::ActivityEvent>) -> pb:
     imports(app, key).import_events(pb::ImportEventsRequest { events }).await.unwrap().into_inner()
 }
 
+/// Keeps the raw activity of the tenant with secret `key` forever: the tests below
+/// import events older than the default 730 days, which the retention worker (its
+/// first pass runs as the server starts, whenever the machine lets it) would remove.
+async fn keep_activity_forever(app: &TestApp, key: &str) {
+    PrivacyServiceClient::with_interceptor(app.channel.clone(), Auth(Some(key.to_owned())))
+        .update_retention_policy(pb::UpdateRetentionPolicyRequest {
+            policy: Some(pb::RetentionPolicy { activity_event_days: 0, ..Default::default() }),
+            update_mask: Some(prost_types::FieldMask { paths: vec!["activity_event_days".into()] }),
+        })
+        .await
+        .unwrap();
+}
+
 /// The message ids (and times) of a customer's raw activity, as the export shows them.
 async fn exported(app: &TestApp, customer: &str) -> Vec<(String, String)> {
     let doc: serde_json::Value = get_json(app, &format!("{}/v1/customers/{customer}/export", app.http)).await;
@@ -170,6 +183,7 @@ async fn postgres_history_is_partitioned_by_month_with_months_ready_ahead() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_an_old_event_waits_in_the_default_partition_until_its_month_is_made() {
     let app = spawn_app(Backend::Postgres).await;
+    keep_activity_forever(&app, &app.key).await;
     let db = Db::open(&app.db_url).await;
     // Holding the worker's lock, so its pass cannot move the row before we look.
     let lock = Db::open(&app.db_url).await;
@@ -204,6 +218,7 @@ async fn postgres_an_old_event_waits_in_the_default_partition_until_its_month_is
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_an_event_arriving_while_its_month_is_made_goes_into_it() {
     let app = spawn_app(Backend::Postgres).await;
+    keep_activity_forever(&app, &app.key).await;
     let db = Db::open(&app.db_url).await;
     let key = rapport::store::partitions::PARTITIONS_LOCK;
     let month = mid_month(Utc::now() - Duration::days(1_200));
@@ -294,13 +309,7 @@ async fn postgres_retention_drops_a_past_month_whole_and_deletes_rows_of_newer_o
     let now = Utc::now();
     // acme keeps the default 730 days; keeper keeps forever.
     let keeper = app.services.create_tenant("keeper").await.unwrap().secret;
-    PrivacyServiceClient::with_interceptor(app.channel.clone(), Auth(Some(keeper.clone())))
-        .update_retention_policy(pb::UpdateRetentionPolicyRequest {
-            policy: Some(pb::RetentionPolicy { activity_event_days: 0, ..Default::default() }),
-            update_mask: Some(prost_types::FieldMask { paths: vec!["activity_event_days".into()] }),
-        })
-        .await
-        .unwrap();
+    keep_activity_forever(&app, &keeper).await;
 
     // A month past everyone's retention, with acme's rows only.
     let gone = mid_month(now - Duration::days(800));
