@@ -51,6 +51,8 @@ const PROFILE_TARGET: f64 = 1.2;
 const HISTORY_DAYS: i64 = 180;
 /// Events per `ImportEvents` call (the server's limit).
 const IMPORT_BATCH: usize = 1_000;
+/// Unmeasured load on each side before the throughput runs (see [`bench`]).
+const WARM_UP: Duration = Duration::from_secs(2);
 /// Rows per baseline INSERT.
 const BASELINE_ROWS: usize = 100;
 /// Events of the small profile and customers of the small tenant (or fewer, when the
@@ -111,8 +113,18 @@ async fn bench(session: &Session, args: &EngagementArgs) -> anyhow::Result<Strin
     let ingest = session.create_tenant(&format!("bench-ingest-{tag}")).await?;
     let client = engagement_client(uri, &ingest.secret).await?;
     configure(&client).await?;
-    eprintln!("baseline: {BASELINE_ROWS}-row INSERTs for {} s…", args.seconds);
+    // A database made for the run starts empty, and the statements of the first
+    // seconds are planned for empty tables: a seek becomes a scan that every later
+    // call repeats until autovacuum's next ANALYZE (a minute or more away) makes the
+    // server plan again. A running service has tables its autovacuum has analysed.
+    // So both sides first load some rows unmeasured, then the database is analysed.
+    eprintln!("warming up: RecordEvents and the baseline's INSERTs, then ANALYZE…");
+    let warm = IngestOp { client: client.clone(), run: Arc::from(format!("warm-{tag}").as_str()), size: 100 };
+    drive(&warm, concurrency, Duration::ZERO, WARM_UP).await?;
     let baseline = RawInsertOp { conn: session.scratch.conn().clone(), tenant: Arc::from(ingest.id.as_str()) };
+    drive(&baseline, concurrency, Duration::ZERO, WARM_UP).await?;
+    analyze(&session.db).await?;
+    eprintln!("baseline: {BASELINE_ROWS}-row INSERTs for {} s…", args.seconds);
     let base = drive(&baseline, concurrency, Duration::from_secs(1), measure).await?;
     out.push_str("RecordEvents throughput (roll-ups included) against 100-row INSERTs of raw rows\n");
     writeln!(out, "  baseline, 100-row multi-value INSERTs      {:>10.0} rows/s{}", base.rate(), errors(&base))?;

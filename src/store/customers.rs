@@ -1,7 +1,7 @@
 //! Customers, keyed by the CRM's id within a tenant.
 
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, QueryFilter, Set};
 
 use super::entities::{Scoped, customer};
 use super::error::{Result, StoreError};
@@ -106,27 +106,29 @@ pub async fn ensure_many(
         return Ok(Vec::new());
     }
     let us = time::to_micros(now);
-    let rows = externals.iter().map(|external| customer::ActiveModel {
-        id: Set(CustomerRowId::generate().0),
-        tenant_id: Set(tenant.0.clone()),
-        external_id: Set(external.0.clone()),
-        properties: Set(props_to_json(&Properties::new())),
-        unsubscribed_at: Set(None),
-        erased_at: Set(None),
-        created_at: Set(us),
-        updated_at: Set(us),
-    });
-    let inserted = customer::Entity::insert_many(rows)
-        .on_conflict(
-            OnConflict::columns([customer::Column::TenantId, customer::Column::ExternalId]).do_nothing().to_owned(),
-        )
-        .exec_with_returning(conn)
-        .await;
-    let mut found: Vec<Customer> = match inserted {
-        Ok(models) => models.into_iter().map(to_domain).collect(),
-        Err(sea_orm::DbErr::RecordNotInserted) => Vec::new(),
-        Err(e) => return Err(e.into()),
-    };
+    let rows: Vec<customer::Model> = externals
+        .iter()
+        .map(|external| customer::Model {
+            id: CustomerRowId::generate().0,
+            tenant_id: tenant.0.clone(),
+            external_id: external.0.clone(),
+            properties: props_to_json(&Properties::new()),
+            unsubscribed_at: None,
+            erased_at: None,
+            created_at: us,
+            updated_at: us,
+        })
+        .collect();
+    let inserted = super::sql::insert_models::<customer::Entity>(
+        conn,
+        &rows,
+        "ON CONFLICT (tenant_id, external_id) DO NOTHING RETURNING *",
+    )
+    .await?;
+    let mut found: Vec<Customer> = inserted
+        .iter()
+        .map(|r| customer::Model::from_query_result(r, "").map(to_domain))
+        .collect::<std::result::Result<_, _>>()?;
     // New ones whose id was erased are not created: they come back erased, without a row.
     let new_ids: Vec<&str> = found.iter().map(|c| c.external.as_str()).collect();
     let erased = super::privacy::erased_among(conn, tenant, &new_ids).await?;
@@ -146,8 +148,11 @@ pub async fn ensure_many(
     let new: std::collections::HashSet<&str> = found.iter().map(|c| c.external.as_str()).collect();
     let existing: Vec<&str> = externals.iter().map(|e| e.as_str()).filter(|e| !new.contains(e)).collect();
     if !existing.is_empty() {
-        let rows =
-            customer::Entity::scoped(tenant).filter(customer::Column::ExternalId.is_in(existing)).all(conn).await?;
+        let existing = existing.into_iter().map(str::to_owned).collect();
+        let rows = customer::Entity::scoped(tenant)
+            .filter(super::sql::one_of(conn.get_database_backend(), customer::Column::ExternalId, existing))
+            .all(conn)
+            .await?;
         found.extend(rows.into_iter().map(to_domain));
     }
     Ok(found)
@@ -163,8 +168,11 @@ pub async fn by_row_ids(conn: &impl ConnectionTrait, tenant: &TenantId, ids: &[&
     if ids.is_empty() {
         return Ok(Vec::new());
     }
-    let rows =
-        customer::Entity::scoped(tenant).filter(customer::Column::Id.is_in(ids.iter().copied())).all(conn).await?;
+    let ids = ids.iter().map(|s| (*s).to_owned()).collect();
+    let rows = customer::Entity::scoped(tenant)
+        .filter(super::sql::one_of(conn.get_database_backend(), customer::Column::Id, ids))
+        .all(conn)
+        .await?;
     Ok(rows.into_iter().map(to_domain).collect())
 }
 

@@ -124,7 +124,7 @@ async fn find_customers(
             conn.get_database_backend(),
             "SELECT id, external_id, erased_at FROM customers WHERE tenant_id = ",
         );
-        q.bind(tenant.as_str()).push(" AND external_id IN ").list(chunk.iter().map(|s| s.to_string()));
+        q.bind(tenant.as_str()).push(" AND external_id").in_list(chunk.iter().map(|s| s.to_string()));
         for row in q.all(conn).await? {
             let id: String = get(&row, 0)?;
             let ext: String = get(&row, 1)?;
@@ -285,7 +285,7 @@ pub async fn payload_hashes(
             conn.get_database_backend(),
             "SELECT message_id, payload_hash FROM activity_event_ids WHERE tenant_id = ",
         );
-        q.bind(tenant.as_str()).push(" AND message_id IN ").list(chunk.iter().cloned());
+        q.bind(tenant.as_str()).push(" AND message_id").in_list(chunk.iter().cloned());
         for r in q.all(conn).await? {
             out.insert(get(&r, 0)?, get(&r, 1)?);
         }
@@ -548,16 +548,23 @@ pub async fn roll_up(
     let widened = upsert_customers(conn, tenant, &batch.customers).await?;
 
     // The tenant tables change only where a customer gained an active day.
+    // Customers whose new days reach back before their last known one need all of
+    // their days: read in one statement for the batch.
+    let late: Vec<String> = widened
+        .iter()
+        .filter(|w| added.get(&w.customer).is_some_and(|a| w.needs_history(a)))
+        .map(|w| w.customer.clone())
+        .collect();
+    let histories = if late.is_empty() {
+        HashMap::new()
+    } else {
+        super::engagement_read::customers_days(conn, tenant, &late).await?
+    };
     let mut deltas = TenantDeltas::default();
     for w in &widened {
         let Some(added) = added.remove(&w.customer) else { continue };
-        let history = if w.needs_history(&added) {
-            let row = CustomerRowId(w.customer.clone());
-            Some(super::engagement_read::customer_days(conn, tenant, &row).await?)
-        } else {
-            None
-        };
-        deltas.add_customer(w, &added, history.as_deref());
+        let history = w.needs_history(&added).then(|| histories.get(&w.customer).map_or(&[][..], Vec::as_slice));
+        deltas.add_customer(w, &added, history);
     }
     let deltas = deltas.finish(batch.days.keys().map(|(_, d)| d));
     upsert_tenant_tables(conn, tenant, &deltas, now).await

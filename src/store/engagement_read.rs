@@ -3,7 +3,7 @@
 //! sums org metrics need, rankings, and score snapshots. Only fetching and summing
 //! here; the formulas are in `domain::engagement*`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use sea_orm::{ConnectionTrait, QueryResult, Value};
 
@@ -188,6 +188,27 @@ pub async fn customer_days(conn: &impl ConnectionTrait, tenant: &TenantId, row_i
     let mut q = Sql::new(conn.get_database_backend(), "SELECT day FROM activity_days WHERE tenant_id = ");
     q.bind(tenant.as_str()).push(" AND customer_id = ").bind(row_id.as_str()).push(" ORDER BY day");
     q.all(conn).await?.iter().map(|r| Ok(get_i64(r, 0)? as Day)).collect()
+}
+
+/// The active days of several customers (row ids), each sorted: one statement
+/// whatever their number, as ingestion needs them for the customers a late event
+/// reaches back for.
+pub async fn customers_days(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    row_ids: &[String],
+) -> Result<HashMap<String, Vec<Day>>> {
+    let mut out: HashMap<String, Vec<Day>> = HashMap::with_capacity(row_ids.len());
+    for chunk in row_ids.chunks(1_000) {
+        let mut q =
+            Sql::new(conn.get_database_backend(), "SELECT customer_id, day FROM activity_days WHERE tenant_id = ");
+        q.bind(tenant.as_str()).push(" AND customer_id").in_list(chunk.iter().cloned());
+        q.push(" ORDER BY customer_id, day");
+        for r in q.all(conn).await? {
+            out.entry(s(&r, 0)?).or_default().push(get_i64(&r, 1)? as Day);
+        }
+    }
+    Ok(out)
 }
 
 /// Every daily roll-up of the customer up to `to`, with its action counts: one row
@@ -679,7 +700,7 @@ pub async fn top_values(
     let counts = rows.iter().map(|r| Ok((s(r, 0)?, get_i64(r, 1)?))).collect::<Result<Vec<_>>>()?;
     let mut q = Sql::new(b, "SELECT prop_value, COUNT(DISTINCT customer_id)");
     source(&mut q);
-    q.push(" AND prop_value IN ").list(counts.iter().map(|(v, _)| v.clone())).push(" GROUP BY prop_value");
+    q.push(" AND prop_value").in_list(counts.iter().map(|(v, _)| v.clone())).push(" GROUP BY prop_value");
     let mut customers = std::collections::HashMap::new();
     for r in q.all(conn).await? {
         customers.insert(s(&r, 0)?, get_i64(&r, 1)?);

@@ -12,9 +12,7 @@
 use std::collections::HashMap;
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde_json::Value;
 
 use super::Db;
@@ -69,9 +67,7 @@ pub async fn append_all(
         })
         .collect();
     let ids = rows.iter().map(|r| r.id.clone()).collect();
-    event::Entity::insert_many(rows.into_iter().map(IntoActiveModel::into_active_model))
-        .exec_without_returning(conn)
-        .await?;
+    super::sql::insert_models::<event::Entity>(conn, &rows, "").await?;
     Ok(ids)
 }
 
@@ -267,7 +263,7 @@ pub async fn prune(conn: &impl ConnectionTrait, before: Timestamp) -> Result<u64
 #[cfg(test)]
 mod tests {
     use migrations::MigratorTrait;
-    use sea_orm::ActiveModelTrait;
+    use sea_orm::{ActiveModelTrait, IntoActiveModel};
 
     use super::*;
     use crate::store::DbSettings;

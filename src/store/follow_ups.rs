@@ -55,14 +55,11 @@ pub async fn insert_opened(conn: &impl ConnectionTrait, tenant: &TenantId, opene
     if opened.is_empty() {
         return Ok(());
     }
-    follow_up::Entity::insert_many(opened.iter().map(|f| to_row(tenant, f).into_active_model()))
-        .exec_without_returning(conn)
-        .await?;
-    follow_up_entry::Entity::insert_many(
-        opened.iter().map(|f| entry_row(tenant, f.id.as_str(), &f.entry).into_active_model()),
-    )
-    .exec_without_returning(conn)
-    .await?;
+    let rows: Vec<follow_up::Model> = opened.iter().map(|f| to_row(tenant, f)).collect();
+    super::sql::insert_models::<follow_up::Entity>(conn, &rows, "").await?;
+    let entries: Vec<follow_up_entry::Model> =
+        opened.iter().map(|f| entry_row(tenant, f.id.as_str(), &f.entry)).collect();
+    super::sql::insert_models::<follow_up_entry::Entity>(conn, &entries, "").await?;
     Ok(())
 }
 

@@ -32,7 +32,7 @@ fn surveys_in(q: &mut Sql, col: &str, surveys: &[SurveyId]) {
     if surveys.is_empty() {
         q.push(" AND 1 = 0");
     } else {
-        q.push(&format!(" AND {col} IN ")).list(surveys.iter().map(|s| s.as_str().to_owned()));
+        q.push(&format!(" AND {col}")).in_list(surveys.iter().map(|s| s.as_str().to_owned()));
     }
 }
 
@@ -143,7 +143,7 @@ pub async fn answers_in(
     );
     q.bind(tenant.as_str());
     surveys_in(&mut q, "r.survey_id", surveys);
-    q.push(" AND r.bucket IN ").list(buckets.iter().map(|b| b.as_str().to_owned()));
+    q.push(" AND r.bucket").in_list(buckets.iter().map(|b| b.as_str().to_owned()));
     q.push(" AND r.recorded_at >= ").bind(time::to_micros(start));
     q.push(" AND r.recorded_at < ").bind(time::to_micros(end));
     q.all(conn)
@@ -218,7 +218,7 @@ pub async fn days_of(
     if !actions.is_empty() {
         let mut q = Sql::new(b, "SELECT customer_id, day, action, count FROM activity_day_actions WHERE tenant_id = ");
         q.bind(tenant.as_str()).push(" AND day >= ").bind(from).push(" AND day <= ").bind(to);
-        q.push(" AND action IN ").list(actions.iter().cloned());
+        q.push(" AND action").in_list(actions.iter().cloned());
         whose(&mut q, tenant, "customer_id", who);
         for r in q.all(conn).await? {
             let (customer, day) = (CustomerRowId(s(&r, 0)?), get_i64(&r, 1)? as Day);

@@ -145,7 +145,7 @@ async fn has_rows_of(conn: &impl ConnectionTrait, h: History, month: Month, tena
         let mut q = Sql::new(conn.get_database_backend(), &format!("SELECT 1 FROM {} WHERE ", h.table()));
         q.push(h.column()).push(" >= ").bind(month.start_micros());
         q.push(&format!(" AND {} < ", h.column())).bind(month.end_micros());
-        q.push(" AND tenant_id IN ").list(chunk.iter().map(|t| t.as_str().to_owned())).push(" LIMIT 1");
+        q.push(" AND tenant_id").in_list(chunk.iter().map(|t| t.as_str().to_owned())).push(" LIMIT 1");
         if q.one(conn).await?.is_some() {
             return Ok(true);
         }

@@ -62,7 +62,11 @@ pub async fn erased_among(
     for chunk in hashes.chunks(500) {
         let rows = erased_customer::Entity::find()
             .filter(erased_customer::Column::TenantId.eq(tenant.as_str()))
-            .filter(erased_customer::Column::SubjectHash.is_in(chunk.iter().map(|h| h.as_str())))
+            .filter(super::sql::one_of(
+                conn.get_database_backend(),
+                erased_customer::Column::SubjectHash,
+                chunk.iter().map(|h| h.to_string()).collect(),
+            ))
             .all(conn)
             .await?;
         out.extend(rows.into_iter().filter_map(|r| by_hash.get(&r.subject_hash).map(|e| e.to_string())));

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use sea_orm::sea_query::Expr;
-use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, IntoActiveModel, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 
 use super::entities::{Scoped, customer, follow_up, response};
 use super::error::{Result, StoreError, decoded};
@@ -60,9 +60,8 @@ pub async fn insert_many(conn: &impl ConnectionTrait, new: &[(&TenantId, &NewRes
     if new.is_empty() {
         return Ok(());
     }
-    response::Entity::insert_many(new.iter().map(|(tenant, r)| to_row(tenant, r).into_active_model()))
-        .exec_without_returning(conn)
-        .await?;
+    let rows: Vec<response::Model> = new.iter().map(|(tenant, r)| to_row(tenant, r)).collect();
+    super::sql::insert_models::<response::Entity>(conn, &rows, "").await?;
     Ok(())
 }
 

@@ -3,7 +3,11 @@
 //! and column readers that accept whatever integer width the backend returns. Shared
 //! by the write side (`engagement`) and the read side (`engagement_read`).
 
-use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value};
+use sea_orm::sea_query::{Expr, ExprTrait, PgFunc};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IdenStatic, Iterable, ModelTrait, QueryResult, Statement,
+    Value,
+};
 
 use super::error::{Result, StoreError};
 
@@ -68,6 +72,22 @@ impl Sql {
         }
         self.text.push(')');
         self
+    }
+
+    /// ` IN (?, ?, …)`, or on PostgreSQL ` = ANY($n)` with one array: the text is the
+    /// same whatever the list's length, so it is planned once per connection. An empty
+    /// list matches nothing on either backend.
+    pub(crate) fn in_list(&mut self, items: impl IntoIterator<Item = String>) -> &mut Self {
+        if self.backend == DbBackend::Postgres {
+            let items: Vec<String> = items.into_iter().collect();
+            self.push(" = ANY(").bind(items).push("::text[])")
+        } else {
+            let items: Vec<String> = items.into_iter().collect();
+            if items.is_empty() {
+                return self.push(" IN (SELECT NULL WHERE 1 = 0)");
+            }
+            self.push(" IN ").list(items)
+        }
     }
 
     pub(crate) fn stmt(self) -> Statement {
@@ -139,6 +159,13 @@ pub(crate) fn greatest(b: DbBackend) -> &'static str {
 
 /// `INSERT INTO table (cols) VALUES (…), (…) <tail>` in as few statements as the
 /// parameter limit allows, returning the rows any `RETURNING` in `tail` yields.
+///
+/// On PostgreSQL the rows go as one array per column instead
+/// (`INSERT … SELECT … FROM UNNEST($1::text[], $2::int8[], …)`), whatever their number:
+/// the statement's text depends only on the table, the columns and which of them hold
+/// a NULL, so the server parses and plans it once per connection rather than once per
+/// batch size, and a batch of 1 000 rows binds a dozen parameters, not 12 000
+/// (docs/benchmarks.md, "Engagement").
 pub(crate) async fn insert_rows(
     conn: &impl ConnectionTrait,
     table: &str,
@@ -146,6 +173,14 @@ pub(crate) async fn insert_rows(
     rows: Vec<Vec<Value>>,
     tail: &str,
 ) -> Result<Vec<QueryResult>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    if conn.get_database_backend() == DbBackend::Postgres
+        && let Some(q) = unnest_insert(table, cols, &rows, tail)
+    {
+        return if tail.contains("RETURNING") { q.all(conn).await } else { q.exec(conn).await.map(|_| Vec::new()) };
+    }
     let per = (MAX_PARAMS / cols.len()).clamp(1, 1_000);
     let mut out = Vec::new();
     let mut rows = rows.into_iter().peekable();
@@ -167,6 +202,168 @@ pub(crate) async fn insert_rows(
         }
     }
     Ok(out)
+}
+
+/// [`insert_rows`] for an entity's models, every column in the entity's order: the
+/// replacement for sea-orm's `insert_many`, whose statement text changes with the
+/// number of rows (each new text is parsed and planned again, and a batch writer that
+/// sees every size from 1 to 64 keeps evicting sqlx's statement cache).
+pub(crate) async fn insert_models<E: EntityTrait>(
+    conn: &impl ConnectionTrait,
+    models: &[E::Model],
+    tail: &str,
+) -> Result<Vec<QueryResult>> {
+    let cols: Vec<E::Column> = E::Column::iter().collect();
+    let names: Vec<String> = cols.iter().map(|c| format!("\"{}\"", c.as_str())).collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let rows = models.iter().map(|m| cols.iter().map(|c| m.get(*c)).collect()).collect();
+    let entity = E::default();
+    insert_rows(conn, &format!("\"{}\"", entity.table_name()), &names, rows, tail).await
+}
+
+/// A filter `col IN (…)`, or on PostgreSQL `col = ANY($1)` with one array, so that the
+/// statement's text does not change with the number of values (see [`insert_models`]).
+pub(crate) fn one_of<C: ColumnTrait>(backend: DbBackend, col: C, values: Vec<String>) -> Expr {
+    if backend == DbBackend::Postgres {
+        Expr::col(col.as_column_ref()).eq(PgFunc::any(Expr::val(values)))
+    } else {
+        col.is_in(values)
+    }
+}
+
+/// One column's values as a PostgreSQL array, and which rows are NULL.
+enum Column {
+    Text(Vec<String>),
+    BigInt(Vec<i64>),
+    Int(Vec<i32>),
+    SmallInt(Vec<i16>),
+    Double(Vec<f64>),
+    Bool(Vec<bool>),
+}
+
+impl Column {
+    /// The empty array for a value's type; `None` for a type not sent this way.
+    fn of(v: &Value, n: usize) -> Option<Column> {
+        Some(match v {
+            Value::String(_) => Column::Text(Vec::with_capacity(n)),
+            Value::BigInt(_) => Column::BigInt(Vec::with_capacity(n)),
+            Value::Int(_) => Column::Int(Vec::with_capacity(n)),
+            Value::SmallInt(_) => Column::SmallInt(Vec::with_capacity(n)),
+            Value::Double(_) => Column::Double(Vec::with_capacity(n)),
+            Value::Bool(_) => Column::Bool(Vec::with_capacity(n)),
+            _ => return None,
+        })
+    }
+
+    /// Appends a value (a placeholder for NULL); `None` when its type differs from the
+    /// column's, `Some(true)` for a NULL.
+    fn push(&mut self, v: &Value) -> Option<bool> {
+        Some(match (self, v) {
+            (Column::Text(a), Value::String(x)) => {
+                a.push(x.clone().unwrap_or_default());
+                x.is_none()
+            }
+            (Column::BigInt(a), Value::BigInt(x)) => {
+                a.push(x.unwrap_or_default());
+                x.is_none()
+            }
+            (Column::Int(a), Value::Int(x)) => {
+                a.push(x.unwrap_or_default());
+                x.is_none()
+            }
+            (Column::SmallInt(a), Value::SmallInt(x)) => {
+                a.push(x.unwrap_or_default());
+                x.is_none()
+            }
+            (Column::Double(a), Value::Double(x)) => {
+                a.push(x.unwrap_or_default());
+                x.is_none()
+            }
+            (Column::Bool(a), Value::Bool(x)) => {
+                a.push(x.unwrap_or_default());
+                x.is_none()
+            }
+            _ => return None,
+        })
+    }
+
+    fn sql_type(&self) -> &'static str {
+        match self {
+            Column::Text(_) => "text[]",
+            Column::BigInt(_) => "int8[]",
+            Column::Int(_) => "int4[]",
+            Column::SmallInt(_) => "int2[]",
+            Column::Double(_) => "float8[]",
+            Column::Bool(_) => "bool[]",
+        }
+    }
+
+    fn into_value(self) -> Value {
+        match self {
+            Column::Text(a) => a.into(),
+            Column::BigInt(a) => a.into(),
+            Column::Int(a) => a.into(),
+            Column::SmallInt(a) => a.into(),
+            Column::Double(a) => a.into(),
+            Column::Bool(a) => a.into(),
+        }
+    }
+}
+
+/// The PostgreSQL form of [`insert_rows`]: `INSERT INTO table (cols) SELECT … FROM
+/// UNNEST($1::text[], …) AS u(c0, …, n0, …) <tail>`, a column holding a NULL getting a
+/// second, boolean array that says where. `None` when a value is of a type not sent
+/// this way, or rows differ in shape (the caller then uses VALUES).
+fn unnest_insert(table: &str, cols: &[&str], rows: &[Vec<Value>], tail: &str) -> Option<Sql> {
+    let first = rows.first()?;
+    if first.len() != cols.len() {
+        return None;
+    }
+    let mut arrays: Vec<Column> = first.iter().map(|v| Column::of(v, rows.len())).collect::<Option<_>>()?;
+    let mut nulls: Vec<Vec<bool>> = vec![Vec::with_capacity(rows.len()); cols.len()];
+    for row in rows {
+        if row.len() != cols.len() {
+            return None;
+        }
+        for (i, v) in row.iter().enumerate() {
+            nulls[i].push(arrays[i].push(v)?);
+        }
+    }
+    for n in &mut nulls {
+        if !n.contains(&true) {
+            n.clear();
+        }
+    }
+    let mut q = Sql::new(DbBackend::Postgres, &format!("INSERT INTO {table} ({}) SELECT ", cols.join(", ")));
+    for (i, n) in nulls.iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        if n.is_empty() {
+            q.push(&format!("u.c{i}"));
+        } else {
+            q.push(&format!("CASE WHEN u.n{i} THEN NULL ELSE u.c{i} END"));
+        }
+    }
+    q.push(" FROM UNNEST(");
+    let mut names = Vec::new();
+    for (i, a) in arrays.into_iter().enumerate() {
+        if i > 0 {
+            q.push(", ");
+        }
+        let ty = a.sql_type();
+        q.bind(a.into_value()).push("::").push(ty);
+        names.push(format!("c{i}"));
+    }
+    for (i, n) in nulls.into_iter().enumerate() {
+        if !n.is_empty() {
+            q.push(", ").bind(n).push("::bool[]");
+            names.push(format!("n{i}"));
+        }
+    }
+    q.push(&format!(") AS u({}) ", names.join(", ")));
+    q.push(tail);
+    Some(q)
 }
 
 /// `ON CONFLICT (keys) DO UPDATE SET c = table.c + excluded.c, …`.
@@ -191,5 +388,51 @@ pub(crate) fn get_opt_i64(row: &QueryResult, i: usize) -> Result<Option<i64>> {
     match row.try_get_by_index::<Option<i64>>(i) {
         Ok(v) => Ok(v),
         Err(_) => Ok(row.try_get_by_index::<Option<i32>>(i)?.map(i64::from)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(name: Option<&str>, n: i64) -> Vec<Value> {
+        vec!["t".into(), name.map(str::to_owned).into(), n.into()]
+    }
+
+    #[test]
+    fn rows_go_as_one_array_per_column_and_the_text_does_not_depend_on_their_number() {
+        let cols = ["tenant_id", "name", "n"];
+        let two = unnest_insert("x", &cols, &[row(Some("a"), 1), row(Some("b"), 2)], "").expect("sent as arrays");
+        let three = unnest_insert("x", &cols, &[row(Some("a"), 1), row(Some("b"), 2), row(Some("c"), 3)], "")
+            .expect("sent as arrays");
+        assert_eq!(two.text, three.text);
+        assert_eq!(
+            two.text,
+            "INSERT INTO x (tenant_id, name, n) SELECT u.c0, u.c1, u.c2 FROM UNNEST($1::text[], $2::text[], \
+             $3::int8[]) AS u(c0, c1, c2) "
+        );
+        assert_eq!(three.values.len(), 3, "one parameter per column, whatever the rows");
+    }
+
+    #[test]
+    fn a_column_holding_a_null_gets_a_second_array_that_says_where() {
+        let q = unnest_insert("x", &["tenant_id", "name", "n"], &[row(Some("a"), 1), row(None, 2)], "RETURNING n")
+            .expect("sent as arrays");
+        assert_eq!(
+            q.text,
+            "INSERT INTO x (tenant_id, name, n) SELECT u.c0, CASE WHEN u.n1 THEN NULL ELSE u.c1 END, u.c2 FROM \
+             UNNEST($1::text[], $2::text[], $3::int8[], $4::bool[]) AS u(c0, c1, c2, n1) RETURNING n"
+        );
+        assert_eq!(q.values[3], Value::from(vec![false, true]));
+    }
+
+    #[test]
+    fn rows_of_another_shape_or_type_fall_back_to_values() {
+        let cols = ["tenant_id", "name", "n"];
+        let mixed = vec!["t".into(), Value::String(None), Value::Int(Some(1))];
+        assert!(unnest_insert("x", &cols, &[row(Some("a"), 1), mixed], "").is_none());
+        assert!(unnest_insert("x", &cols, &[vec!["t".into()]], "").is_none());
+        let json = vec!["t".into(), Value::Json(None), Value::BigInt(Some(1))];
+        assert!(unnest_insert("x", &cols, &[json], "").is_none());
     }
 }
