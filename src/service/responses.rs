@@ -637,7 +637,6 @@ async fn write(
             opened.entry(&job.tenant).or_default().push(f.clone());
         }
     }
-    responses::insert_many(txn, &new).await?;
     let answered: Vec<(&TenantId, &InvitationId, &ResponseId)> = jobs
         .iter()
         .zip(outcomes)
@@ -645,6 +644,16 @@ async fn write(
         .filter_map(|(tenant, r)| r.response.invitation_id.as_ref().map(|inv| (tenant, inv, &r.response.id)))
         .collect();
     invitations::mark_answered(txn, &answered, now).await?;
+    // One tenant (a lone answer, and most batches): on PostgreSQL every table in one
+    // statement. Several tenants: table by table, each tenant's counter in order.
+    if let [(tenant, tenant_events)] = events.iter().collect::<Vec<_>>()[..] {
+        let rows: Vec<&NewResponse> = new.iter().map(|(_, r)| *r).collect();
+        let opened = opened.get(tenant).map_or(&[][..], Vec::as_slice);
+        if responses::write_answers(txn, tenant, &rows, opened, tenant_events, now).await?.is_some() {
+            return Ok(());
+        }
+    }
+    responses::insert_many(txn, &new).await?;
     for (tenant, opened) in &opened {
         follow_ups::insert_opened(txn, tenant, opened).await?;
     }

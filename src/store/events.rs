@@ -12,7 +12,9 @@
 use std::collections::HashMap;
 
 use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
-use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, IdenStatic, Iterable, QueryFilter, QueryOrder, QuerySelect,
+};
 use serde_json::Value;
 
 use super::Db;
@@ -51,9 +53,16 @@ pub async fn append_all(
         return Ok(Vec::new());
     }
     let last = take_numbers(conn, tenant, events.len() as i64).await?;
-    let first = last - events.len() as i64 + 1;
+    let rows = rows(tenant, events, last - events.len() as i64 + 1, now);
+    let ids = rows.iter().map(|r| r.id.clone()).collect();
+    super::sql::insert_models::<event::Entity>(conn, &rows, "").await?;
+    Ok(ids)
+}
+
+/// The outbox rows of `events`, numbered from `first` on.
+pub(super) fn rows(tenant: &TenantId, events: &[(&str, Value)], first: i64, now: Timestamp) -> Vec<event::Model> {
     let at = time::to_micros(now);
-    let rows: Vec<event::Model> = events
+    events
         .iter()
         .zip(first..)
         .map(|((event_type, data), seq)| event::Model {
@@ -65,10 +74,46 @@ pub async fn append_all(
             created_at: at,
             sequenced_at: Some(at),
         })
-        .collect();
-    let ids = rows.iter().map(|r| r.id.clone()).collect();
-    super::sql::insert_models::<event::Entity>(conn, &rows, "").await?;
-    Ok(ids)
+        .collect()
+}
+
+/// PostgreSQL: the `pg_notify` call that announces a tenant's new last number, as
+/// `RETURNING` of the counter's update ([`super::notify`]).
+pub(super) fn notify_call() -> String {
+    format!("pg_notify('{}', \"id\" || ':' || \"event_seq\")", super::notify::EVENTS)
+}
+
+/// PostgreSQL: `events` appended and numbered in the same statement as the inserts of
+/// `chain` (see [`append_all`]: the counter's update, then the rows numbered from the
+/// number before it, the NOTIFY in its `RETURNING`). `None` when the rows cannot go as
+/// arrays; an error when the tenant is gone. Returns the events' ids.
+pub(super) async fn append_all_chained(
+    conn: &impl ConnectionTrait,
+    chain: super::sql::InsertChain,
+    tenant: &TenantId,
+    events: &[(&str, Value)],
+    now: Timestamp,
+) -> Result<Option<Vec<String>>> {
+    let n = events.len() as i64;
+    // Numbered 1..=n here; the statement adds the number before the batch's.
+    let rows = rows(tenant, events, 1, now);
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let chain = chain.part("s", |q| {
+        q.push("UPDATE \"tenants\" SET \"event_seq\" = \"event_seq\" + ").bind(n);
+        q.push(" WHERE \"id\" = ").bind(tenant.as_str());
+        q.push(" RETURNING \"event_seq\" - ").bind(n).push(" AS base, ").push(&notify_call()).push(" AS notified");
+    });
+    let seq = <event::Entity as EntityTrait>::Column::iter().position(|c| c.as_str() == "seq");
+    let Some(q) =
+        chain.finish::<event::Entity>(&rows, "s, ", |i, e| if Some(i) == seq { format!("s.base + {e}") } else { e })
+    else {
+        return Ok(None);
+    };
+    let written = q.exec(conn).await?;
+    if written != n as u64 {
+        return Err(StoreError::other(anyhow::anyhow!("tenant {} vanished while writing", tenant.0)));
+    }
+    Ok(Some(ids))
 }
 
 /// Moves the tenant's counter on by `n` and returns the new last number. On
@@ -82,8 +127,7 @@ async fn take_numbers(conn: &impl ConnectionTrait, tenant: &TenantId, n: i64) ->
         .and_where(tenant::Column::Id.eq(tenant.as_str()))
         .to_owned();
     if conn.get_database_backend() == DbBackend::Postgres {
-        let notify = format!("pg_notify('{}', \"id\" || ':' || \"event_seq\")", super::notify::EVENTS);
-        bump.returning(Query::returning().exprs([Expr::col(tenant::Column::EventSeq), Expr::cust(notify)]));
+        bump.returning(Query::returning().exprs([Expr::col(tenant::Column::EventSeq), Expr::cust(notify_call())]));
     } else {
         bump.returning_col(tenant::Column::EventSeq);
     }

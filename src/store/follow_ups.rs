@@ -15,7 +15,7 @@ use crate::domain::stored::{FollowUpState, NewFollowUp};
 use crate::domain::time::Timestamp;
 use crate::domain::{FollowUpId, FollowUpStatus, Priority, TenantId, time};
 
-fn to_row(tenant: &TenantId, f: &NewFollowUp) -> follow_up::Model {
+pub(super) fn to_row(tenant: &TenantId, f: &NewFollowUp) -> follow_up::Model {
     let at = time::to_micros(f.opened_at);
     follow_up::Model {
         id: f.id.0.clone(),
@@ -63,7 +63,7 @@ pub async fn insert_opened(conn: &impl ConnectionTrait, tenant: &TenantId, opene
     Ok(())
 }
 
-fn entry_row(tenant: &TenantId, follow_up: &str, entry: &FollowUpEntry) -> follow_up_entry::Model {
+pub(super) fn entry_row(tenant: &TenantId, follow_up: &str, entry: &FollowUpEntry) -> follow_up_entry::Model {
     follow_up_entry::Model {
         id: uuid::Uuid::now_v7().to_string(),
         tenant_id: tenant.0.clone(),

@@ -213,12 +213,9 @@ pub(crate) async fn insert_models<E: EntityTrait>(
     models: &[E::Model],
     tail: &str,
 ) -> Result<Vec<QueryResult>> {
-    let cols: Vec<E::Column> = E::Column::iter().collect();
-    let names: Vec<String> = cols.iter().map(|c| format!("\"{}\"", c.as_str())).collect();
+    let (table, names, rows) = model_rows::<E>(models);
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
-    let rows = models.iter().map(|m| cols.iter().map(|c| m.get(*c)).collect()).collect();
-    let entity = E::default();
-    insert_rows(conn, &format!("\"{}\"", entity.table_name()), &names, rows, tail).await
+    insert_rows(conn, &table, &names, rows, tail).await
 }
 
 /// A filter `col IN (…)`, or on PostgreSQL `col = ANY($1)` with one array, so that the
@@ -310,11 +307,14 @@ impl Column {
     }
 }
 
-/// The PostgreSQL form of [`insert_rows`]: `INSERT INTO table (cols) SELECT … FROM
-/// UNNEST($1::text[], …) AS u(c0, …, n0, …) <tail>`, a column holding a NULL getting a
-/// second, boolean array that says where. `None` when a value is of a type not sent
-/// this way, or rows differ in shape (the caller then uses VALUES).
-fn unnest_insert(table: &str, cols: &[&str], rows: &[Vec<Value>], tail: &str) -> Option<Sql> {
+/// Rows turned into one array per column (and a NULL mask per column that holds one).
+struct Unnested {
+    arrays: Vec<Column>,
+    nulls: Vec<Vec<bool>>,
+}
+
+/// `None` when a value is of a type not sent this way, or rows differ in shape.
+fn unnested(cols: &[&str], rows: &[Vec<Value>]) -> Option<Unnested> {
     let first = rows.first()?;
     if first.len() != cols.len() {
         return None;
@@ -334,36 +334,123 @@ fn unnest_insert(table: &str, cols: &[&str], rows: &[Vec<Value>], tail: &str) ->
             n.clear();
         }
     }
-    let mut q = Sql::new(DbBackend::Postgres, &format!("INSERT INTO {table} ({}) SELECT ", cols.join(", ")));
-    for (i, n) in nulls.iter().enumerate() {
-        if i > 0 {
-            q.push(", ");
+    Some(Unnested { arrays, nulls })
+}
+
+impl Unnested {
+    /// Appends `INSERT INTO table (cols) SELECT … FROM <from>UNNEST($n::text[], …) AS
+    /// u(c0, …, n0, …) `; `expr` may rewrite column i's expression (`u.ci`).
+    fn push_insert(self, q: &mut Sql, table: &str, cols: &[&str], from: &str, expr: impl Fn(usize, String) -> String) {
+        q.push(&format!("INSERT INTO {table} ({}) SELECT ", cols.join(", ")));
+        for (i, n) in self.nulls.iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            let e =
+                if n.is_empty() { format!("u.c{i}") } else { format!("CASE WHEN u.n{i} THEN NULL ELSE u.c{i} END") };
+            q.push(&expr(i, e));
         }
-        if n.is_empty() {
-            q.push(&format!("u.c{i}"));
-        } else {
-            q.push(&format!("CASE WHEN u.n{i} THEN NULL ELSE u.c{i} END"));
+        q.push(" FROM ").push(from).push("UNNEST(");
+        let mut names = Vec::new();
+        for (i, a) in self.arrays.into_iter().enumerate() {
+            if i > 0 {
+                q.push(", ");
+            }
+            let ty = a.sql_type();
+            q.bind(a.into_value()).push("::").push(ty);
+            names.push(format!("c{i}"));
         }
+        for (i, n) in self.nulls.into_iter().enumerate() {
+            if !n.is_empty() {
+                q.push(", ").bind(n).push("::bool[]");
+                names.push(format!("n{i}"));
+            }
+        }
+        q.push(&format!(") AS u({}) ", names.join(", ")));
     }
-    q.push(" FROM UNNEST(");
-    let mut names = Vec::new();
-    for (i, a) in arrays.into_iter().enumerate() {
-        if i > 0 {
-            q.push(", ");
-        }
-        let ty = a.sql_type();
-        q.bind(a.into_value()).push("::").push(ty);
-        names.push(format!("c{i}"));
-    }
-    for (i, n) in nulls.into_iter().enumerate() {
-        if !n.is_empty() {
-            q.push(", ").bind(n).push("::bool[]");
-            names.push(format!("n{i}"));
-        }
-    }
-    q.push(&format!(") AS u({}) ", names.join(", ")));
+}
+
+/// The PostgreSQL form of [`insert_rows`]: `INSERT INTO table (cols) SELECT … FROM
+/// UNNEST($1::text[], …) AS u(c0, …, n0, …) <tail>`, a column holding a NULL getting a
+/// second, boolean array that says where. `None` when a value is of a type not sent
+/// this way, or rows differ in shape (the caller then uses VALUES).
+fn unnest_insert(table: &str, cols: &[&str], rows: &[Vec<Value>], tail: &str) -> Option<Sql> {
+    let u = unnested(cols, rows)?;
+    let mut q = Sql::new(DbBackend::Postgres, "");
+    u.push_insert(&mut q, table, cols, "", |_, e| e);
     q.push(tail);
     Some(q)
+}
+
+/// An entity's quoted table and column names, and its models as rows in that order.
+fn model_rows<E: EntityTrait>(models: &[E::Model]) -> (String, Vec<String>, Vec<Vec<Value>>) {
+    let cols: Vec<E::Column> = E::Column::iter().collect();
+    let names = cols.iter().map(|c| format!("\"{}\"", c.as_str())).collect();
+    let rows = models.iter().map(|m| cols.iter().map(|c| m.get(*c)).collect()).collect();
+    (format!("\"{}\"", E::default().table_name()), names, rows)
+}
+
+/// PostgreSQL only: inserts into several tables as one statement (one round trip
+/// instead of one per table), each insert but the last a data-modifying `WITH` clause.
+/// Every part is planned together and the whole is one statement: it commits or fails
+/// as one, and foreign keys between the parts are checked at its end, when all rows are
+/// in. The text depends on which parts have rows, not on how many.
+pub(crate) struct InsertChain {
+    q: Sql,
+    parts: usize,
+}
+
+impl InsertChain {
+    pub(crate) fn new() -> Self {
+        InsertChain { q: Sql::new(DbBackend::Postgres, ""), parts: 0 }
+    }
+
+    fn open_part(&mut self, name: &str) {
+        self.q.push(if self.parts == 0 { "WITH " } else { ", " });
+        self.q.push(name).push(" AS (");
+        self.parts += 1;
+    }
+
+    /// Adds the insert of `models` (nothing when there are none). `None` when a value
+    /// cannot go as an array (the caller writes the tables one by one instead).
+    pub(crate) fn models<E: EntityTrait>(mut self, models: &[E::Model]) -> Option<Self> {
+        if models.is_empty() {
+            return Some(self);
+        }
+        let (table, names, rows) = model_rows::<E>(models);
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let u = unnested(&names, &rows)?;
+        self.open_part(&format!("w{}", self.parts));
+        u.push_insert(&mut self.q, &table, &names, "", |_, e| e);
+        self.q.push(")");
+        Some(self)
+    }
+
+    /// Adds a part of the caller's, named `name` for the last insert to read from.
+    pub(crate) fn part(mut self, name: &str, build: impl FnOnce(&mut Sql)) -> Self {
+        self.open_part(name);
+        build(&mut self.q);
+        self.q.push(")");
+        self
+    }
+
+    /// The statement, ending with the insert of `models` whose rows are read with
+    /// `from` (`"s, "` joins a part named `s`) and whose column i is `expr(i, u.ci)`.
+    pub(crate) fn finish<E: EntityTrait>(
+        mut self,
+        models: &[E::Model],
+        from: &str,
+        expr: impl Fn(usize, String) -> String,
+    ) -> Option<Sql> {
+        let (table, names, rows) = model_rows::<E>(models);
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let u = unnested(&names, &rows)?;
+        if self.parts > 0 {
+            self.q.push(" ");
+        }
+        u.push_insert(&mut self.q, &table, &names, from, expr);
+        Some(self.q)
+    }
 }
 
 /// `ON CONFLICT (keys) DO UPDATE SET c = table.c + excluded.c, …`.
