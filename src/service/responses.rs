@@ -649,7 +649,7 @@ async fn write(
     if let [(tenant, tenant_events)] = events.iter().collect::<Vec<_>>()[..] {
         let rows: Vec<&NewResponse> = new.iter().map(|(_, r)| *r).collect();
         let opened = opened.get(tenant).map_or(&[][..], Vec::as_slice);
-        if responses::write_answers(txn, tenant, &rows, opened, tenant_events, now).await?.is_some() {
+        if store::answers::write(txn, tenant, &rows, opened, tenant_events, now).await?.is_some() {
             return Ok(());
         }
     }

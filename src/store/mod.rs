@@ -6,6 +6,7 @@
 //! types; rows, column encodings (microseconds, enum names, JSON text) and sea-orm
 //! errors stay in here.
 
+pub mod answers;
 pub mod audit;
 pub mod customers;
 pub mod engagement;

@@ -33,7 +33,7 @@ fn to_domain(m: response::Model, customer: CustomerRef, follow_up_id: Option<Str
     })
 }
 
-fn to_row(tenant: &TenantId, r: &NewResponse) -> response::Model {
+pub(super) fn to_row(tenant: &TenantId, r: &NewResponse) -> response::Model {
     let at = time::to_micros(r.recorded_at);
     response::Model {
         id: r.id.0.clone(),
@@ -63,37 +63,6 @@ pub async fn insert_many(conn: &impl ConnectionTrait, new: &[(&TenantId, &NewRes
     let rows: Vec<response::Model> = new.iter().map(|(tenant, r)| to_row(tenant, r)).collect();
     super::sql::insert_models::<response::Entity>(conn, &rows, "").await?;
     Ok(())
-}
-
-/// PostgreSQL: one tenant's answers of a batch written in one statement — the
-/// responses, the follow-ups they open with their first history entries, and the
-/// outbox events, numbered as [`super::events::append_all`] numbers them — instead of
-/// one round trip per table. `None` on SQLite, or when a row cannot go as arrays: the
-/// caller then writes table by table. Returns the events' ids.
-pub async fn write_answers(
-    conn: &impl ConnectionTrait,
-    tenant: &TenantId,
-    new: &[&NewResponse],
-    opened: &[crate::domain::stored::NewFollowUp],
-    events: &[(&str, serde_json::Value)],
-    now: crate::domain::time::Timestamp,
-) -> Result<Option<Vec<String>>> {
-    use super::entities::follow_up_entry;
-    if conn.get_database_backend() != sea_orm::DbBackend::Postgres || events.is_empty() {
-        return Ok(None);
-    }
-    let responses: Vec<response::Model> = new.iter().map(|r| to_row(tenant, r)).collect();
-    let follow_ups: Vec<follow_up::Model> = opened.iter().map(|f| super::follow_ups::to_row(tenant, f)).collect();
-    let entries: Vec<follow_up_entry::Model> =
-        opened.iter().map(|f| super::follow_ups::entry_row(tenant, f.id.as_str(), &f.entry)).collect();
-    let chain = super::sql::InsertChain::new()
-        .models::<response::Entity>(&responses)
-        .and_then(|c| c.models::<follow_up::Entity>(&follow_ups))
-        .and_then(|c| c.models::<follow_up_entry::Entity>(&entries));
-    match chain {
-        Some(chain) => super::events::append_all_chained(conn, chain, tenant, events, now).await,
-        None => Ok(None),
-    }
 }
 
 /// Writes what `UpdateResponse` changes: score and bucket, comment, properties, and

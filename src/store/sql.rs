@@ -255,31 +255,18 @@ impl Column {
     /// Appends a value (a placeholder for NULL); `None` when its type differs from the
     /// column's, `Some(true)` for a NULL.
     fn push(&mut self, v: &Value) -> Option<bool> {
+        /// Appends the value or, for NULL, the type's default; true for NULL.
+        fn put<T: Clone + Default>(a: &mut Vec<T>, x: &Option<T>) -> bool {
+            a.push(x.clone().unwrap_or_default());
+            x.is_none()
+        }
         Some(match (self, v) {
-            (Column::Text(a), Value::String(x)) => {
-                a.push(x.clone().unwrap_or_default());
-                x.is_none()
-            }
-            (Column::BigInt(a), Value::BigInt(x)) => {
-                a.push(x.unwrap_or_default());
-                x.is_none()
-            }
-            (Column::Int(a), Value::Int(x)) => {
-                a.push(x.unwrap_or_default());
-                x.is_none()
-            }
-            (Column::SmallInt(a), Value::SmallInt(x)) => {
-                a.push(x.unwrap_or_default());
-                x.is_none()
-            }
-            (Column::Double(a), Value::Double(x)) => {
-                a.push(x.unwrap_or_default());
-                x.is_none()
-            }
-            (Column::Bool(a), Value::Bool(x)) => {
-                a.push(x.unwrap_or_default());
-                x.is_none()
-            }
+            (Column::Text(a), Value::String(x)) => put(a, x),
+            (Column::BigInt(a), Value::BigInt(x)) => put(a, x),
+            (Column::Int(a), Value::Int(x)) => put(a, x),
+            (Column::SmallInt(a), Value::SmallInt(x)) => put(a, x),
+            (Column::Double(a), Value::Double(x)) => put(a, x),
+            (Column::Bool(a), Value::Bool(x)) => put(a, x),
             _ => return None,
         })
     }
