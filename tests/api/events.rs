@@ -14,6 +14,7 @@ crate::on_both!(
     every_state_change_is_an_event_with_its_full_payload,
     a_stream_resumed_from_the_last_sequence_misses_nothing_while_events_are_written,
     events_of_concurrent_transactions_are_numbered_in_commit_order,
+    answers_of_two_tenants_in_flight_together_are_numbered_per_tenant,
     a_sequence_older_than_the_retention_is_out_of_range,
     an_open_follow_up_past_due_is_marked_overdue_exactly_once,
 );
@@ -266,6 +267,66 @@ async fn events_of_concurrent_transactions_are_numbered_in_commit_order(b: Backe
     let issued = seen.iter().filter(|e| e.r#type == "invitation.issued" || e.r#type == "invitation.suppressed");
     assert_eq!(issued.count(), issuers * issues_each);
     assert_eq!(seen.iter().filter(|e| e.r#type == "response.recorded").count(), answers);
+}
+
+/// Answers of two tenants sent at once share the writer's batches (one statement for a
+/// batch of one tenant on PostgreSQL, table by table for several): each tenant's
+/// stream holds its own answers and follow-ups, numbered 1..N without a gap.
+async fn answers_of_two_tenants_in_flight_together_are_numbered_per_tenant(b: Backend) {
+    let app = spawn_app_with(b, fast_outbox).await;
+    let other_key = app.other_tenant_key().await;
+    let mine = app.survey(pb::SurveyKind::Nps, None).await;
+    let theirs = app
+        .surveys_as(Some(&other_key))
+        .create_survey(pb::CreateSurveyRequest {
+            survey: Some(pb::Survey {
+                kind: pb::SurveyKind::Nps as i32,
+                question: "How likely are you to recommend us?".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .expect("the other tenant's survey")
+        .into_inner();
+    let answers = 24usize;
+    let mut tasks = Vec::new();
+    for i in 0..answers {
+        let (key, survey) = if i % 2 == 0 { (app.key.clone(), &mine.id) } else { (other_key.clone(), &theirs.id) };
+        let mut c = app.surveys_as(Some(&key));
+        let req = pb::RecordResponseRequest {
+            target: Some(pb::record_response_request::Target::Direct(pb::SurveyCustomer {
+                survey_id: survey.clone(),
+                customer_id: format!("c-{i}"),
+            })),
+            // 0–10 in turn: the detractors (0–6) open a follow-up, a second event.
+            score: Some((i % 11) as i32),
+            ..Default::default()
+        };
+        tasks.push(tokio::spawn(async move { c.record_response(req).await.map(|r| r.into_inner()) }));
+    }
+    let mut expected = [0usize; 2];
+    for (i, t) in tasks.into_iter().enumerate() {
+        let r = t.await.unwrap().expect("recorded");
+        expected[i % 2] += if r.score <= 6 { 2 } else { 1 };
+    }
+    for (t, key) in [app.key.clone(), other_key].into_iter().enumerate() {
+        let mut stream = EventServiceClient::with_interceptor(app.channel.clone(), Auth(Some(key)))
+            .watch_events(pb::WatchEventsRequest { after_sequence: 0, types: vec![] })
+            .await
+            .expect("watch")
+            .into_inner();
+        let mut seen = Vec::new();
+        while seen.len() < expected[t] {
+            match tokio::time::timeout(Duration::from_secs(20), stream.message()).await {
+                Ok(Ok(Some(e))) => seen.push(e),
+                other => panic!("stream ended early after {} of {}: {other:?}", seen.len(), expected[t]),
+            }
+        }
+        let seqs: Vec<i64> = seen.iter().map(|e| e.sequence).collect();
+        assert_eq!(seqs, (1..=expected[t] as i64).collect::<Vec<_>>(), "tenant {t}: no gap, no duplicate");
+        let recorded = seen.iter().filter(|e| e.r#type == "response.recorded").count();
+        assert_eq!(recorded, answers / 2, "tenant {t}: its own answers only");
+    }
 }
 
 async fn a_sequence_older_than_the_retention_is_out_of_range(b: Backend) {
