@@ -169,17 +169,11 @@ async fn the_form_carries_the_survey_branding_over_the_tenant_default(b: Backend
     // Another tenant's forms are not branded by acme.
     let other = app.other_tenant_key().await;
     let globex = app
-        .surveys_as(Some(&other))
-        .create_survey(pb::CreateSurveyRequest {
-            survey: Some(pb::Survey {
-                kind: pb::SurveyKind::Nps as i32,
-                question: "Recommend Globex?".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        .survey_as(
+            &other,
+            pb::Survey { kind: pb::SurveyKind::Nps as i32, question: "Recommend Globex?".into(), ..Default::default() },
+        )
+        .await;
     let token = app
         .surveys_as(Some(&other))
         .issue_survey(pb::IssueSurveyRequest { survey_id: globex.id, customer_id: "g1".into(), ..Default::default() })

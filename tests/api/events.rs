@@ -276,18 +276,7 @@ async fn answers_of_two_tenants_in_flight_together_are_numbered_per_tenant(b: Ba
     let app = spawn_app_with(b, fast_outbox).await;
     let other_key = app.other_tenant_key().await;
     let mine = app.survey(pb::SurveyKind::Nps, None).await;
-    let theirs = app
-        .surveys_as(Some(&other_key))
-        .create_survey(pb::CreateSurveyRequest {
-            survey: Some(pb::Survey {
-                kind: pb::SurveyKind::Nps as i32,
-                question: "How likely are you to recommend us?".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .expect("the other tenant's survey")
-        .into_inner();
+    let theirs = app.survey_as(&other_key, pb::Survey { kind: pb::SurveyKind::Nps as i32, ..Default::default() }).await;
     let answers = 24usize;
     let mut tasks = Vec::new();
     for i in 0..answers {

@@ -412,12 +412,16 @@ impl TestApp {
     }
 
     /// Creates a survey from `s` (question filled in if empty).
-    pub async fn survey_with(&self, mut s: pb::Survey) -> pb::Survey {
+    pub async fn survey_with(&self, s: pb::Survey) -> pb::Survey {
+        self.survey_as(&self.key, s).await
+    }
+
+    /// Creates a survey from `s` (question filled in if empty) with the tenant's `key`.
+    pub async fn survey_as(&self, key: &str, mut s: pb::Survey) -> pb::Survey {
         if s.question.is_empty() {
             s.question = "How likely are you to recommend us?".into();
         }
-        self.surveys
-            .clone()
+        self.surveys_as(Some(key))
             .create_survey(pb::CreateSurveyRequest { survey: Some(s) })
             .await
             .expect("create survey")

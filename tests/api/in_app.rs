@@ -213,18 +213,11 @@ async fn a_survey_not_marked_in_app_is_not_found_for_a_publishable_key(b: Backen
     // Another tenant's in-app survey is not found either.
     let other = app.other_tenant_key().await;
     let theirs = app
-        .surveys_as(Some(&other))
-        .create_survey(pb::CreateSurveyRequest {
-            survey: Some(pb::Survey {
-                kind: pb::SurveyKind::Nps as i32,
-                question: "Q".into(),
-                in_app: true,
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        .survey_as(
+            &other,
+            pb::Survey { kind: pb::SurveyKind::Nps as i32, question: "Q".into(), in_app: true, ..Default::default() },
+        )
+        .await;
     assert_eq!(web.issue_survey(issue_req(&theirs.id, "c1")).await.unwrap_err().code(), Code::NotFound);
     // Once marked in-app it can be issued.
     app.surveys

@@ -207,17 +207,7 @@ async fn metrics_show_open_follow_ups_and_the_database_pool(b: Backend) {
     // Another tenant's follow-up counts too: the gauge is for the operator, across tenants.
     let other = app.other_tenant_key().await;
     let mut theirs = app.surveys_as(Some(&other));
-    let s = theirs
-        .create_survey(pb::CreateSurveyRequest {
-            survey: Some(pb::Survey {
-                kind: pb::SurveyKind::Nps as i32,
-                question: "How likely are you to recommend us?".into(),
-                ..Default::default()
-            }),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let s = app.survey_as(&other, pb::Survey { kind: pb::SurveyKind::Nps as i32, ..Default::default() }).await;
     theirs.record_response(direct(&s.id, "z", 0, None)).await.unwrap();
 
     let now = scrape(&app).await;
