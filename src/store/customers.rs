@@ -98,7 +98,11 @@ pub async fn upsert(
 }
 
 /// The customers of these CRM ids, each created with no properties if new (race-free,
-/// like [`upsert`]): one statement when all are new, a second for those that exist.
+/// like [`upsert`]). Customers seen for the first time cost one statement: the insert
+/// skips erased ids itself (`NOT EXISTS` on their tombstones), so nothing is inserted to
+/// be deleted again. Ids it did not insert are read; those neither inserted nor found
+/// are looked up among the tombstones (an erased id, or one erased meanwhile) and come
+/// back erased, without a row.
 pub async fn ensure_many(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
@@ -108,93 +112,41 @@ pub async fn ensure_many(
     if externals.is_empty() {
         return Ok(Vec::new());
     }
-    if conn.get_database_backend() == DbBackend::Postgres {
-        return ensure_many_postgres(conn, tenant, externals, now).await;
-    }
+    let b = conn.get_database_backend();
     let us = time::to_micros(now);
-    let rows: Vec<customer::Model> = externals
+    let new: Vec<[String; 3]> = externals
         .iter()
-        .map(|external| customer::Model {
-            id: CustomerRowId::generate().0,
-            tenant_id: tenant.0.clone(),
-            external_id: external.0.clone(),
-            properties: props_to_json(&Properties::new()),
-            unsubscribed_at: None,
-            erased_at: None,
-            created_at: us,
-            updated_at: us,
-        })
+        .map(|e| [CustomerRowId::generate().0, e.0.clone(), crate::domain::privacy::subject_hash(tenant, e.as_str())])
         .collect();
-    let inserted = super::sql::insert_models::<customer::Entity>(
-        conn,
-        &rows,
-        "ON CONFLICT (tenant_id, external_id) DO NOTHING RETURNING *",
-    )
-    .await?;
-    let mut found: Vec<Customer> = inserted
-        .iter()
-        .map(|r| customer::Model::from_query_result(r, "").map(to_domain))
-        .collect::<std::result::Result<_, _>>()?;
-    // New ones whose id was erased are not created: they come back erased, without a row.
-    let new_ids: Vec<&str> = found.iter().map(|c| c.external.as_str()).collect();
-    let erased = super::privacy::erased_among(conn, tenant, &new_ids).await?;
-    if !erased.is_empty() {
-        let rows: Vec<String> =
-            found.iter().filter(|c| erased.contains(c.external.as_str())).map(|c| c.id.0.clone()).collect();
-        customer::Entity::delete_many()
-            .filter(customer::Column::TenantId.eq(tenant.as_str()))
-            .filter(customer::Column::Id.is_in(rows))
-            .exec(conn)
-            .await?;
-        for c in found.iter_mut().filter(|c| erased.contains(c.external.as_str())) {
-            c.id = CustomerRowId(String::new());
-            c.erased_at = Some(now);
+    // SQLite takes at most 500 terms of a compound SELECT; PostgreSQL takes them all
+    // as arrays.
+    let per = if b == DbBackend::Postgres { new.len() } else { 400 };
+    let mut found: Vec<Customer> = Vec::with_capacity(new.len());
+    for chunk in new.chunks(per) {
+        let mut q =
+            Sql::new(b, "INSERT INTO customers (id, tenant_id, external_id, properties, created_at, updated_at) ");
+        q.push("SELECT u.id, ").bind(tenant.as_str()).push(", u.external_id, ");
+        q.bind(props_to_json(&Properties::new())).push(", ").bind(us).push(", ").bind(us).push(" FROM ");
+        if b == DbBackend::Postgres {
+            // One array per column: the same text whatever the number of customers.
+            let column = |i: usize| chunk.iter().map(|r| r[i].clone()).collect::<Vec<String>>();
+            q.push("UNNEST(").bind(column(0)).push("::text[], ").bind(column(1)).push("::text[], ");
+            q.bind(column(2)).push("::text[]) AS u(id, external_id, subject_hash)");
+        } else {
+            q.push("(");
+            for (i, [id, external, hash]) in chunk.iter().enumerate() {
+                q.push(if i == 0 { "SELECT " } else { " UNION ALL SELECT " });
+                q.bind(id.as_str()).push(" AS id, ").bind(external.as_str()).push(" AS external_id, ");
+                q.bind(hash.as_str()).push(" AS subject_hash");
+            }
+            q.push(") AS u");
+        }
+        q.push(" WHERE NOT EXISTS (SELECT 1 FROM erased_customers e WHERE e.tenant_id = ").bind(tenant.as_str());
+        q.push(" AND e.subject_hash = u.subject_hash) ON CONFLICT (tenant_id, external_id) DO NOTHING RETURNING *");
+        for r in q.all(conn).await? {
+            found.push(to_domain(customer::Model::from_query_result(&r, "")?));
         }
     }
-    let new: std::collections::HashSet<&str> = found.iter().map(|c| c.external.as_str()).collect();
-    let existing: Vec<&str> = externals.iter().map(|e| e.as_str()).filter(|e| !new.contains(e)).collect();
-    if !existing.is_empty() {
-        let existing = existing.into_iter().map(str::to_owned).collect();
-        let rows = customer::Entity::scoped(tenant)
-            .filter(super::sql::one_of(conn.get_database_backend(), customer::Column::ExternalId, existing))
-            .all(conn)
-            .await?;
-        found.extend(rows.into_iter().map(to_domain));
-    }
-    Ok(found)
-}
-
-/// [`ensure_many`] on PostgreSQL, where a batch of customers seen for the first time
-/// costs one statement instead of two: the insert skips the erased ids itself (`NOT
-/// EXISTS` on their tombstones), so nothing is inserted to be deleted again. Ids it did
-/// not insert are read; those neither inserted nor found are looked up among the
-/// tombstones (an erased id, or one erased meanwhile).
-async fn ensure_many_postgres(
-    conn: &impl ConnectionTrait,
-    tenant: &TenantId,
-    externals: &[&CustomerRef],
-    now: Timestamp,
-) -> Result<Vec<Customer>> {
-    let us = time::to_micros(now);
-    let ids: Vec<String> = externals.iter().map(|_| CustomerRowId::generate().0).collect();
-    let names: Vec<String> = externals.iter().map(|e| e.0.clone()).collect();
-    let hashes: Vec<String> =
-        externals.iter().map(|e| crate::domain::privacy::subject_hash(tenant, e.as_str())).collect();
-    let mut q = Sql::new(
-        DbBackend::Postgres,
-        "INSERT INTO customers (id, tenant_id, external_id, properties, created_at, updated_at) SELECT u.id, ",
-    );
-    q.bind(tenant.as_str()).push(", u.external_id, ").bind(props_to_json(&Properties::new()));
-    q.push(", ").bind(us).push(", ").bind(us).push(" FROM UNNEST(").bind(ids).push("::text[], ").bind(names);
-    q.push("::text[], ").bind(hashes).push("::text[]) AS u(id, external_id, subject_hash) ");
-    q.push("WHERE NOT EXISTS (SELECT 1 FROM erased_customers e WHERE e.tenant_id = ").bind(tenant.as_str());
-    q.push(" AND e.subject_hash = u.subject_hash) ON CONFLICT (tenant_id, external_id) DO NOTHING RETURNING *");
-    let mut found: Vec<Customer> = q
-        .all(conn)
-        .await?
-        .iter()
-        .map(|r| customer::Model::from_query_result(r, "").map(to_domain))
-        .collect::<std::result::Result<_, _>>()?;
     let inserted: HashSet<&str> = found.iter().map(|c| c.external.as_str()).collect();
     let rest: Vec<String> =
         externals.iter().map(|e| e.as_str()).filter(|e| !inserted.contains(e)).map(str::to_owned).collect();
@@ -202,7 +154,7 @@ async fn ensure_many_postgres(
         return Ok(found);
     }
     let rows = customer::Entity::scoped(tenant)
-        .filter(super::sql::one_of(DbBackend::Postgres, customer::Column::ExternalId, rest.clone()))
+        .filter(super::sql::one_of(b, customer::Column::ExternalId, rest.clone()))
         .all(conn)
         .await?;
     found.extend(rows.into_iter().map(to_domain));
@@ -211,7 +163,6 @@ async fn ensure_many_postgres(
     if missing.is_empty() {
         return Ok(found);
     }
-    // Erased: they come back erased, without a row.
     let erased = super::privacy::erased_among(conn, tenant, &missing).await?;
     let erased: Vec<Customer> = missing
         .iter()
@@ -276,4 +227,55 @@ pub async fn external_id(
         .await?
         .map(|c| CustomerRef(c.external_id))
         .ok_or_else(|| StoreError::other(anyhow::anyhow!("customer row {row_id} vanished")))
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ActiveModelTrait, IntoActiveModel};
+
+    use super::*;
+    use crate::store::entities::tenant;
+    use crate::store::{Db, DbSettings};
+
+    /// More customers than SQLite takes terms of one compound SELECT (500), as an import
+    /// of 1 000 answers brings: all created once, and found again the second time.
+    #[tokio::test]
+    async fn a_thousand_new_customers_are_created_once_and_found_again() {
+        let db = Db::connect(&DbSettings { max_connections: 1, ..DbSettings::new("sqlite::memory:") })
+            .await
+            .expect("in-memory SQLite");
+        db.migrate().await.unwrap();
+        tenant::Model {
+            id: "t1".into(),
+            name: "t1".into(),
+            time_zone: "UTC".into(),
+            days_after_invitation_this_survey: 0,
+            days_after_invitation_any_survey: 0,
+            days_after_response_this_survey: 0,
+            days_after_response_any_survey: 0,
+            invitation_expiry_days: 7,
+            created_at: 0,
+            event_seq: 0,
+        }
+        .into_active_model()
+        .insert(db.conn())
+        .await
+        .unwrap();
+        let t = TenantId("t1".into());
+        let refs: Vec<CustomerRef> = (0..1_000).map(|i| CustomerRef(format!("c{i}"))).collect();
+        let refs: Vec<&CustomerRef> = refs.iter().collect();
+        let now = time::from_micros(1);
+
+        let first = ensure_many(db.conn(), &t, &refs, now).await.unwrap();
+        let again = ensure_many(db.conn(), &t, &refs, now).await.unwrap();
+
+        assert_eq!(first.len(), 1_000);
+        let ids = |cs: &[Customer]| {
+            let mut v: Vec<(String, String)> = cs.iter().map(|c| (c.external.0.clone(), c.id.0.clone())).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(ids(&first), ids(&again), "the second call finds the same rows");
+        assert!(first.iter().all(|c| !c.id.0.is_empty() && c.erased_at.is_none()));
+    }
 }

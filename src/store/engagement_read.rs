@@ -183,13 +183,6 @@ pub async fn list_customers(
 // What a profile reads.
 // ---------------------------------------------------------------------------------
 
-/// The customer's active days, sorted.
-pub async fn customer_days(conn: &impl ConnectionTrait, tenant: &TenantId, row_id: &CustomerRowId) -> Result<Vec<Day>> {
-    let mut q = Sql::new(conn.get_database_backend(), "SELECT day FROM activity_days WHERE tenant_id = ");
-    q.bind(tenant.as_str()).push(" AND customer_id = ").bind(row_id.as_str()).push(" ORDER BY day");
-    q.all(conn).await?.iter().map(|r| Ok(get_i64(r, 0)? as Day)).collect()
-}
-
 /// The active days of several customers (row ids), each sorted: one statement
 /// whatever their number, as ingestion needs them for the customers a late event
 /// reaches back for.

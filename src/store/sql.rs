@@ -78,14 +78,12 @@ impl Sql {
     /// same whatever the list's length, so it is planned once per connection. An empty
     /// list matches nothing on either backend.
     pub(crate) fn in_list(&mut self, items: impl IntoIterator<Item = String>) -> &mut Self {
+        let items: Vec<String> = items.into_iter().collect();
         if self.backend == DbBackend::Postgres {
-            let items: Vec<String> = items.into_iter().collect();
             self.push(" = ANY(").bind(items).push("::text[])")
+        } else if items.is_empty() {
+            self.push(" IN (SELECT NULL WHERE 1 = 0)")
         } else {
-            let items: Vec<String> = items.into_iter().collect();
-            if items.is_empty() {
-                return self.push(" IN (SELECT NULL WHERE 1 = 0)");
-            }
             self.push(" IN ").list(items)
         }
     }
@@ -206,8 +204,8 @@ pub(crate) async fn insert_rows(
 
 /// [`insert_rows`] for an entity's models, every column in the entity's order: the
 /// replacement for sea-orm's `insert_many`, whose statement text changes with the
-/// number of rows (each new text is parsed and planned again, and a batch writer that
-/// sees every size from 1 to 64 keeps evicting sqlx's statement cache).
+/// number of rows (each new text is parsed, described and planned again on every
+/// connection, and on the main pool's 100-statement cache pushes others out).
 pub(crate) async fn insert_models<E: EntityTrait>(
     conn: &impl ConnectionTrait,
     models: &[E::Model],
