@@ -38,7 +38,7 @@ use rapport::grpc::pb;
 use rapport::grpc::pb::engagement_service_client::EngagementServiceClient;
 use rapport::grpc::pb::import_service_client::ImportServiceClient;
 
-use crate::harness::database::{DbTarget, backend_name};
+use crate::harness::database::backend_name;
 use crate::harness::load::{Latency, Operation, Sample, drive, sequential};
 use crate::harness::report::{redacted_command_line, verdict};
 use crate::harness::server::{BearerAuth, connect, describe_status};
@@ -132,7 +132,7 @@ async fn bench(session: &Session, args: &EngagementArgs) -> anyhow::Result<Strin
         run: Arc::from(run),
     };
     drive(&raw("warm"), concurrency, Duration::ZERO, WARM_UP).await?;
-    analyze(&session.db).await?;
+    session.db.analyze().await?;
     eprintln!("baseline: {BASELINE_ROWS}-row INSERTs for {} s…", args.seconds);
     let base = drive(&raw("measured"), concurrency, Duration::from_secs(1), measure).await?;
     out.push_str("RecordEvents throughput (roll-ups included) against 100-row INSERTs of raw rows\n");
@@ -162,7 +162,7 @@ async fn bench(session: &Session, args: &EngagementArgs) -> anyhow::Result<Strin
     eprintln!("seeding {small_history} + {} events of history…", args.history_events);
     seed_one(&importer, "h-small", small_history as usize, now, concurrency).await?;
     seed_one(&importer, "h-large", args.history_events as usize, now, concurrency).await?;
-    analyze(&session.db).await?;
+    session.db.analyze().await?;
     let small = sequential(args.samples, || profile(&hc, "h-small")).await?;
     let large = sequential(args.samples, || profile(&hc, "h-large")).await?;
     let ratio = large.median / small.median;
@@ -187,7 +187,7 @@ async fn bench(session: &Session, args: &EngagementArgs) -> anyhow::Result<Strin
     seed_many(&import_client(uri, &little.secret).await?, little_size as usize, now, concurrency).await?;
     // Bulk seeding leaves dead row versions and no statistics; a running server's
     // autovacuum would have dealt with both before anyone reads.
-    analyze(&session.db).await?;
+    session.db.analyze().await?;
     writeln!(
         out,
         "\n{} customers (ratio: the same call with {little_size} customers of the same shape)",
@@ -519,15 +519,6 @@ async fn seed_many(
         pb_event(format!("m-{i}"), format!("c{customer}"), at, synthetic(rng))
     })
     .await
-}
-
-/// Refreshes the planner's statistics (and, on PostgreSQL, cleans dead rows).
-async fn analyze(db: &DbTarget) -> anyhow::Result<()> {
-    let conn = db.connect().await?;
-    let sql = if db.is_postgres() { "VACUUM ANALYZE" } else { "ANALYZE" };
-    let done = conn.execute_unprepared(sql).await.context("analysing after seeding");
-    let _ = conn.close().await;
-    done.map(|_| ())
 }
 
 // ---------------------------------------------------------------------------------

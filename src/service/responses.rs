@@ -223,6 +223,9 @@ impl Services {
     /// nothing, and the others are written with one statement per table.
     async fn record_many(&self, jobs: &[&PendingRecord]) -> Result<Vec<Result<Response>>, IssueError> {
         let now = self.clock.now();
+        if let Some(outcomes) = self.record_direct(jobs, now).await? {
+            return Ok(self.written(jobs.len(), outcomes));
+        }
         // Each step within the batch timeout: a stalled connection fails this batch
         // with UNAVAILABLE instead of holding every answer of the process.
         let db = &self.db;
@@ -249,12 +252,107 @@ impl Services {
         }
         db.batch_step("writes", write(&txn, jobs, &outcomes, now)).await?;
         db.batch_step("commit", txn.commit()).await?;
-        self.bus.outbox_written();
-        self.metrics.response_batch_written(jobs.len());
+        Ok(self.written(jobs.len(), outcomes))
+    }
+
+    /// PostgreSQL, direct answers of one tenant (a lone answer, and most batches): the
+    /// batch in two round trips instead of five, and no transaction around them. The
+    /// surveys and the customers that exist are read at once on two connections;
+    /// then customers new to rapport, responses, follow-ups and events are one
+    /// statement, atomic on its own (`store::answers::write`). `None` when the batch
+    /// is not of that kind, or when that statement fails for anything but an
+    /// unreachable database — a customer created or erased between the read and the
+    /// write, a unique key taken: nothing of it was written, and [`Self::record_many`]
+    /// does the batch again in a transaction, where each case gets its own answer.
+    async fn record_direct(
+        &self,
+        jobs: &[&PendingRecord],
+        now: Timestamp,
+    ) -> Result<Option<Vec<Result<Recorded>>>, IssueError> {
+        let db = &self.db;
+        let Some(tenant) = jobs.first().map(|j| &j.tenant) else { return Ok(None) };
+        if db.backend() != sea_orm::DbBackend::Postgres || jobs.iter().any(|j| &j.tenant != tenant) {
+            return Ok(None);
+        }
+        let mut targets = Vec::with_capacity(jobs.len());
+        let mut externals = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            let Target::Direct { survey, customer, .. } = &job.req.target else { return Ok(None) };
+            targets.push(Ok(Answering {
+                survey: survey.clone(),
+                customer: Who::External(customer.clone()),
+                invitation: None,
+            }));
+            externals.push(customer.as_str().to_owned());
+        }
+        externals.sort_unstable();
+        externals.dedup();
+        let conn = db.conn();
+        let (checked, existing) = db
+            .batch_step("reads", async {
+                tokio::try_join!(check(conn, jobs, targets), async {
+                    customers::by_externals(conn, tenant, externals).await.map_err(AppError::from)
+                })
+            })
+            .await?;
+        let Checked { surveys, answers } = checked;
+        let mut known: HashMap<&str, customers::Customer> =
+            existing.iter().map(|c| (c.external.as_str(), c.clone())).collect();
+        // New customers in CRM-id order (concurrent batches take their locks in one
+        // order), only for answers that passed their checks.
+        let mut new_customers: BTreeMap<&str, customers::NewCustomer> = BTreeMap::new();
+        let mut outcomes = Vec::with_capacity(jobs.len());
+        for (job, a) in jobs.iter().zip(answers) {
+            let Target::Direct { customer: external, .. } = &job.req.target else { return Ok(None) };
+            outcomes.push(a.and_then(|a| {
+                let customer = match known.get(external.as_str()) {
+                    Some(c) => c,
+                    None => {
+                        let new = customers::NewCustomer::of(tenant, external);
+                        known.insert(external.as_str(), new.customer());
+                        new_customers.insert(external.as_str(), new);
+                        &known[external.as_str()]
+                    }
+                };
+                if customer.erased_at.is_some() {
+                    return Err(AppError::FailedPrecondition("the customer has been erased".into()));
+                }
+                Ok(plan(job, &a.target, &surveys[&a.survey], a.score, customer, now))
+            }));
+        }
+        if outcomes.iter().all(|o| o.is_err()) {
+            return Ok(Some(outcomes));
+        }
+        let new_customers: Vec<customers::NewCustomer> = new_customers.into_values().collect();
+        let rows = BatchRows::of(jobs, &outcomes);
+        let [(_, events)] = &rows.events.iter().collect::<Vec<_>>()[..] else { return Ok(None) };
+        let new: Vec<&NewResponse> = rows.new.iter().map(|(_, r)| *r).collect();
+        let opened = rows.opened.get(tenant).map_or(&[][..], Vec::as_slice);
+        let written = db.batch_step(
+            "writes",
+            store::answers::write(db.batcher(), tenant, &new_customers, &new, opened, events, now),
+        );
+        match written.await {
+            Ok(Some(_)) => Ok(Some(outcomes)),
+            Ok(None) => Ok(None),
+            Err(e) if e.is_transient() => Err(e.into()),
+            Err(e) => {
+                tracing::debug!(error = ?e, "a batch of direct answers failed as one statement; writing it in a transaction");
+                Ok(None)
+            }
+        }
+    }
+
+    /// Counts a committed batch and tells the event fan-out; the callers' answers.
+    fn written(&self, jobs: usize, outcomes: Vec<Result<Recorded>>) -> Vec<Result<Response>> {
+        if outcomes.iter().any(|o| o.is_ok()) {
+            self.bus.outbox_written();
+            self.metrics.response_batch_written(jobs);
+        }
         for r in outcomes.iter().flatten() {
             self.metrics.response_recorded(r.response.scale.kind, r.response.bucket, r.opened.is_some());
         }
-        Ok(outcomes.into_iter().map(|o| o.map(|r| r.response)).collect())
+        outcomes.into_iter().map(|o| o.map(|r| r.response)).collect()
     }
 
     /// Changes a response's comment and properties, and its score within 24 hours. A
@@ -545,7 +643,11 @@ struct Passed {
 
 /// Loads the surveys (one query per tenant) and checks each answer: the survey exists
 /// and, for a direct answer, is not archived; the score fits its scale.
-async fn check(txn: &store::Tx, jobs: &[&PendingRecord], targets: Vec<Result<Answering>>) -> Result<Checked> {
+async fn check(
+    conn: &impl sea_orm::ConnectionTrait,
+    jobs: &[&PendingRecord],
+    targets: Vec<Result<Answering>>,
+) -> Result<Checked> {
     let mut ids: HashMap<&TenantId, Vec<&str>> = HashMap::new();
     for (job, t) in jobs.iter().zip(&targets) {
         if let Ok(t) = t {
@@ -557,7 +659,7 @@ async fn check(txn: &store::Tx, jobs: &[&PendingRecord], targets: Vec<Result<Ans
         // Most answers of a batch are to a few surveys: each is asked for once.
         ids.sort_unstable();
         ids.dedup();
-        for s in surveys::get_many(txn, tenant, &ids).await? {
+        for s in surveys::get_many(conn, tenant, &ids).await? {
             surveys.insert((tenant.clone(), s.id.clone()), s);
         }
     }
@@ -613,6 +715,38 @@ async fn customers_of(
     Ok(found)
 }
 
+/// What a batch's recorded answers write, by table and tenant.
+struct BatchRows<'a> {
+    new: Vec<(&'a TenantId, &'a NewResponse)>,
+    opened: HashMap<&'a TenantId, Vec<NewFollowUp>>,
+    /// Tenants in order: appending events locks each tenant's row (store::events), and
+    /// a fixed order keeps a batch of several tenants from deadlocking with another writer.
+    events: BTreeMap<&'a TenantId, Vec<(&'static str, serde_json::Value)>>,
+    answered: Vec<(&'a TenantId, &'a InvitationId, &'a ResponseId)>,
+}
+
+impl<'a> BatchRows<'a> {
+    fn of(jobs: &'a [&'a PendingRecord], outcomes: &'a [Result<Recorded>]) -> Self {
+        let mut rows =
+            BatchRows { new: Vec::new(), opened: HashMap::new(), events: BTreeMap::new(), answered: Vec::new() };
+        for (job, o) in jobs.iter().zip(outcomes) {
+            let Ok(r) = o else { continue };
+            rows.new.push((&job.tenant, &r.new));
+            let tenant_events = rows.events.entry(&job.tenant).or_default();
+            tenant_events.push((EventType::ResponseRecorded.as_str(), event_data::response_data(&r.response)));
+            if let Some(f) = &r.opened {
+                let shown = f.follow_up(r.response.clone());
+                tenant_events.push((EventType::FollowUpOpened.as_str(), event_data::follow_up_data(&shown)));
+                rows.opened.entry(&job.tenant).or_default().push(f.clone());
+            }
+            if let Some(inv) = &r.response.invitation_id {
+                rows.answered.push((&job.tenant, inv, &r.response.id));
+            }
+        }
+        rows
+    }
+}
+
 /// Writes the recorded answers: responses, invitations answered, follow-ups with their
 /// first history lines, and the outbox events, one statement per table and tenant.
 async fn write(
@@ -621,35 +755,14 @@ async fn write(
     outcomes: &[Result<Recorded>],
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let mut new: Vec<(&TenantId, &NewResponse)> = Vec::new();
-    let mut opened: HashMap<&TenantId, Vec<NewFollowUp>> = HashMap::new();
-    // Tenants in order: appending events locks each tenant's row (store::events), and
-    // a fixed order keeps a batch of several tenants from deadlocking with another writer.
-    let mut events: BTreeMap<&TenantId, Vec<(&str, serde_json::Value)>> = BTreeMap::new();
-    for (job, o) in jobs.iter().zip(outcomes) {
-        let Ok(r) = o else { continue };
-        new.push((&job.tenant, &r.new));
-        let tenant_events = events.entry(&job.tenant).or_default();
-        tenant_events.push((EventType::ResponseRecorded.as_str(), event_data::response_data(&r.response)));
-        if let Some(f) = &r.opened {
-            let shown = f.follow_up(r.response.clone());
-            tenant_events.push((EventType::FollowUpOpened.as_str(), event_data::follow_up_data(&shown)));
-            opened.entry(&job.tenant).or_default().push(f.clone());
-        }
-    }
-    let answered: Vec<(&TenantId, &InvitationId, &ResponseId)> = jobs
-        .iter()
-        .zip(outcomes)
-        .filter_map(|(job, o)| o.as_ref().ok().map(|r| (&job.tenant, r)))
-        .filter_map(|(tenant, r)| r.response.invitation_id.as_ref().map(|inv| (tenant, inv, &r.response.id)))
-        .collect();
+    let BatchRows { new, opened, events, answered } = BatchRows::of(jobs, outcomes);
     invitations::mark_answered(txn, &answered, now).await?;
     // One tenant (a lone answer, and most batches): on PostgreSQL every table in one
     // statement. Several tenants: table by table, each tenant's counter in order.
     if let [(tenant, tenant_events)] = events.iter().collect::<Vec<_>>()[..] {
         let rows: Vec<&NewResponse> = new.iter().map(|(_, r)| *r).collect();
         let opened = opened.get(tenant).map_or(&[][..], Vec::as_slice);
-        if store::answers::write(txn, tenant, &rows, opened, tenant_events, now).await?.is_some() {
+        if store::answers::write(txn, tenant, &[], &rows, opened, tenant_events, now).await?.is_some() {
             return Ok(());
         }
     }

@@ -113,36 +113,15 @@ pub async fn ensure_many(
         return Ok(Vec::new());
     }
     let b = conn.get_database_backend();
-    let us = time::to_micros(now);
-    let new: Vec<[String; 3]> = externals
-        .iter()
-        .map(|e| [CustomerRowId::generate().0, e.0.clone(), crate::domain::privacy::subject_hash(tenant, e.as_str())])
-        .collect();
+    let new: Vec<NewCustomer> = externals.iter().map(|e| NewCustomer::of(tenant, e)).collect();
     // SQLite takes at most 500 terms of a compound SELECT; PostgreSQL takes them all
     // as arrays.
     let per = if b == DbBackend::Postgres { new.len() } else { 400 };
     let mut found: Vec<Customer> = Vec::with_capacity(new.len());
     for chunk in new.chunks(per) {
-        let mut q =
-            Sql::new(b, "INSERT INTO customers (id, tenant_id, external_id, properties, created_at, updated_at) ");
-        q.push("SELECT u.id, ").bind(tenant.as_str()).push(", u.external_id, ");
-        q.bind(props_to_json(&Properties::new())).push(", ").bind(us).push(", ").bind(us).push(" FROM ");
-        if b == DbBackend::Postgres {
-            // One array per column: the same text whatever the number of customers.
-            let column = |i: usize| chunk.iter().map(|r| r[i].clone()).collect::<Vec<String>>();
-            q.push("UNNEST(").bind(column(0)).push("::text[], ").bind(column(1)).push("::text[], ");
-            q.bind(column(2)).push("::text[]) AS u(id, external_id, subject_hash)");
-        } else {
-            q.push("(");
-            for (i, [id, external, hash]) in chunk.iter().enumerate() {
-                q.push(if i == 0 { "SELECT " } else { " UNION ALL SELECT " });
-                q.bind(id.as_str()).push(" AS id, ").bind(external.as_str()).push(" AS external_id, ");
-                q.bind(hash.as_str()).push(" AS subject_hash");
-            }
-            q.push(") AS u");
-        }
-        q.push(" WHERE NOT EXISTS (SELECT 1 FROM erased_customers e WHERE e.tenant_id = ").bind(tenant.as_str());
-        q.push(" AND e.subject_hash = u.subject_hash) ON CONFLICT (tenant_id, external_id) DO NOTHING RETURNING *");
+        let mut q = Sql::new(b, "");
+        push_insert_new(&mut q, tenant, chunk, now);
+        q.push(" RETURNING *");
         for r in q.all(conn).await? {
             found.push(to_domain(customer::Model::from_query_result(&r, "")?));
         }
@@ -153,11 +132,7 @@ pub async fn ensure_many(
     if rest.is_empty() {
         return Ok(found);
     }
-    let rows = customer::Entity::scoped(tenant)
-        .filter(super::sql::one_of(b, customer::Column::ExternalId, rest.clone()))
-        .all(conn)
-        .await?;
-    found.extend(rows.into_iter().map(to_domain));
+    found.extend(by_externals(conn, tenant, rest.clone()).await?);
     let have: HashSet<&str> = found.iter().map(|c| c.external.as_str()).collect();
     let missing: Vec<&str> = rest.iter().map(String::as_str).filter(|e| !have.contains(e)).collect();
     if missing.is_empty() {
@@ -177,6 +152,83 @@ pub async fn ensure_many(
         .collect();
     found.extend(erased);
     Ok(found)
+}
+
+/// The customers of these CRM ids that have a row (erased ones included, with
+/// their `erased_at`); ids without one are left out.
+pub async fn by_externals(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    externals: Vec<String>,
+) -> Result<Vec<Customer>> {
+    if externals.is_empty() {
+        return Ok(Vec::new());
+    }
+    // One id (a lone answer) as a plain equality: with an array, a plan made before
+    // the table's first ANALYZE scans the tenant's rows instead of the unique index.
+    let filter = match <[String; 1]>::try_from(externals) {
+        Ok([one]) => customer::Column::ExternalId.eq(one),
+        Err(many) => super::sql::one_of(conn.get_database_backend(), customer::Column::ExternalId, many),
+    };
+    let rows = customer::Entity::scoped(tenant).filter(filter).all(conn).await?;
+    Ok(rows.into_iter().map(to_domain).collect())
+}
+
+/// A customer about to be created on first use: its new row id, its CRM id, and the
+/// hash its tombstone would carry if the id was erased.
+#[derive(Debug, Clone)]
+pub struct NewCustomer {
+    pub id: CustomerRowId,
+    pub external: CustomerRef,
+    subject_hash: String,
+}
+
+impl NewCustomer {
+    pub fn of(tenant: &TenantId, external: &CustomerRef) -> Self {
+        NewCustomer {
+            id: CustomerRowId::generate(),
+            external: external.clone(),
+            subject_hash: crate::domain::privacy::subject_hash(tenant, external.as_str()),
+        }
+    }
+
+    /// The customer as the answer rules see it once created: no properties yet.
+    pub fn customer(&self) -> Customer {
+        Customer {
+            id: self.id.clone(),
+            external: self.external.clone(),
+            properties: Properties::new(),
+            unsubscribed_at: None,
+            erased_at: None,
+        }
+    }
+}
+
+/// `INSERT INTO customers … ON CONFLICT DO NOTHING` of `new`, with no properties,
+/// skipping ids that were erased (`NOT EXISTS` on their tombstones), so nothing is
+/// inserted to be deleted again. The caller adds a `RETURNING` if it wants one.
+pub(super) fn push_insert_new(q: &mut Sql, tenant: &TenantId, new: &[NewCustomer], now: Timestamp) {
+    let us = time::to_micros(now);
+    q.push("INSERT INTO customers (id, tenant_id, external_id, properties, created_at, updated_at) ");
+    q.push("SELECT u.id, ").bind(tenant.as_str()).push(", u.external_id, ");
+    q.bind(props_to_json(&Properties::new())).push(", ").bind(us).push(", ").bind(us).push(" FROM ");
+    if q.backend() == DbBackend::Postgres {
+        // One array per column: the same text whatever the number of customers.
+        let column = |f: fn(&NewCustomer) -> &str| new.iter().map(|c| f(c).to_owned()).collect::<Vec<String>>();
+        q.push("UNNEST(").bind(column(|c| c.id.as_str())).push("::text[], ");
+        q.bind(column(|c| c.external.as_str())).push("::text[], ");
+        q.bind(column(|c| c.subject_hash.as_str())).push("::text[]) AS u(id, external_id, subject_hash)");
+    } else {
+        q.push("(");
+        for (i, c) in new.iter().enumerate() {
+            q.push(if i == 0 { "SELECT " } else { " UNION ALL SELECT " });
+            q.bind(c.id.as_str()).push(" AS id, ").bind(c.external.as_str()).push(" AS external_id, ");
+            q.bind(c.subject_hash.as_str()).push(" AS subject_hash");
+        }
+        q.push(") AS u");
+    }
+    q.push(" WHERE NOT EXISTS (SELECT 1 FROM erased_customers e WHERE e.tenant_id = ").bind(tenant.as_str());
+    q.push(" AND e.subject_hash = u.subject_hash) ON CONFLICT (tenant_id, external_id) DO NOTHING");
 }
 
 /// A write naming an erased customer (docs/privacy.md).

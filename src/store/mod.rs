@@ -327,6 +327,12 @@ impl Db {
         &self.conn
     }
 
+    /// The connection batched writes run on, for a batch written as one statement
+    /// without a transaction around it ([`Db::begin_batch`] for one with).
+    pub fn batcher(&self) -> &DatabaseConnection {
+        &self.batcher
+    }
+
     pub fn backend(&self) -> DbBackend {
         self.conn.get_database_backend()
     }

@@ -44,6 +44,10 @@ impl Sql {
         Sql { backend, text: text.to_owned(), values: Vec::new() }
     }
 
+    pub(crate) fn backend(&self) -> DbBackend {
+        self.backend
+    }
+
     pub(crate) fn push(&mut self, s: &str) -> &mut Self {
         self.text.push_str(s);
         self

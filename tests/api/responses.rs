@@ -19,6 +19,7 @@ crate::on_both!(
     a_changed_score_shows_on_the_follow_up_and_leaving_the_threshold_is_noted,
     long_comments_and_too_many_properties_are_refused,
     answers_in_flight_together_each_get_their_own_outcome,
+    first_answers_of_the_same_customers_on_two_servers_make_each_customer_once,
 );
 
 fn record(target: Target, score: Option<i32>) -> pb::RecordResponseRequest {
@@ -452,4 +453,60 @@ async fn answers_in_flight_together_each_get_their_own_outcome(b: Backend) {
         .customers;
     assert_eq!(customers.len(), 30 + 1 + 1, "new-*, regular and invited");
     assert!(customers.iter().all(|c| !c.customer_id.starts_with("bad-") && !c.customer_id.starts_with("late-")));
+}
+
+/// A customer's first answers arriving at two servers at once: on PostgreSQL each
+/// server's batch creates its new customers in the statement that writes the answers,
+/// and one that loses the race to the other server (its customer row was not
+/// inserted) writes nothing and is written again in a transaction. Every answer is
+/// acknowledged and stored once, and each customer exists once.
+async fn first_answers_of_the_same_customers_on_two_servers_make_each_customer_once(b: Backend) {
+    let apps = spawn_replicas(b, 2, |_, _, _| {}).await;
+    let s = apps[0].survey(pb::SurveyKind::Nps, None).await;
+    const CUSTOMERS: usize = 6;
+    const ROUNDS: usize = 5;
+    let mut tasks = Vec::new();
+    for round in 0..ROUNDS {
+        for c in 0..CUSTOMERS {
+            for app in apps.iter() {
+                let mut client = app.surveys.clone();
+                let req = record(direct(&s.id, &format!("twice-{round}-{c}")), Some(((round + c) % 11) as i32));
+                tasks.push(tokio::spawn(async move { client.record_response(req).await.map(|r| r.into_inner()) }));
+            }
+        }
+    }
+    let mut acknowledged = Vec::new();
+    for t in tasks {
+        acknowledged.push(t.await.unwrap().expect("every first answer is recorded"));
+    }
+    assert_eq!(acknowledged.len(), ROUNDS * CUSTOMERS * 2);
+    let stored = apps[0].all_responses().await;
+    let mut ids: Vec<&str> = stored.iter().map(|r| r.id.as_str()).collect();
+    let mut acked: Vec<&str> = acknowledged.iter().map(|r| r.id.as_str()).collect();
+    ids.sort_unstable();
+    acked.sort_unstable();
+    assert_eq!(ids, acked, "every acknowledged answer is stored once, and nothing else");
+    let mut engagement = rapport::grpc::pb::engagement_service_client::EngagementServiceClient::with_interceptor(
+        apps[1].channel.clone(),
+        Auth(Some(apps[1].key.clone())),
+    );
+    let customers = engagement
+        .list_customers(pb::ListCustomersRequest { page_size: 1000, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .customers;
+    let mut names: Vec<&str> = customers.iter().map(|c| c.customer_id.as_str()).collect();
+    names.sort_unstable();
+    let mut expected: Vec<String> =
+        (0..ROUNDS).flat_map(|r| (0..CUSTOMERS).map(move |c| format!("twice-{r}-{c}"))).collect();
+    expected.sort_unstable();
+    assert_eq!(names, expected, "each customer once");
+    for name in &expected {
+        let theirs = stored.iter().filter(|r| &r.customer_id == name).count();
+        assert_eq!(theirs, 2, "{name}: one answer through each server");
+    }
+    let follow_ups = apps[0].all_follow_ups().await;
+    let detractors = stored.iter().filter(|r| r.score <= 6).count();
+    assert_eq!(follow_ups.len(), detractors, "a follow-up for each detractor, none twice");
 }

@@ -52,6 +52,15 @@ impl DbTarget {
             .with_context(|| format!("connecting to {}", redact_url(&self.url)))
     }
 
+    /// Refreshes the planner's statistics (and, on PostgreSQL, cleans dead rows).
+    pub async fn analyze(&self) -> anyhow::Result<()> {
+        let conn = self.connect().await?;
+        let sql = if self.is_postgres() { "VACUUM ANALYZE" } else { "ANALYZE" };
+        let done = conn.execute_unprepared(sql).await.context("analysing the loaded tables");
+        let _ = conn.close().await;
+        done.map(|_| ())
+    }
+
     /// One connection to the server's database, for set-up statements.
     async fn connect_one(&self) -> anyhow::Result<DatabaseConnection> {
         let mut opts = self.pool(&self.url, None);
