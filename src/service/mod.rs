@@ -71,6 +71,8 @@ pub struct Services {
     pub records: Arc<batch::BatchQueue<responses::PendingRecord>>,
     /// Calls waiting for their API key to be looked up (shared lookups).
     pub key_lookups: Arc<batch::BatchQueue<keys::KeyLookup>>,
+    /// `GetSurvey` calls waiting for their survey to be read (shared reads).
+    pub survey_reads: Arc<batch::BatchQueue<surveys::SurveyRead>>,
     /// Every task the services spawn (batch writers, score refreshes, event streams,
     /// workers): shutdown waits for them, within the grace period.
     pub tasks: tokio_util::task::TaskTracker,
@@ -255,6 +257,7 @@ impl Services {
         Services {
             records: Arc::new(responses::record_queue(responses::DEFAULT_RECORD_QUEUE_LIMIT)),
             key_lookups: Arc::new(keys::lookup_queue()),
+            survey_reads: Arc::new(surveys::read_queue()),
             key_cache: Arc::default(),
             keyring: Arc::default(),
             db,

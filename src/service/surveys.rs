@@ -1,12 +1,37 @@
 //! Creating, reading, changing and archiving surveys.
 
+use std::collections::{BTreeMap, HashMap};
+
+use tokio::sync::oneshot;
+
+use super::batch::BatchQueue;
 use super::{Services, require_reader, require_secret};
 use crate::domain::listing::PageRequest;
 use crate::domain::model::Principal;
 use crate::domain::model::{Page, Survey, SurveyDraft, SurveyPatch};
-use crate::domain::{SurveyId, SurveyKind};
+use crate::domain::{SurveyId, SurveyKind, TenantId};
 use crate::error::{AppError, Result};
-use crate::store::surveys;
+use crate::store::{StoreError, surveys};
+
+/// One `GetSurvey` waiting for its survey (see [`Services::get_survey`]).
+#[derive(Debug)]
+pub struct SurveyRead {
+    tenant: TenantId,
+    id: SurveyId,
+    reply: oneshot::Sender<Result<Survey>>,
+}
+
+/// Most surveys asked for in one statement.
+const MAX_READ_BATCH: usize = 256;
+/// Reads in flight at once: while one waits for the database, the next gathers.
+const READERS: usize = 2;
+/// Most `GetSurvey` calls waiting for their read; past it, RESOURCE_EXHAUSTED.
+const READ_QUEUE_LIMIT: usize = 10_000;
+
+/// The queue [`Services::survey_reads`] starts with.
+pub fn read_queue() -> BatchQueue<SurveyRead> {
+    BatchQueue::new(MAX_READ_BATCH, READERS, READ_QUEUE_LIMIT)
+}
 
 impl Services {
     #[tracing::instrument(skip_all, fields(tenant = %p.tenant))]
@@ -33,9 +58,56 @@ impl Services {
         Ok(s)
     }
 
+    /// Concurrent calls share their read, as answers share their write
+    /// ([`super::batch`]): a lone call reads at once, and calls arriving meanwhile are
+    /// read together by the next statement (`id = ANY(…)`), which starts after each of
+    /// them arrived, so none sees a survey older than its call.
     pub async fn get_survey(&self, p: &Principal, id: &SurveyId) -> Result<Survey> {
         require_reader(p)?;
-        Ok(surveys::get(self.db.conn(), &p.tenant, id).await?)
+        let (reply, answer) = oneshot::channel();
+        match self.survey_reads.push(SurveyRead { tenant: p.tenant.clone(), id: id.clone(), reply }) {
+            Ok(true) => {
+                let svc = self.clone();
+                self.tasks.spawn(async move { svc.survey_reads.drain(|batch| svc.read_surveys(batch)).await });
+            }
+            Ok(false) => {}
+            Err(_) => return Err(super::busy("survey reads")),
+        }
+        answer.await.unwrap_or_else(|_| Err(AppError::Internal(anyhow::anyhow!("the survey read stopped"))))
+    }
+
+    /// Reads a batch's surveys, one statement per tenant, and answers each call.
+    async fn read_surveys(&self, batch: Vec<SurveyRead>) {
+        let mut ids: BTreeMap<&TenantId, Vec<&str>> = BTreeMap::new();
+        for r in &batch {
+            ids.entry(&r.tenant).or_default().push(r.id.as_str());
+        }
+        let mut found: HashMap<(&TenantId, String), Survey> = HashMap::new();
+        let mut failed: HashMap<&TenantId, StoreError> = HashMap::new();
+        for (tenant, mut ids) in ids {
+            ids.sort_unstable();
+            ids.dedup();
+            match surveys::get_many(self.db.conn(), tenant, &ids).await {
+                Ok(list) => found.extend(list.into_iter().map(|s| ((tenant, s.id.as_str().to_owned()), s))),
+                Err(e) => {
+                    failed.insert(tenant, e);
+                }
+            }
+        }
+        let mut answers = Vec::with_capacity(batch.len());
+        for r in &batch {
+            answers.push(match failed.get(&r.tenant) {
+                Some(e) => Err(e.clone().into()),
+                None => found
+                    .get(&(&r.tenant, r.id.as_str().to_owned()))
+                    .cloned()
+                    .ok_or_else(|| StoreError::NotFound(format!("survey {}", r.id)).into()),
+            });
+        }
+        for (r, answer) in batch.into_iter().zip(answers) {
+            // A caller that gave up no longer listens.
+            let _ = r.reply.send(answer);
+        }
     }
 
     pub async fn list_surveys(
@@ -75,5 +147,54 @@ impl Services {
         surveys::save(&txn, &p.tenant, &s).await?;
         txn.commit().await?;
         Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Scale;
+    use crate::domain::model::{FollowUpRule, SurveyDraft};
+
+    fn draft(name: &str) -> SurveyDraft {
+        SurveyDraft {
+            scale: Scale::parse(SurveyKind::Nps, None).expect("NPS"),
+            name: name.into(),
+            question: "How likely are you to recommend us?".into(),
+            low_label: String::new(),
+            high_label: String::new(),
+            policy: Default::default(),
+            follow_up: FollowUpRule::default(),
+            in_app: false,
+            branding: Default::default(),
+        }
+    }
+
+    #[tokio::test]
+    async fn one_shared_read_answers_each_call_with_its_own_tenants_survey() {
+        let svc = crate::service::in_memory().await;
+        let acme = svc.authenticate(&svc.create_tenant("acme").await.unwrap().secret).await.unwrap();
+        let globex = svc.authenticate(&svc.create_tenant("globex").await.unwrap().secret).await.unwrap();
+        let a = svc.create_survey(&acme, draft("a")).await.unwrap();
+        let g = svc.create_survey(&globex, draft("g")).await.unwrap();
+
+        let asks = [(&acme, &a.id), (&globex, &g.id), (&acme, &g.id), (&acme, &a.id), (&globex, &SurveyId::generate())];
+        let (batch, answers): (Vec<_>, Vec<_>) = asks
+            .iter()
+            .map(|(p, id)| {
+                let (reply, answer) = oneshot::channel();
+                (SurveyRead { tenant: p.tenant.clone(), id: (*id).clone(), reply }, answer)
+            })
+            .unzip();
+        svc.read_surveys(batch).await;
+        let mut got = Vec::new();
+        for answer in answers {
+            got.push(answer.await.expect("answered").map(|s| s.name));
+        }
+        assert_eq!(got[0].as_deref().ok(), Some("a"));
+        assert_eq!(got[1].as_deref().ok(), Some("g"));
+        assert!(matches!(got[2], Err(AppError::NotFound(_))), "another tenant's survey: {:?}", got[2]);
+        assert_eq!(got[3].as_deref().ok(), Some("a"), "asked twice, answered twice");
+        assert!(matches!(got[4], Err(AppError::NotFound(_))), "unknown: {:?}", got[4]);
     }
 }

@@ -115,8 +115,10 @@ pub async fn get_many(conn: &impl ConnectionTrait, tenant: &TenantId, ids: &[&st
     if ids.is_empty() {
         return Ok(Vec::new());
     }
+    // As one array on PostgreSQL: the same text whatever the number of ids.
+    let ids = ids.iter().map(|id| (*id).to_owned()).collect();
     survey::Entity::scoped(tenant)
-        .filter(survey::Column::Id.is_in(ids.iter().copied()))
+        .filter(super::sql::one_of(conn.get_database_backend(), survey::Column::Id, ids))
         .all(conn)
         .await?
         .into_iter()
