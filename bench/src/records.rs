@@ -2,7 +2,8 @@
 //! concurrency levels and, in the same run, measures three references at each level:
 //!
 //! - `GetSurvey` over the same connections and key: authentication and one indexed
-//!   read, no write — the ceiling of any call through the gRPC stack on the machine;
+//!   read, no write (calls in flight together share the read) — the ceiling of a
+//!   call through the gRPC stack on the machine;
 //! - the baseline: autocommitted one-row INSERTs into `responses`, through a pool
 //!   configured like the server's, in a scratch schema made by the project's own
 //!   migrations (so the table is the real one, with its keys and indexes);
@@ -296,7 +297,8 @@ impl Operation for RecordOp {
 }
 
 /// One `GetSurvey` per call, over the same connections and key: authentication and
-/// one indexed read, no write. It shows what a call through gRPC alone reaches on the
+/// one indexed read, no write (the server reads the surveys of calls in flight
+/// together with one statement). It shows what a call through gRPC reaches on the
 /// machine, the ceiling under any use-case that also writes.
 #[derive(Clone)]
 struct ReadOp {

@@ -274,7 +274,7 @@ impl Metrics {
         let response_batch_size = Histogram::new([1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0]);
         registry.register(
             "rapport_response_batch_size",
-            "RecordResponse calls written per transaction (group commit; 1 when calls do not overlap)",
+            "RecordResponse calls written per batch (group commit: one statement or one transaction; 1 when calls do not overlap)",
             response_batch_size.clone(),
         );
         let panics = Family::<RouteLabels, Counter>::default();
