@@ -355,6 +355,22 @@ pub fn read_only() -> AppError {
     )
 }
 
+/// An NPS survey with no follow-up rule, named `name`, for unit tests of use-cases.
+#[cfg(test)]
+pub(crate) fn nps_draft(name: &str) -> crate::domain::model::SurveyDraft {
+    crate::domain::model::SurveyDraft {
+        scale: crate::domain::Scale::parse(crate::domain::SurveyKind::Nps, None).expect("NPS"),
+        name: name.into(),
+        question: "How likely are you to recommend us?".into(),
+        low_label: String::new(),
+        high_label: String::new(),
+        policy: Default::default(),
+        follow_up: Default::default(),
+        in_app: false,
+        branding: Default::default(),
+    }
+}
+
 /// Services over a fresh in-memory SQLite database, for unit tests of use-cases.
 #[cfg(test)]
 pub(crate) async fn in_memory() -> Services {

@@ -790,25 +790,12 @@ mod tests {
     //! outcome, and a constraint one answer breaks does not cost the others theirs.
 
     use super::*;
-    use crate::domain::model::{FollowUpRule, SurveyDraft};
-    use crate::domain::{Scale, SurveyKind};
 
     async fn services() -> (Services, Principal, Survey) {
         let svc = crate::service::in_memory().await;
         let key = svc.create_tenant("acme").await.expect("tenant");
         let principal = svc.authenticate(&key.secret).await.expect("the new key works");
-        let draft = SurveyDraft {
-            scale: Scale::parse(SurveyKind::Nps, None).expect("NPS"),
-            name: "nps".into(),
-            question: "How likely are you to recommend us?".into(),
-            low_label: String::new(),
-            high_label: String::new(),
-            policy: Default::default(),
-            follow_up: FollowUpRule::default(),
-            in_app: false,
-            branding: Default::default(),
-        };
-        let survey = svc.create_survey(&principal, draft).await.expect("survey");
+        let survey = svc.create_survey(&principal, crate::service::nps_draft("nps")).await.expect("survey");
         (svc, principal, survey)
     }
 

@@ -153,22 +153,7 @@ impl Services {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Scale;
-    use crate::domain::model::{FollowUpRule, SurveyDraft};
-
-    fn draft(name: &str) -> SurveyDraft {
-        SurveyDraft {
-            scale: Scale::parse(SurveyKind::Nps, None).expect("NPS"),
-            name: name.into(),
-            question: "How likely are you to recommend us?".into(),
-            low_label: String::new(),
-            high_label: String::new(),
-            policy: Default::default(),
-            follow_up: FollowUpRule::default(),
-            in_app: false,
-            branding: Default::default(),
-        }
-    }
+    use crate::service::nps_draft as draft;
 
     #[tokio::test]
     async fn one_shared_read_answers_each_call_with_its_own_tenants_survey() {

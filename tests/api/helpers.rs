@@ -478,6 +478,28 @@ impl TestApp {
         }
     }
 
+    /// Every customer of the tenant (all pages).
+    pub async fn all_customers(&self) -> Vec<pb::Customer> {
+        let mut engagement = rapport::grpc::pb::engagement_service_client::EngagementServiceClient::with_interceptor(
+            self.channel.clone(),
+            Auth(Some(self.key.clone())),
+        );
+        let mut out = Vec::new();
+        let mut token = String::new();
+        loop {
+            let page = engagement
+                .list_customers(pb::ListCustomersRequest { page_size: 1000, page_token: token, ..Default::default() })
+                .await
+                .expect("list customers")
+                .into_inner();
+            out.extend(page.customers);
+            if page.next_page_token.is_empty() {
+                return out;
+            }
+            token = page.next_page_token;
+        }
+    }
+
     /// Every follow-up of the tenant (all pages).
     pub async fn all_follow_ups(&self) -> Vec<pb::FollowUp> {
         let mut out = Vec::new();

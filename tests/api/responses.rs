@@ -441,16 +441,7 @@ async fn answers_in_flight_together_each_get_their_own_outcome(b: Backend) {
         assert!(detractors.contains(&f.response_id.as_str()), "{f:?}");
     }
     // Refused answers created no customers.
-    let mut engagement = rapport::grpc::pb::engagement_service_client::EngagementServiceClient::with_interceptor(
-        app.channel.clone(),
-        Auth(Some(app.key.clone())),
-    );
-    let customers = engagement
-        .list_customers(pb::ListCustomersRequest { page_size: 1000, ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner()
-        .customers;
+    let customers = app.all_customers().await;
     assert_eq!(customers.len(), 30 + 1 + 1, "new-*, regular and invited");
     assert!(customers.iter().all(|c| !c.customer_id.starts_with("bad-") && !c.customer_id.starts_with("late-")));
 }
@@ -486,16 +477,7 @@ async fn first_answers_of_the_same_customers_on_two_servers_make_each_customer_o
     ids.sort_unstable();
     acked.sort_unstable();
     assert_eq!(ids, acked, "every acknowledged answer is stored once, and nothing else");
-    let mut engagement = rapport::grpc::pb::engagement_service_client::EngagementServiceClient::with_interceptor(
-        apps[1].channel.clone(),
-        Auth(Some(apps[1].key.clone())),
-    );
-    let customers = engagement
-        .list_customers(pb::ListCustomersRequest { page_size: 1000, ..Default::default() })
-        .await
-        .unwrap()
-        .into_inner()
-        .customers;
+    let customers = apps[1].all_customers().await;
     let mut names: Vec<&str> = customers.iter().map(|c| c.customer_id.as_str()).collect();
     names.sort_unstable();
     let mut expected: Vec<String> =
