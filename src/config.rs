@@ -179,8 +179,8 @@ pub struct CommonArgs {
     /// with NOTIFY). Defaults to DATABASE_URL.
     #[arg(long, env = "RAPPORT_DIRECT_DATABASE_URL", global = true, hide_env_values = true)]
     pub direct_database_url: Option<String>,
-    /// Most connections in the database pool. On PostgreSQL one more connection, of
-    /// its own, carries the batched writes of RecordResponse.
+    /// Most connections in the database pool. On PostgreSQL two more connections, of
+    /// their own, carry the batched writes of RecordResponse.
     #[arg(long, env = "RAPPORT_DB_MAX_CONNECTIONS", default_value_t = 32, global = true)]
     pub db_max_connections: u32,
     /// Seconds a call waits for a database connection before failing with UNAVAILABLE.

@@ -257,7 +257,8 @@ impl Services {
 
     /// PostgreSQL, direct answers of one tenant (a lone answer, and most batches): the
     /// batch in two round trips instead of five, and no transaction around them. The
-    /// surveys and the customers that exist are read at once on two connections;
+    /// surveys and the customers that exist are read at once on the two batch
+    /// connections ([`store::Db::batcher`]);
     /// then customers new to rapport, responses, follow-ups and events are one
     /// statement, atomic on its own (`store::answers::write`). `None` when the batch
     /// is not of that kind, or when that statement fails for anything but an
@@ -287,7 +288,7 @@ impl Services {
         }
         externals.sort_unstable();
         externals.dedup();
-        let conn = db.conn();
+        let conn = db.batcher();
         let (checked, existing) = db
             .batch_step("reads", async {
                 tokio::try_join!(check(conn, jobs, targets), async {

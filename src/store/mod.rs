@@ -101,9 +101,11 @@ pub struct Db {
     /// instead of polling on the busy timeout (which made the p99 of concurrent
     /// writers seconds long). PostgreSQL: the main pool.
     writer: DatabaseConnection,
-    /// The connection batched writes (group commit) run on. PostgreSQL: one connection
-    /// of its own whose statement cache holds every batch size's statements, so a
-    /// batch is never parsed and planned again. SQLite: the writer.
+    /// The connections batched writes (group commit) run on. PostgreSQL: two of their
+    /// own — a batch's two reads side by side, then its write on one of them — whose
+    /// statement caches hold every batch's statements, so a batch is never parsed and
+    /// planned again, and a pool busy with other calls never holds an answer up.
+    /// SQLite: the writer.
     batcher: DatabaseConnection,
     /// What [`Db::ping`] asks: one connection of its own, opened when first needed, so
     /// a pool busy with calls is not taken for an outage (`sqlite::memory:`: the pool).
@@ -113,6 +115,9 @@ pub struct Db {
     /// The settings it was opened with (the batch timeout, migrations' connection).
     settings: Arc<DbSettings>,
 }
+
+/// Connections of the batched writes on PostgreSQL, besides the pool ([`Db::batcher`]).
+pub const BATCH_CONNECTIONS: u32 = 2;
 
 /// Prepared statements the batch connection keeps: a batch of n answers is one
 /// statement shape per table, n from 1 to 128 (the default cache keeps 100).
@@ -234,7 +239,7 @@ impl Db {
             writer.clone()
         } else {
             // Behind a transaction pooler no statement is kept (see `options`).
-            let mut opts = Self::options(settings, &reach, 1, Some(BATCH_STATEMENT_CACHE));
+            let mut opts = Self::options(settings, &reach, BATCH_CONNECTIONS, Some(BATCH_STATEMENT_CACHE));
             // Busy, it is in use back to back and never pinged; after a pause of its
             // own it is, so a database that restarted meanwhile costs no call.
             opts.test_before_acquire_if_idle_for(Duration::from_millis(100));
@@ -327,8 +332,9 @@ impl Db {
         &self.conn
     }
 
-    /// The connection batched writes run on, for a batch written as one statement
-    /// without a transaction around it ([`Db::begin_batch`] for one with).
+    /// The connections batched writes run on (on PostgreSQL [`BATCH_CONNECTIONS`] of
+    /// their own), for a batch read and written without a transaction around it
+    /// ([`Db::begin_batch`] for one with).
     pub fn batcher(&self) -> &DatabaseConnection {
         &self.batcher
     }
