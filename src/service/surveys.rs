@@ -21,7 +21,7 @@ pub struct SurveyRead {
     reply: oneshot::Sender<Result<Survey>>,
 }
 
-/// Most surveys asked for in one statement.
+/// Most calls one shared read answers.
 const MAX_READ_BATCH: usize = 256;
 /// Reads in flight at once: while one waits for the database, the next gathers.
 const READERS: usize = 2;
