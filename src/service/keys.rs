@@ -179,14 +179,9 @@ impl Services {
             return known;
         }
         let (reply, answer) = oneshot::channel();
-        match self.key_lookups.push(KeyLookup { hash, kind, reply }) {
-            Ok(true) => {
-                let svc = self.clone();
-                self.tasks.spawn(async move { svc.key_lookups.drain(|batch| svc.look_up_keys(batch)).await });
-            }
-            Ok(false) => {}
-            Err(_) => return Err(super::busy("API key lookups")),
-        }
+        self.enqueue(&self.key_lookups, KeyLookup { hash, kind, reply }, "API key lookups", |svc, batch| async move {
+            svc.look_up_keys(batch).await
+        })?;
         answer.await.unwrap_or_else(|_| Err(AppError::Internal(anyhow::anyhow!("the key lookup stopped"))))
     }
 

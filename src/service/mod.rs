@@ -305,6 +305,34 @@ impl Services {
 
 /// A bounded queue of this process is full ([`batch`]): `RESOURCE_EXHAUSTED`, with
 /// RetryInfo asking for a retry in a second.
+impl Services {
+    /// Puts `job` in `queue` ([`batch::BatchQueue`]) and, when the queue asks for a
+    /// writer, starts a task that drains it with `handle`, one batch at a time. A full
+    /// queue refuses at once with RESOURCE_EXHAUSTED, naming `what` waits there.
+    pub(crate) fn enqueue<J, F, Fut>(
+        &self,
+        queue: &Arc<batch::BatchQueue<J>>,
+        job: J,
+        what: &str,
+        handle: F,
+    ) -> std::result::Result<(), AppError>
+    where
+        J: Send + 'static,
+        F: Fn(Services, Vec<J>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send,
+    {
+        match queue.push(job) {
+            Ok(true) => {
+                let (svc, queue) = (self.clone(), queue.clone());
+                self.tasks.spawn(async move { queue.drain(|batch| handle(svc.clone(), batch)).await });
+                Ok(())
+            }
+            Ok(false) => Ok(()),
+            Err(_) => Err(busy(what)),
+        }
+    }
+}
+
 pub(crate) fn busy(what: &str) -> AppError {
     AppError::ResourceExhausted {
         message: format!("too many {what} in this server; retry in a moment"),

@@ -164,14 +164,10 @@ impl Services {
     ) -> Result<Response, IssueError> {
         let (reply, answer) = oneshot::channel();
         let span = tracing::Span::current();
-        match self.records.push(PendingRecord { tenant, req, fingerprint, span, reply }) {
-            Ok(true) => {
-                let svc = self.clone();
-                self.tasks.spawn(async move { svc.records.drain(|batch| svc.write_records(batch)).await });
-            }
-            Ok(false) => {}
-            Err(_) => return Err(super::busy("answers waiting to be written").into()),
-        }
+        let job = PendingRecord { tenant, req, fingerprint, span, reply };
+        self.enqueue(&self.records, job, "answers waiting to be written", |svc, batch| async move {
+            svc.write_records(batch).await
+        })?;
         answer.await.unwrap_or_else(|_| Err(AppError::Internal(anyhow::anyhow!("the response writer stopped")).into()))
     }
 
@@ -241,10 +237,7 @@ impl Services {
                 let customer = customers.get(&(job.tenant.clone(), a.target.customer.clone())).ok_or_else(|| {
                     AppError::Internal(anyhow::anyhow!("customer of {:?} vanished", a.target.customer))
                 })?;
-                if customer.erased_at.is_some() {
-                    return Err(AppError::FailedPrecondition("the customer has been erased".into()));
-                }
-                Ok(plan(job, &a.target, &surveys[&a.survey], a.score, customer, now))
+                plan(job, &a.target, &surveys[&a.survey], a.score, customer, now)
             })
             .collect();
         if outcomes.iter().all(|o| o.is_err()) {
@@ -272,20 +265,18 @@ impl Services {
     ) -> Result<Option<Vec<Result<Recorded>>>, IssueError> {
         let db = &self.db;
         let Some(tenant) = jobs.first().map(|j| &j.tenant) else { return Ok(None) };
-        if db.backend() != sea_orm::DbBackend::Postgres || jobs.iter().any(|j| &j.tenant != tenant) {
+        if !db.is_postgres() || jobs.iter().any(|j| &j.tenant != tenant) {
             return Ok(None);
         }
         let mut targets = Vec::with_capacity(jobs.len());
-        let mut externals = Vec::with_capacity(jobs.len());
+        let mut who: Vec<&CustomerRef> = Vec::with_capacity(jobs.len());
         for job in jobs {
             let Target::Direct { survey, customer, .. } = &job.req.target else { return Ok(None) };
-            targets.push(Ok(Answering {
-                survey: survey.clone(),
-                customer: Who::External(customer.clone()),
-                invitation: None,
-            }));
-            externals.push(customer.as_str().to_owned());
+            let customer_ref = Who::External(customer.clone());
+            targets.push(Ok(Answering { survey: survey.clone(), customer: customer_ref, invitation: None }));
+            who.push(customer);
         }
+        let mut externals: Vec<String> = who.iter().map(|c| c.as_str().to_owned()).collect();
         externals.sort_unstable();
         externals.dedup();
         let conn = db.batcher();
@@ -297,30 +288,30 @@ impl Services {
             })
             .await?;
         let Checked { surveys, answers } = checked;
-        let mut known: HashMap<&str, customers::Customer> =
-            existing.iter().map(|c| (c.external.as_str(), c.clone())).collect();
-        // New customers in CRM-id order (concurrent batches take their locks in one
-        // order), only for answers that passed their checks.
+        let existing: HashMap<&str, &customers::Customer> = existing.iter().map(|c| (c.external.as_str(), c)).collect();
+        // Customers new to rapport, for answers that passed their checks only, in
+        // CRM-id order (concurrent batches take their locks in one order).
         let mut new_customers: BTreeMap<&str, customers::NewCustomer> = BTreeMap::new();
-        let mut outcomes = Vec::with_capacity(jobs.len());
-        for (job, a) in jobs.iter().zip(answers) {
-            let Target::Direct { customer: external, .. } = &job.req.target else { return Ok(None) };
-            outcomes.push(a.and_then(|a| {
-                let customer = match known.get(external.as_str()) {
-                    Some(c) => c,
-                    None => {
-                        let new = customers::NewCustomer::of(tenant, external);
-                        known.insert(external.as_str(), new.customer());
-                        new_customers.insert(external.as_str(), new);
-                        &known[external.as_str()]
-                    }
-                };
-                if customer.erased_at.is_some() {
-                    return Err(AppError::FailedPrecondition("the customer has been erased".into()));
-                }
-                Ok(plan(job, &a.target, &surveys[&a.survey], a.score, customer, now))
-            }));
+        for (external, a) in who.iter().zip(&answers) {
+            if a.is_ok() && !existing.contains_key(external.as_str()) {
+                new_customers.entry(external.as_str()).or_insert_with(|| customers::NewCustomer::of(tenant, external));
+            }
         }
+        let fresh: HashMap<&str, customers::Customer> =
+            new_customers.iter().map(|(external, new)| (*external, new.customer())).collect();
+        let outcomes: Vec<Result<Recorded>> = jobs
+            .iter()
+            .zip(answers)
+            .zip(&who)
+            .map(|((job, a), external)| {
+                let a = a?;
+                let customer = existing.get(external.as_str()).copied().or_else(|| fresh.get(external.as_str()));
+                let customer = customer.ok_or_else(|| {
+                    AppError::Internal(anyhow::anyhow!("customer {:?} of a direct answer vanished", external.as_str()))
+                })?;
+                plan(job, &a.target, &surveys[&a.survey], a.score, customer, now)
+            })
+            .collect();
         if outcomes.iter().all(|o| o.is_err()) {
             return Ok(Some(outcomes));
         }
@@ -562,7 +553,8 @@ struct Recorded {
     opened: Option<NewFollowUp>,
 }
 
-/// The response of a checked answer, and the follow-up a low score opens.
+/// The response of a checked answer, and the follow-up a low score opens; an erased
+/// customer answers nothing (FAILED_PRECONDITION).
 fn plan(
     job: &PendingRecord,
     target: &Answering,
@@ -570,7 +562,10 @@ fn plan(
     score: Score,
     customer: &customers::Customer,
     now: Timestamp,
-) -> Recorded {
+) -> Result<Recorded> {
+    if customer.erased_at.is_some() {
+        return Err(AppError::FailedPrecondition("the customer has been erased".into()));
+    }
     let req = &job.req;
     let new = NewResponse {
         id: ResponseId::generate(),
@@ -592,7 +587,7 @@ fn plan(
         .opens(survey.scale, score.value, &props)
         .then(|| NewFollowUp::opened_by(survey, &new.id, &new.customer, score.value, now));
     let response = new.response(customer.external.clone(), opened.as_ref().map(|o| o.id.clone()));
-    Recorded { new, response, opened }
+    Ok(Recorded { new, response, opened })
 }
 
 /// Whom each answer is for: an invitation's survey and customer (the invitation must
@@ -644,11 +639,7 @@ struct Passed {
 
 /// Loads the surveys (one query per tenant) and checks each answer: the survey exists
 /// and, for a direct answer, is not archived; the score fits its scale.
-async fn check(
-    conn: &impl sea_orm::ConnectionTrait,
-    jobs: &[&PendingRecord],
-    targets: Vec<Result<Answering>>,
-) -> Result<Checked> {
+async fn check(conn: &impl store::Conn, jobs: &[&PendingRecord], targets: Vec<Result<Answering>>) -> Result<Checked> {
     let mut ids: HashMap<&TenantId, Vec<&str>> = HashMap::new();
     for (job, t) in jobs.iter().zip(&targets) {
         if let Ok(t) = t {

@@ -65,14 +65,13 @@ impl Services {
     pub async fn get_survey(&self, p: &Principal, id: &SurveyId) -> Result<Survey> {
         require_reader(p)?;
         let (reply, answer) = oneshot::channel();
-        match self.survey_reads.push(SurveyRead { tenant: p.tenant.clone(), id: id.clone(), reply }) {
-            Ok(true) => {
-                let svc = self.clone();
-                self.tasks.spawn(async move { svc.survey_reads.drain(|batch| svc.read_surveys(batch)).await });
-            }
-            Ok(false) => {}
-            Err(_) => return Err(super::busy("survey reads")),
-        }
+        let read = SurveyRead { tenant: p.tenant.clone(), id: id.clone(), reply };
+        self.enqueue(
+            &self.survey_reads,
+            read,
+            "survey reads",
+            |svc, batch| async move { svc.read_surveys(batch).await },
+        )?;
         answer.await.unwrap_or_else(|_| Err(AppError::Internal(anyhow::anyhow!("the survey read stopped"))))
     }
 

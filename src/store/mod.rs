@@ -339,6 +339,11 @@ impl Db {
         &self.batcher
     }
 
+    /// Whether the database is PostgreSQL (else SQLite).
+    pub fn is_postgres(&self) -> bool {
+        self.backend() == DbBackend::Postgres
+    }
+
     pub fn backend(&self) -> DbBackend {
         self.conn.get_database_backend()
     }
