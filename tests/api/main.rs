@@ -29,6 +29,7 @@ mod metrics;
 mod observability;
 mod partitions;
 mod pgbouncer;
+mod pool;
 mod privacy_erase;
 mod privacy_export;
 mod privacy_keys;

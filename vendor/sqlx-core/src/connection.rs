@@ -165,6 +165,15 @@ pub trait Connection: Send {
     #[doc(hidden)]
     fn should_flush(&self) -> bool;
 
+    /// (rapport patch) Whether the connection is at rest: every response to what it sent
+    /// has been read, nothing waits in its write buffer, and no transaction is open. The
+    /// pool puts such a connection back without the ping it sends every other one on
+    /// release (`Floating::return_to_pool`). Drivers that cannot tell say `false`.
+    #[doc(hidden)]
+    fn is_at_rest(&self) -> bool {
+        false
+    }
+
     /// Establish a new database connection.
     ///
     /// A value of [`Options`][Self::Options] is parsed from the provided connection string. This parsing

@@ -304,6 +304,15 @@ impl<DB: Database> Floating<DB, Live<DB>> {
             }
         }
 
+        // (rapport patch) A connection at rest has nothing to flush and was not left
+        // halfway by a cancelled future: the ping would cost a round trip on every
+        // release, during which the connection serves no one. One that died at rest is
+        // found by its next query (or by the ping before acquiring one idle for long).
+        if self.raw.is_at_rest() {
+            self.release();
+            return true;
+        }
+
         // test the connection on-release to ensure it is still viable,
         // and flush anything time-sensitive like transaction rollbacks
         // if an Executor future/stream is dropped during an `.await` call, the connection

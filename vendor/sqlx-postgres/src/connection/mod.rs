@@ -251,6 +251,17 @@ impl Connection for PgConnection {
     fn should_flush(&self) -> bool {
         !self.inner.stream.write_buffer().is_empty()
     }
+
+    // (rapport patch) Every ReadyForQuery read, nothing buffered or owed, and the last
+    // ReadyForQuery said the session is outside any transaction block.
+    #[doc(hidden)]
+    fn is_at_rest(&self) -> bool {
+        self.inner.pending_ready_for_query_count == 0
+            && !self.inner.sync_owed
+            && self.inner.transaction_depth == 0
+            && matches!(self.inner.transaction_status, TransactionStatus::Idle)
+            && self.inner.stream.write_buffer().is_empty()
+    }
 }
 
 // Implement `AsMut<Self>` so that `PgConnection` can be wrapped in
