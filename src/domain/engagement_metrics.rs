@@ -136,6 +136,16 @@ impl ChurnSums {
         ChurnSums { episodes, churned: episodes, churned_from_start: episodes, at_start }
     }
 
+    /// The sums from the histogram's episodes and customers at the start, with the
+    /// (churned, churned from the start) counted per customer when the window is
+    /// longer than the threshold, `None` when it is not.
+    pub fn of(episodes: i64, at_start: i64, per_customer: Option<(i64, i64)>) -> Self {
+        match per_customer {
+            None => Self::from_episodes(episodes, at_start),
+            Some((churned, churned_from_start)) => ChurnSums { episodes, churned, churned_from_start, at_start },
+        }
+    }
+
     /// churned from the start / at the start: the share of the customers the window
     /// started with who churned in it (0–1); `None` without customers at the start.
     pub fn rate(&self) -> Option<f64> {

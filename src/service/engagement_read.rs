@@ -297,34 +297,52 @@ impl Services {
         let today = day_of(config.tz(), as_of);
         let (a, b) = (today - w + 1, today);
         let tenant = &p.tenant;
-        let sum = |g: GapSum| er::gap_sum(conn, tenant, g);
-        let (dau_total, new_customers) = er::day_totals(conn, tenant, a, b).await?;
-        let (previous_revenue, retained_revenue) = er::revenue_retention(conn, tenant, a - w, a - 1, b).await?;
+        let churn_window = ChurnWindow::ending(today, w, config.inactivity_days);
+        let (last, first) = (eng::month_of(today), eng::month_of(today) - months + 1);
+        // Independent reads, each on a connection of its own: the call takes as long as
+        // the slowest (net revenue retention, on a large tenant), not their sum.
+        let gaps = [
+            GapSum::active(today, today),
+            GapSum::active(today - 6, today),
+            GapSum::active(today - 29, today),
+            GapSum::active(a - w, a - 1),
+            GapSum::returned(a - w, a - 1, b),
+            churn_window.episodes(),
+            churn_window.at_start(),
+        ];
+        let (sums, (dau_total, new_customers), (previous_revenue, retained_revenue), churned, last_day, cells) = tokio::try_join!(
+            er::gap_sums(conn, tenant, &gaps),
+            er::day_totals(conn, tenant, a, b),
+            er::revenue_retention(conn, tenant, a - w, a - 1, b),
+            churned_per_customer(conn, tenant, churn_window),
+            er::last_recorded_day(conn, tenant),
+            er::cohort_cells(conn, tenant, first, last, last),
+        )?;
+        let &[dau, wau, mau, previous_active, retained, episodes, at_start] = &sums[..] else {
+            return Err(AppError::Internal(anyhow::anyhow!("{} gap sums for {} asked", sums.len(), gaps.len())));
+        };
         let sums = MetricSums {
-            dau: sum(GapSum::active(today, today)).await?,
-            wau: sum(GapSum::active(today - 6, today)).await?,
-            mau: sum(GapSum::active(today - 29, today)).await?,
+            dau,
+            wau,
+            mau,
             dau_total,
             new_customers,
-            churn: churn(conn, tenant, ChurnWindow::ending(today, w, config.inactivity_days)).await?,
-            previous_active: sum(GapSum::active(a - w, a - 1)).await?,
-            retained: sum(GapSum::returned(a - w, a - 1, b)).await?,
+            churn: ChurnSums::of(episodes, at_start, churned),
+            previous_active,
+            retained,
             previous_revenue,
             retained_revenue,
         };
-        let last = eng::month_of(today);
-        let first = last - months + 1;
         // The stored cells are cut by month. When something was recorded after the
         // as-of day, the as-of month is counted from its days up to that day instead.
-        let recorded_after = er::last_recorded_day(conn, tenant).await?.is_some_and(|d| d > today);
-        let cells = if recorded_after {
+        let cells = if last_day.is_some_and(|d| d > today) {
             let mut cells = er::cohort_cells(conn, tenant, first, last, last - 1).await?;
             let by_first_day =
                 er::active_by_first_day(conn, tenant, eng::month_start(last), today, eng::month_start(first)).await?;
             cells.extend(em::as_of_month_cells(last, &by_first_day));
             cells
         } else {
-            er::cohort_cells(conn, tenant, first, last, last).await?
+            cells
         };
         Ok(MetricsOut {
             as_of,
@@ -524,13 +542,25 @@ async fn ranked_page(
 /// histogram, the churned customers from it too when the window is no longer than the
 /// threshold (see [`ChurnWindow::episodes_are_customers`]), else counted per customer.
 pub(crate) async fn churn(conn: &impl crate::store::Conn, tenant: &TenantId, w: ChurnWindow) -> Result<ChurnSums> {
-    let episodes = er::gap_sum(conn, tenant, w.episodes()).await?;
-    let at_start = er::gap_sum(conn, tenant, w.at_start()).await?;
+    let gaps = [w.episodes(), w.at_start()];
+    let (sums, churned) = tokio::try_join!(er::gap_sums(conn, tenant, &gaps), churned_per_customer(conn, tenant, w))?;
+    let &[episodes, at_start] = &sums[..] else {
+        return Err(AppError::Internal(anyhow::anyhow!("{} gap sums for 2 asked", sums.len())));
+    };
+    Ok(ChurnSums::of(episodes, at_start, churned))
+}
+
+/// (churned, churned from the start) counted per customer when the window is longer
+/// than the threshold; `None` when the histogram's episodes are the customers.
+async fn churned_per_customer(
+    conn: &impl crate::store::Conn,
+    tenant: &TenantId,
+    w: ChurnWindow,
+) -> crate::store::Result<Option<(i64, i64)>> {
     if w.episodes_are_customers() {
-        return Ok(ChurnSums::from_episodes(episodes, at_start));
+        return Ok(None);
     }
-    let (churned, churned_from_start) = er::churned_customers(conn, tenant, w).await?;
-    Ok(ChurnSums { episodes, churned, churned_from_start, at_start })
+    er::churned_customers(conn, tenant, w).await.map(Some)
 }
 
 /// What ranking by the score of `day` sums: the weighted actions and the decay of

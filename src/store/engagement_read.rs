@@ -320,25 +320,33 @@ pub async fn customer_invitations(
 // Org metrics: sums over the small per-tenant tables.
 // ---------------------------------------------------------------------------------
 
-/// Σ customers over the gap-histogram cells that match (domain::GapSum::matches).
-pub async fn gap_sum(conn: &impl ConnectionTrait, tenant: &TenantId, g: GapSum) -> Result<i64> {
-    let mut q = Sql::new(
-        conn.get_database_backend(),
-        "SELECT CAST(COALESCE(SUM(customers), 0) AS BIGINT) FROM engagement_gaps WHERE tenant_id = ",
-    );
-    q.bind(tenant.as_str()).push(" AND day >= ").bind(g.from).push(" AND day <= ").bind(g.to);
-    if let Some(x) = g.next_after {
-        q.push(&format!(" AND (gap = {NO_NEXT} OR day + gap > ")).bind(x).push(")");
+/// Σ customers over the gap-histogram cells that match each of `sums`
+/// (domain::GapSum::matches), in order: one statement, which reads the cells of the
+/// days the sums span once.
+pub async fn gap_sums(conn: &impl ConnectionTrait, tenant: &TenantId, sums: &[GapSum]) -> Result<Vec<i64>> {
+    let (Some(from), Some(to)) = (sums.iter().map(|g| g.from).min(), sums.iter().map(|g| g.to).max()) else {
+        return Ok(Vec::new());
+    };
+    let mut q = Sql::new(conn.get_database_backend(), "SELECT ");
+    for (i, g) in sums.iter().enumerate() {
+        q.push(if i == 0 { "" } else { ", " });
+        q.push("CAST(COALESCE(SUM(CASE WHEN day >= ").bind(g.from).push(" AND day <= ").bind(g.to);
+        if let Some(x) = g.next_after {
+            q.push(&format!(" AND (gap = {NO_NEXT} OR day + gap > ")).bind(x).push(")");
+        }
+        if let Some(k) = g.gap_over {
+            q.push(&format!(" AND (gap = {NO_NEXT} OR gap > ")).bind(k).push(")");
+        }
+        if let Some(y) = g.next_by {
+            q.push(&format!(" AND gap <> {NO_NEXT} AND day + gap <= ")).bind(y);
+        }
+        q.push(" THEN customers ELSE 0 END), 0) AS BIGINT)");
     }
-    if let Some(k) = g.gap_over {
-        q.push(&format!(" AND (gap = {NO_NEXT} OR gap > ")).bind(k).push(")");
-    }
-    if let Some(y) = g.next_by {
-        q.push(&format!(" AND gap <> {NO_NEXT} AND day + gap <= ")).bind(y);
-    }
+    q.push(" FROM engagement_gaps WHERE tenant_id = ").bind(tenant.as_str());
+    q.push(" AND day >= ").bind(from).push(" AND day <= ").bind(to);
     match q.one(conn).await? {
-        Some(r) => get_i64(&r, 0),
-        None => Ok(0),
+        Some(r) => (0..sums.len()).map(|i| get_i64(&r, i)).collect(),
+        None => Ok(vec![0; sums.len()]),
     }
 }
 
