@@ -805,3 +805,80 @@ pub async fn save_snapshot(
     .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::{ActiveModelTrait, IntoActiveModel};
+
+    use super::*;
+    use crate::store::entities::tenant;
+    use crate::store::{Db, DbSettings};
+
+    /// The one statement's sums are the domain's definition (`GapSum::matches`) summed
+    /// by hand over the same cells, for every kind of sum and window edges that cut
+    /// through the stored days and gaps, "no next day yet" included.
+    #[tokio::test]
+    async fn gap_sums_in_one_statement_are_the_matching_cells_summed() {
+        let db = Db::connect(&DbSettings { max_connections: 1, ..DbSettings::new("sqlite::memory:") })
+            .await
+            .expect("in-memory SQLite");
+        db.migrate().await.unwrap();
+        tenant::Model {
+            id: "t1".into(),
+            name: "t1".into(),
+            time_zone: "UTC".into(),
+            days_after_invitation_this_survey: 0,
+            days_after_invitation_any_survey: 0,
+            days_after_response_this_survey: 0,
+            days_after_response_any_survey: 0,
+            invitation_expiry_days: 7,
+            created_at: 0,
+            event_seq: 0,
+        }
+        .into_active_model()
+        .insert(db.conn())
+        .await
+        .unwrap();
+        let t = TenantId("t1".into());
+        // A histogram over days 100..=160: gaps 1..=40 and "none yet", 1 to 9
+        // customers a cell, spread over shards.
+        let mut cells: Vec<(Day, i32, i64)> = Vec::new();
+        let mut x: u64 = 7;
+        let mut next = |m: u64| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (x >> 33) % m
+        };
+        for day in 100..=160 {
+            for _ in 0..6 {
+                let gap = if next(5) == 0 { NO_NEXT } else { 1 + next(40) as i32 };
+                if !cells.iter().any(|&(d, g, _)| d == day && g == gap) {
+                    cells.push((day, gap, 1 + next(9) as i64));
+                }
+            }
+        }
+        for (i, &(day, gap, customers)) in cells.iter().enumerate() {
+            let sql = format!(
+                "INSERT INTO engagement_gaps (tenant_id, day, gap, shard, customers) VALUES ('t1', {day}, {gap}, {}, {customers})",
+                i % 16
+            );
+            db.conn().execute_unprepared(&sql).await.unwrap();
+        }
+        let mut sums = Vec::new();
+        for (a, b) in [(100, 160), (130, 130), (124, 130), (131, 160), (90, 105), (155, 170)] {
+            sums.push(GapSum::active(a, b));
+            sums.push(GapSum::returned(a, b, b + 12));
+            sums.push(GapSum::churn_episodes(a, b, 7));
+            sums.push(GapSum::churn_episodes(a, b, 30));
+        }
+        let got = gap_sums(db.conn(), &t, &sums).await.unwrap();
+        let want: Vec<i64> = sums
+            .iter()
+            .map(|g| cells.iter().filter(|&&(d, gap, _)| g.matches(d, gap)).map(|&(_, _, n)| n).sum())
+            .collect();
+        assert_eq!(got, want);
+        assert!(want.iter().filter(|&&n| n > 0).count() >= 20, "most sums count something: {want:?}");
+        // Another tenant's cells and no sums at all.
+        assert_eq!(gap_sums(db.conn(), &TenantId("t2".into()), &sums[..2]).await.unwrap(), vec![0, 0]);
+        assert_eq!(gap_sums(db.conn(), &t, &[]).await.unwrap(), Vec::<i64>::new());
+    }
+}
