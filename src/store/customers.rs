@@ -286,33 +286,15 @@ mod tests {
     use sea_orm::{ActiveModelTrait, IntoActiveModel};
 
     use super::*;
-    use crate::store::entities::tenant;
-    use crate::store::{Db, DbSettings};
+    use crate::store::testing::{memory_db, tenant_row};
 
     /// More customers than SQLite takes terms of one compound SELECT (500), as an import
     /// of 1 000 answers brings: all created once, and found again the second time.
     #[tokio::test]
     async fn a_thousand_new_customers_are_created_once_and_found_again() {
-        let db = Db::connect(&DbSettings { max_connections: 1, ..DbSettings::new("sqlite::memory:") })
-            .await
-            .expect("in-memory SQLite");
+        let db = memory_db().await;
         db.migrate().await.unwrap();
-        tenant::Model {
-            id: "t1".into(),
-            name: "t1".into(),
-            time_zone: "UTC".into(),
-            days_after_invitation_this_survey: 0,
-            days_after_invitation_any_survey: 0,
-            days_after_response_this_survey: 0,
-            days_after_response_any_survey: 0,
-            invitation_expiry_days: 7,
-            created_at: 0,
-            event_seq: 0,
-        }
-        .into_active_model()
-        .insert(db.conn())
-        .await
-        .unwrap();
+        tenant_row("t1", 0).into_active_model().insert(db.conn()).await.unwrap();
         let t = TenantId("t1".into());
         let refs: Vec<CustomerRef> = (0..1_000).map(|i| CustomerRef(format!("c{i}"))).collect();
         let refs: Vec<&CustomerRef> = refs.iter().collect();

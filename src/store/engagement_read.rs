@@ -811,34 +811,16 @@ mod tests {
     use sea_orm::{ActiveModelTrait, IntoActiveModel};
 
     use super::*;
-    use crate::store::entities::tenant;
-    use crate::store::{Db, DbSettings};
+    use crate::store::testing::{memory_db, tenant_row};
 
     /// The one statement's sums are the domain's definition (`GapSum::matches`) summed
     /// by hand over the same cells, for every kind of sum and window edges that cut
     /// through the stored days and gaps, "no next day yet" included.
     #[tokio::test]
     async fn gap_sums_in_one_statement_are_the_matching_cells_summed() {
-        let db = Db::connect(&DbSettings { max_connections: 1, ..DbSettings::new("sqlite::memory:") })
-            .await
-            .expect("in-memory SQLite");
+        let db = memory_db().await;
         db.migrate().await.unwrap();
-        tenant::Model {
-            id: "t1".into(),
-            name: "t1".into(),
-            time_zone: "UTC".into(),
-            days_after_invitation_this_survey: 0,
-            days_after_invitation_any_survey: 0,
-            days_after_response_this_survey: 0,
-            days_after_response_any_survey: 0,
-            invitation_expiry_days: 7,
-            created_at: 0,
-            event_seq: 0,
-        }
-        .into_active_model()
-        .insert(db.conn())
-        .await
-        .unwrap();
+        tenant_row("t1", 0).into_active_model().insert(db.conn()).await.unwrap();
         let t = TenantId("t1".into());
         // A histogram over days 100..=160: gaps 1..=40 and "none yet", 1 to 9
         // customers a cell, spread over shards.

@@ -310,27 +310,7 @@ mod tests {
     use sea_orm::{ActiveModelTrait, IntoActiveModel};
 
     use super::*;
-    use crate::store::DbSettings;
-
-    async fn memory_db() -> Db {
-        let settings = DbSettings { max_connections: 1, ..DbSettings::new("sqlite::memory:") };
-        Db::connect(&settings).await.expect("in-memory SQLite")
-    }
-
-    fn tenant_row(id: &str, event_seq: i64) -> tenant::Model {
-        tenant::Model {
-            id: id.into(),
-            name: id.into(),
-            time_zone: "UTC".into(),
-            days_after_invitation_this_survey: 0,
-            days_after_invitation_any_survey: 0,
-            days_after_response_this_survey: 0,
-            days_after_response_any_survey: 0,
-            invitation_expiry_days: 7,
-            created_at: 0,
-            event_seq,
-        }
-    }
+    use crate::store::testing::{memory_db, tenant_row};
 
     fn event_row(id: &str, tenant: &str, seq: Option<i64>) -> event::Model {
         event::Model {

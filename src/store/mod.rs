@@ -632,6 +632,35 @@ fn props_from_json(s: &str) -> Properties {
     serde_json::from_str(s).unwrap_or_default()
 }
 
+/// What the store's own tests start from.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::entities::tenant;
+    use super::{Db, DbSettings};
+
+    /// An in-memory SQLite database on one connection, not yet migrated.
+    pub(crate) async fn memory_db() -> Db {
+        let settings = DbSettings { max_connections: 1, ..DbSettings::new("sqlite::memory:") };
+        Db::connect(&settings).await.expect("in-memory SQLite")
+    }
+
+    /// A tenant row named `id` in UTC, without waiting periods, whose last event is `event_seq`.
+    pub(crate) fn tenant_row(id: &str, event_seq: i64) -> tenant::Model {
+        tenant::Model {
+            id: id.into(),
+            name: id.into(),
+            time_zone: "UTC".into(),
+            days_after_invitation_this_survey: 0,
+            days_after_invitation_any_survey: 0,
+            days_after_response_this_survey: 0,
+            days_after_response_any_survey: 0,
+            invitation_expiry_days: 7,
+            created_at: 0,
+            event_seq,
+        }
+    }
+}
+
 #[cfg(test)]
 mod url_tests {
     use super::*;
