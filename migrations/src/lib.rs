@@ -18,6 +18,7 @@ mod m20261201_000003_erasure;
 mod m20261201_000004_retention;
 mod m20261201_000005_tenant_keys;
 mod m20261201_000006_partitioned_history;
+mod m20261201_000007_revenue_histogram;
 mod util;
 
 /// Applies the migrations in order.
@@ -41,6 +42,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261201_000004_retention::Migration),
             Box::new(m20261201_000005_tenant_keys::Migration),
             Box::new(m20261201_000006_partitioned_history::Migration),
+            Box::new(m20261201_000007_revenue_histogram::Migration),
         ]
     }
 }

@@ -23,6 +23,17 @@
 //! histogram cells. The histogram has one cell per (day, gap), so reads cost in
 //! proportion to days, never to customers or events; ingestion only touches the
 //! cells of the days it adds (see [`gap_delta`]).
+//!
+//! **Net revenue retention** of a window C = [a, b] after P = [a − w, a − 1]: the
+//! revenue in C of the customers with revenue in P, over the revenue in P. It comes
+//! from a second histogram, of revenue: for every (customer, day f with revenue) the
+//! cell (f, the customer's previous day with revenue) holds the customer's revenue on f
+//! and every later day. A customer with revenue in P and in C has exactly one revenue
+//! day f in C whose previous one is in P (its first in C), and the cell of f holds its
+//! revenue in C — when nothing was recorded after b. So the retained revenue is the
+//! sum of the cells with f in C and the previous day in P, at a cost in days (see
+//! [`revenue_delta`]); at an as-of day before the last recorded one the service
+//! counts per customer instead.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,6 +41,76 @@ use super::engagement::{Day, month_of};
 
 /// The gap stored for an active day with no later active day (yet).
 pub const NO_NEXT: i32 = 0;
+
+/// The longest window the revenue histogram is exact for (the longest `window_days`).
+pub const REVENUE_WINDOW_DAYS: i32 = 365;
+
+/// `prev_day` of a revenue cell whose day is the customer's first with revenue (as far
+/// back as ingestion read).
+pub const NO_PREV: i32 = -1;
+
+/// `prev_day` of the cell that holds a day's revenue of all customers.
+pub const DAY_TOTAL: i32 = -2;
+
+/// The revenue cells of one customer whose revenue days are `days` ((day, revenue >
+/// 0), sorted), for the days from `from` on, added to `out` times `sign`: (f, previous
+/// revenue day or [`NO_PREV`]) → revenue on f and after.
+fn revenue_cells(days: &[(Day, i64)], from: Day, sign: i64, out: &mut BTreeMap<(Day, i32), i64>) {
+    let mut after = 0;
+    for (i, &(day, revenue)) in days.iter().enumerate().rev() {
+        after += revenue;
+        if day >= from {
+            let prev = if i == 0 { NO_PREV } else { days[i - 1].0 };
+            *out.entry((day, prev)).or_default() += sign * after;
+        }
+    }
+}
+
+/// What a batch changes in the revenue histogram for one customer, added to `out`:
+/// `now` is the customer's revenue days after the batch ((day, revenue), sorted, read
+/// from [`revenue_reach`]'s second day on), `added` the batch's revenue per day.
+/// Only cells from `from` on (its first day) are kept exact: the windows summed later
+/// end on or after the batch's last day, so they read no cell before it.
+pub fn revenue_delta(now: &[(Day, i64)], added: &BTreeMap<Day, i64>, from: Day, out: &mut BTreeMap<(Day, i32), i64>) {
+    let before: Vec<(Day, i64)> =
+        now.iter().map(|&(d, r)| (d, r - added.get(&d).copied().unwrap_or(0))).filter(|&(_, r)| r > 0).collect();
+    revenue_cells(now, from, 1, out);
+    revenue_cells(&before, from, -1, out);
+    for (&day, &revenue) in added {
+        *out.entry((day, DAY_TOTAL)).or_default() += revenue;
+    }
+}
+
+/// Net revenue retention's two sums over revenue-histogram cells, for the window
+/// (`prev_to`, `to`] after [`prev_from`, `prev_to`] (the storage layer sums the same
+/// conditions in SQL).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevenueWindow {
+    pub prev_from: Day,
+    pub prev_to: Day,
+    pub to: Day,
+}
+
+impl RevenueWindow {
+    /// Whether a cell is revenue of the earlier window (all of it counts).
+    pub fn previous(&self, day: Day, prev: i32) -> bool {
+        prev == DAY_TOTAL && day >= self.prev_from && day <= self.prev_to
+    }
+
+    /// Whether a cell is revenue in the later window of customers with revenue in the
+    /// earlier one: their first revenue day in it, its previous one in the earlier.
+    pub fn retained(&self, day: Day, prev: i32) -> bool {
+        day > self.prev_to && day <= self.to && prev >= self.prev_from && prev <= self.prev_to
+    }
+}
+
+/// For a batch whose last day with revenue is `last`: the first day whose cells it
+/// keeps exact, and the first day of history it must read (so that every previous
+/// day a window of up to [`REVENUE_WINDOW_DAYS`] asks for is known).
+pub fn revenue_reach(last: Day) -> (Day, Day) {
+    let from = last - REVENUE_WINDOW_DAYS;
+    (from, from - REVENUE_WINDOW_DAYS - 1)
+}
 
 /// One (day, gap) cell per active day of a sorted, deduplicated set of days.
 pub fn gap_entries(days: &[Day]) -> Vec<(Day, i32)> {
@@ -330,6 +411,65 @@ pub fn cohorts(cells: &[(i32, i32, i64)], first: i32, last: i32) -> Vec<Cohort> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Customers' revenue arrives in batches, most on the current day, some up to 30
+    /// days late and some on a day that has revenue already; the histogram is kept by
+    /// [`revenue_delta`] with each batch's reach, from history read as ingestion reads
+    /// it. Every window of up to a year that ends on or after the last recorded day
+    /// then sums to what the customers' revenue gives directly.
+    #[test]
+    fn revenue_retention_from_the_histogram_is_the_per_customer_sum() {
+        let mut x: u64 = 11;
+        let mut next = |m: i64| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            ((x >> 33) % m as u64) as i64
+        };
+        let mut custs: Vec<BTreeMap<Day, i64>> = vec![BTreeMap::new(); 12];
+        let mut cells: BTreeMap<(Day, i32), i64> = BTreeMap::new();
+        let mut today: Day = 1_000;
+        for _ in 0..600 {
+            today += next(3) as Day;
+            let mut batch: BTreeMap<usize, BTreeMap<Day, i64>> = BTreeMap::new();
+            for _ in 0..1 + next(3) {
+                let c = next(custs.len() as i64) as usize;
+                let day = if next(4) == 0 { today - next(31) as Day } else { today };
+                *batch.entry(c).or_default().entry(day).or_default() += 1 + next(500);
+            }
+            for (c, added) in &batch {
+                for (d, r) in added {
+                    *custs[*c].entry(*d).or_default() += r;
+                }
+            }
+            let last = batch.values().flat_map(|a| a.keys()).max().copied().unwrap();
+            let (from, read_from) = revenue_reach(last);
+            for (c, added) in &batch {
+                let now: Vec<(Day, i64)> = custs[*c].range(read_from..).map(|(d, r)| (*d, *r)).collect();
+                revenue_delta(&now, added, from, &mut cells);
+            }
+        }
+        let last_day = custs.iter().filter_map(|c| c.keys().max()).max().copied().unwrap();
+        let mut checked = 0;
+        for b in [last_day, last_day + 1, last_day + 40] {
+            for w in [1, 2, 7, 30, 90, 200, REVENUE_WINDOW_DAYS] {
+                let win = RevenueWindow { prev_from: b - 2 * w + 1, prev_to: b - w, to: b };
+                let sum = |f: &dyn Fn(Day, i32) -> bool| -> i64 {
+                    cells.iter().filter(|((d, p), _)| f(*d, *p)).map(|(_, v)| *v).sum()
+                };
+                let in_range =
+                    |c: &BTreeMap<Day, i64>, lo: Day, hi: Day| c.range(lo..=hi).map(|(_, r)| *r).sum::<i64>();
+                let previous: i64 = custs.iter().map(|c| in_range(c, win.prev_from, win.prev_to)).sum();
+                let retained: i64 = custs
+                    .iter()
+                    .filter(|c| in_range(c, win.prev_from, win.prev_to) > 0)
+                    .map(|c| in_range(c, win.prev_to + 1, win.to))
+                    .sum();
+                assert_eq!(sum(&|d, p| win.previous(d, p)), previous, "previous, b = {b}, w = {w}");
+                assert_eq!(sum(&|d, p| win.retained(d, p)), retained, "retained, b = {b}, w = {w}");
+                checked += usize::from(retained > 0);
+            }
+        }
+        assert!(checked >= 12, "most windows retain some revenue ({checked})");
+    }
 
     /// Brute force: customers' day sets, counted directly.
     fn brute_active(custs: &[Vec<Day>], from: Day, to: Day) -> i64 {

@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use super::{Services, require_reader, require_secret};
 use crate::domain::engagement::{self as eng, Day, ScoringConfig, date_of, day_of, key_term};
-use crate::domain::engagement_metrics::{self as em, ChurnSums, ChurnWindow, GapSum, MetricSums, OrgMetrics};
+use crate::domain::engagement_metrics::{
+    self as em, ChurnSums, ChurnWindow, GapSum, MetricSums, OrgMetrics, REVENUE_WINDOW_DAYS, RevenueWindow,
+};
 use crate::domain::engagement_profile::{self as ep, DayActivity, Profile, ProfileInput};
 use crate::domain::model::Principal;
 use crate::domain::time::Timestamp;
@@ -31,6 +33,8 @@ pub const SYNC_SNAPSHOT_LIMIT: i64 = 5_000;
 pub const SNAPSHOT_REFRESH: Duration = Duration::from_secs(300);
 /// Longest window of metrics and rankings, in days.
 pub const MAX_WINDOW_DAYS: i32 = 365;
+// Net revenue retention is summed from the revenue histogram for every window allowed.
+const _: () = assert!(MAX_WINDOW_DAYS <= REVENUE_WINDOW_DAYS);
 
 /// Tenants whose snapshot is being refreshed in the background (one at a time each).
 static REFRESHING: Mutex<Option<HashSet<String>>> = Mutex::new(None);
@@ -310,10 +314,11 @@ impl Services {
             churn_window.episodes(),
             churn_window.at_start(),
         ];
-        let (sums, (dau_total, new_customers), (previous_revenue, retained_revenue), churned, last_day, cells) = tokio::try_join!(
+        let revenue_window = RevenueWindow { prev_from: a - w, prev_to: a - 1, to: b };
+        let (sums, (dau_total, new_customers), from_cells, churned, last_day, cells) = tokio::try_join!(
             er::gap_sums(conn, tenant, &gaps),
             er::day_totals(conn, tenant, a, b),
-            er::revenue_retention(conn, tenant, a - w, a - 1, b),
+            er::revenue_retention_cells(conn, tenant, revenue_window),
             churned_per_customer(conn, tenant, churn_window),
             er::last_recorded_day(conn, tenant),
             er::cohort_cells(conn, tenant, first, last, last),
@@ -321,6 +326,11 @@ impl Services {
         let &[dau, wau, mau, previous_active, retained, episodes, at_start] = &sums[..] else {
             return Err(AppError::Internal(anyhow::anyhow!("{} gap sums for {} asked", sums.len(), gaps.len())));
         };
+        // The revenue histogram's cells hold revenue up to the last recorded day: with
+        // anything recorded after the as-of day, count per customer instead.
+        let recorded_after = last_day.is_some_and(|d| d > today);
+        let (previous_revenue, retained_revenue) =
+            if recorded_after { er::revenue_retention(conn, tenant, a - w, a - 1, b).await? } else { from_cells };
         let sums = MetricSums {
             dau,
             wau,
@@ -335,7 +345,7 @@ impl Services {
         };
         // The stored cells are cut by month. When something was recorded after the
         // as-of day, the as-of month is counted from its days up to that day instead.
-        let cells = if last_day.is_some_and(|d| d > today) {
+        let cells = if recorded_after {
             let mut cells = er::cohort_cells(conn, tenant, first, last, last - 1).await?;
             let by_first_day =
                 er::active_by_first_day(conn, tenant, eng::month_start(last), today, eng::month_start(first)).await?;

@@ -14,7 +14,7 @@ use sea_orm::{ConnectionTrait, Value};
 use super::error::Result;
 use super::sql::{Sql, add_on_conflict, get, get_i64, get_opt_i64, greatest, insert_rows, least};
 use crate::domain::engagement::{self as eng, Day, EventKind, ScoringConfig};
-use crate::domain::engagement_metrics::{cohort_delta, gap_delta};
+use crate::domain::engagement_metrics::{self as em, cohort_delta, gap_delta};
 use crate::domain::stored::NewActivity;
 use crate::domain::time::{self, Timestamp};
 use crate::domain::{CustomerRowId, TenantId};
@@ -480,6 +480,8 @@ struct TenantDeltas {
     days: BTreeMap<Day, (i64, i64)>,
     /// (first-seen month, active month) → customers.
     cohorts: BTreeMap<(i32, i32), i64>,
+    /// (day, previous revenue day) → revenue (domain::engagement_metrics::revenue_delta).
+    revenue: BTreeMap<(Day, i32), i64>,
 }
 
 impl TenantDeltas {
@@ -519,6 +521,7 @@ impl TenantDeltas {
     fn finish<'a>(mut self, batch_days: impl IntoIterator<Item = &'a Day>) -> Self {
         self.gaps.retain(|_, n| *n != 0);
         self.cohorts.retain(|_, n| *n != 0);
+        self.revenue.retain(|_, n| *n != 0);
         for d in batch_days {
             self.days.entry(*d).or_default();
         }
@@ -546,6 +549,9 @@ pub async fn roll_up(
     upsert_actions(conn, tenant, &batch.actions).await?;
     upsert_props(conn, tenant, &batch.props).await?;
     let widened = upsert_customers(conn, tenant, &batch.customers).await?;
+    // The customers' rows are locked now: their revenue days read below include every
+    // batch committed before this one, and none still running.
+    let revenue = revenue_deltas(conn, tenant, &batch.days).await?;
 
     // The tenant tables change only where a customer gained an active day.
     // Customers whose new days reach back before their last known one need all of
@@ -566,8 +572,36 @@ pub async fn roll_up(
         let history = w.needs_history(&added).then(|| histories.get(&w.customer).map_or(&[][..], Vec::as_slice));
         deltas.add_customer(w, &added, history);
     }
+    deltas.revenue = revenue;
     let deltas = deltas.finish(batch.days.keys().map(|(_, d)| d));
     upsert_tenant_tables(conn, tenant, &deltas, now).await
+}
+
+/// What the batch's revenue changes in the revenue histogram: each customer with
+/// revenue in it, from its revenue days now (one read for the batch, only when there
+/// is revenue).
+async fn revenue_deltas(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    days: &BTreeMap<(&str, Day), DayAgg>,
+) -> Result<BTreeMap<(Day, i32), i64>> {
+    let mut added: BTreeMap<&str, BTreeMap<Day, i64>> = BTreeMap::new();
+    for ((customer, day), agg) in days {
+        if agg.revenue > 0 {
+            *added.entry(customer).or_default().entry(*day).or_default() += agg.revenue;
+        }
+    }
+    let mut out = BTreeMap::new();
+    let Some(last) = added.values().filter_map(|a| a.keys().next_back()).max().copied() else {
+        return Ok(out);
+    };
+    let (from, read_from) = em::revenue_reach(last);
+    let customers: Vec<&str> = added.keys().copied().collect();
+    let now = super::engagement_read::customers_revenue_days(conn, tenant, &customers, read_from).await?;
+    for (customer, added) in &added {
+        em::revenue_delta(now.get(*customer).map_or(&[][..], Vec::as_slice), added, from, &mut out);
+    }
+    Ok(out)
 }
 
 /// Adds to each (customer, day) row, creating it if new; returns each row's event
@@ -737,6 +771,20 @@ async fn upsert_tenant_tables(
         )
         .await?;
     }
+    if !deltas.revenue.is_empty() {
+        insert_rows(
+            conn,
+            "engagement_revenue",
+            &["tenant_id", "day", "prev_day", "shard", "revenue_minor"],
+            deltas
+                .revenue
+                .iter()
+                .map(|((d, p), r)| vec![t.into(), (*d).into(), (*p).into(), shard.into(), (*r).into()])
+                .collect(),
+            &add_on_conflict("engagement_revenue", "tenant_id, day, prev_day, shard", &["revenue_minor"]),
+        )
+        .await?;
+    }
     let now_us = time::to_micros(now);
     insert_rows(
         conn,
@@ -764,6 +812,7 @@ pub async fn clear_rollups(conn: &impl ConnectionTrait, tenant: &TenantId) -> Re
         "activity_day_props",
         "engagement_customers",
         "engagement_gaps",
+        "engagement_revenue",
         "engagement_days",
         "engagement_cohorts",
         "engagement_snapshots",

@@ -11,7 +11,7 @@ use super::error::{Result, StoreError, decoded};
 use super::props_from_json;
 use super::sql::{Sql, get_i64, get_opt_i64, insert_rows};
 use crate::domain::engagement::{CustomerChange, CustomerRecord, Day, ScoreSnapshot, Traits};
-use crate::domain::engagement_metrics::{ChurnWindow, GapSum, NO_NEXT};
+use crate::domain::engagement_metrics::{ChurnWindow, DAY_TOTAL, GapSum, NO_NEXT, RevenueWindow};
 use crate::domain::engagement_profile::{Answer, DayActivity, FollowUpTimes};
 use crate::domain::listing::PageRequest;
 use crate::domain::model::Page;
@@ -199,6 +199,30 @@ pub async fn customers_days(
         q.push(" ORDER BY customer_id, day");
         for r in q.all(conn).await? {
             out.entry(s(&r, 0)?).or_default().push(get_i64(&r, 1)? as Day);
+        }
+    }
+    Ok(out)
+}
+
+/// Each customer's days with revenue from `from` on, (day, revenue) in day order: what
+/// a batch's change to the revenue histogram is computed from.
+pub async fn customers_revenue_days(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    row_ids: &[&str],
+    from: Day,
+) -> Result<HashMap<String, Vec<(Day, i64)>>> {
+    let mut out: HashMap<String, Vec<(Day, i64)>> = HashMap::with_capacity(row_ids.len());
+    for chunk in row_ids.chunks(1_000) {
+        let mut q = Sql::new(
+            conn.get_database_backend(),
+            "SELECT customer_id, day, revenue_minor FROM activity_days WHERE tenant_id = ",
+        );
+        q.bind(tenant.as_str()).push(" AND customer_id").in_list(chunk.iter().map(|c| c.to_string()));
+        q.push(" AND purchases > 0 AND revenue_minor > 0 AND day >= ").bind(from);
+        q.push(" ORDER BY customer_id, day");
+        for r in q.all(conn).await? {
+            out.entry(s(&r, 0)?).or_default().push((get_i64(&r, 1)? as Day, get_i64(&r, 2)?));
         }
     }
     Ok(out)
@@ -401,6 +425,26 @@ pub async fn day_totals(conn: &impl ConnectionTrait, tenant: &TenantId, from: Da
          FROM engagement_days WHERE tenant_id = ",
     );
     q.bind(tenant.as_str()).push(" AND day >= ").bind(from).push(" AND day <= ").bind(to);
+    match q.one(conn).await? {
+        Some(r) => Ok((get_i64(&r, 0)?, get_i64(&r, 1)?)),
+        None => Ok((0, 0)),
+    }
+}
+
+/// Net revenue retention's sums from the revenue histogram (domain::RevenueWindow):
+/// exact when nothing was recorded after `w.to`. Reads the cells of the two windows'
+/// days: its cost grows with days, not customers.
+pub async fn revenue_retention_cells(
+    conn: &impl ConnectionTrait,
+    tenant: &TenantId,
+    w: RevenueWindow,
+) -> Result<(i64, i64)> {
+    let mut q = Sql::new(conn.get_database_backend(), "SELECT CAST(COALESCE(SUM(CASE WHEN prev_day = ");
+    q.push(&DAY_TOTAL.to_string()).push(" AND day <= ").bind(w.prev_to);
+    q.push(" THEN revenue_minor ELSE 0 END), 0) AS BIGINT), CAST(COALESCE(SUM(CASE WHEN day > ").bind(w.prev_to);
+    q.push(" AND prev_day >= ").bind(w.prev_from).push(" AND prev_day <= ").bind(w.prev_to);
+    q.push(" THEN revenue_minor ELSE 0 END), 0) AS BIGINT) FROM engagement_revenue WHERE tenant_id = ");
+    q.bind(tenant.as_str()).push(" AND day >= ").bind(w.prev_from).push(" AND day <= ").bind(w.to);
     match q.one(conn).await? {
         Some(r) => Ok((get_i64(&r, 0)?, get_i64(&r, 1)?)),
         None => Ok((0, 0)),
@@ -862,5 +906,53 @@ mod tests {
         // Another tenant's cells and no sums at all.
         assert_eq!(gap_sums(db.conn(), &TenantId("t2".into()), &sums[..2]).await.unwrap(), vec![0, 0]);
         assert_eq!(gap_sums(db.conn(), &t, &[]).await.unwrap(), Vec::<i64>::new());
+    }
+
+    /// Daily roll-ups stored before the revenue histogram existed: its migration fills
+    /// it, and net revenue retention summed from it is what the per-customer statement
+    /// gives, for windows ending on the last recorded day or after it.
+    #[tokio::test]
+    async fn the_revenue_histogram_its_migration_fills_sums_to_the_per_customer_retention() {
+        use migrations::MigratorTrait;
+        let db = memory_db().await;
+        let before = migrations::Migrator::migrations()
+            .iter()
+            .position(|m| m.name() == "m20261201_000007_revenue_histogram")
+            .expect("the revenue histogram's migration") as u32;
+        migrations::Migrator::up(db.conn(), Some(before)).await.unwrap();
+        tenant_row("t1", 0).into_active_model().insert(db.conn()).await.unwrap();
+        let mut x: u64 = 3;
+        let mut next = |m: u64| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (x >> 33) % m
+        };
+        for day in 100..=170 {
+            for customer in 0..6 {
+                if next(3) != 0 {
+                    continue;
+                }
+                // Some days with a session only, some purchases of nothing.
+                let purchases = next(3);
+                let revenue = if purchases > 0 && next(5) > 0 { 1 + next(1_000) } else { 0 };
+                let sql = format!(
+                    "INSERT INTO activity_days (tenant_id, customer_id, day, events, actions, sessions, \
+                     session_seconds, purchases, revenue_minor) VALUES ('t1', 'c{customer}', {day}, 1, 0, 1, 10, \
+                     {purchases}, {revenue})"
+                );
+                db.conn().execute_unprepared(&sql).await.unwrap();
+            }
+        }
+        migrations::Migrator::up(db.conn(), None).await.unwrap();
+        let t = TenantId("t1".into());
+        let last = 170;
+        let mut kept = 0;
+        for (to, w) in [(last, 1), (last, 7), (last, 20), (last, 35), (last + 3, 10), (last + 50, 60)] {
+            let win = RevenueWindow { prev_from: to - 2 * w + 1, prev_to: to - w, to };
+            let cells = revenue_retention_cells(db.conn(), &t, win).await.unwrap();
+            let per_customer = revenue_retention(db.conn(), &t, win.prev_from, win.prev_to, win.to).await.unwrap();
+            assert_eq!(cells, per_customer, "{w} days to day {to}");
+            kept += usize::from(per_customer.1 > 0);
+        }
+        assert!(kept >= 4, "most windows keep some revenue ({kept})");
     }
 }

@@ -1,6 +1,8 @@
 //! Org-wide engagement metrics, rankings and property values (docs/engagement.md, "Definitions") on
 //! hand-built datasets; the expected numbers are worked out in the comments.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Duration, Utc};
 
 use crate::engagement::*;
@@ -8,6 +10,7 @@ use crate::helpers::*;
 
 crate::on_both!(
     org_metrics_match_a_hand_built_dataset,
+    net_revenue_retention_matches_the_purchases_summed_per_customer,
     top_customers_by_action_per_property_value_and_with_those_who_never_did_it,
     top_property_values_rank_values_by_events,
     bad_metric_and_ranking_requests_name_their_fields,
@@ -92,6 +95,70 @@ async fn org_metrics_match_a_hand_built_dataset(b: Backend) {
     let m = metrics(&mut c, 7, Some(day(4, 1))).await;
     assert!(unset(&m.stickiness) && unset(&m.churn_rate) && unset(&m.retention_rate));
     assert!(unset(&m.net_revenue_retention));
+}
+
+/// Net revenue retention, kept up batch by batch over 70 days (purchases late by up
+/// to 20 days, several on one day, customers who buy in one window only), against the
+/// purchases summed per customer here: on the last recorded day (read from the
+/// revenue histogram), on earlier as-of days and with a purchase recorded a day ahead
+/// (both counted per customer), and on the day that purchase falls on.
+async fn net_revenue_retention_matches_the_purchases_summed_per_customer(b: Backend) {
+    let app = spawn_app(b).await;
+    let mut c = engagement(&app, None);
+    let start = day(3, 1);
+    let at = |d: i64| start + Duration::days(d);
+    // Per customer: day (from `start`) → revenue.
+    let mut bought: Vec<BTreeMap<i64, i64>> = vec![BTreeMap::new(); 8];
+    let mut x: u64 = 5;
+    let mut next = |m: u64| {
+        x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        (x >> 33) % m
+    };
+    let mut sent = 0;
+    for today in 0..70 {
+        set_clock(&app, at(today));
+        let mut events = Vec::new();
+        for _ in 0..1 + next(3) {
+            let customer = next(8) as usize;
+            let d = if next(4) == 0 { (today - next(21) as i64).max(0) } else { today };
+            let amount = 1 + next(900) as i64;
+            *bought[customer].entry(d).or_default() += amount;
+            sent += 1;
+            events.push(purchase(&format!("p{sent}"), &format!("c{customer}"), at(d), amount));
+        }
+        record_ok(&mut c, events).await;
+    }
+    // (previous, retained) for the window of `w` days ending on day `t`.
+    let expected = |bought: &[BTreeMap<i64, i64>], t: i64, w: i64| {
+        let sum = |b: &BTreeMap<i64, i64>, lo: i64, hi: i64| b.range(lo..=hi).map(|(_, r)| r).sum::<i64>();
+        let previous: i64 = bought.iter().map(|b| sum(b, t - 2 * w + 1, t - w)).sum();
+        let retained: i64 =
+            bought.iter().filter(|b| sum(b, t - 2 * w + 1, t - w) > 0).map(|b| sum(b, t - w + 1, t)).sum();
+        (previous as f64, retained as f64)
+    };
+    let mut kept = 0;
+    for (t, w) in [(69, 1), (69, 3), (69, 7), (69, 10), (69, 30), (69, 35), (50, 7), (40, 14), (45, 20)] {
+        let m = metrics(&mut c, w as i32, (t < 69).then(|| at(t))).await;
+        let want = expected(&bought, t, w);
+        assert_eq!((val(&m.previous_revenue), val(&m.retained_revenue)), want, "as of day {t}, {w} days");
+        kept += usize::from(want.1 > 0.0);
+    }
+    assert!(kept >= 6, "most windows keep some revenue ({kept})");
+
+    // A purchase 18 hours ahead, on day 70: today's figures do not count it.
+    set_clock(&app, at(69));
+    record_ok(&mut c, vec![purchase("ahead", "c1", at(70) - Duration::hours(6), 4_321)]).await;
+    for w in [1, 7, 30] {
+        let m = metrics(&mut c, w as i32, None).await;
+        assert_eq!((val(&m.previous_revenue), val(&m.retained_revenue)), expected(&bought, 69, w), "{w} days");
+    }
+    // On day 70 it counts.
+    *bought[1].entry(70).or_default() += 4_321;
+    set_clock(&app, at(70));
+    for w in [1, 7, 30] {
+        let m = metrics(&mut c, w as i32, None).await;
+        assert_eq!((val(&m.previous_revenue), val(&m.retained_revenue)), expected(&bought, 70, w), "day 70, {w} days");
+    }
 }
 
 async fn top_customers_by_action_per_property_value_and_with_those_who_never_did_it(b: Backend) {
