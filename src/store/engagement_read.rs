@@ -219,7 +219,10 @@ pub async fn customers_revenue_days(
             "SELECT customer_id, day, revenue_minor FROM activity_days WHERE tenant_id = ",
         );
         q.bind(tenant.as_str()).push(" AND customer_id").in_list(chunk.iter().map(|c| c.to_string()));
-        q.push(" AND purchases > 0 AND revenue_minor > 0 AND day >= ").bind(from);
+        // Revenue comes only with purchases; leaving `purchases > 0` out keeps the
+        // planner off the partial index of purchase days, which would read every
+        // customer's since `from`.
+        q.push(" AND revenue_minor > 0 AND day >= ").bind(from);
         q.push(" ORDER BY customer_id, day");
         for r in q.all(conn).await? {
             out.entry(s(&r, 0)?).or_default().push((get_i64(&r, 1)? as Day, get_i64(&r, 2)?));
