@@ -419,11 +419,8 @@ mod tests {
     /// then sums to what the customers' revenue gives directly.
     #[test]
     fn revenue_retention_from_the_histogram_is_the_per_customer_sum() {
-        let mut x: u64 = 11;
-        let mut next = |m: i64| {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-            ((x >> 33) % m as u64) as i64
-        };
+        let mut numbers = crate::domain::testing::numbers(11);
+        let mut next = |m: i64| numbers(m as u64) as i64;
         let mut custs: Vec<BTreeMap<Day, i64>> = vec![BTreeMap::new(); 12];
         let mut cells: BTreeMap<(Day, i32), i64> = BTreeMap::new();
         let mut today: Day = 1_000;

@@ -30,3 +30,17 @@ pub use eligibility::{Eligibility, EligibilityRule, History, Policy};
 pub use follow_up::{FollowUpAction, FollowUpStatus, Priority};
 pub use ids::*;
 pub use survey::{Bucket, Scale, Score, SurveyKind};
+
+/// What tests of several modules share.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// Numbers below `m`, the same sequence for the same `seed` (a 64-bit LCG's high
+    /// bits): made-up data that reproduces.
+    pub(crate) fn numbers(seed: u64) -> impl FnMut(u64) -> u64 {
+        let mut x = seed;
+        move |m| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (x >> 33) % m
+        }
+    }
+}

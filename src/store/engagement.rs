@@ -470,6 +470,9 @@ impl Widened {
     }
 }
 
+/// Counters of a per-tenant table by their two-part key.
+type Cells = BTreeMap<(i32, i32), i64>;
+
 /// What a batch changes in the per-tenant tables: the gap histogram, the daily counts
 /// (active customers, new customers) and the cohorts.
 #[derive(Debug, Default, PartialEq)]
@@ -743,45 +746,25 @@ async fn upsert_tenant_tables(
 ) -> Result<()> {
     let t = tenant.as_str();
     let shard: i16 = rand::random_range(0..SHARDS);
-    if !deltas.gaps.is_empty() {
+    // (table, its two key columns after the tenant, its counter) and the cells to add.
+    let counters: [(&str, [&str; 2], &str, &Cells); 3] = [
+        ("engagement_gaps", ["day", "gap"], "customers", &deltas.gaps),
+        ("engagement_cohorts", ["cohort_month", "active_month"], "customers", &deltas.cohorts),
+        ("engagement_revenue", ["day", "prev_day"], "revenue_minor", &deltas.revenue),
+    ];
+    for (table, [k1, k2], counter, cells) in counters {
+        if cells.is_empty() {
+            continue;
+        }
         insert_rows(
             conn,
-            "engagement_gaps",
-            &["tenant_id", "day", "gap", "shard", "customers"],
-            deltas
-                .gaps
+            table,
+            &["tenant_id", k1, k2, "shard", counter],
+            cells
                 .iter()
-                .map(|((d, g), n)| vec![t.into(), (*d).into(), (*g).into(), shard.into(), (*n).into()])
+                .map(|((a, b), n)| vec![t.into(), (*a).into(), (*b).into(), shard.into(), (*n).into()])
                 .collect(),
-            &add_on_conflict("engagement_gaps", "tenant_id, day, gap, shard", &["customers"]),
-        )
-        .await?;
-    }
-    if !deltas.cohorts.is_empty() {
-        insert_rows(
-            conn,
-            "engagement_cohorts",
-            &["tenant_id", "cohort_month", "active_month", "shard", "customers"],
-            deltas
-                .cohorts
-                .iter()
-                .map(|((c, m), n)| vec![t.into(), (*c).into(), (*m).into(), shard.into(), (*n).into()])
-                .collect(),
-            &add_on_conflict("engagement_cohorts", "tenant_id, cohort_month, active_month, shard", &["customers"]),
-        )
-        .await?;
-    }
-    if !deltas.revenue.is_empty() {
-        insert_rows(
-            conn,
-            "engagement_revenue",
-            &["tenant_id", "day", "prev_day", "shard", "revenue_minor"],
-            deltas
-                .revenue
-                .iter()
-                .map(|((d, p), r)| vec![t.into(), (*d).into(), (*p).into(), shard.into(), (*r).into()])
-                .collect(),
-            &add_on_conflict("engagement_revenue", "tenant_id, day, prev_day, shard", &["revenue_minor"]),
+            &add_on_conflict(table, &format!("tenant_id, {k1}, {k2}, shard"), &[counter]),
         )
         .await?;
     }

@@ -858,7 +858,7 @@ mod tests {
     use sea_orm::{ActiveModelTrait, IntoActiveModel};
 
     use super::*;
-    use crate::store::testing::{memory_db, tenant_row};
+    use crate::store::testing::{memory_db, migrate_up_to, tenant_row};
 
     /// The one statement's sums are the domain's definition (`GapSum::matches`) summed
     /// by hand over the same cells, for every kind of sum and window edges that cut
@@ -872,11 +872,7 @@ mod tests {
         // A histogram over days 100..=160: gaps 1..=40 and "none yet", 1 to 9
         // customers a cell, spread over shards.
         let mut cells: Vec<(Day, i32, i64)> = Vec::new();
-        let mut x: u64 = 7;
-        let mut next = |m: u64| {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-            (x >> 33) % m
-        };
+        let mut next = crate::domain::testing::numbers(7);
         for day in 100..=160 {
             for _ in 0..6 {
                 let gap = if next(5) == 0 { NO_NEXT } else { 1 + next(40) as i32 };
@@ -916,19 +912,10 @@ mod tests {
     /// gives, for windows ending on the last recorded day or after it.
     #[tokio::test]
     async fn the_revenue_histogram_its_migration_fills_sums_to_the_per_customer_retention() {
-        use migrations::MigratorTrait;
         let db = memory_db().await;
-        let before = migrations::Migrator::migrations()
-            .iter()
-            .position(|m| m.name() == "m20261201_000007_revenue_histogram")
-            .expect("the revenue histogram's migration") as u32;
-        migrations::Migrator::up(db.conn(), Some(before)).await.unwrap();
+        migrate_up_to(&db, "m20261201_000007_revenue_histogram").await;
         tenant_row("t1", 0).into_active_model().insert(db.conn()).await.unwrap();
-        let mut x: u64 = 3;
-        let mut next = |m: u64| {
-            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-            (x >> 33) % m
-        };
+        let mut next = crate::domain::testing::numbers(3);
         for day in 100..=170 {
             for customer in 0..6 {
                 if next(3) != 0 {
@@ -945,7 +932,7 @@ mod tests {
                 db.conn().execute_unprepared(&sql).await.unwrap();
             }
         }
-        migrations::Migrator::up(db.conn(), None).await.unwrap();
+        db.migrate().await.unwrap();
         let t = TenantId("t1".into());
         let last = 170;
         let mut kept = 0;

@@ -306,11 +306,10 @@ pub async fn prune(conn: &impl ConnectionTrait, before: Timestamp) -> Result<u64
 
 #[cfg(test)]
 mod tests {
-    use migrations::MigratorTrait;
     use sea_orm::{ActiveModelTrait, IntoActiveModel};
 
     use super::*;
-    use crate::store::testing::{memory_db, tenant_row};
+    use crate::store::testing::{memory_db, migrate_up_to, tenant_row};
 
     fn event_row(id: &str, tenant: &str, seq: Option<i64>) -> event::Model {
         event::Model {
@@ -382,12 +381,7 @@ mod tests {
     #[tokio::test]
     async fn events_a_sequencer_left_unnumbered_are_numbered_by_the_upgrade_and_fanned_out_later() {
         let db = memory_db().await;
-        // Every migration before the one that numbers events on write.
-        let before = migrations::Migrator::migrations()
-            .iter()
-            .position(|m| m.name() == "m20261129_000002_events_numbered_on_write")
-            .expect("the numbering migration") as u32;
-        migrations::Migrator::up(db.conn(), Some(before)).await.unwrap();
+        migrate_up_to(&db, "m20261129_000002_events_numbered_on_write").await;
         tenant_row("t1", 2).into_active_model().insert(db.conn()).await.unwrap();
         tenant_row("t2", 0).into_active_model().insert(db.conn()).await.unwrap();
         endpoint_row_before_sealing("w1", "t1").insert(db.conn()).await.unwrap();

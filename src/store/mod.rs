@@ -644,6 +644,14 @@ pub(crate) mod testing {
         Db::connect(&settings).await.expect("in-memory SQLite")
     }
 
+    /// Applies every migration before the one named `name`.
+    pub(crate) async fn migrate_up_to(db: &Db, name: &str) {
+        use migrations::MigratorTrait;
+        let before = migrations::Migrator::migrations().iter().position(|m| m.name() == name);
+        let before = before.unwrap_or_else(|| panic!("no migration {name}")) as u32;
+        migrations::Migrator::up(db.conn(), Some(before)).await.unwrap();
+    }
+
     /// A tenant row named `id` in UTC, without waiting periods, whose last event is `event_seq`.
     pub(crate) fn tenant_row(id: &str, event_seq: i64) -> tenant::Model {
         tenant::Model {
