@@ -304,7 +304,7 @@ impl Services {
         let churn_window = ChurnWindow::ending(today, w, config.inactivity_days);
         let (last, first) = (eng::month_of(today), eng::month_of(today) - months + 1);
         // Independent reads, each on a connection of its own: the call takes as long as
-        // the slowest (net revenue retention, on a large tenant), not their sum.
+        // the slowest (the gap-histogram sums, on a large tenant), not their sum.
         let gaps = [
             GapSum::active(today, today),
             GapSum::active(today - 6, today),
