@@ -433,6 +433,11 @@ pub struct OutboxArgs {
     /// policy (docs/privacy.md), in milliseconds.
     #[arg(long, global = true, env = "RAPPORT_RETENTION_CHECK_MS", default_value_t = 3_600_000)]
     pub retention_check_ms: u64,
+    /// How often each tenant's counter rows of days before yesterday are folded into
+    /// one row per key, which keeps reads of large tenants short (docs/engagement.md),
+    /// in milliseconds.
+    #[arg(long, global = true, env = "RAPPORT_ROLLUP_FOLD_MS", default_value_t = 60_000)]
+    pub rollup_fold_ms: u64,
 }
 
 impl Default for OutboxArgs {
@@ -449,6 +454,7 @@ impl Default for OutboxArgs {
             worker_poll_ms: 1000,
             sla_check_ms: 30000,
             retention_check_ms: 3_600_000,
+            rollup_fold_ms: 60_000,
         }
     }
 }
@@ -470,6 +476,7 @@ impl OutboxArgs {
             poll: Duration::from_millis(self.worker_poll_ms.max(10)),
             sla_check: Duration::from_millis(self.sla_check_ms.max(10)),
             retention_check: Duration::from_millis(self.retention_check_ms.max(10)),
+            fold_every: Duration::from_millis(self.rollup_fold_ms.max(10)),
         })
     }
 }

@@ -20,7 +20,7 @@ use crate::domain::time::Timestamp;
 use crate::domain::{CustomerRef, TenantId};
 use crate::error::{AppError, Result};
 use crate::store::engagement::{self as es, Rolled, StoredConfig};
-use crate::store::{customers, engagement_read as er};
+use crate::store::{customers, engagement_read as er, tenants};
 
 /// What became of one event of a batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,7 +52,40 @@ pub const CONFIG_FIELDS: [&str; 11] = [
 /// Pages of raw events replayed at a time when roll-ups are recomputed.
 const REPLAY_PAGE: u64 = 5_000;
 
+/// Days before the UTC day that the fold leaves alone: today and yesterday in every
+/// time zone (a tenant's day is at most one day behind or ahead of UTC's), the days
+/// whose counters concurrent batches add to most.
+const FOLD_AFTER_DAYS: i32 = 2;
+
+/// What one pass of the fold did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FoldPass {
+    /// Counter rows folded into their key's one row.
+    pub moved: u64,
+    /// Tenants left for the next pass (another replica was folding them).
+    pub skipped: u64,
+}
+
 impl Services {
+    /// One pass of the fold over every tenant (docs/engagement.md, "Shards and the
+    /// fold"): the gap and revenue counters of the days before yesterday, summed into
+    /// one row per key. What the reads sum is unchanged; they read fewer rows.
+    pub async fn fold_rollups(&self) -> Result<FoldPass> {
+        let before = eng::day_of(chrono_tz::Tz::UTC, self.clock.now()) - FOLD_AFTER_DAYS;
+        let mut pass = FoldPass::default();
+        for tenant in tenants::ids(&self.db).await? {
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            match es::fold_old_days(&self.db, &tenant, before).await {
+                Ok(n) => pass.moved += n,
+                Err(e) if e.is_transient() => pass.skipped += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(pass)
+    }
+
     /// Creates or changes a customer: account, traits, properties.
     #[tracing::instrument(skip_all, fields(tenant = %p.tenant))]
     pub async fn upsert_customer(

@@ -102,6 +102,8 @@ pub struct OutboxSettings {
     pub sla_check: Duration,
     /// How often the retention worker passes over every tenant (docs/privacy.md).
     pub retention_check: Duration,
+    /// How often old days' counter rows are folded (docs/engagement.md).
+    pub fold_every: Duration,
 }
 
 impl Default for OutboxSettings {
@@ -119,6 +121,7 @@ impl Default for OutboxSettings {
             poll: Duration::from_millis(1000),
             sla_check: Duration::from_millis(30000),
             retention_check: Duration::from_secs(3600),
+            fold_every: Duration::from_secs(60),
         }
     }
 }

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use sea_orm::{ConnectionTrait, Value};
 
+use super::Db;
 use super::error::Result;
 use super::sql::{Sql, add_on_conflict, get, get_i64, get_opt_i64, greatest, insert_rows, least};
 use crate::domain::engagement::{self as eng, Day, EventKind, ScoringConfig};
@@ -787,6 +788,94 @@ async fn upsert_tenant_tables(
     Ok(())
 }
 
+// ---------------------------------------------------------------------------------
+// Folding old days' shards.
+// ---------------------------------------------------------------------------------
+
+/// The shard [`fold_old_days`] moves old days' counts into. Ingestion writes shards
+/// `0..SHARDS` only, so no batch ever holds a lock on a folded row.
+pub const FOLDED: i16 = -1;
+
+/// The counter tables whose first key is a day: (table, day key, other key, counter).
+const DAY_KEYED: [(&str, &str, &str, &str); 2] =
+    [("engagement_gaps", "day", "gap", "customers"), ("engagement_revenue", "day", "prev_day", "revenue_minor")];
+
+/// Rows one PostgreSQL fold statement moves at most (one short transaction each).
+const FOLD_CHUNK: u64 = 10_000;
+
+/// How long a fold waits for a row lock (another replica folding the same tenant)
+/// before giving up until the next pass: PostgreSQL's `lock_timeout`.
+const FOLD_LOCK_TIMEOUT: &str = "200ms";
+
+/// Folds a tenant's counter rows of the days before `before` into one row per key
+/// (shard [`FOLDED`]), so reads of a window sum about one row per key instead of up
+/// to [`SHARDS`] (docs/engagement.md, "Shards and the fold"). Sums are unchanged.
+/// Returns the rows moved.
+///
+/// On PostgreSQL it runs beside ingestion: it deletes only rows no batch holds
+/// (`FOR UPDATE SKIP LOCKED`) and adds them to the folded row in the same statement;
+/// a batch adding to a row being deleted waits for the fold's commit and then inserts
+/// it afresh. A row locked by a batch stays for the next pass. On SQLite writes take
+/// turns, so a plain insert-then-delete in one transaction is enough.
+pub async fn fold_old_days(db: &Db, tenant: &TenantId, before: Day) -> Result<u64> {
+    let t = tenant.as_str();
+    let b = db.backend();
+    let mut moved = 0;
+    for (table, day, key, counter) in DAY_KEYED {
+        let keys = format!("tenant_id, {day}, {key}, shard");
+        let upsert = add_on_conflict(table, &keys, &[counter]);
+        loop {
+            let txn = db.begin_write().await?;
+            let n = if db.is_postgres() {
+                txn.execute_unprepared(&format!("SET LOCAL lock_timeout = '{FOLD_LOCK_TIMEOUT}'")).await?;
+                let mut q = Sql::new(
+                    b,
+                    &format!(
+                        "WITH moved AS (DELETE FROM {table} WHERE ({keys}) IN (SELECT {keys} FROM {table} \
+                         WHERE tenant_id = "
+                    ),
+                );
+                q.bind(t).push(&format!(" AND {day} < ")).bind(before);
+                q.push(&format!(
+                    " AND shard <> {FOLDED} ORDER BY {day}, {key}, shard LIMIT {FOLD_CHUNK} FOR UPDATE SKIP LOCKED) \
+                     RETURNING {day}, {key}, {counter}), folded AS (INSERT INTO {table} ({keys}, {counter}) SELECT "
+                ));
+                q.bind(t).push(&format!(
+                    ", {day}, {key}, {FOLDED}, CAST(SUM({counter}) AS BIGINT) FROM moved GROUP BY {day}, {key} \
+                     ORDER BY {day}, {key} {upsert}) SELECT COUNT(*) FROM moved"
+                ));
+                match q.one(&txn).await? {
+                    Some(r) => get_i64(&r, 0)? as u64,
+                    None => 0,
+                }
+            } else {
+                let old = |q: &mut Sql| {
+                    q.push(&format!(" FROM {table} WHERE tenant_id = ")).bind(t);
+                    q.push(&format!(" AND {day} < ")).bind(before).push(&format!(" AND shard <> {FOLDED}"));
+                };
+                let mut q = Sql::new(
+                    b,
+                    &format!(
+                        "INSERT INTO {table} ({keys}, {counter}) SELECT tenant_id, {day}, {key}, {FOLDED}, SUM({counter})"
+                    ),
+                );
+                old(&mut q);
+                q.push(&format!(" GROUP BY tenant_id, {day}, {key} {upsert}"));
+                q.exec(&txn).await?;
+                let mut q = Sql::new(b, "DELETE");
+                old(&mut q);
+                q.exec(&txn).await?
+            };
+            txn.commit().await?;
+            moved += n;
+            if n < FOLD_CHUNK {
+                break;
+            }
+        }
+    }
+    Ok(moved)
+}
+
 /// Deletes every roll-up of a tenant (before recomputing them from raw events).
 pub async fn clear_rollups(conn: &impl ConnectionTrait, tenant: &TenantId) -> Result<()> {
     for table in [
@@ -905,6 +994,91 @@ mod tests {
         assert_eq!(d.days.into_iter().collect::<Vec<_>>(), [(20, (1, 1)), (40, (0, -1))]);
         assert_eq!(d.gaps.into_iter().collect::<Vec<_>>(), [((20, 20), 1)]);
         assert_eq!(d.cohorts.into_iter().collect::<Vec<_>>(), [((0, 0), 1), ((0, 1), 1), ((1, 1), -1)]);
+    }
+
+    /// The fold sums every key's shards of the old days into one row and leaves the
+    /// sums read from them, and the newer days' rows, as they were.
+    #[tokio::test]
+    async fn folding_old_days_leaves_one_row_per_key_and_every_sum() {
+        use crate::domain::engagement_metrics::{GapSum, RevenueWindow};
+        use crate::store::engagement_read::{gap_sums, revenue_retention_cells};
+        use crate::store::testing::{memory_db, tenant_row};
+        use sea_orm::{ActiveModelTrait as _, IntoActiveModel as _};
+
+        let db = memory_db().await;
+        db.migrate().await.unwrap();
+        for t in ["t1", "t2"] {
+            tenant_row(t, 0).into_active_model().insert(db.conn()).await.unwrap();
+        }
+        let mut next = crate::domain::testing::numbers(5);
+        for (table, key, counter) in
+            [("engagement_gaps", "gap", "customers"), ("engagement_revenue", "prev_day", "revenue_minor")]
+        {
+            for _ in 0..400 {
+                let (day, other, shard, n) = (100 + next(40), next(6) as i64, next(16), 1 + next(9));
+                let other = if key == "prev_day" { day as i64 - 1 - other } else { other };
+                for t in ["t1", "t2"] {
+                    let sql = format!(
+                        "INSERT INTO {table} (tenant_id, day, {key}, shard, {counter}) VALUES ('{t}', {day}, {other}, {shard}, {n}) \
+                         ON CONFLICT (tenant_id, day, {key}, shard) DO UPDATE SET {counter} = {table}.{counter} + {n}"
+                    );
+                    db.conn().execute_unprepared(&sql).await.unwrap();
+                }
+            }
+        }
+        let t = TenantId("t1".into());
+        let sums: Vec<GapSum> = [(100, 139), (110, 125), (125, 135), (130, 139)]
+            .into_iter()
+            .flat_map(|(a, b)| [GapSum::active(a, b), GapSum::returned(a, b, b + 3), GapSum::churn_episodes(a, b, 2)])
+            .collect();
+        let windows = [(139, 10), (139, 5), (131, 4)].map(|(to, w)| RevenueWindow {
+            prev_from: to - 2 * w + 1,
+            prev_to: to - w,
+            to,
+        });
+        let read = || async {
+            let mut revenue = Vec::new();
+            for w in windows {
+                revenue.push(revenue_retention_cells(db.conn(), &t, w).await.unwrap());
+            }
+            (gap_sums(db.conn(), &t, &sums).await.unwrap(), revenue)
+        };
+        let db = &db;
+        let rows = |sql: String| async move {
+            let r = db.conn().query_one_raw(sea_orm::Statement::from_string(db.backend(), sql)).await.unwrap();
+            r.unwrap().try_get_by_index::<i64>(0).unwrap()
+        };
+        let count = |table: &str, key: &str, filter: &str| {
+            format!(
+                "SELECT COUNT(*) FROM (SELECT day, {key}, COUNT(*) AS n, MIN(shard) AS s FROM {table} WHERE tenant_id = 't1' AND {filter} GROUP BY day, {key}) x"
+            )
+        };
+        let before = read().await;
+        let newer = rows("SELECT COUNT(*) FROM engagement_gaps WHERE day >= 125".into()).await;
+        let moved = fold_old_days(db, &t, 125).await.unwrap();
+        assert!(moved > 200, "{moved}");
+        assert_eq!(read().await, before);
+        for (table, key) in [("engagement_gaps", "gap"), ("engagement_revenue", "prev_day")] {
+            let keys = rows(count(table, key, "day < 125")).await;
+            assert!(keys > 50, "{table}: {keys} keys");
+            let folded = rows(format!("{}  WHERE n = 1 AND s = {FOLDED}", count(table, key, "day < 125"))).await;
+            assert_eq!(folded, keys, "{table}: one folded row per key");
+        }
+        assert_eq!(rows("SELECT COUNT(*) FROM engagement_gaps WHERE day >= 125".into()).await, newer);
+        // The other tenant is untouched; a second fold has nothing to move; a row added
+        // to an old day later is folded into its key's row by the next.
+        assert_eq!(rows("SELECT COUNT(*) FROM engagement_gaps WHERE tenant_id = 't2' AND shard < 0".into()).await, 0);
+        assert_eq!(fold_old_days(db, &t, 125).await.unwrap(), 0);
+        db.conn()
+            .execute_unprepared(
+                "INSERT INTO engagement_gaps (tenant_id, day, gap, shard, customers) VALUES ('t1', 110, 3, 7, 4)",
+            )
+            .await
+            .unwrap();
+        let with_it = read().await;
+        assert_ne!(with_it, before);
+        assert_eq!(fold_old_days(db, &t, 125).await.unwrap(), 1);
+        assert_eq!(read().await, with_it);
     }
 
     #[test]

@@ -34,7 +34,8 @@ pub enum StoreError {
     /// knows it to be down. Safe to retry later.
     #[error("the database is unreachable")]
     Unavailable,
-    /// SQLite: another writer held the lock past the busy timeout (BUSY, LOCKED).
+    /// SQLite: another writer held the lock past the busy timeout (BUSY, LOCKED);
+    /// PostgreSQL: a statement waited for a lock past its `lock_timeout` (55P03).
     /// Safe to retry later.
     #[error("the database is busy")]
     Busy,
@@ -85,6 +86,12 @@ impl From<DbErr> for StoreError {
         {
             return StoreError::Busy;
         }
+        if let DbErr::Exec(RuntimeErr::SqlxError(s)) | DbErr::Query(RuntimeErr::SqlxError(s)) = &e
+            && let sqlx::Error::Database(db) = &**s
+            && db.code().is_some_and(|c| c == PG_LOCK_NOT_AVAILABLE)
+        {
+            return StoreError::Busy;
+        }
         if is_unavailable(&e) {
             return StoreError::Unavailable;
         }
@@ -132,6 +139,9 @@ pub(crate) fn decoded<T>(r: crate::error::Result<T>) -> Result<T> {
 }
 
 /// Whether `e` is connection trouble (safe to retry later).
+/// PostgreSQL's `lock_not_available`: a lock waited for past `lock_timeout`.
+const PG_LOCK_NOT_AVAILABLE: &str = "55P03";
+
 fn is_unavailable(e: &DbErr) -> bool {
     match e {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,

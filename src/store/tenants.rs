@@ -118,6 +118,13 @@ pub async fn keys_by_hash(db: &Db, hashes: &[&str]) -> Result<Vec<KeyRecord>> {
         .collect())
 }
 
+/// Every tenant's id, in id order.
+pub async fn ids(db: &Db) -> Result<Vec<TenantId>> {
+    use sea_orm::QueryOrder as _;
+    let rows = tenant::Entity::find().order_by_asc(tenant::Column::Id).all(db.conn()).await?;
+    Ok(rows.into_iter().map(|t| TenantId(t.id)).collect())
+}
+
 /// Whether the database has no tenant yet.
 pub async fn is_empty(db: &Db) -> Result<bool> {
     Ok(tenant::Entity::find().count(db.conn()).await? == 0)

@@ -1,6 +1,7 @@
 //! Background work inside `rapport serve`: the webhook fan-out and
 //! dispatcher, follow-up SLA escalation, event retention, the tenants' data
-//! retention (docs/privacy.md), the monthly partitions of history on PostgreSQL
+//! retention (docs/privacy.md), the fold of old days' counters (docs/engagement.md),
+//! the monthly partitions of history on PostgreSQL
 //! (docs/operations.md) and, on PostgreSQL, the session that hears of other replicas'
 //! events. Each is a loop around
 //! one use-case of `service/`; every replica runs them, and the database decides who
@@ -111,6 +112,33 @@ pub fn spawn(services: Services) -> Vec<JoinHandle<()>> {
         },
         services.clone(),
     )));
+
+    // The first fold comes one interval after start, not with it (as a pass of a
+    // replica started a moment earlier would).
+    let s = services.clone();
+    let every = services.outbox.fold_every;
+    let fold = run(
+        "fold",
+        stop.clone(),
+        move || {
+            let s = s.clone();
+            async move {
+                let pass = s.fold_rollups().await?;
+                if pass != Default::default() {
+                    tracing::debug!(moved = pass.moved, skipped = pass.skipped, "old days' counters folded");
+                }
+                Ok(Wait::Until(every, Wake::Timer))
+            }
+        },
+        services.clone(),
+    );
+    let first = stop.clone();
+    handles.push(tasks.spawn(async move {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => fold.await,
+            _ = first.cancelled() => {}
+        }
+    }));
 
     let s = services.clone();
     handles.push(tasks.spawn(run(

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
+use sea_orm::{ConnectionTrait as _, Statement};
 
 use crate::engagement::*;
 use crate::helpers::*;
@@ -11,6 +12,7 @@ use crate::helpers::*;
 crate::on_both!(
     org_metrics_match_a_hand_built_dataset,
     net_revenue_retention_matches_the_purchases_summed_per_customer,
+    folding_old_days_beside_concurrent_batches_keeps_every_metric,
     top_customers_by_action_per_property_value_and_with_those_who_never_did_it,
     top_property_values_rank_values_by_events,
     bad_metric_and_ranking_requests_name_their_fields,
@@ -158,6 +160,107 @@ async fn net_revenue_retention_matches_the_purchases_summed_per_customer(b: Back
     for w in [1, 7, 30] {
         let m = metrics(&mut c, w as i32, None).await;
         assert_eq!((val(&m.previous_revenue), val(&m.retained_revenue)), expected(&bought, 70, w), "day 70, {w} days");
+    }
+}
+
+/// The fold (docs/engagement.md, "Shards and the fold") running again and again beside
+/// concurrent batches, late events for old days among them, and two folds at once (the
+/// worker's, every 10 ms, and this test's): the metrics are what the events give,
+/// counted here per customer, and the old days are left one row per key.
+async fn folding_old_days_beside_concurrent_batches_keeps_every_metric(b: Backend) {
+    let app = spawn_app_with(b, |a| a.outbox.rollup_fold_ms = 10).await;
+    let today = day(5, 10);
+    set_clock(&app, today);
+    let at = |ago: i64, hour: i64| today - Duration::days(ago) + Duration::hours(hour);
+    let mut next = {
+        let mut x: u64 = 11;
+        move |m: u64| {
+            x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+            (x >> 33) % m
+        }
+    };
+    // Per customer: days ago → revenue (0: active without buying).
+    let mut days: Vec<BTreeMap<i64, i64>> = vec![BTreeMap::new(); 150];
+    let mut events = Vec::new();
+    for i in 0..1_500 {
+        // RecordEvents takes events up to 30 days old.
+        let (customer, ago, hour) = (next(150) as usize, next(30) as i64, next(23) as i64 - 11);
+        let id = format!("e{i}");
+        let revenue = if next(5) == 0 { 1 + next(900) as i64 } else { 0 };
+        *days[customer].entry(ago).or_default() += revenue;
+        let who = format!("c{customer}");
+        events.push(if revenue > 0 {
+            purchase(&id, &who, at(ago, hour), revenue)
+        } else {
+            session(&id, &who, at(ago, hour), 30)
+        });
+    }
+    // Six clients, each sending every sixth batch of 50, while this test folds too.
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let folds = {
+        let (services, done) = (app.services.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut passes = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                services.fold_rollups().await.expect("a fold pass");
+                passes += 1;
+            }
+            passes
+        })
+    };
+    let batches: Vec<Vec<pb::ActivityEvent>> = events.chunks(50).map(|c| c.to_vec()).collect();
+    let mut clients = Vec::new();
+    for k in 0..6 {
+        let mut c = engagement(&app, None);
+        let mine: Vec<_> = batches.iter().skip(k).step_by(6).cloned().collect();
+        clients.push(tokio::spawn(async move {
+            for batch in mine {
+                record_ok(&mut c, batch).await;
+            }
+        }));
+    }
+    for c in clients {
+        c.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(folds.await.unwrap() > 0);
+
+    // The worker leaves no row of a shard for the days before yesterday, and the
+    // folded rows are there.
+    let conn = app.services.db.conn();
+    let count = |shards: &'static str| {
+        let sql = format!(
+            "SELECT COUNT(*) FROM engagement_gaps WHERE day < {} AND shard {shards}",
+            today.timestamp().div_euclid(86_400) - 2
+        );
+        async move {
+            let row = conn.query_one_raw(Statement::from_string(conn.get_database_backend(), sql)).await.unwrap();
+            row.unwrap().try_get_by_index::<i64>(0).unwrap()
+        }
+    };
+    assert!(eventually(std::time::Duration::from_secs(10), || async { count(">= 0").await == 0 }).await);
+    assert!(count("= -1").await > 50, "old days are folded, one row per key");
+
+    // Active customers and revenue per window, counted per customer.
+    let active = |lo: i64, hi: i64| days.iter().filter(|d| d.range(lo..=hi).next().is_some()).count() as f64;
+    let mut c = engagement(&app, None);
+    for (ago, w) in [(0, 1), (0, 7), (0, 15), (3, 10), (10, 7), (5, 12)] {
+        let m = metrics(&mut c, w as i32, (ago > 0).then(|| at(ago, 0))).await;
+        // Days ago: the window is [ago, ago + w - 1], the previous one the w days before it.
+        let (newest, oldest) = (ago, ago + w - 1);
+        let what = format!("{w} days, {ago} days ago");
+        assert_eq!(val(&m.dau), active(ago, ago), "{what}");
+        assert_eq!(val(&m.wau), active(ago, ago + 6), "{what}");
+        assert_eq!(val(&m.mau), active(ago, ago + 29), "{what}");
+        let before = |d: &BTreeMap<i64, i64>| d.range(oldest + 1..=oldest + w).next().is_some();
+        let retained = days.iter().filter(|d| before(d) && d.range(newest..=oldest).next().is_some()).count();
+        assert_eq!(val(&m.previously_active), active(oldest + 1, oldest + w), "{what}");
+        assert_eq!(val(&m.retained_customers), retained as f64, "{what}");
+        let spent = |d: &BTreeMap<i64, i64>, lo: i64, hi: i64| d.range(lo..=hi).map(|(_, r)| r).sum::<i64>();
+        let previous: i64 = days.iter().map(|d| spent(d, oldest + 1, oldest + w)).sum();
+        let kept: i64 =
+            days.iter().filter(|d| spent(d, oldest + 1, oldest + w) > 0).map(|d| spent(d, newest, oldest)).sum();
+        assert_eq!((val(&m.previous_revenue), val(&m.retained_revenue)), (previous as f64, kept as f64), "{what}");
     }
 }
 
@@ -316,4 +419,47 @@ async fn bad_metric_and_ranking_requests_name_their_fields(b: Backend) {
         .await
         .unwrap_err();
     assert_invalid(&err, "customer_id");
+}
+
+/// Two replicas folding one tenant at once (PostgreSQL): while another session holds a
+/// folded row, a fold pass gives that tenant up after its short lock timeout (counted,
+/// nothing moved, nothing lost) and the next pass, once the row is free, folds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_a_fold_that_meets_another_gives_the_tenant_up_until_the_next_pass() {
+    use sea_orm::TransactionTrait as _;
+    let app = spawn_app(Backend::Postgres).await;
+    let today = day(5, 10);
+    set_clock(&app, today);
+    let mut c = engagement(&app, None);
+    let (old, older) = (today - Duration::days(9), today - Duration::days(12));
+    record_ok(&mut c, vec![session("a1", "ada", older, 30), session("b1", "bob", older, 30)]).await;
+    // (The worker's first pass is a minute away.)
+    assert!(app.services.fold_rollups().await.unwrap().moved > 0);
+    // Ada comes back: her old day's cells change in a shard's row again.
+    record_ok(&mut c, vec![session("a2", "ada", old, 30)]).await;
+    let before = metrics(&mut c, 30, Some(today)).await;
+
+    let conn = app.services.db.conn();
+    let holder = conn.begin().await.unwrap();
+    holder.execute_unprepared("SELECT * FROM engagement_gaps WHERE shard = -1 FOR UPDATE").await.unwrap();
+    let pass = app.services.fold_rollups().await.unwrap();
+    assert_eq!((pass.moved, pass.skipped), (0, 1), "{pass:?}");
+    assert_eq!(metrics(&mut c, 30, Some(today)).await, before);
+    holder.rollback().await.unwrap();
+    let pass = app.services.fold_rollups().await.unwrap();
+    assert!(pass.moved > 0 && pass.skipped == 0, "{pass:?}");
+    assert_eq!(metrics(&mut c, 30, Some(today)).await, before);
+    let b = conn.get_database_backend();
+    let old_days = format!(
+        "SELECT COUNT(*) FROM engagement_gaps WHERE shard >= 0 AND day < {}",
+        today.timestamp().div_euclid(86_400) - 2
+    );
+    let left = conn
+        .query_one_raw(Statement::from_string(b, old_days))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get_by_index::<i64>(0)
+        .unwrap();
+    assert_eq!(left, 0);
 }

@@ -61,6 +61,33 @@ impl DbTarget {
         done.map(|_| ())
     }
 
+    /// Waits until the server's fold (docs/engagement.md, "Shards and the fold") has
+    /// left `tenants` one counter row per key for the days before `before` (days since
+    /// 1970), as a running service has a minute after a bulk load; gives up after
+    /// `limit`. Returns how long it waited.
+    pub async fn wait_folded(&self, tenants: &[&str], before: i64, limit: Duration) -> anyhow::Result<Duration> {
+        let conn = self.connect_one().await?;
+        let ids = tenants.iter().map(|t| format!("'{}'", t.replace('\'', "''"))).collect::<Vec<_>>().join(", ");
+        let sql = format!(
+            "SELECT (SELECT COUNT(*) FROM engagement_gaps WHERE tenant_id IN ({ids}) AND day < {before} AND shard >= 0) \
+             + (SELECT COUNT(*) FROM engagement_revenue WHERE tenant_id IN ({ids}) AND day < {before} AND shard >= 0)"
+        );
+        let start = std::time::Instant::now();
+        let waited = loop {
+            let row = conn.query_one_raw(sea_orm::Statement::from_string(conn.get_database_backend(), &sql)).await?;
+            let left: i64 = row.context("no row counted")?.try_get_by_index(0)?;
+            if left == 0 {
+                break Ok(start.elapsed());
+            }
+            if start.elapsed() > limit {
+                break Err(anyhow::anyhow!("{left} counter rows still unfolded after {} s", limit.as_secs()));
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        let _ = conn.close().await;
+        waited
+    }
+
     /// One connection to the server's database, for set-up statements.
     async fn connect_one(&self) -> anyhow::Result<DatabaseConnection> {
         let mut opts = self.pool(&self.url, None);

@@ -112,6 +112,8 @@ impl Rapport {
             .env("RAPPORT_WEBHOOK_ALLOW_HTTP_HOSTS", "127.0.0.1")
             .env("RAPPORT_WEBHOOK_SETTLE_SECONDS", "0")
             .env("RAPPORT_WORKER_POLL_MS", "200")
+            // Seeded history is folded within a second, not a minute (see wait_folded).
+            .env("RAPPORT_ROLLUP_FOLD_MS", "1000")
             .env("RAPPORT_BOOTSTRAP_TENANT", "false")
             .env("RAPPORT_LOG_LEVEL", "warn")
             .stdin(Stdio::null())
