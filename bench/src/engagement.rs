@@ -27,7 +27,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use rand::Rng;
 use sea_orm::sea_query::Query;
-use sea_orm::{ConnectionTrait, DatabaseConnection, Value};
+use sea_orm::{ConnectionTrait, DatabaseConnection, TransactionTrait as _, Value};
 use sha2::{Digest, Sha256};
 use tokio::task::JoinSet;
 use tonic::Status;
@@ -130,6 +130,7 @@ async fn bench(session: &Session, args: &EngagementArgs) -> anyhow::Result<Strin
         conn: session.scratch.conn().clone(),
         tenant: Arc::from(ingest.id.as_str()),
         run: Arc::from(run),
+        dedup: false,
     };
     drive(&raw("warm"), concurrency, Duration::ZERO, WARM_UP).await?;
     session.db.analyze().await?;
@@ -137,6 +138,18 @@ async fn bench(session: &Session, args: &EngagementArgs) -> anyhow::Result<Strin
     let base = drive(&raw("measured"), concurrency, Duration::from_secs(1), measure).await?;
     out.push_str("RecordEvents throughput (roll-ups included) against 100-row INSERTs of raw rows\n");
     writeln!(out, "  baseline, 100-row multi-value INSERTs      {:>10.0} rows/s{}", base.rate(), errors(&base))?;
+    // What no ingestion keeping deduplication can beat: the same rows, each with its
+    // dedup record, the two INSERTs in one transaction — and no roll-up at all.
+    eprintln!("floor with dedup: the same INSERTs and their dedup records for {} s…", args.seconds);
+    let floor =
+        drive(&RawInsertOp { dedup: true, ..raw("dedup") }, concurrency, Duration::from_secs(1), measure).await?;
+    writeln!(
+        out,
+        "  the same with each row's dedup record         {:>10.0} rows/s  {:.2}× baseline: the most RecordEvents can reach{}",
+        floor.rate(),
+        floor.rate() / base.rate().max(f64::EPSILON),
+        errors(&floor)
+    )?;
     for (size, target) in THROUGHPUT_TARGETS {
         eprintln!("RecordEvents, batches of {size}, for {} s…", args.seconds);
         let run = format!("r{size}-{}", chrono::Utc::now().timestamp_micros());
@@ -386,29 +399,41 @@ struct RawInsertOp {
     tenant: Arc<str>,
     /// Tells this load's message ids from another's (the warm-up's).
     run: Arc<str>,
+    /// Whether each row's dedup record goes with it (into `activity_event_ids`, in the
+    /// same transaction), as ingestion must write it.
+    dedup: bool,
 }
 
 impl Operation for RawInsertOp {
     async fn call(&self, worker: usize, seq: u64) -> anyhow::Result<u64> {
-        let insert = {
+        let (insert, ids) = {
             let mut rng = rand::rng();
             let now = chrono::Utc::now().timestamp_micros();
             let mut insert = Query::insert();
             insert.into_table("activity_events").columns(RAW_COLS);
+            let mut ids = Query::insert();
+            ids.into_table("activity_event_ids").columns(["tenant_id", "message_id", "customer_id", "payload_hash"]);
             for i in 0..BASELINE_ROWS {
                 let customer = format!("c{}", rng.random_range(0..20_000));
                 let kind = synthetic(&mut rng);
-                insert.values(raw_values(
-                    &self.tenant,
-                    format!("b-{}-{worker}-{seq}-{i}", self.run),
-                    customer,
-                    now,
-                    &kind,
-                ))?;
+                let row = raw_values(&self.tenant, format!("b-{}-{worker}-{seq}-{i}", self.run), customer, now, &kind);
+                // tenant, message id, customer, payload hash
+                ids.values([0, 1, 2, 10].map(|c| row[c].clone()))?;
+                insert.values(row)?;
             }
-            insert
+            ids.on_conflict(
+                sea_orm::sea_query::OnConflict::columns(["tenant_id", "message_id"]).do_nothing().to_owned(),
+            );
+            (insert, ids)
         };
-        self.conn.execute(&insert).await?;
+        if self.dedup {
+            let txn = self.conn.begin().await?;
+            txn.execute(&ids).await?;
+            txn.execute(&insert).await?;
+            txn.commit().await?;
+        } else {
+            self.conn.execute(&insert).await?;
+        }
         Ok(BASELINE_ROWS as u64)
     }
 }

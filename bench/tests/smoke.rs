@@ -129,6 +129,7 @@ fn engagement_ingests_seeds_and_reads_without_errors() {
         line[line.find(label).unwrap() + label.len()..].split_whitespace().next().unwrap().parse().unwrap()
     };
     assert!(rate("baseline, 100-row multi-value INSERTs") > 0.0, "{stdout}");
+    assert!(rate("the same with each row's dedup record") > 0.0, "{stdout}");
     assert!(rate("RecordEvents, batches of 100 ") > 0.0, "{stdout}");
     assert!(rate("RecordEvents, batches of 1000") > 0.0, "{stdout}");
     for call in

@@ -1,0 +1,2 @@
+-- The raw rows alone, as the bench's baseline writes them (bench/scripts/ingest-floor.sh).
+INSERT INTO activity_events (tenant_id, message_id, customer_id, kind, name, occurred_at, properties, seconds, amount_minor, currency, payload_hash, received_at) SELECT 't1', gen_random_uuid()::text, 'c' || (random()*100000)::int, 'action', 'kb_article_viewed', (extract(epoch from now())*1000000)::bigint - (random()*1e9)::bigint, '{"content_id":"a17"}', NULL, NULL, NULL, md5(random()::text), (extract(epoch from now())*1000000)::bigint FROM generate_series(1,100);
