@@ -62,8 +62,11 @@ const FOLD_AFTER_DAYS: i32 = 2;
 pub struct FoldPass {
     /// Counter rows folded into their key's one row.
     pub moved: u64,
-    /// Tenants left for the next pass (another replica was folding them).
+    /// Tenants left for the next pass: another replica was folding them, or the
+    /// database was busy or unreachable.
     pub skipped: u64,
+    /// Tenants whose fold failed otherwise (logged; tried again on the next pass).
+    pub failed: u64,
 }
 
 impl Services {
@@ -78,9 +81,16 @@ impl Services {
                 break;
             }
             match es::fold_old_days(&self.db, &tenant, before).await {
-                Ok(n) => pass.moved += n,
+                Ok(n) => {
+                    pass.moved += n;
+                    self.metrics.rollup_rows_folded(n);
+                }
                 Err(e) if e.is_transient() => pass.skipped += 1,
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    // One tenant's failure does not hold the others' fold up.
+                    tracing::warn!(tenant = %tenant, error = %e, "folding old days' counters failed");
+                    pass.failed += 1;
+                }
             }
         }
         Ok(pass)

@@ -141,6 +141,9 @@ pub trait Counters: Send + Sync + std::fmt::Debug {
     /// The retention worker removed `n` rows of `kind` (`activity_events`, `comments`,
     /// `invitations`, `delivery_logs`; docs/privacy.md).
     fn retention_removed(&self, _kind: &'static str, _n: u64) {}
+    /// The fold moved `n` counter rows of old days into their keys' one row
+    /// (docs/engagement.md).
+    fn rollup_rows_folded(&self, _n: u64) {}
     /// A rate-limit check found the shared buckets (Redis) unreachable or too slow and
     /// fell back to the replica's own ([`in_app::RateLimits`]).
     fn rate_limit_backend_error(&self) {}

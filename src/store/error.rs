@@ -138,10 +138,10 @@ pub(crate) fn decoded<T>(r: crate::error::Result<T>) -> Result<T> {
     })
 }
 
-/// Whether `e` is connection trouble (safe to retry later).
 /// PostgreSQL's `lock_not_available`: a lock waited for past `lock_timeout`.
 const PG_LOCK_NOT_AVAILABLE: &str = "55P03";
 
+/// Whether `e` is connection trouble (safe to retry later).
 fn is_unavailable(e: &DbErr) -> bool {
     match e {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,

@@ -158,6 +158,7 @@ struct Inner {
     fanout_lag: Gauge<f64, AtomicU64>,
     webhook_deliveries: Family<OutcomeLabels, Counter>,
     retention_removed: Family<KindLabels, Counter>,
+    rollup_rows_folded: Counter,
     rate_limit_backend_errors: Counter,
     response_batch_size: Histogram,
     panics: Family<RouteLabels, Counter>,
@@ -264,6 +265,12 @@ impl Metrics {
              (activity_events, comments, invitations, delivery_logs)",
             retention_removed.clone(),
         );
+        let rollup_rows_folded = Counter::default();
+        registry.register(
+            "rapport_rollup_rows_folded",
+            "Counter rows of old days the fold moved into their keys' one row (gap and revenue histograms)",
+            rollup_rows_folded.clone(),
+        );
         let rate_limit_backend_errors = Counter::default();
         registry.register(
             "rapport_rate_limit_backend_errors",
@@ -307,6 +314,7 @@ impl Metrics {
             fanout_lag,
             webhook_deliveries,
             retention_removed,
+            rollup_rows_folded,
             rate_limit_backend_errors,
             response_batch_size,
             panics,
@@ -486,6 +494,9 @@ impl crate::service::Counters for Metrics {
     }
     fn retention_removed(&self, kind: &'static str, n: u64) {
         self.0.retention_removed.get_or_create(&KindLabels { kind }).inc_by(n);
+    }
+    fn rollup_rows_folded(&self, n: u64) {
+        self.0.rollup_rows_folded.inc_by(n);
     }
     fn rate_limit_backend_error(&self) {
         self.0.rate_limit_backend_errors.inc();

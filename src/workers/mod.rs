@@ -113,8 +113,7 @@ pub fn spawn(services: Services) -> Vec<JoinHandle<()>> {
         services.clone(),
     )));
 
-    // The first fold comes one interval after start, not with it (as a pass of a
-    // replica started a moment earlier would).
+    // The fold's first pass comes one interval after start, not at once.
     let s = services.clone();
     let every = services.outbox.fold_every;
     let fold = run(
@@ -125,7 +124,12 @@ pub fn spawn(services: Services) -> Vec<JoinHandle<()>> {
             async move {
                 let pass = s.fold_rollups().await?;
                 if pass != Default::default() {
-                    tracing::debug!(moved = pass.moved, skipped = pass.skipped, "old days' counters folded");
+                    tracing::debug!(
+                        moved = pass.moved,
+                        skipped = pass.skipped,
+                        failed = pass.failed,
+                        "old days' counters folded"
+                    );
                 }
                 Ok(Wait::Until(every, Wake::Timer))
             }

@@ -434,7 +434,8 @@ async fn postgres_a_fold_that_meets_another_gives_the_tenant_up_until_the_next_p
     let (old, older) = (today - Duration::days(9), today - Duration::days(12));
     record_ok(&mut c, vec![session("a1", "ada", older, 30), session("b1", "bob", older, 30)]).await;
     // (The worker's first pass is a minute away.)
-    assert!(app.services.fold_rollups().await.unwrap().moved > 0);
+    let first = app.services.fold_rollups().await.unwrap().moved;
+    assert!(first > 0);
     // Ada comes back: her old day's cells change in a shard's row again.
     record_ok(&mut c, vec![session("a2", "ada", old, 30)]).await;
     let before = metrics(&mut c, 30, Some(today)).await;
@@ -448,6 +449,9 @@ async fn postgres_a_fold_that_meets_another_gives_the_tenant_up_until_the_next_p
     holder.rollback().await.unwrap();
     let pass = app.services.fold_rollups().await.unwrap();
     assert!(pass.moved > 0 && pass.skipped == 0, "{pass:?}");
+    let text = reqwest::get(format!("http://{}/metrics", app.admin_addr)).await.unwrap().text().await.unwrap();
+    let folded = text.lines().find_map(|l| l.strip_prefix("rapport_rollup_rows_folded_total "));
+    assert_eq!(folded.map(|v| v.trim().parse::<u64>().unwrap()), Some(first + pass.moved), "{text}");
     assert_eq!(metrics(&mut c, 30, Some(today)).await, before);
     let b = conn.get_database_backend();
     let old_days = format!(
