@@ -80,7 +80,7 @@ impl Services {
             if self.shutdown.is_cancelled() {
                 break;
             }
-            match es::fold_old_days(&self.db, &tenant, before).await {
+            match es::fold_old_days(&self.db, &tenant, before, es::FOLD_CHUNK).await {
                 Ok(n) => {
                     pass.moved += n;
                     self.metrics.rollup_rows_folded(n);

@@ -801,7 +801,7 @@ const DAY_KEYED: [(&str, &str, &str, &str); 2] =
     [("engagement_gaps", "day", "gap", "customers"), ("engagement_revenue", "day", "prev_day", "revenue_minor")];
 
 /// Rows one PostgreSQL fold statement moves at most (one short transaction each).
-const FOLD_CHUNK: u64 = 10_000;
+pub const FOLD_CHUNK: u64 = 10_000;
 
 /// How long a fold waits for a row lock (another replica folding the same tenant)
 /// before giving up until the next pass: PostgreSQL's `lock_timeout`.
@@ -810,20 +810,24 @@ const FOLD_LOCK_TIMEOUT: &str = "200ms";
 /// Folds a tenant's counter rows of the days before `before` into one row per key
 /// (shard [`FOLDED`]), so reads of a window sum about one row per key instead of up
 /// to [`SHARDS`] (docs/engagement.md, "Shards and the fold"). Sums are unchanged.
-/// Returns the rows moved.
+/// Returns the rows moved. On PostgreSQL it moves at most `chunk` rows per
+/// transaction ([`FOLD_CHUNK`]).
 ///
 /// On PostgreSQL it runs beside ingestion: it deletes only rows no batch holds
 /// (`FOR UPDATE SKIP LOCKED`) and adds them to the folded row in the same statement;
 /// a batch adding to a row being deleted waits for the fold's commit and then inserts
 /// it afresh. A row locked by a batch stays for the next pass. On SQLite writes take
 /// turns, so a plain insert-then-delete in one transaction is enough.
-pub async fn fold_old_days(db: &Db, tenant: &TenantId, before: Day) -> Result<u64> {
+pub async fn fold_old_days(db: &Db, tenant: &TenantId, before: Day, chunk: u64) -> Result<u64> {
     let t = tenant.as_str();
     let b = db.backend();
     let mut moved = 0;
     for (table, day, key, counter) in DAY_KEYED {
         let keys = format!("tenant_id, {day}, {key}, shard");
         let upsert = add_on_conflict(table, &keys, &[counter]);
+        // Where the next chunk starts: the last one's latest day (not before, so a
+        // chunk never walks again over the keys the ones before it emptied).
+        let mut from: Option<Day> = None;
         loop {
             let txn = db.begin_write().await?;
             let n = if db.is_postgres() {
@@ -836,16 +840,22 @@ pub async fn fold_old_days(db: &Db, tenant: &TenantId, before: Day) -> Result<u6
                     ),
                 );
                 q.bind(t).push(&format!(" AND {day} < ")).bind(before);
+                if let Some(from) = from {
+                    q.push(&format!(" AND {day} >= ")).bind(from);
+                }
                 q.push(&format!(
-                    " AND shard <> {FOLDED} ORDER BY {day}, {key}, shard LIMIT {FOLD_CHUNK} FOR UPDATE SKIP LOCKED) \
+                    " AND shard <> {FOLDED} ORDER BY {day}, {key}, shard LIMIT {chunk} FOR UPDATE SKIP LOCKED) \
                      RETURNING {day}, {key}, {counter}), folded AS (INSERT INTO {table} ({keys}, {counter}) SELECT "
                 ));
                 q.bind(t).push(&format!(
                     ", {day}, {key}, {FOLDED}, CAST(SUM({counter}) AS BIGINT) FROM moved GROUP BY {day}, {key} \
-                     ORDER BY {day}, {key} {upsert}) SELECT COUNT(*) FROM moved"
+                     ORDER BY {day}, {key} {upsert}) SELECT COUNT(*), MAX({day}) FROM moved"
                 ));
                 match q.one(&txn).await? {
-                    Some(r) => get_i64(&r, 0)? as u64,
+                    Some(r) => {
+                        from = get_opt_i64(&r, 1)?.map(|d| d as Day).or(from);
+                        get_i64(&r, 0)? as u64
+                    }
                     None => 0,
                 }
             } else {
@@ -868,7 +878,7 @@ pub async fn fold_old_days(db: &Db, tenant: &TenantId, before: Day) -> Result<u6
             };
             txn.commit().await?;
             moved += n;
-            if n < FOLD_CHUNK {
+            if n < chunk {
                 break;
             }
         }
@@ -1055,7 +1065,7 @@ mod tests {
         };
         let before = read().await;
         let newer = rows("SELECT COUNT(*) FROM engagement_gaps WHERE day >= 125".into()).await;
-        let moved = fold_old_days(db, &t, 125).await.unwrap();
+        let moved = fold_old_days(db, &t, 125, FOLD_CHUNK).await.unwrap();
         assert!(moved > 200, "{moved}");
         assert_eq!(read().await, before);
         for (table, key) in [("engagement_gaps", "gap"), ("engagement_revenue", "prev_day")] {
@@ -1068,7 +1078,7 @@ mod tests {
         // The other tenant is untouched; a second fold has nothing to move; a row added
         // to an old day later is folded into its key's row by the next.
         assert_eq!(rows("SELECT COUNT(*) FROM engagement_gaps WHERE tenant_id = 't2' AND shard < 0".into()).await, 0);
-        assert_eq!(fold_old_days(db, &t, 125).await.unwrap(), 0);
+        assert_eq!(fold_old_days(db, &t, 125, FOLD_CHUNK).await.unwrap(), 0);
         db.conn()
             .execute_unprepared(
                 "INSERT INTO engagement_gaps (tenant_id, day, gap, shard, customers) VALUES ('t1', 110, 3, 7, 4)",
@@ -1077,7 +1087,7 @@ mod tests {
             .unwrap();
         let with_it = read().await;
         assert_ne!(with_it, before);
-        assert_eq!(fold_old_days(db, &t, 125).await.unwrap(), 1);
+        assert_eq!(fold_old_days(db, &t, 125, FOLD_CHUNK).await.unwrap(), 1);
         assert_eq!(read().await, with_it);
     }
 
