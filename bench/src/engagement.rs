@@ -158,9 +158,10 @@ async fn bench(session: &Session, args: &EngagementArgs) -> anyhow::Result<Strin
         let ratio = rate.rate() / base.rate().max(f64::EPSILON);
         writeln!(
             out,
-            "  RecordEvents, batches of {size:<5}            {:>10.0} events/s  {ratio:.2}× baseline (target ≥ {target}×: {}){}",
+            "  RecordEvents, batches of {size:<5}            {:>10.0} events/s  {ratio:.2}× baseline (target ≥ {target}×: {}), {:.2}× the floor{}",
             rate.rate(),
             verdict(ratio >= target),
+            rate.rate() / floor.rate().max(f64::EPSILON),
             errors(&rate)
         )?;
     }
