@@ -22,6 +22,20 @@ fn day(m: u32, d: u32) -> DateTime<Utc> {
     utc(2026, m, d, 12, 0)
 }
 
+/// The fold's cut-off on `today`: the UTC day number minus two.
+fn fold_before(today: DateTime<Utc>) -> i32 {
+    today.timestamp().div_euclid(86_400) as i32 - 2
+}
+
+/// Rows of the gap histogram for the days the fold folds on `today`, in the shards
+/// `shards` says (`">= 0"`: unfolded rows; `"= -1"`: folded ones).
+async fn old_gap_rows(app: &TestApp, today: DateTime<Utc>, shards: &str) -> u64 {
+    let conn = app.services.db.conn();
+    let sql = format!("SELECT COUNT(*) FROM engagement_gaps WHERE day < {} AND shard {shards}", fold_before(today));
+    let row = conn.query_one_raw(Statement::from_string(conn.get_database_backend(), sql)).await.unwrap();
+    row.unwrap().try_get_by_index::<i64>(0).unwrap() as u64
+}
+
 async fn org_metrics_match_a_hand_built_dataset(b: Backend) {
     let app = spawn_app(b).await;
     let mut c = engagement(&app, None);
@@ -201,7 +215,7 @@ async fn folding_old_days_beside_concurrent_batches_keeps_every_metric(b: Backen
     let folds = {
         let (services, done) = (app.services.clone(), done.clone());
         let tenant = rapport::store::tenants::find_tenant(&app.services.db, "acme").await.unwrap();
-        let before = today.timestamp().div_euclid(86_400) as i32 - 2;
+        let before = fold_before(today);
         tokio::spawn(async move {
             let mut moved = 0;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
@@ -234,19 +248,9 @@ async fn folding_old_days_beside_concurrent_batches_keeps_every_metric(b: Backen
 
     // The worker leaves no row of a shard for the days before yesterday, and the
     // folded rows are there.
-    let conn = app.services.db.conn();
-    let count = |shards: &'static str| {
-        let sql = format!(
-            "SELECT COUNT(*) FROM engagement_gaps WHERE day < {} AND shard {shards}",
-            today.timestamp().div_euclid(86_400) - 2
-        );
-        async move {
-            let row = conn.query_one_raw(Statement::from_string(conn.get_database_backend(), sql)).await.unwrap();
-            row.unwrap().try_get_by_index::<i64>(0).unwrap()
-        }
-    };
-    assert!(eventually(std::time::Duration::from_secs(10), || async { count(">= 0").await == 0 }).await);
-    assert!(count("= -1").await > 50, "old days are folded, one row per key");
+    let unfolded = || async { old_gap_rows(&app, today, ">= 0").await == 0 };
+    assert!(eventually(std::time::Duration::from_secs(10), unfolded).await);
+    assert!(old_gap_rows(&app, today, "= -1").await > 50, "old days are folded, one row per key");
 
     // Active customers and revenue per window, counted per customer.
     let active = |lo: i64, hi: i64| days.iter().filter(|d| d.range(lo..=hi).next().is_some()).count() as f64;
@@ -460,19 +464,7 @@ async fn postgres_a_fold_that_meets_another_gives_the_tenant_up_until_the_next_p
     let folded = text.lines().find_map(|l| l.strip_prefix("rapport_rollup_rows_folded_total "));
     assert_eq!(folded.map(|v| v.trim().parse::<u64>().unwrap()), Some(first + pass.moved), "{text}");
     assert_eq!(metrics(&mut c, 30, Some(today)).await, before);
-    let b = conn.get_database_backend();
-    let old_days = format!(
-        "SELECT COUNT(*) FROM engagement_gaps WHERE shard >= 0 AND day < {}",
-        today.timestamp().div_euclid(86_400) - 2
-    );
-    let left = conn
-        .query_one_raw(Statement::from_string(b, old_days))
-        .await
-        .unwrap()
-        .unwrap()
-        .try_get_by_index::<i64>(0)
-        .unwrap();
-    assert_eq!(left, 0);
+    assert_eq!(old_gap_rows(&app, today, ">= 0").await, 0);
 }
 
 /// One pass over a tenant in chunks of a few rows (PostgreSQL; SQLite folds a tenant in
@@ -495,17 +487,10 @@ async fn postgres_a_fold_in_small_chunks_moves_every_old_row_in_one_pass() {
         record_ok(&mut c, events).await;
     }
     let before_metrics = metrics(&mut c, 14, Some(today)).await;
-    let conn = app.services.db.conn();
-    let before = today.timestamp().div_euclid(86_400) as i32 - 2;
-    let unfolded = || async move {
-        let sql = format!("SELECT COUNT(*) FROM engagement_gaps WHERE day < {before} AND shard >= 0");
-        let row = conn.query_one_raw(Statement::from_string(conn.get_database_backend(), sql)).await.unwrap();
-        row.unwrap().try_get_by_index::<i64>(0).unwrap() as u64
-    };
-    let rows = unfolded().await;
+    let rows = old_gap_rows(&app, today, ">= 0").await;
     assert!(rows > 20, "{rows} rows to fold");
     let tenant = rapport::store::tenants::find_tenant(&app.services.db, "acme").await.unwrap();
-    let moved = rapport::store::engagement::fold_old_days(&app.services.db, &tenant, before, 5).await.unwrap();
-    assert_eq!((moved, unfolded().await), (rows, 0));
+    let folded = rapport::store::engagement::fold_old_days(&app.services.db, &tenant, fold_before(today), 5);
+    assert_eq!((folded.await.unwrap(), old_gap_rows(&app, today, ">= 0").await), (rows, 0));
     assert_eq!(metrics(&mut c, 14, Some(today)).await, before_metrics);
 }
