@@ -474,18 +474,27 @@ impl Widened {
 /// Counters of a per-tenant table by their two-part key.
 type Cells = BTreeMap<(i32, i32), i64>;
 
+/// The per-tenant counter tables batches add to, each row in one of [`SHARDS`]:
+/// (table, first key, second key, counter), in [`TenantDeltas`]' order of their cells.
+/// Those whose first key is `day` are the ones [`fold_old_days`] folds.
+const COUNTER_TABLES: [(&str, &str, &str, &str); 3] = [
+    ("engagement_gaps", "day", "gap", "customers"),
+    ("engagement_cohorts", "cohort_month", "active_month", "customers"),
+    ("engagement_revenue", "day", "prev_day", "revenue_minor"),
+];
+
 /// What a batch changes in the per-tenant tables: the gap histogram, the daily counts
 /// (active customers, new customers) and the cohorts.
 #[derive(Debug, Default, PartialEq)]
 struct TenantDeltas {
     /// (day, gap to the next active day) → customers.
-    gaps: BTreeMap<(Day, i32), i64>,
+    gaps: Cells,
     /// day → (active customers, new customers).
     days: BTreeMap<Day, (i64, i64)>,
     /// (first-seen month, active month) → customers.
-    cohorts: BTreeMap<(i32, i32), i64>,
+    cohorts: Cells,
     /// (day, previous revenue day) → revenue (domain::engagement_metrics::revenue_delta).
-    revenue: BTreeMap<(Day, i32), i64>,
+    revenue: Cells,
 }
 
 impl TenantDeltas {
@@ -588,7 +597,7 @@ async fn revenue_deltas(
     conn: &impl ConnectionTrait,
     tenant: &TenantId,
     days: &BTreeMap<(&str, Day), DayAgg>,
-) -> Result<BTreeMap<(Day, i32), i64>> {
+) -> Result<Cells> {
     let mut added: BTreeMap<&str, BTreeMap<Day, i64>> = BTreeMap::new();
     for ((customer, day), agg) in days {
         if agg.revenue > 0 {
@@ -747,13 +756,8 @@ async fn upsert_tenant_tables(
 ) -> Result<()> {
     let t = tenant.as_str();
     let shard: i16 = rand::random_range(0..SHARDS);
-    // (table, its two key columns after the tenant, its counter) and the cells to add.
-    let counters: [(&str, [&str; 2], &str, &Cells); 3] = [
-        ("engagement_gaps", ["day", "gap"], "customers", &deltas.gaps),
-        ("engagement_cohorts", ["cohort_month", "active_month"], "customers", &deltas.cohorts),
-        ("engagement_revenue", ["day", "prev_day"], "revenue_minor", &deltas.revenue),
-    ];
-    for (table, [k1, k2], counter, cells) in counters {
+    let cells: [&Cells; 3] = [&deltas.gaps, &deltas.cohorts, &deltas.revenue];
+    for ((table, k1, k2, counter), cells) in COUNTER_TABLES.into_iter().zip(cells) {
         if cells.is_empty() {
             continue;
         }
@@ -796,10 +800,6 @@ async fn upsert_tenant_tables(
 /// `0..SHARDS` only, so no batch ever holds a lock on a folded row.
 pub const FOLDED: i16 = -1;
 
-/// The counter tables whose first key is a day: (table, day key, other key, counter).
-const DAY_KEYED: [(&str, &str, &str, &str); 2] =
-    [("engagement_gaps", "day", "gap", "customers"), ("engagement_revenue", "day", "prev_day", "revenue_minor")];
-
 /// Rows one PostgreSQL fold statement moves at most (one short transaction each).
 pub const FOLD_CHUNK: u64 = 10_000;
 
@@ -822,7 +822,7 @@ pub async fn fold_old_days(db: &Db, tenant: &TenantId, before: Day, chunk: u64) 
     let t = tenant.as_str();
     let b = db.backend();
     let mut moved = 0;
-    for (table, day, key, counter) in DAY_KEYED {
+    for (table, day, key, counter) in COUNTER_TABLES.into_iter().filter(|(_, first, _, _)| *first == "day") {
         let keys = format!("tenant_id, {day}, {key}, shard");
         let upsert = add_on_conflict(table, &keys, &[counter]);
         // Where the next chunk starts: the last one's latest day (not before, so a
